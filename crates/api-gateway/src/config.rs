@@ -1,0 +1,51 @@
+//! Configuration from flags or environment (SPEC §8).
+
+use gitweave_http::LogFormat;
+use std::net::SocketAddr;
+
+/// api-gateway settings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "api-gateway", version, about = "GitWeave API gateway")]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "GATEWAY_ADDR", default_value = "0.0.0.0:8080")]
+    pub addr: SocketAddr,
+    /// pipeline-svc's base URL.
+    #[arg(
+        long,
+        env = "PIPELINE_SVC_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub pipeline_url: String,
+    /// When set, every /api/v1 request except webhooks needs `Authorization: Bearer <token>`.
+    #[arg(long, env = "GITWEAVE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Largest request body, except webhooks.
+    #[arg(long, env = "GATEWAY_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: u64,
+    /// Largest webhook body (SPEC §7: 25 MiB).
+    #[arg(long, env = "GATEWAY_WEBHOOK_BODY_LIMIT", default_value_t = 25 * 1024 * 1024)]
+    pub webhook_body_limit: u64,
+    /// How long to wait for pipeline-svc's response headers, in ms (a streamed body may then
+    /// flow for as long as it lasts).
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value_t = 30_000)]
+    pub upstream_timeout_ms: u64,
+    /// `json` or `pretty`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Defaults for a given pipeline-svc, for tests and embedding.
+    pub fn for_pipeline(url: impl Into<String>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pipeline_url: url.into(),
+            api_token: None,
+            body_limit: 1024 * 1024,
+            webhook_body_limit: 25 * 1024 * 1024,
+            upstream_timeout_ms: 30_000,
+            log_format: LogFormat::Pretty,
+        }
+    }
+}

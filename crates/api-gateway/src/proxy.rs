@@ -1,0 +1,179 @@
+//! The reverse proxy to pipeline-svc: auth, limits, streaming, and error mapping.
+
+use crate::startup::GatewayState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, TryStreamExt};
+use gitweave_http::{REQUEST_ID_HEADER, error_response};
+use http::{HeaderMap, HeaderName, StatusCode, header};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1); never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+fn is_webhook(path: &str) -> bool {
+    // /api/v1/repos/{repo}/hooks/{provider}
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    parts.len() == 7
+        && parts[1] == "api"
+        && parts[2] == "v1"
+        && parts[3] == "repos"
+        && parts[5] == "hooks"
+}
+
+fn authorized(expected: &str, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| bool::from(t.trim().as_bytes().ct_eq(expected.as_bytes())))
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Proxies one `/api/v1` request.
+pub async fn forward(State(state): State<GatewayState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let webhook = is_webhook(&path);
+    if let Some(expected) = &state.config.api_token
+        && !webhook
+        && !authorized(expected, &parts.headers)
+    {
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this GitWeave needs Authorization: Bearer <GITWEAVE_API_TOKEN>",
+        );
+    }
+    let limit = if webhook {
+        state.config.webhook_body_limit
+    } else {
+        state.config.body_limit
+    };
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the {limit}-byte limit"),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+
+    let mut url = format!("{}{}", state.upstream, path);
+    if let Some(q) = parts.uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    let mut headers = HeaderMap::new();
+    copy_headers(&parts.headers, &mut headers);
+    if let Some(addr) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        headers.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            addr.0
+                .ip()
+                .to_string()
+                .parse()
+                .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
+        );
+    }
+    // Count bytes as they stream through; past the limit the upload is cut and we answer 413.
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let counter = exceeded.clone();
+    let mut seen: u64 = 0;
+    let stream = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            counter.store(true, Ordering::SeqCst);
+            return Err(std::io::Error::other("request body over the limit"));
+        }
+        Ok(chunk)
+    });
+    let request = state
+        .client
+        .request(parts.method.clone(), &url)
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(stream));
+    let timeout = Duration::from_millis(state.config.upstream_timeout_ms);
+    let upstream = match tokio::time::timeout(timeout, request.send()).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(_)) if exceeded.load(Ordering::SeqCst) => return too_large(),
+        Ok(Err(e)) if e.is_connect() => {
+            state
+                .metrics
+                .inc("gateway_upstream_errors_total", "kind=\"unavailable\"");
+            tracing::warn!(error = %e, "pipeline-svc unreachable");
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                "pipeline-svc is not reachable; retry shortly",
+            );
+        }
+        Ok(Err(e)) => {
+            state
+                .metrics
+                .inc("gateway_upstream_errors_total", "kind=\"bad_gateway\"");
+            tracing::warn!(error = %e, "pipeline-svc request failed");
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "pipeline-svc failed to answer this request; retry shortly",
+            );
+        }
+        Err(_) => {
+            state
+                .metrics
+                .inc("gateway_upstream_errors_total", "kind=\"timeout\"");
+            return error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!(
+                    "pipeline-svc did not answer within {} ms",
+                    timeout.as_millis()
+                ),
+            );
+        }
+    };
+
+    let status = upstream.status();
+    let mut response_headers = HeaderMap::new();
+    copy_headers(upstream.headers(), &mut response_headers);
+    // The request id the client sees is the one this gateway assigned (already on the
+    // request, propagated by the layer); drop upstream's copy to avoid a duplicate.
+    response_headers.remove(REQUEST_ID_HEADER);
+    let body = Body::from_stream(upstream.bytes_stream().map_err(std::io::Error::other));
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().extend(response_headers);
+    resp
+}

@@ -1,0 +1,127 @@
+//! Building and running the gateway.
+
+use crate::config::Config;
+use crate::proxy;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use gitweave_http::{Metrics, error_response};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// What the proxy needs.
+#[derive(Clone)]
+pub struct GatewayState {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// pipeline-svc's base URL without a trailing slash.
+    pub upstream: Arc<str>,
+    /// Pooled HTTP client.
+    pub client: reqwest::Client,
+    /// Numbers for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// A bound, not yet serving gateway.
+pub struct App {
+    listener: TcpListener,
+    state: GatewayState,
+}
+
+impl App {
+    /// Binds the listener and makes the upstream client.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(256)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let listener = TcpListener::bind(config.addr).await?;
+        let metrics = Metrics::new();
+        metrics.describe("http_responses_total", "HTTP responses, by status class.");
+        metrics.describe(
+            "gateway_upstream_errors_total",
+            "Requests pipeline-svc did not answer.",
+        );
+        Ok(Self {
+            listener,
+            state: GatewayState {
+                upstream: Arc::from(config.pipeline_url.trim_end_matches('/')),
+                config: Arc::new(config),
+                client,
+                metrics,
+            },
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, upstream = %self.state.upstream, "api-gateway listening");
+        let router = Router::new()
+            .route("/api/v1/{*rest}", any(proxy::forward))
+            .route(
+                "/healthz",
+                get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+            )
+            .route("/readyz", get(readyz))
+            .route(
+                "/metrics",
+                get(|State(s): State<GatewayState>| async move { s.metrics.response() }),
+            )
+            .fallback(gitweave_http::error::not_found_fallback)
+            .with_state(self.state.clone());
+        let router =
+            gitweave_http::request_id_layers(router).layer(axum::middleware::from_fn_with_state(
+                self.state.metrics.clone(),
+                gitweave_http::metrics::count_requests,
+            ));
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        tracing::info!("api-gateway stopped");
+        Ok(())
+    }
+}
+
+async fn readyz(State(s): State<GatewayState>) -> Response {
+    let url = format!("{}/readyz", s.upstream);
+    match s
+        .client
+        .get(&url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {
+            axum::Json(serde_json::json!({ "status": "ready", "pipeline_svc": "ok" }))
+                .into_response()
+        }
+        Ok(r) => error_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("pipeline-svc is not ready ({})", r.status()),
+        ),
+        Err(e) => error_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("pipeline-svc is not reachable: {e}"),
+        ),
+    }
+}

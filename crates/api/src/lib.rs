@@ -1,0 +1,10 @@
+//! Wire types shared by the services, the CLI and the tests, so every side agrees on field
+//! names by construction rather than by convention.
+//!
+//! - [`public`]: the REST API under `/api/v1` (SPEC §5).
+//! - [`runner`]: the internal protocol between pipeline-svc and runner-svc (`/internal/v1`).
+//! - [`ts`]: timestamps as `2026-02-16T23:05:12.123Z`.
+
+pub mod public;
+pub mod runner;
+pub mod ts;

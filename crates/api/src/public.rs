@@ -1,0 +1,240 @@
+//! The public REST API's bodies (SPEC §5).
+
+use gitweave_model::status::{ErrorClass, JobStatus, RunStatus, Trigger};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// `PUT /repos/{repo}` body. Absent fields keep their stored value on update.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutRepo {
+    /// Where the runner clones from; `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub clone_url: Option<Option<String>>,
+    /// Branch used when a trigger names no ref (default `main`).
+    pub default_branch: Option<String>,
+    /// Secret for webhook signatures; `null` clears it. Never returned.
+    #[serde(default, with = "double_option")]
+    pub webhook_secret: Option<Option<String>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// A repo as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repo {
+    /// The `{repo}` in every path.
+    pub name: String,
+    /// Where the runner clones from.
+    pub clone_url: Option<String>,
+    /// Branch used when a trigger names no ref.
+    pub default_branch: String,
+    /// Whether a webhook secret is set (the secret itself is never returned).
+    pub has_webhook_secret: bool,
+    /// When it was created.
+    #[serde(with = "crate::ts::required")]
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "crate::ts::required")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// `GET /repos`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoList {
+    /// All repos, by name.
+    pub repos: Vec<Repo>,
+}
+
+/// `PUT /templates/{name}` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplatePut {
+    /// The stored name.
+    pub name: String,
+    /// The current version (unchanged when the body was the same).
+    pub version: i32,
+    /// The job names, in order.
+    pub jobs: Vec<String>,
+}
+
+/// A template as `GET /templates/{name}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// The stored name.
+    pub name: String,
+    /// The latest version.
+    pub version: i32,
+    /// The job names, in order.
+    pub jobs: Vec<String>,
+    /// The YAML body as uploaded (omitted in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// When the first version was stored.
+    #[serde(with = "crate::ts::required")]
+    pub created_at: OffsetDateTime,
+    /// When the latest version was stored.
+    #[serde(with = "crate::ts::required")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// `GET /templates`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TemplateList {
+    /// All templates, by name.
+    pub templates: Vec<Template>,
+}
+
+/// `PUT /repos/{repo}/templates/{name}` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachTemplate {
+    /// Default inputs for this repo, overridden by the trigger's.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// One attached template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachedTemplate {
+    /// Template name.
+    pub name: String,
+    /// 1-based stage position in the repo's pipeline.
+    pub position: i32,
+    /// The repo's default inputs for it.
+    pub inputs: BTreeMap<String, String>,
+    /// The template's latest version (used by the next run).
+    pub version: i32,
+}
+
+/// `GET /repos/{repo}/templates`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachedTemplateList {
+    /// In pipeline (attach) order.
+    pub templates: Vec<AttachedTemplate>,
+}
+
+/// `POST /repos/{repo}/pipelines/run` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRun {
+    /// Git ref; default the repo's default branch.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Commit sha to run at.
+    pub commit: Option<String>,
+    /// Only these attached templates (in attach order); default all.
+    pub templates: Option<Vec<String>>,
+    /// Input values, overriding the attach defaults.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// One job of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Job id.
+    pub id: Uuid,
+    /// The run it belongs to.
+    pub run_id: Uuid,
+    /// `<template>/<job>`.
+    pub name: String,
+    /// The template (stage) it came from.
+    pub template: String,
+    /// Current status.
+    pub status: JobStatus,
+    /// The script's exit code, once known.
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    pub error_class: Option<ErrorClass>,
+    /// 1-based attempt number; 0 before the first start.
+    pub attempt: i32,
+    /// When the current attempt started.
+    #[serde(with = "crate::ts::optional")]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it ended.
+    #[serde(with = "crate::ts::optional")]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// A run with its jobs in pipeline order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Run id (UUID v7: time-ordered).
+    pub id: Uuid,
+    /// Repo name.
+    pub repo: String,
+    /// Git ref.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// Commit sha, when given.
+    pub commit: Option<String>,
+    /// Current status.
+    pub status: RunStatus,
+    /// How it was started.
+    pub trigger: Trigger,
+    /// When it was created.
+    #[serde(with = "crate::ts::required")]
+    pub created_at: OffsetDateTime,
+    /// When its first job started.
+    #[serde(with = "crate::ts::optional")]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it ended.
+    #[serde(with = "crate::ts::optional")]
+    pub ended_at: Option<OffsetDateTime>,
+    /// Jobs in pipeline order.
+    pub jobs: Vec<Job>,
+}
+
+/// `GET /repos/{repo}/pipelines/runs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<Run>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One piece of a logs page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogChunk {
+    /// Byte offset of `data`'s first byte in the job's output.
+    pub offset: i64,
+    /// The bytes as UTF-8 text, invalid sequences replaced by U+FFFD.
+    pub data: String,
+}
+
+/// `GET /jobs/{id}/logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsPage {
+    /// The job.
+    pub job_id: Uuid,
+    /// Which attempt's log this is.
+    pub attempt: i32,
+    /// The bytes from the requested offset, in order, contiguous.
+    pub chunks: Vec<LogChunk>,
+    /// Where the next page starts (a byte offset).
+    pub next_offset: i64,
+    /// True when the job has ended and `next_offset` is the end of its log.
+    pub complete: bool,
+}

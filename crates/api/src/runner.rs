@@ -1,0 +1,93 @@
+//! The internal runner protocol (`/internal/v1` on pipeline-svc; not proxied by the gateway).
+//!
+//! A runner registers, then long-polls for work; every write it makes afterwards names the
+//! job **and the attempt** it holds, so a runner that lost its lease is refused (409).
+
+use gitweave_model::status::ErrorClass;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// `POST /internal/v1/runners/register`, with `Authorization: Bearer <RUNNER_REGISTRATION_TOKEN>`
+/// when pipeline-svc has one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// `RUNNER_NAME`.
+    pub name: String,
+    /// How many jobs it runs at once.
+    pub capacity: u32,
+    /// `docker` or `shell`.
+    pub engine: String,
+}
+
+/// The answer to a registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The runner's id.
+    pub runner_id: Uuid,
+    /// Bearer token for every later call of this runner.
+    pub token: String,
+    /// How often to renew the lease of a running job.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// `POST /internal/v1/runners/{id}/claim`: waits up to `wait_ms` for a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// Long-poll budget; the server caps it.
+    pub wait_ms: u64,
+}
+
+/// A job handed to a runner (`200`; `204` means none within the wait).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its run.
+    pub run_id: Uuid,
+    /// The attempt this runner now holds (1-based).
+    pub attempt: i32,
+    /// Repo name.
+    pub repo: String,
+    /// `<template>/<job>`.
+    pub name: String,
+    /// Container image (required by the docker engine).
+    pub image: Option<String>,
+    /// Script lines, run by `/bin/sh`, stopping at the first failure.
+    pub script: Vec<String>,
+    /// The whole environment: template and job env plus the `GITWEAVE_*` variables.
+    pub env: BTreeMap<String, String>,
+    /// Stop the job after this many seconds.
+    pub timeout_secs: u64,
+    /// Key of the run's workspace (shared by all jobs of the run on one runner host).
+    pub workspace: String,
+}
+
+/// `PUT /internal/v1/jobs/{id}/attempts/{n}/logs?offset=N` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogAck {
+    /// The end of the stored log: where the next chunk must start.
+    pub next_offset: i64,
+}
+
+/// `POST /internal/v1/jobs/{id}/attempts/{n}/finish`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishRequest {
+    /// Exit code of the script, when it ran to an end.
+    pub exit_code: Option<i32>,
+    /// `None` means success.
+    pub error_class: Option<ErrorClass>,
+    /// A sentence for people (`exit code 2`, `image foo:1 not found`).
+    pub reason: Option<String>,
+    /// The log length the runner sent; the server refuses to finish with a gap.
+    pub log_end: i64,
+}
+
+/// Answer to start, heartbeat and finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptState {
+    /// True when a user asked to cancel: stop the container.
+    pub cancel: bool,
+    /// True when the run this job belongs to has ended (the workspace can go).
+    pub run_ended: bool,
+}

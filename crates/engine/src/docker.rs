@@ -1,0 +1,381 @@
+//! The Docker engine: one container per job attempt, through the Docker Engine API (bollard).
+//!
+//! Output is attached **before** the container starts (`logs=true` as well, so even a byte
+//! written between attach and start is replayed), and drained continuously. The run's
+//! workspace is a named volume, not a bind mount: it works the same whether the runner runs on
+//! the host or in a container beside the jobs (compose), where host paths differ.
+
+use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use futures::StreamExt;
+use std::collections::HashMap;
+use tokio_util::sync::CancellationToken;
+
+/// Label on every container and volume GitWeave makes.
+pub const LABEL_JOB: &str = "gitweave.job";
+/// Label naming the runner that owns a container.
+pub const LABEL_RUNNER: &str = "gitweave.runner";
+/// Label on workspace volumes.
+pub const LABEL_WORKSPACE: &str = "gitweave.workspace";
+
+/// When to pull a missing image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull when not present locally (the default, as GitLab's `if-not-present`).
+    IfNotPresent,
+    /// Never pull: a missing image fails the job with `image_not_found`.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "if-not-present" => Ok(PullPolicy::IfNotPresent),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!(
+                "pull policy must be if-not-present or never, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Runs jobs in Docker containers.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    runner: String,
+    pull: PullPolicy,
+    /// Prefix of container and volume names (lets tests run side by side and clean up).
+    prefix: String,
+}
+
+impl DockerEngine {
+    /// Connects (`DOCKER_HOST` or the local socket) and negotiates the API version, so an older
+    /// daemon (e.g. Debian's 20.10, API 1.41) is spoken to in its own version.
+    pub async fn connect(
+        runner: &str,
+        pull: PullPolicy,
+        prefix: &str,
+    ) -> Result<Self, EngineError> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(engine_err)?
+            .negotiate_version()
+            .await
+            .map_err(engine_err)?;
+        Ok(Self {
+            docker,
+            runner: runner.to_owned(),
+            pull,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The bollard client (for tests and tooling).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Name of the workspace volume of a run.
+    pub fn volume_name(&self, workspace: &str) -> String {
+        format!("{}ws-{workspace}", self.prefix)
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(engine_err(e)),
+        }
+        if self.pull == PullPolicy::Never {
+            return Err(EngineError::ImageNotFound {
+                image: image.to_owned(),
+                detail: "not present on the runner's Docker engine and the pull policy is never"
+                    .into(),
+            });
+        }
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut pull = self.docker.create_image(Some(options), None, None);
+        while let Some(progress) = pull.next().await {
+            if let Err(e) = progress {
+                return Err(EngineError::ImageNotFound {
+                    image: image.to_owned(),
+                    detail: format!("pull failed: {e}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_volume(&self, workspace: &str) -> Result<String, EngineError> {
+        let name = self.volume_name(workspace);
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_WORKSPACE.to_owned(), workspace.to_owned());
+        labels.insert(LABEL_RUNNER.to_owned(), self.runner.clone());
+        // Creating a volume that exists returns it: idempotent, and safe when two jobs of
+        // one run start on two slots of this runner at once.
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .map_err(engine_err)?;
+        Ok(name)
+    }
+
+    async fn stop(&self, id: &str) {
+        let options = StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE.as_secs() as i32)
+            .build();
+        if let Err(e) = self.docker.stop_container(id, Some(options)).await
+            && status_of(&e) != Some(304)
+        {
+            tracing::warn!(container = id, error = %e, "stopping the container failed");
+        }
+    }
+}
+
+fn status_of(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn engine_err(e: DockerError) -> EngineError {
+    EngineError::Engine(e.to_string())
+}
+
+#[async_trait]
+impl Engine for DockerEngine {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.docker.ping().await.map(|_| ()).map_err(engine_err)
+    }
+
+    async fn prepare(&self, spec: &JobSpec) -> Result<Prepared, EngineError> {
+        let image = spec.image.as_deref().ok_or_else(|| {
+            EngineError::Config("the job has no image; the docker engine needs one".into())
+        })?;
+        self.ensure_image(image).await?;
+        let volume = self.ensure_volume(&spec.workspace).await?;
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_JOB.to_owned(), spec.job_id.clone());
+        labels.insert(LABEL_RUNNER.to_owned(), self.runner.clone());
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            cmd: Some(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                script::render(&spec.script),
+            ]),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some("/workspace".into()),
+            labels: Some(labels),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            open_stdin: Some(false),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some("/workspace".into()),
+                    source: Some(volume),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = format!("{}job-{}-{}", self.prefix, spec.job_id, spec.attempt);
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = match self
+            .docker
+            .create_container(Some(options.clone()), body.clone())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if status_of(&e) == Some(409) => {
+                // A container of this attempt survived an earlier crash of this runner.
+                let force = RemoveContainerOptionsBuilder::default().force(true).build();
+                self.docker
+                    .remove_container(&name, Some(force))
+                    .await
+                    .map_err(engine_err)?;
+                self.docker
+                    .create_container(Some(options), body)
+                    .await
+                    .map_err(engine_err)?
+            }
+            Err(e) if status_of(&e) == Some(404) => {
+                return Err(EngineError::ImageNotFound {
+                    image: image.to_owned(),
+                    detail: e.to_string(),
+                });
+            }
+            Err(e) => return Err(engine_err(e)),
+        };
+        Ok(Prepared {
+            handle: created.id,
+            spec: spec.clone(),
+        })
+    }
+
+    async fn execute(
+        &self,
+        prepared: &Prepared,
+        out: &OutputBuffer,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, EngineError> {
+        let id = prepared.handle.as_str();
+        // Attach first, then start: nothing the job writes can be missed.
+        let attach = AttachContainerOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(true)
+            .build();
+        let mut output = self
+            .docker
+            .attach_container(id, Some(attach))
+            .await
+            .map_err(engine_err)?
+            .output;
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(engine_err)?;
+
+        let deadline = tokio::time::sleep(prepared.spec.timeout);
+        tokio::pin!(deadline);
+        let mut stopped: Option<Outcome> = None;
+        loop {
+            tokio::select! {
+                frame = output.next() => match frame {
+                    Some(Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message })) => {
+                        out.write(&message).await;
+                    }
+                    Some(Ok(LogOutput::StdIn { .. })) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(container = id, error = %e, "reading container output failed");
+                        break;
+                    }
+                    None => break,
+                },
+                () = &mut deadline, if stopped.is_none() => {
+                    stopped = Some(Outcome::TimedOut);
+                    self.stop(id).await;
+                }
+                () = cancel.cancelled(), if stopped.is_none() => {
+                    stopped = Some(Outcome::Canceled);
+                    self.stop(id).await;
+                }
+            }
+        }
+
+        let wait = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let code = match self.docker.wait_container(id, Some(wait)).next().await {
+            Some(Ok(r)) => r.status_code,
+            Some(Err(DockerError::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(engine_err(e)),
+            None => {
+                return Err(EngineError::Engine(
+                    "the container wait stream ended without a status".into(),
+                ));
+            }
+        };
+        if let Some(outcome) = stopped {
+            return Ok(outcome);
+        }
+        let oom_killed = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
+        Ok(Outcome::Exited { code, oom_killed })
+    }
+
+    async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError> {
+        let force = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        match self
+            .docker
+            .remove_container(&prepared.handle, Some(force))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
+    async fn remove_workspace(&self, workspace: &str) -> Result<(), EngineError> {
+        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+        match self
+            .docker
+            .remove_volume(&self.volume_name(workspace), Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 404: already gone; 409: still in use by a job of this run on another slot.
+            Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(()),
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
+    async fn remove_leftovers(&self) -> Result<usize, EngineError> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_owned(),
+            vec![format!("{LABEL_RUNNER}={}", self.runner)],
+        );
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(engine_err)?;
+        let mut removed = 0;
+        for c in containers {
+            let Some(id) = c.id else { continue };
+            let is_job = c.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_JOB));
+            if !is_job {
+                continue;
+            }
+            let force = RemoveContainerOptionsBuilder::default().force(true).build();
+            match self.docker.remove_container(&id, Some(force)).await {
+                Ok(()) => removed += 1,
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(engine_err(e)),
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,120 @@
+//! Container engines: how one job's script is run, whatever runs it.
+//!
+//! The adapter model from the seeds — **prepare** (image, workspace, container), **execute**
+//! (start, stream output, wait, enforce timeout and cancel), **collect** (remove what was made)
+//! — is the [`Engine`] trait. [`docker::DockerEngine`] runs jobs in containers through the
+//! Docker Engine API; [`shell::ShellEngine`] runs them as host processes (no isolation).
+//!
+//! Output goes into an [`output::OutputBuffer`] that the engine fills as fast as the job writes
+//! and the runner drains concurrently, so a slow upload never stalls the job (up to a cap).
+
+pub mod docker;
+pub mod output;
+pub mod script;
+pub mod shell;
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use output::OutputBuffer;
+
+/// What an engine needs to run one job attempt.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// Job id (labels, names).
+    pub job_id: String,
+    /// Attempt number (names: a retry gets a fresh container).
+    pub attempt: i32,
+    /// Image; required by the docker engine.
+    pub image: Option<String>,
+    /// Script lines.
+    pub script: Vec<String>,
+    /// Full environment.
+    pub env: BTreeMap<String, String>,
+    /// Workspace key: every job with the same key sees the same `/workspace`.
+    pub workspace: String,
+    /// Stop after this long.
+    pub timeout: Duration,
+}
+
+/// How an execution ended (the job ran).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The script ended by itself.
+    Exited {
+        /// Exit status.
+        code: i64,
+        /// The kernel's OOM killer stopped it.
+        oom_killed: bool,
+    },
+    /// The timeout passed; the job was stopped.
+    TimedOut,
+    /// Canceled; the job was stopped.
+    Canceled,
+}
+
+/// Why a job could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The image is not present and could not be pulled.
+    #[error("image {image} not found: {detail}")]
+    ImageNotFound {
+        /// The image reference.
+        image: String,
+        /// What the engine said.
+        detail: String,
+    },
+    /// The job cannot run on this engine as configured.
+    #[error("{0}")]
+    Config(String),
+    /// The engine itself failed (daemon down, API error, I/O).
+    #[error("container engine error: {0}")]
+    Engine(String),
+}
+
+/// A job made ready by [`Engine::prepare`]; pass it to execute, then collect.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Engine-specific handle (container id, or working directory).
+    pub handle: String,
+    /// The spec it was made from.
+    pub spec: JobSpec,
+}
+
+/// Runs jobs. Implementations must leave nothing behind after [`Engine::collect`].
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// `docker` or `shell`.
+    fn name(&self) -> &'static str;
+
+    /// Checks the engine answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), EngineError>;
+
+    /// Gets the image, the workspace and the container (or directory) ready, without starting
+    /// anything.
+    async fn prepare(&self, spec: &JobSpec) -> Result<Prepared, EngineError>;
+
+    /// Runs the prepared job to its end, writing all output (stdout and stderr merged, in
+    /// arrival order, from the very first byte) to `out`.
+    async fn execute(
+        &self,
+        prepared: &Prepared,
+        out: &OutputBuffer,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, EngineError>;
+
+    /// Removes what prepare made (not the workspace).
+    async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError>;
+
+    /// Removes a run's workspace, once the run has ended.
+    async fn remove_workspace(&self, workspace: &str) -> Result<(), EngineError>;
+
+    /// Removes everything this runner left behind from an earlier life (containers after a
+    /// crash). Returns how many things were removed.
+    async fn remove_leftovers(&self) -> Result<usize, EngineError>;
+}
+
+/// Stop grace period: SIGTERM first, SIGKILL after this.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -1,0 +1,17 @@
+//! The GitWeave pipeline model: everything about pipelines that needs no I/O.
+//!
+//! - [`names`]: validated names (repos, templates, jobs, inputs, env keys).
+//! - [`duration`]: `10m`/`1h30m` job timeouts.
+//! - [`template`]: YAML → [`template::Template`], parsed once and validated ("parse, don't validate").
+//! - [`expand`]: `${{ inputs.NAME }}` resolution at trigger time.
+//! - [`status`]: run/job statuses and error classes, with their wire names.
+//! - [`plan`]: the fail-closed scheduling state machine (which job may start, which are skipped, how a run ends).
+//! - [`logs`]: byte-offset arithmetic for paginated logs.
+
+pub mod duration;
+pub mod expand;
+pub mod logs;
+pub mod names;
+pub mod plan;
+pub mod status;
+pub mod template;

@@ -1,0 +1,470 @@
+//! The fail-closed scheduling state machine (SPEC §4), pure so it can be tested exhaustively.
+//!
+//! A run is a list of jobs in pipeline order, each with the jobs it depends on. Dependencies
+//! are made at trigger time by [`dependencies`]: in a template without `needs`, each job
+//! depends on the one before it; the first jobs of a stage depend on every job of the stage
+//! before; `needs` replace the implicit order inside a template.
+//!
+//! [`advance`] looks at the current states and says what changes next: which waiting jobs are
+//! released to runners, which wait for approval, which are skipped, and whether the run has
+//! ended. The caller applies the changes in one transaction, appending an event for each.
+
+use crate::status::{JobStatus, RunStatus};
+use crate::template::When;
+
+/// Where one job stands, as the planner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// `queued`, waiting on dependencies (not yet offered to runners).
+    Pending,
+    /// `queued` and offered to runners.
+    Released,
+    /// A runner holds it.
+    Running,
+    /// Waiting for approval.
+    Manual,
+    /// Exited 0.
+    Success,
+    /// Failed.
+    Failed,
+    /// Canceled.
+    Canceled,
+    /// Skipped.
+    Skipped,
+}
+
+impl JobState {
+    /// The public status of a job in this state.
+    pub const fn status(self) -> JobStatus {
+        match self {
+            JobState::Pending | JobState::Released => JobStatus::Queued,
+            JobState::Running => JobStatus::Running,
+            JobState::Manual => JobStatus::Manual,
+            JobState::Success => JobStatus::Success,
+            JobState::Failed => JobStatus::Failed,
+            JobState::Canceled => JobStatus::Canceled,
+            JobState::Skipped => JobStatus::Skipped,
+        }
+    }
+
+    const fn is_terminal(self) -> bool {
+        self.status().is_terminal()
+    }
+}
+
+/// One job as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Current state.
+    pub state: JobState,
+    /// Indexes (into the same slice) of the jobs it waits for.
+    pub depends_on: Vec<usize>,
+    /// Its failure neither stops nor fails the run.
+    pub allow_failure: bool,
+    /// When it runs.
+    pub when: When,
+}
+
+/// A change the planner asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Offer the job to runners.
+    Release(usize),
+    /// Put the job in `manual`, waiting for approval.
+    AwaitApproval(usize),
+    /// It can no longer run.
+    Skip(usize),
+}
+
+/// What [`advance`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Changes to make, in order.
+    pub actions: Vec<Action>,
+    /// The run's status after the actions.
+    pub run_status: RunStatus,
+}
+
+/// One job of a template, for [`dependencies`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageJob {
+    /// Stage (template) index, 0-based, in pipeline order.
+    pub stage: usize,
+    /// Indexes (into the whole pipeline) of the jobs named in `needs`; empty when none.
+    pub needs: Vec<usize>,
+}
+
+/// Computes each job's dependencies from stages and `needs` (see the module doc).
+/// `jobs` is in pipeline order; `dag[stage]` says whether that stage's template uses `needs`.
+pub fn dependencies(jobs: &[StageJob], dag: &[bool]) -> Vec<Vec<usize>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let stage_start = jobs[..i]
+            .iter()
+            .rposition(|j| j.stage != job.stage)
+            .map_or(0, |p| p + 1);
+        let previous_stage: Vec<usize> = jobs[..stage_start]
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| stage_start > 0 && j.stage == jobs[stage_start - 1].stage)
+            .map(|(k, _)| k)
+            .collect();
+        let is_dag = dag.get(job.stage).copied().unwrap_or(false);
+        let deps = if is_dag {
+            if job.needs.is_empty() {
+                previous_stage
+            } else {
+                job.needs.clone()
+            }
+        } else if i > stage_start {
+            vec![i - 1]
+        } else {
+            previous_stage
+        };
+        out.push(deps);
+    }
+    out
+}
+
+/// A job "taints" its dependents when it ended without success that counts: failed (unless
+/// `allow_failure`), skipped or canceled — or when anything upstream of it did. Tainted
+/// dependents are skipped unless they are `when: always`.
+fn tainted(nodes: &[Node]) -> Vec<bool> {
+    // Dependencies always point backwards (pipeline order is a topological order), so one
+    // forward pass suffices.
+    let mut t = vec![false; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        let own = match n.state {
+            JobState::Failed => !n.allow_failure,
+            JobState::Skipped | JobState::Canceled => true,
+            _ => false,
+        };
+        t[i] = own || n.depends_on.iter().any(|&d| d < i && t[d]);
+    }
+    t
+}
+
+/// Decides what happens next. Applying the returned actions and calling again yields no
+/// further actions (the result is a fixpoint).
+pub fn advance(nodes: &[Node]) -> Step {
+    let mut states: Vec<JobState> = nodes.iter().map(|n| n.state).collect();
+    let mut actions = Vec::new();
+    // Skipping a job can settle the dependencies of a later one, so walk in pipeline order
+    // and recompute taint as states change.
+    for i in 0..nodes.len() {
+        if states[i] != JobState::Pending {
+            continue;
+        }
+        let deps = &nodes[i].depends_on;
+        if !deps.iter().all(|&d| states[d].is_terminal()) {
+            continue;
+        }
+        let current: Vec<Node> = nodes
+            .iter()
+            .zip(&states)
+            .map(|(n, s)| Node {
+                state: *s,
+                ..n.clone()
+            })
+            .collect();
+        let taint = tainted(&current);
+        let upstream_ok = !deps.iter().any(|&d| taint[d]);
+        let action = match (nodes[i].when, upstream_ok) {
+            (When::Always, _) | (When::OnSuccess, true) => Action::Release(i),
+            (When::Manual, true) => Action::AwaitApproval(i),
+            (When::OnSuccess | When::Manual, false) => Action::Skip(i),
+        };
+        states[i] = match action {
+            Action::Release(_) => JobState::Released,
+            Action::AwaitApproval(_) => JobState::Manual,
+            Action::Skip(_) => JobState::Skipped,
+        };
+        actions.push(action);
+    }
+    let final_nodes: Vec<Node> = nodes
+        .iter()
+        .zip(&states)
+        .map(|(n, s)| Node {
+            state: *s,
+            ..n.clone()
+        })
+        .collect();
+    Step {
+        actions,
+        run_status: run_status(&final_nodes),
+    }
+}
+
+/// The run's status from its jobs' states (a canceled run is marked by the caller).
+pub fn run_status(nodes: &[Node]) -> RunStatus {
+    let all_terminal = nodes.iter().all(|n| n.state.is_terminal());
+    if all_terminal {
+        let failed = nodes.iter().any(|n| match n.state {
+            JobState::Failed => !n.allow_failure,
+            JobState::Canceled => true,
+            _ => false,
+        });
+        return if failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Success
+        };
+    }
+    let started = nodes.iter().any(|n| {
+        n.state != JobState::Pending && n.state != JobState::Released && n.state != JobState::Manual
+    });
+    let active = nodes
+        .iter()
+        .any(|n| matches!(n.state, JobState::Released | JobState::Running));
+    if !active && nodes.iter().any(|n| n.state == JobState::Manual) {
+        RunStatus::Blocked
+    } else if started {
+        RunStatus::Running
+    } else {
+        RunStatus::Queued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seq(n: usize) -> Vec<Vec<usize>> {
+        dependencies(
+            &(0..n)
+                .map(|_| StageJob {
+                    stage: 0,
+                    needs: vec![],
+                })
+                .collect::<Vec<_>>(),
+            &[false],
+        )
+    }
+
+    fn nodes(states: &[JobState], deps: Vec<Vec<usize>>) -> Vec<Node> {
+        states
+            .iter()
+            .zip(deps)
+            .map(|(s, d)| Node {
+                state: *s,
+                depends_on: d,
+                allow_failure: false,
+                when: When::OnSuccess,
+            })
+            .collect()
+    }
+
+    fn apply(nodes: &mut [Node], step: &Step) {
+        for a in &step.actions {
+            match *a {
+                Action::Release(i) => nodes[i].state = JobState::Released,
+                Action::AwaitApproval(i) => nodes[i].state = JobState::Manual,
+                Action::Skip(i) => nodes[i].state = JobState::Skipped,
+            }
+        }
+    }
+
+    #[test]
+    fn sequential_dependencies_chain_and_cross_stages() {
+        let jobs = vec![
+            StageJob {
+                stage: 0,
+                needs: vec![],
+            },
+            StageJob {
+                stage: 0,
+                needs: vec![],
+            },
+            StageJob {
+                stage: 1,
+                needs: vec![],
+            },
+            StageJob {
+                stage: 2,
+                needs: vec![],
+            },
+            StageJob {
+                stage: 2,
+                needs: vec![3],
+            },
+            StageJob {
+                stage: 2,
+                needs: vec![],
+            },
+        ];
+        let deps = dependencies(&jobs, &[false, false, true]);
+        assert_eq!(deps[0], Vec::<usize>::new());
+        assert_eq!(deps[1], vec![0]);
+        assert_eq!(deps[2], vec![0, 1]);
+        assert_eq!(deps[3], vec![2]);
+        assert_eq!(deps[4], vec![3]);
+        assert_eq!(deps[5], vec![2]);
+    }
+
+    #[test]
+    fn first_job_is_released_and_run_is_queued() {
+        let n = nodes(&[JobState::Pending; 3], seq(3));
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Release(0)]);
+        assert_eq!(step.run_status, RunStatus::Queued);
+    }
+
+    #[test]
+    fn success_releases_the_next_job() {
+        let n = nodes(
+            &[JobState::Success, JobState::Pending, JobState::Pending],
+            seq(3),
+        );
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Release(1)]);
+        assert_eq!(step.run_status, RunStatus::Running);
+    }
+
+    #[test]
+    fn failure_skips_every_later_job_and_fails_the_run() {
+        let n = nodes(
+            &[JobState::Failed, JobState::Pending, JobState::Pending],
+            seq(3),
+        );
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Skip(1), Action::Skip(2)]);
+        assert_eq!(step.run_status, RunStatus::Failed);
+    }
+
+    #[test]
+    fn always_jobs_run_after_failure_but_do_not_clear_it() {
+        let mut n = nodes(
+            &[
+                JobState::Failed,
+                JobState::Pending,
+                JobState::Pending,
+                JobState::Pending,
+            ],
+            seq(4),
+        );
+        n[2].when = When::Always;
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Skip(1), Action::Release(2)]);
+        apply(&mut n, &step);
+        n[2].state = JobState::Success;
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Skip(3)]);
+        assert_eq!(step.run_status, RunStatus::Failed);
+    }
+
+    #[test]
+    fn allowed_failure_lets_the_pipeline_continue_and_succeed() {
+        let mut n = nodes(&[JobState::Failed, JobState::Pending], seq(2));
+        n[0].allow_failure = true;
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Release(1)]);
+        apply(&mut n, &step);
+        n[1].state = JobState::Success;
+        assert_eq!(advance(&n).run_status, RunStatus::Success);
+    }
+
+    #[test]
+    fn manual_job_blocks_the_run_until_approved() {
+        let mut n = nodes(
+            &[JobState::Success, JobState::Pending, JobState::Pending],
+            seq(3),
+        );
+        n[1].when = When::Manual;
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::AwaitApproval(1)]);
+        assert_eq!(step.run_status, RunStatus::Blocked);
+    }
+
+    #[derive(Debug, Clone)]
+    struct Scenario {
+        deps: Vec<Vec<usize>>,
+        allow_failure: Vec<bool>,
+        when: Vec<When>,
+        outcomes: Vec<bool>,
+    }
+
+    fn scenario() -> impl Strategy<Value = Scenario> {
+        (1usize..12).prop_flat_map(|n| {
+            let deps = (0..n)
+                .map(|i| {
+                    proptest::collection::vec(0..i.max(1), 0..=i.min(3)).prop_map(move |v| {
+                        let mut v: Vec<usize> = v.into_iter().filter(|&d| d < i).collect();
+                        v.sort_unstable();
+                        v.dedup();
+                        v
+                    })
+                })
+                .collect::<Vec<_>>();
+            (
+                deps,
+                proptest::collection::vec(any::<bool>(), n),
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just(When::OnSuccess),
+                        Just(When::Always),
+                        Just(When::OnSuccess)
+                    ],
+                    n,
+                ),
+                proptest::collection::vec(any::<bool>(), n),
+            )
+                .prop_map(|(deps, allow_failure, when, outcomes)| Scenario {
+                    deps,
+                    allow_failure,
+                    when,
+                    outcomes,
+                })
+        })
+    }
+
+    /// Drives a whole run: released jobs run in order and succeed or fail as drawn.
+    fn drive(s: &Scenario) -> (Vec<Node>, RunStatus) {
+        let mut n: Vec<Node> = (0..s.deps.len())
+            .map(|i| Node {
+                state: JobState::Pending,
+                depends_on: s.deps[i].clone(),
+                allow_failure: s.allow_failure[i],
+                when: s.when[i],
+            })
+            .collect();
+        for _ in 0..100 {
+            let step = advance(&n);
+            apply(&mut n, &step);
+            assert!(advance(&n).actions.is_empty(), "advance is a fixpoint");
+            let Some(i) = n.iter().position(|x| x.state == JobState::Released) else {
+                return (n.clone(), step.run_status);
+            };
+            n[i].state = if s.outcomes[i] {
+                JobState::Success
+            } else {
+                JobState::Failed
+            };
+        }
+        unreachable!("a run of at most 12 jobs ends within 100 steps");
+    }
+
+    proptest! {
+        #[test]
+        fn every_run_ends_and_fail_closed_holds(s in scenario()) {
+            let (n, status) = drive(&s);
+            prop_assert!(n.iter().all(|x| x.state.is_terminal()));
+            let hard_failure = n.iter().any(|x| x.state == JobState::Failed && !x.allow_failure);
+            prop_assert_eq!(status, if hard_failure { RunStatus::Failed } else { RunStatus::Success });
+            for (i, x) in n.iter().enumerate() {
+                // A job ran only if each dependency had ended; an on_success job ran only if
+                // nothing upstream failed for real.
+                if matches!(x.state, JobState::Success | JobState::Failed) {
+                    let upstream_bad = tainted(&n).iter().enumerate()
+                        .any(|(d, t)| x.depends_on.contains(&d) && *t);
+                    if x.when == When::OnSuccess {
+                        prop_assert!(!upstream_bad, "job {} ran despite a failed upstream", i);
+                    }
+                }
+                if x.state == JobState::Skipped {
+                    prop_assert!(x.when != When::Always);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Run and job statuses and failure classes (SPEC §4), with the snake_case names used on
+//! the wire and in the database.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Declares a closed string enum: `as_str`, `Display`, `FromStr` and serde all agree on
+/// the snake_case names, so the database and the API cannot drift apart.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire (and database) name.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(UnknownVariant { kind: stringify!($name), value: other.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+/// A string that names no variant of a wire enum (a corrupt row, or bad input).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownVariant {
+    /// Which enum was being parsed.
+    pub kind: &'static str,
+    /// The text that matched nothing.
+    pub value: String,
+}
+
+wire_enum!(
+    /// The status of a pipeline run.
+    RunStatus {
+        /// Created; no job has started yet.
+        Queued => "queued",
+        /// At least one job has started and the run has not ended.
+        Running => "running",
+        /// Waiting on a `manual` job's approval, nothing else can run.
+        Blocked => "blocked",
+        /// Every job that had to succeed did.
+        Success => "success",
+        /// A job that was not `allow_failure` failed (fail-closed).
+        Failed => "failed",
+        /// Canceled by a user.
+        Canceled => "canceled",
+    }
+);
+
+wire_enum!(
+    /// The status of one job of a run.
+    JobStatus {
+        /// Waiting for its turn or for a runner.
+        Queued => "queued",
+        /// A runner holds it.
+        Running => "running",
+        /// Exited 0.
+        Success => "success",
+        /// Failed; `error_class` says how.
+        Failed => "failed",
+        /// Canceled by a user before or while running.
+        Canceled => "canceled",
+        /// Can no longer run because something it depends on failed.
+        Skipped => "skipped",
+        /// `when: manual`, waiting for approval.
+        Manual => "manual",
+    }
+);
+
+wire_enum!(
+    /// Why a job failed.
+    ErrorClass {
+        /// The script exited non-zero.
+        ExitCode => "exit_code",
+        /// The job ran past its timeout and was stopped.
+        Timeout => "timeout",
+        /// Canceled while running.
+        Canceled => "canceled",
+        /// The runner was lost or the container engine failed.
+        RunnerFailure => "runner_failure",
+        /// The job's image is not on the runner's engine and could not be pulled.
+        ImageNotFound => "image_not_found",
+        /// The kernel's OOM killer stopped the container.
+        OomKilled => "oom_killed",
+        /// The job cannot run as configured (e.g. no image for the docker engine).
+        ConfigError => "config_error",
+    }
+);
+
+wire_enum!(
+    /// How a run was started.
+    Trigger {
+        /// `POST /repos/{repo}/pipelines/run`.
+        Api => "api",
+        /// A git push webhook.
+        Push => "push",
+        /// `POST /pipelines/runs/{id}/rerun`.
+        Rerun => "rerun",
+    }
+);
+
+impl RunStatus {
+    /// Whether the run can change no more.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Success | RunStatus::Failed | RunStatus::Canceled
+        )
+    }
+}
+
+impl JobStatus {
+    /// Whether the job can change no more (in its current attempt series).
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Failed | JobStatus::Canceled | JobStatus::Skipped
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_str_and_serde() {
+        for s in RunStatus::ALL {
+            assert_eq!(s.as_str().parse::<RunStatus>(), Ok(*s));
+            assert_eq!(
+                serde_json::to_string(s).ok(),
+                Some(format!("\"{}\"", s.as_str()))
+            );
+        }
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>(), Ok(*s));
+        }
+        for c in ErrorClass::ALL {
+            assert_eq!(c.as_str().parse::<ErrorClass>(), Ok(*c));
+        }
+        assert!("Success".parse::<RunStatus>().is_err());
+    }
+
+    #[test]
+    fn terminal_states() {
+        assert!(RunStatus::Canceled.is_terminal());
+        assert!(!RunStatus::Blocked.is_terminal());
+        assert!(JobStatus::Skipped.is_terminal());
+        assert!(!JobStatus::Manual.is_terminal());
+    }
+}

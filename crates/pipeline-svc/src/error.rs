@@ -1,0 +1,78 @@
+//! The service's one error type, mapped explicitly to status + stable code.
+
+use axum::response::{IntoResponse, Response};
+use gitweave_http::error_response;
+use http::StatusCode;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request itself is malformed.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: conflicts with the current state.
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 422: well-formed but invalid.
+    #[error("{1}")]
+    Invalid(&'static str, String),
+    /// 503: a dependency (Postgres) is not answering.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected database error. The detail is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// 404 for a named thing.
+    pub fn not_found(what: &str, name: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("{what} {name} not found"))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                ApiError::Unavailable(format!(
+                    "the database is not answering ({e}); retry shortly"
+                ))
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(detail) => {
+                // Logged once here, inside the request's span (which carries the request id).
+                tracing::error!(error = %detail, "internal error");
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the details are in pipeline-svc's log",
+                );
+            }
+        };
+        error_response(status, code, self.to_string())
+    }
+}

@@ -1,0 +1,18 @@
+//! pipeline-svc: the owner of Postgres and of every pipeline decision.
+//!
+//! It stores repos and versioned templates, expands a trigger into a run and its jobs (one
+//! transaction), hands jobs to runners through a woken long-poll, stores their logs by offset,
+//! and applies the fail-closed plan (`gitweave_model::plan`) whenever a job ends.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod orchestrator;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod views;
+
+pub use config::Config;
+pub use startup::App;

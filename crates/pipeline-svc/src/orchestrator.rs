@@ -1,0 +1,662 @@
+//! Pipeline decisions with side effects: turning a trigger into a run, handing jobs to runners,
+//! recording their ends, and re-planning a run. Every state change and its event are written
+//! in one transaction; runners are woken after the commit.
+
+use crate::auth::RunnerIdentity;
+use crate::error::ApiError;
+use crate::state::AppState;
+use gitweave_api::runner::{Assignment, AttemptState, FinishRequest};
+use gitweave_model::expand::{self, ExpandedJob};
+use gitweave_model::plan::{self, Action, JobState, Node, StageJob};
+use gitweave_model::status::{ErrorClass, JobStatus, RunStatus, Trigger};
+use gitweave_model::template::{Template, When};
+use gitweave_storage::events::{self, NewEvent};
+use gitweave_storage::{jobs, repos, runs, templates};
+use rand::Rng;
+use sqlx::PgConnection;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The actor of changes pipeline-svc makes by itself.
+pub const ACTOR: &str = "pipeline-svc";
+
+/// What a trigger asks for.
+#[derive(Debug, Clone)]
+pub struct TriggerParams {
+    /// Repo name.
+    pub repo: String,
+    /// Ref; default the repo's default branch.
+    pub git_ref: Option<String>,
+    /// Commit sha.
+    pub commit: Option<String>,
+    /// Only these attached templates.
+    pub templates: Option<Vec<String>>,
+    /// Input values.
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// How it was started.
+    pub trigger: Trigger,
+    /// The run this one reruns.
+    pub rerun_of: Option<Uuid>,
+    /// Who asked (`api`, `webhook:github`, …).
+    pub actor: String,
+}
+
+fn input_string(name: &str, v: &serde_json::Value) -> Result<String, ApiError> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(ApiError::Invalid(
+            "invalid_input",
+            format!("input {name:?} must be a string, number or boolean"),
+        )),
+    }
+}
+
+/// Converts JSON input values to the strings templates substitute.
+pub fn input_strings(
+    inputs: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    inputs
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), input_string(k, v)?)))
+        .collect()
+}
+
+fn validate_ref(r: &str) -> Result<(), ApiError> {
+    let ok = !r.is_empty() && r.len() <= 255 && !r.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(
+            "invalid_ref",
+            "ref must be 1 to 255 characters without control characters".into(),
+        ))
+    }
+}
+
+fn validate_commit(c: &str) -> Result<(), ApiError> {
+    let ok = (4..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(
+            "invalid_commit",
+            format!("commit {c:?} is not a hex sha (4 to 64 hex digits)"),
+        ))
+    }
+}
+
+struct PlannedJob {
+    stage: usize,
+    template: String,
+    template_version: i32,
+    job: ExpandedJob,
+}
+
+/// Creates a run and all its jobs in one transaction, releases what can start, and wakes the
+/// runners. Returns the run id.
+pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Uuid, ApiError> {
+    let repo = repos::get(&state.pool, &p.repo)
+        .await?
+        .ok_or_else(|| ApiError::not_found("repo", &p.repo))?;
+    let git_ref = p
+        .git_ref
+        .clone()
+        .unwrap_or_else(|| repo.default_branch.clone());
+    validate_ref(&git_ref)?;
+    if let Some(c) = &p.commit {
+        validate_commit(c)?;
+    }
+    let attached = templates::attached(&state.pool, repo.id).await?;
+    if attached.is_empty() {
+        return Err(ApiError::Invalid(
+            "no_templates",
+            format!(
+                "repo {} has no attached template; attach one with PUT /api/v1/repos/{}/templates/{{name}}",
+                repo.name, repo.name
+            ),
+        ));
+    }
+    let selected: Vec<_> = match &p.templates {
+        None => attached.iter().collect(),
+        Some(names) => {
+            if names.is_empty() {
+                return Err(ApiError::Invalid(
+                    "no_templates",
+                    "templates must name at least one attached template".into(),
+                ));
+            }
+            if let Some(missing) = names
+                .iter()
+                .find(|n| !attached.iter().any(|a| &a.name == *n))
+            {
+                return Err(ApiError::Invalid(
+                    "template_not_attached",
+                    format!("template {missing:?} is not attached to repo {}", repo.name),
+                ));
+            }
+            attached
+                .iter()
+                .filter(|a| names.contains(&a.name))
+                .collect()
+        }
+    };
+    let parsed: Vec<Template> = selected
+        .iter()
+        .map(|a| {
+            serde_json::from_value(a.parsed.clone()).map_err(|e| {
+                ApiError::Internal(format!("stored template {} does not load: {e}", a.name))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let given = input_strings(&p.inputs)?;
+    let undeclared = expand::undeclared(&parsed.iter().collect::<Vec<_>>(), given.keys());
+    if !undeclared.is_empty() {
+        return Err(ApiError::Invalid(
+            "unknown_input",
+            format!(
+                "input(s) {} are declared by none of the templates {}",
+                undeclared.join(", "),
+                selected
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+
+    let mut planned = Vec::new();
+    let mut dag = Vec::new();
+    for (stage, (a, t)) in selected.iter().zip(&parsed).enumerate() {
+        let defaults: BTreeMap<String, String> =
+            serde_json::from_value(a.inputs.clone()).map_err(|e| {
+                ApiError::Internal(format!("stored inputs of {} do not load: {e}", a.name))
+            })?;
+        let values = expand::resolve_inputs(t, &defaults, &given).map_err(|e| {
+            ApiError::Invalid("invalid_input", e.with_template(&a.name).to_string())
+        })?;
+        for j in &t.jobs {
+            let job = expand::expand_job(t, j, &values).map_err(|e| {
+                ApiError::Invalid("invalid_input", e.with_template(&a.name).to_string())
+            })?;
+            planned.push(PlannedJob {
+                stage,
+                template: a.name.clone(),
+                template_version: a.version,
+                job,
+            });
+        }
+        dag.push(t.uses_dag());
+    }
+    let stage_jobs: Vec<StageJob> = planned
+        .iter()
+        .map(|pj| StageJob {
+            stage: pj.stage,
+            needs: pj
+                .job
+                .needs
+                .iter()
+                .filter_map(|n| {
+                    planned
+                        .iter()
+                        .position(|o| o.stage == pj.stage && o.job.name == *n)
+                })
+                .collect(),
+        })
+        .collect();
+    let deps = plan::dependencies(&stage_jobs, &dag);
+
+    let run_id = Uuid::now_v7();
+    let template_names: Vec<String> = selected.iter().map(|a| a.name.clone()).collect();
+    let inputs_json =
+        serde_json::to_value(&p.inputs).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tx = state.pool.begin().await?;
+    runs::insert(
+        &mut *tx,
+        &runs::NewRun {
+            id: run_id,
+            repo_id: repo.id,
+            git_ref: &git_ref,
+            commit_sha: p.commit.as_deref(),
+            trigger: p.trigger.as_str(),
+            templates: &template_names,
+            inputs: &inputs_json,
+            rerun_of: p.rerun_of,
+        },
+    )
+    .await?;
+    events::append(
+        &mut tx,
+        run_id,
+        &NewEvent {
+            event_type: "run.created",
+            actor: &p.actor,
+            reason: Some(&format!(
+                "{} trigger of {} at {git_ref}",
+                p.trigger, repo.name
+            )),
+            ..Default::default()
+        },
+    )
+    .await?;
+    for (position, (pj, deps)) in planned.iter().zip(&deps).enumerate() {
+        let job_id = Uuid::now_v7();
+        let spec = serde_json::to_value(&pj.job).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let depends_on: Vec<i32> = deps.iter().map(|&d| d as i32).collect();
+        jobs::insert(
+            &mut *tx,
+            &jobs::NewJob {
+                id: job_id,
+                run_id,
+                position: position as i32,
+                stage: pj.stage as i32,
+                template: &pj.template,
+                template_version: pj.template_version,
+                name: &format!("{}/{}", pj.template, pj.job.name),
+                spec: &spec,
+                depends_on: &depends_on,
+            },
+        )
+        .await?;
+        events::append(
+            &mut tx,
+            run_id,
+            &NewEvent {
+                event_type: "job.queued",
+                job_id: Some(job_id),
+                actor: &p.actor,
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let advanced = advance(&mut tx, run_id, &p.actor).await?;
+    tx.commit().await?;
+    state.metrics.inc(
+        "gitweave_runs_triggered_total",
+        &format!("trigger=\"{}\"", p.trigger),
+    );
+    if advanced.released {
+        state.wake_runners();
+    }
+    tracing::info!(run.id = %run_id, repo = %repo.name, jobs = planned.len(), "run created");
+    Ok(run_id)
+}
+
+/// The subset of an expanded job the planner needs (parsed from the stored spec).
+#[derive(serde::Deserialize)]
+struct PlanFields {
+    #[serde(default)]
+    allow_failure: bool,
+    #[serde(default)]
+    when: Option<When>,
+}
+
+/// What [`advance`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Advanced {
+    /// Some job was offered to runners.
+    pub released: bool,
+    /// The run's status now.
+    pub run_status: Option<RunStatus>,
+}
+
+fn state_of(j: &jobs::JobRow) -> Result<JobState, ApiError> {
+    let status: JobStatus = j
+        .status
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("job {} has unknown status {}", j.id, j.status)))?;
+    Ok(match status {
+        JobStatus::Queued if j.runnable_at.is_some() => JobState::Released,
+        JobStatus::Queued => JobState::Pending,
+        JobStatus::Running => JobState::Running,
+        JobStatus::Manual => JobState::Manual,
+        JobStatus::Success => JobState::Success,
+        JobStatus::Failed => JobState::Failed,
+        JobStatus::Canceled => JobState::Canceled,
+        JobStatus::Skipped => JobState::Skipped,
+    })
+}
+
+/// Re-plans a run under its row lock: releases, skips, and moves the run's status, each with
+/// its event. Call inside the transaction that changed a job.
+pub async fn advance(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    actor: &str,
+) -> Result<Advanced, ApiError> {
+    let Some(current) = runs::lock(&mut *conn, run_id).await? else {
+        return Err(ApiError::not_found("run", run_id));
+    };
+    let current: RunStatus = current
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {current}")))?;
+    if current.is_terminal() {
+        return Ok(Advanced {
+            released: false,
+            run_status: Some(current),
+        });
+    }
+    let rows = jobs::of_run(&mut *conn, run_id).await?;
+    let nodes: Vec<Node> = rows
+        .iter()
+        .map(|j| {
+            let fields: PlanFields = serde_json::from_value(j.spec.clone())
+                .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", j.id)))?;
+            Ok(Node {
+                state: state_of(j)?,
+                depends_on: j.depends_on.iter().map(|&d| d as usize).collect(),
+                allow_failure: fields.allow_failure,
+                when: fields.when.unwrap_or(When::OnSuccess),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    let step = plan::advance(&nodes);
+    let mut released = false;
+    for action in &step.actions {
+        match *action {
+            Action::Release(i) => {
+                jobs::release(&mut *conn, rows[i].id, 0).await?;
+                released = true;
+            }
+            Action::AwaitApproval(i) => {
+                jobs::set_status(&mut *conn, rows[i].id, JobStatus::Manual.as_str(), false).await?;
+            }
+            Action::Skip(i) => {
+                jobs::set_status(&mut *conn, rows[i].id, JobStatus::Skipped.as_str(), true).await?;
+                let blocker = rows[i]
+                    .depends_on
+                    .iter()
+                    .filter_map(|&d| rows.get(d as usize))
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                events::append(
+                    conn,
+                    run_id,
+                    &NewEvent {
+                        event_type: "job.skipped",
+                        job_id: Some(rows[i].id),
+                        actor,
+                        reason: Some(&format!("upstream did not succeed ({blocker})")),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    if step.run_status != current {
+        set_run_status(conn, run_id, current, step.run_status, actor, None).await?;
+    }
+    Ok(Advanced {
+        released,
+        run_status: Some(step.run_status),
+    })
+}
+
+/// Moves a run's status with its events (`run.state_changed`, and `run.completed` at the end).
+pub async fn set_run_status(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    from: RunStatus,
+    to: RunStatus,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    runs::set_status(&mut *conn, run_id, to.as_str(), to.is_terminal()).await?;
+    events::append(
+        conn,
+        run_id,
+        &NewEvent {
+            event_type: "run.state_changed",
+            actor,
+            reason,
+            data: Some(serde_json::json!({ "from": from.as_str(), "to": to.as_str() })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if to.is_terminal() {
+        events::append(
+            conn,
+            run_id,
+            &NewEvent {
+                event_type: "run.completed",
+                actor,
+                reason: Some(to.as_str()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Claims one job for a runner, or `None` when nothing is runnable right now.
+pub async fn claim(
+    state: &AppState,
+    runner: &RunnerIdentity,
+) -> Result<Option<Assignment>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let Some(c) = jobs::claim(&mut *tx, runner.id, state.config.lease_ms as i64).await? else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let actor = runner.actor();
+    events::append(
+        &mut tx,
+        c.run_id,
+        &NewEvent {
+            event_type: "job.started",
+            job_id: Some(c.id),
+            actor: &actor,
+            attempt: Some(c.attempt),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if c.run_status == RunStatus::Queued.as_str() {
+        set_run_status(
+            &mut tx,
+            c.run_id,
+            RunStatus::Queued,
+            RunStatus::Running,
+            &actor,
+            None,
+        )
+        .await?;
+    }
+    let run = runs::get(&mut *tx, c.run_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("run {} of a claimed job vanished", c.run_id)))?;
+    tx.commit().await?;
+    // The claim skipped rows locked by others; another waiter may find one of those.
+    state.jobs_ready.notify_one();
+
+    let job: ExpandedJob = serde_json::from_value(c.spec)
+        .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", c.id)))?;
+    let mut env = job.env.clone();
+    let predefined = [
+        ("CI", "true".to_owned()),
+        ("GITWEAVE", "true".to_owned()),
+        ("GITWEAVE_REPO", run.repo.clone()),
+        ("GITWEAVE_RUN_ID", run.id.to_string()),
+        ("GITWEAVE_JOB_ID", c.id.to_string()),
+        ("GITWEAVE_JOB_NAME", c.name.clone()),
+        ("GITWEAVE_REF", run.git_ref.clone()),
+        (
+            "GITWEAVE_COMMIT_SHA",
+            run.commit_sha.clone().unwrap_or_default(),
+        ),
+        ("GITWEAVE_WORKSPACE", "/workspace".to_owned()),
+        ("GITWEAVE_JOB_ATTEMPT", c.attempt.to_string()),
+    ];
+    // Predefined variables win over the template's, so a job can trust them.
+    for (k, v) in predefined {
+        env.insert(k.to_owned(), v);
+    }
+    state.metrics.inc("gitweave_jobs_started_total", "");
+    tracing::info!(job.id = %c.id, run.id = %c.run_id, attempt = c.attempt, runner.name = %runner.name, "job claimed");
+    Ok(Some(Assignment {
+        job_id: c.id,
+        run_id: c.run_id,
+        attempt: c.attempt,
+        repo: run.repo,
+        name: c.name,
+        image: job.image,
+        script: job.script,
+        env,
+        timeout_secs: job.timeout.as_secs(),
+        workspace: c.run_id.to_string(),
+    }))
+}
+
+/// Refuses a write from a runner that no longer holds the attempt.
+pub fn stale(job_id: Uuid, attempt: i32) -> ApiError {
+    ApiError::Conflict(
+        "stale_attempt",
+        format!(
+            "attempt {attempt} of job {job_id} is not held by this runner (canceled, timed out or reassigned)"
+        ),
+    )
+}
+
+/// Exponential backoff with ±10% jitter: base·2^(attempt−1), at most 60 s.
+pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
+    let exp = base.saturating_mul(1u32 << (attempt.clamp(1, 16) - 1) as u32);
+    let capped = exp.min(Duration::from_secs(60));
+    let jitter = rand::rng().random_range(0.9..=1.1);
+    capped.mul_f64(jitter)
+}
+
+/// Records the end of an attempt, retries it when its policy allows, and re-plans the run.
+pub async fn finish(
+    state: &AppState,
+    runner: &RunnerIdentity,
+    job_id: Uuid,
+    attempt: i32,
+    req: &FinishRequest,
+) -> Result<AttemptState, ApiError> {
+    let job = jobs::get(&state.pool, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    let mut tx = state.pool.begin().await?;
+    runs::lock(&mut *tx, job.run_id).await?;
+    let held = jobs::holding(&mut *tx, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    if !held.is_held_by(runner.id, attempt) {
+        return Err(stale(job_id, attempt));
+    }
+    if held.log_end != req.log_end {
+        return Err(ApiError::Conflict(
+            "log_incomplete",
+            format!(
+                "the stored log of job {job_id} ends at byte {} but the runner sent {}; send the rest first",
+                held.log_end, req.log_end
+            ),
+        ));
+    }
+    let actor = runner.actor();
+    let class = req.error_class;
+    let spec: ExpandedJob = serde_json::from_value(job.spec.clone())
+        .map_err(|e| ApiError::Internal(format!("job {job_id} spec does not load: {e}")))?;
+    let status = match class {
+        None => JobStatus::Success,
+        Some(ErrorClass::Canceled) => JobStatus::Canceled,
+        Some(_) => JobStatus::Failed,
+    };
+    let reason = req.reason.clone().or_else(|| match (class, req.exit_code) {
+        (Some(ErrorClass::ExitCode), Some(code)) => Some(format!("exit code {code}")),
+        (Some(c), _) => Some(c.to_string()),
+        (None, _) => None,
+    });
+    jobs::finish(
+        &mut *tx,
+        job_id,
+        &jobs::Outcome {
+            status: status.as_str(),
+            exit_code: req.exit_code,
+            error_class: class.map(ErrorClass::as_str),
+            reason: reason.as_deref(),
+        },
+    )
+    .await?;
+    let event_type = match status {
+        JobStatus::Success => "job.succeeded",
+        JobStatus::Canceled => "job.canceled",
+        _ => "job.failed",
+    };
+    events::append(
+        &mut tx,
+        job.run_id,
+        &NewEvent {
+            event_type,
+            job_id: Some(job_id),
+            actor: &actor,
+            attempt: Some(attempt),
+            error_class: class.map(ErrorClass::as_str),
+            reason: reason.as_deref(),
+            data: req.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
+        },
+    )
+    .await?;
+    let retry = status == JobStatus::Failed
+        && class.is_some_and(|c| {
+            spec.retry.allows(
+                c,
+                req.exit_code.map(i64::from),
+                u32::try_from(attempt).unwrap_or(u32::MAX),
+            )
+        });
+    let retry_after = retry.then(|| retry_delay(state.config.retry_base(), attempt));
+    if let Some(delay) = retry_after {
+        jobs::requeue(&mut *tx, job_id, delay.as_millis() as i64).await?;
+        events::append(
+            &mut tx,
+            job.run_id,
+            &NewEvent {
+                event_type: "job.retried",
+                job_id: Some(job_id),
+                actor: ACTOR,
+                attempt: Some(attempt + 1),
+                error_class: class.map(ErrorClass::as_str),
+                reason: Some(&format!(
+                    "retry {} of {} in {} ms",
+                    attempt,
+                    spec.retry.max,
+                    delay.as_millis()
+                )),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let advanced = advance(&mut tx, job.run_id, ACTOR).await?;
+    tx.commit().await?;
+    state.job_changed(job_id);
+    state.metrics.inc(
+        "gitweave_jobs_finished_total",
+        &format!("status=\"{}\"", status.as_str()),
+    );
+    if advanced.released {
+        state.wake_runners();
+    }
+    if let Some(delay) = retry_after {
+        // The retry becomes claimable after its backoff: wake the runners then.
+        let wake = state.jobs_ready.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay + Duration::from_millis(5)).await;
+            wake.notify_waiters();
+        });
+    }
+    tracing::info!(job.id = %job_id, attempt, status = %status, "job finished");
+    Ok(AttemptState {
+        cancel: false,
+        run_ended: advanced.run_status.is_some_and(RunStatus::is_terminal),
+    })
+}

@@ -1,0 +1,44 @@
+//! The HTTP surface: `/api/v1` (public, through the gateway), `/internal/v1` (runners), and
+//! `/healthz`, `/readyz`, `/metrics`. One module per resource, each owning its routes.
+
+mod health;
+mod jobs;
+mod repos;
+mod runners;
+mod runs;
+mod templates;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+/// Largest JSON body.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(repos::routes())
+        .merge(templates::routes())
+        .merge(runs::routes())
+        .merge(jobs::routes())
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    let router = Router::new()
+        .nest("/api/v1", api)
+        .nest("/internal/v1", runners::routes())
+        .merge(health::routes())
+        .fallback(gitweave_http::error::not_found_fallback)
+        .with_state(state.clone());
+    gitweave_http::request_id_layers(router).layer(axum::middleware::from_fn_with_state(
+        state.metrics.clone(),
+        gitweave_http::metrics::count_requests,
+    ))
+}
+
+/// Checks a repo or template name from a path.
+pub(crate) fn valid_name<T>(
+    parse: impl FnOnce(&str) -> Result<T, gitweave_model::names::NameError>,
+    raw: &str,
+) -> Result<T, crate::error::ApiError> {
+    parse(raw).map_err(|e| crate::error::ApiError::BadRequest("invalid_name", e.to_string()))
+}

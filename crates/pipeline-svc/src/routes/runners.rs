@@ -1,0 +1,264 @@
+//! The internal runner protocol (`/internal/v1`): register, claim (woken long-poll), start,
+//! heartbeat, log chunks by offset, finish. Every job write names `(job, attempt)` and is
+//! refused (409) unless the calling runner holds that attempt.
+
+use crate::auth::{self, RunnerIdentity};
+use crate::error::ApiError;
+use crate::extract::{QueryParams, body_error, parse_id, parse_json};
+use crate::orchestrator;
+use crate::state::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use bytes::Bytes;
+use gitweave_api::runner::{
+    AttemptState, ClaimRequest, FinishRequest, LogAck, RegisterRequest, RegisterResponse,
+};
+use gitweave_storage::{jobs, logs, runners, runs};
+use http::{HeaderMap, StatusCode};
+use rand::Rng;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Largest log chunk a runner may send at once.
+pub const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Longest long-poll.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Even without a wake-up, look again this often (backoffs ending, other instances' jobs).
+const RECHECK: Duration = Duration::from_secs(1);
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/runners/register", post(register))
+        .route("/runners/claim", post(claim))
+        .route("/jobs/{id}/attempts/{attempt}/heartbeat", post(heartbeat))
+        .route("/jobs/{id}/attempts/{attempt}/finish", post(finish))
+        .route(
+            "/jobs/{id}/attempts/{attempt}/logs",
+            put(append_log).layer(DefaultBodyLimit::max(MAX_CHUNK_BYTES)),
+        )
+}
+
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
+    if let Some(expected) = &state.config.runner_registration_token {
+        let ok = auth::bearer(&headers).is_some_and(|t| auth::same_secret(t, expected));
+        if !ok {
+            return Err(ApiError::Unauthorized(
+                "runner registration needs Authorization: Bearer <RUNNER_REGISTRATION_TOKEN>"
+                    .into(),
+            ));
+        }
+    }
+    let body = body.map_err(body_error)?;
+    let req: Option<RegisterRequest> = parse_json(&body)?;
+    let req = req.ok_or_else(|| {
+        ApiError::BadRequest("missing_body", "a registration body is required".into())
+    })?;
+    if req.name.is_empty() || req.name.len() > 128 || req.capacity == 0 {
+        return Err(ApiError::Invalid(
+            "invalid_runner",
+            "runner name must be 1 to 128 characters and capacity at least 1".into(),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let secret: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    runners::insert(
+        &state.pool,
+        id,
+        &req.name,
+        &auth::hash(&secret),
+        i32::try_from(req.capacity).unwrap_or(i32::MAX),
+        &req.engine,
+    )
+    .await?;
+    tracing::info!(runner.id = %id, runner.name = %req.name, capacity = req.capacity, engine = %req.engine, "runner registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse {
+            runner_id: id,
+            token: format!("{id}.{secret}"),
+            heartbeat_interval_ms: (state.config.lease_ms / 3).max(100),
+        }),
+    ))
+}
+
+async fn claim(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let runner = auth::runner(&state, &headers).await?;
+    let body = body.map_err(body_error)?;
+    let req: Option<ClaimRequest> = parse_json(&body)?;
+    let wait = Duration::from_millis(req.map_or(0, |r| r.wait_ms)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Register interest before looking, so a wake-up between the look and the wait is
+        // not lost.
+        let woken = state.jobs_ready.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if let Some(a) = orchestrator::claim(&state, &runner).await? {
+            return Ok(Json(a).into_response());
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        let nap = (deadline - now).min(RECHECK);
+        let _ = tokio::time::timeout(nap, woken).await;
+    }
+}
+
+fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {
+    let id = parse_id("job", id)?;
+    if attempt < 1 {
+        return Err(ApiError::BadRequest(
+            "bad_attempt",
+            "attempt must be 1 or more".into(),
+        ));
+    }
+    Ok((id, attempt))
+}
+
+async fn run_ended(state: &AppState, run_id: Uuid) -> Result<bool, ApiError> {
+    Ok(runs::get(&state.pool, run_id)
+        .await?
+        .and_then(|r| r.status.parse::<gitweave_model::status::RunStatus>().ok())
+        .is_some_and(|s| s.is_terminal()))
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, attempt)): Path<(String, i32)>,
+) -> Result<Json<AttemptState>, ApiError> {
+    let runner = auth::runner(&state, &headers).await?;
+    let (id, attempt) = ids(&id, attempt)?;
+    match jobs::heartbeat(
+        &state.pool,
+        id,
+        attempt,
+        runner.id,
+        state.config.lease_ms as i64,
+    )
+    .await?
+    {
+        Some(cancel) => Ok(Json(AttemptState {
+            cancel,
+            run_ended: false,
+        })),
+        None => Err(orchestrator::stale(id, attempt)),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OffsetQuery {
+    offset: i64,
+}
+
+async fn append_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, attempt)): Path<(String, i32)>,
+    QueryParams(q): QueryParams<OffsetQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<LogAck>, ApiError> {
+    let runner = auth::runner(&state, &headers).await?;
+    let (id, attempt) = ids(&id, attempt)?;
+    let chunk = body.map_err(body_error)?;
+    if q.offset < 0 {
+        return Err(ApiError::BadRequest(
+            "bad_query",
+            "offset must be 0 or more".into(),
+        ));
+    }
+    if chunk.is_empty() {
+        return ack_current(&state, &runner, id, attempt, q.offset, 0).await;
+    }
+    match logs::append(&state.pool, id, attempt, runner.id, q.offset, &chunk).await? {
+        Some(end) => {
+            state
+                .metrics
+                .inc_by("gitweave_log_bytes_total", "", chunk.len() as u64);
+            state.job_changed(id);
+            Ok(Json(LogAck { next_offset: end }))
+        }
+        None => ack_current(&state, &runner, id, attempt, q.offset, chunk.len()).await,
+    }
+}
+
+/// Explains why an append wrote nothing: a resent chunk we already have is acknowledged
+/// (idempotent by offset), a gap or a stale attempt is refused.
+async fn ack_current(
+    state: &AppState,
+    runner: &RunnerIdentity,
+    id: Uuid,
+    attempt: i32,
+    offset: i64,
+    len: usize,
+) -> Result<Json<LogAck>, ApiError> {
+    let held = jobs::holding(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", id))?;
+    if !held.is_held_by(runner.id, attempt) {
+        return Err(orchestrator::stale(id, attempt));
+    }
+    if offset + len as i64 <= held.log_end {
+        return Ok(Json(LogAck {
+            next_offset: held.log_end,
+        }));
+    }
+    Err(ApiError::Conflict(
+        "log_offset_mismatch",
+        format!(
+            "chunk at offset {offset} does not continue the stored log of job {id}, which ends at {}",
+            held.log_end
+        ),
+    ))
+}
+
+async fn finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, attempt)): Path<(String, i32)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<AttemptState>, ApiError> {
+    let runner = auth::runner(&state, &headers).await?;
+    let (id, attempt) = ids(&id, attempt)?;
+    let body = body.map_err(body_error)?;
+    let req: Option<FinishRequest> = parse_json(&body)?;
+    let req = req
+        .ok_or_else(|| ApiError::BadRequest("missing_body", "a finish body is required".into()))?;
+    match orchestrator::finish(&state, &runner, id, attempt, &req).await {
+        Ok(s) => Ok(Json(s)),
+        // A finish that is retried after its first try committed: answer as before.
+        Err(ApiError::Conflict("stale_attempt", m)) => {
+            let job = jobs::get(&state.pool, id).await?;
+            match job {
+                Some(j)
+                    if j.attempt == attempt
+                        && j.runner_id == Some(runner.id)
+                        && j.status != "running" =>
+                {
+                    Ok(Json(AttemptState {
+                        cancel: false,
+                        run_ended: run_ended(&state, j.run_id).await?,
+                    }))
+                }
+                _ => Err(ApiError::Conflict("stale_attempt", m)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}

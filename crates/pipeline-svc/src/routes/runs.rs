@@ -1,0 +1,131 @@
+//! Runs: trigger, list (cursor-paginated), show.
+
+use super::valid_name;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams, parse_id};
+use crate::orchestrator::{self, TriggerParams};
+use crate::state::AppState;
+use crate::views;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gitweave_api::public::{Run, RunList, TriggerRun};
+use gitweave_model::names::RepoName;
+use gitweave_model::status::Trigger;
+use gitweave_storage::{jobs, repos, runs};
+use http::StatusCode;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/repos/{repo}/pipelines/run", post(trigger))
+        .route("/repos/{repo}/pipelines/runs", get(list))
+        .route("/pipelines/runs/{id}", get(show))
+}
+
+/// Loads a run as the API shows it.
+pub(crate) async fn load(state: &AppState, id: Uuid) -> Result<Run, ApiError> {
+    let run = runs::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run", id))?;
+    let jobs = jobs::of_run(&state.pool, id).await?;
+    views::run(&run, &jobs)
+}
+
+/// 201 with the run and its `Location`.
+pub(crate) fn created(run: Run) -> Response {
+    let location = format!("/api/v1/pipelines/runs/{}", run.id);
+    (
+        StatusCode::CREATED,
+        [(http::header::LOCATION, location)],
+        Json(run),
+    )
+        .into_response()
+}
+
+async fn trigger(
+    State(state): State<AppState>,
+    Path(repo): Path<String>,
+    JsonBody(body): JsonBody<TriggerRun>,
+) -> Result<Response, ApiError> {
+    let repo = valid_name(RepoName::parse, &repo)?;
+    let id = orchestrator::trigger(
+        &state,
+        TriggerParams {
+            repo: repo.to_string(),
+            git_ref: body.git_ref,
+            commit: body.commit,
+            templates: body.templates,
+            inputs: body.inputs,
+            trigger: Trigger::Api,
+            rerun_of: None,
+            actor: "api".into(),
+        },
+    )
+    .await?;
+    Ok(created(load(&state, id).await?))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
+    let id = parse_id("run", &id)?;
+    Ok(Json(load(&state, id).await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(repo): Path<String>,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<RunList>, ApiError> {
+    let repo = valid_name(RepoName::parse, &repo)?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "bad_query",
+            format!("limit must be 1 to 100, got {limit}"),
+        ));
+    }
+    let before = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            Uuid::parse_str(c).map_err(|_| {
+                ApiError::BadRequest(
+                    "bad_query",
+                    format!("cursor {c:?} is not one this API returned"),
+                )
+            })
+        })
+        .transpose()?;
+    let repo_row = repos::get(&state.pool, repo.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("repo", &repo))?;
+    // One extra row tells whether another page exists.
+    let mut rows = runs::list(&state.pool, repo_row.id, before, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut by_run: HashMap<Uuid, Vec<jobs::JobRow>> = HashMap::new();
+    for j in jobs::of_runs(&state.pool, &ids).await? {
+        by_run.entry(j.run_id).or_default().push(j);
+    }
+    let runs = rows
+        .iter()
+        .map(|r| views::run(r, by_run.get(&r.id).map_or(&[][..], Vec::as_slice)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = more
+        .then(|| runs.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(RunList { runs, next_cursor }))
+}

@@ -1,0 +1,100 @@
+//! Building and running the service: pool, migrations (retried while Postgres starts), the
+//! listener (bound to the configured address, port 0 allowed), then serving until asked to stop.
+
+use crate::config::Config;
+use crate::routes;
+use crate::state::AppState;
+use gitweave_http::Metrics;
+use gitweave_storage::PoolConfig;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, broadcast};
+
+/// A built, bound, not yet serving pipeline-svc.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Connects, migrates and binds.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = gitweave_storage::pool(&PoolConfig {
+            url: config.database_url.clone(),
+            max_connections: config.db_max_connections,
+            acquire_timeout: Duration::from_secs(5),
+        })?;
+        migrate_with_retry(&pool).await?;
+        let listener = TcpListener::bind(config.addr).await?;
+        let metrics = Metrics::new();
+        metrics.describe("gitweave_runs_triggered_total", "Runs created, by trigger.");
+        metrics.describe(
+            "gitweave_jobs_started_total",
+            "Job attempts handed to runners.",
+        );
+        metrics.describe(
+            "gitweave_jobs_finished_total",
+            "Job attempts ended, by status.",
+        );
+        metrics.describe("gitweave_log_bytes_total", "Log bytes stored.");
+        metrics.describe("http_responses_total", "HTTP responses, by status class.");
+        let (job_updates, _) = broadcast::channel(4096);
+        let state = AppState {
+            pool,
+            config: Arc::new(config),
+            jobs_ready: Arc::new(Notify::new()),
+            job_updates,
+            runner_cache: Arc::default(),
+            metrics,
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests reach the pool through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "pipeline-svc listening");
+        let router = routes::router(self.state.clone());
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.state.pool.close().await;
+        tracing::info!("pipeline-svc stopped");
+        Ok(())
+    }
+}
+
+async fn migrate_with_retry(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match gitweave_storage::migrate(pool).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(e))
+                if matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

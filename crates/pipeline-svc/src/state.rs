@@ -1,0 +1,39 @@
+//! The state every handler shares through axum's `State`.
+
+use crate::config::Config;
+use gitweave_http::Metrics;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{Notify, broadcast};
+use uuid::Uuid;
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres.
+    pub pool: PgPool,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// Woken whenever a job may have become claimable; runners' long-polls wait on it.
+    pub jobs_ready: Arc<Notify>,
+    /// Job ids whose log grew or that ended; log followers wait on it.
+    pub job_updates: broadcast::Sender<Uuid>,
+    /// Runners already authenticated: id → (token hash, name).
+    pub runner_cache: Arc<RwLock<HashMap<Uuid, (Vec<u8>, String)>>>,
+    /// Prometheus numbers.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Tells waiting runners to look for work.
+    pub fn wake_runners(&self) {
+        self.jobs_ready.notify_waiters();
+    }
+
+    /// Tells log followers that a job changed.
+    pub fn job_changed(&self, job_id: Uuid) {
+        // No receiver is fine: nobody follows that job.
+        let _ = self.job_updates.send(job_id);
+    }
+}

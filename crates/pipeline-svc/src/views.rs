@@ -1,0 +1,61 @@
+//! Stored rows → the public JSON shapes.
+
+use crate::error::ApiError;
+use gitweave_api::public;
+use gitweave_storage::jobs::JobRow;
+use gitweave_storage::repos::RepoRow;
+use gitweave_storage::runs::RunRow;
+use std::str::FromStr;
+
+fn parse<T: FromStr>(what: &str, s: &str) -> Result<T, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::Internal(format!("stored {what} {s:?} is not a known value")))
+}
+
+/// A repo (the secret stays behind).
+pub fn repo(r: &RepoRow) -> public::Repo {
+    public::Repo {
+        name: r.name.clone(),
+        clone_url: r.clone_url.clone(),
+        default_branch: r.default_branch.clone(),
+        has_webhook_secret: r.webhook_secret.is_some(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+/// A job.
+pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
+    Ok(public::Job {
+        id: j.id,
+        run_id: j.run_id,
+        name: j.name.clone(),
+        template: j.template.clone(),
+        status: parse("job status", &j.status)?,
+        exit_code: j.exit_code,
+        error_class: j
+            .error_class
+            .as_deref()
+            .map(|c| parse("error class", c))
+            .transpose()?,
+        attempt: j.attempt,
+        started_at: j.started_at,
+        ended_at: j.ended_at,
+    })
+}
+
+/// A run with its jobs (already in pipeline order).
+pub fn run(r: &RunRow, jobs: &[JobRow]) -> Result<public::Run, ApiError> {
+    Ok(public::Run {
+        id: r.id,
+        repo: r.repo.clone(),
+        git_ref: r.git_ref.clone(),
+        commit: r.commit_sha.clone(),
+        status: parse("run status", &r.status)?,
+        trigger: parse("trigger", &r.trigger)?,
+        created_at: r.created_at,
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        jobs: jobs.iter().map(job).collect::<Result<_, _>>()?,
+    })
+}

@@ -1,0 +1,221 @@
+//! The runner's side of the internal protocol, with retries (`backon`) for what the network
+//! or a restarting pipeline-svc can make fail.
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use gitweave_api::runner::{
+    Assignment, AttemptState, ClaimRequest, FinishRequest, LogAck, RegisterRequest,
+    RegisterResponse,
+};
+use gitweave_http::ErrorEnvelope;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Worth retrying: connection refused, timeout, 5xx, 429.
+    #[error("pipeline-svc unavailable: {0}")]
+    Transient(String),
+    /// This runner no longer holds the attempt (409 `stale_attempt`).
+    #[error("attempt no longer held: {0}")]
+    Stale(String),
+    /// Refused for another reason.
+    #[error("refused ({status} {code}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+}
+
+impl ClientError {
+    fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Transient(_))
+    }
+}
+
+/// A registered runner's connection to pipeline-svc.
+#[derive(Debug, Clone)]
+pub struct PipelineClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+fn transient(e: reqwest::Error) -> ClientError {
+    ClientError::Transient(e.to_string())
+}
+
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let (code, message) = serde_json::from_str::<ErrorEnvelope>(&text)
+        .map(|e| (e.error.code, e.error.message))
+        .unwrap_or_else(|_| (String::new(), text));
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(ClientError::Transient(format!("{status}: {message}")));
+    }
+    if status.as_u16() == 409 && code == "stale_attempt" {
+        return Err(ClientError::Stale(message));
+    }
+    Err(ClientError::Refused {
+        status: status.as_u16(),
+        code,
+        message,
+    })
+}
+
+/// Retries for calls that must get through (log chunks, finish): up to about two minutes.
+fn persistent() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(30)
+        .with_jitter()
+}
+
+impl PipelineClient {
+    /// Registers, retrying until pipeline-svc answers (it may start after the runner).
+    pub async fn register(
+        base: &str,
+        registration_token: Option<&str>,
+        req: &RegisterRequest,
+    ) -> Result<(Self, RegisterResponse), ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(transient)?;
+        let base = base.trim_end_matches('/').to_owned();
+        let url = format!("{base}/internal/v1/runners/register");
+        let call = || async {
+            let mut rb = http.post(&url).json(req).timeout(Duration::from_secs(10));
+            if let Some(t) = registration_token {
+                rb = rb.bearer_auth(t);
+            }
+            let resp = check(rb.send().await.map_err(transient)?).await?;
+            resp.json::<RegisterResponse>().await.map_err(transient)
+        };
+        let reg = call
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(60),
+            )
+            .when(ClientError::is_transient)
+            .notify(|e, d| tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "registration failed; retrying"))
+            .await?;
+        let client = Self {
+            http,
+            base,
+            token: reg.token.clone(),
+        };
+        Ok((client, reg))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/internal/v1{path}", self.base)
+    }
+
+    /// Long-polls for a job (`None`: nothing within the wait).
+    pub async fn claim(&self, wait: Duration) -> Result<Option<Assignment>, ClientError> {
+        let resp = self
+            .http
+            .post(self.url("/runners/claim"))
+            .bearer_auth(&self.token)
+            .json(&ClaimRequest {
+                wait_ms: wait.as_millis() as u64,
+            })
+            .timeout(wait + Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(transient)?;
+        let resp = check(resp).await?;
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        resp.json::<Assignment>().await.map(Some).map_err(transient)
+    }
+
+    /// Renews the lease; says whether a cancel was asked for.
+    pub async fn heartbeat(&self, job: Uuid, attempt: i32) -> Result<AttemptState, ClientError> {
+        let resp = self
+            .http
+            .post(self.url(&format!("/jobs/{job}/attempts/{attempt}/heartbeat")))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(transient)?;
+        check(resp).await?.json().await.map_err(transient)
+    }
+
+    /// Sends a chunk at `offset`; retried until stored (the server ignores a duplicate).
+    pub async fn append_log(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        offset: i64,
+        chunk: Bytes,
+    ) -> Result<LogAck, ClientError> {
+        let url = self.url(&format!(
+            "/jobs/{job}/attempts/{attempt}/logs?offset={offset}"
+        ));
+        let call = || async {
+            let resp = self
+                .http
+                .put(&url)
+                .bearer_auth(&self.token)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(chunk.clone())
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .map_err(transient)?;
+            check(resp).await?.json::<LogAck>().await.map_err(transient)
+        };
+        call.retry(persistent())
+            .when(ClientError::is_transient)
+            .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "log upload failed; retrying"))
+            .await
+    }
+
+    /// Reports the end of an attempt; retried until recorded.
+    pub async fn finish(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        req: &FinishRequest,
+    ) -> Result<AttemptState, ClientError> {
+        let url = self.url(&format!("/jobs/{job}/attempts/{attempt}/finish"));
+        let call = || async {
+            let resp = self
+                .http
+                .post(&url)
+                .bearer_auth(&self.token)
+                .json(req)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .map_err(transient)?;
+            check(resp)
+                .await?
+                .json::<AttemptState>()
+                .await
+                .map_err(transient)
+        };
+        call.retry(persistent())
+            .when(ClientError::is_transient)
+            .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "finish failed; retrying"))
+            .await
+    }
+}

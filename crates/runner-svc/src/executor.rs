@@ -1,0 +1,264 @@
+//! Runs one assigned job attempt from start to report.
+//!
+//! Three things run side by side while the job runs: the engine writing output into an
+//! [`OutputBuffer`], the uploader draining it to pipeline-svc in chunks at contiguous offsets,
+//! and the heartbeat renewing the lease (and noticing cancel or a lost lease). The report
+//! (`finish`) goes out only after every byte is stored, with the log length, so the server can
+//! tell a complete log from a gap.
+
+use crate::client::{ClientError, PipelineClient};
+use bytes::Bytes;
+use gitweave_api::runner::{Assignment, FinishRequest};
+use gitweave_engine::{Engine, EngineError, JobSpec, Outcome, OutputBuffer};
+use gitweave_http::Metrics;
+use gitweave_model::duration::format_duration;
+use gitweave_model::status::ErrorClass;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Largest chunk sent in one request.
+const UPLOAD_CHUNK: usize = 1024 * 1024;
+/// Output held in memory before the job is made to wait for the uploader.
+const BUFFER_CAP: usize = 16 * 1024 * 1024;
+
+/// What a slot needs to run jobs.
+#[derive(Clone)]
+pub struct Executor {
+    /// The engine.
+    pub engine: Arc<dyn Engine>,
+    /// pipeline-svc.
+    pub client: PipelineClient,
+    /// How often to heartbeat.
+    pub heartbeat: Duration,
+    /// Numbers for `/metrics`.
+    pub metrics: Metrics,
+}
+
+struct Report {
+    exit_code: Option<i32>,
+    class: Option<ErrorClass>,
+    reason: Option<String>,
+    /// A line appended to the log for failures the job itself did not print.
+    note: Option<String>,
+}
+
+impl Report {
+    fn failed(class: ErrorClass, reason: String) -> Self {
+        Report {
+            exit_code: None,
+            class: Some(class),
+            note: Some(format!("gitweave: {reason}\n")),
+            reason: Some(reason),
+        }
+    }
+}
+
+fn report_of(outcome: Result<Outcome, EngineError>, timeout: Duration) -> Report {
+    match outcome {
+        Ok(Outcome::Exited { code: 0, .. }) => Report {
+            exit_code: Some(0),
+            class: None,
+            reason: None,
+            note: None,
+        },
+        Ok(Outcome::Exited { code, oom_killed }) => {
+            let code = i32::try_from(code).unwrap_or(i32::MAX);
+            if oom_killed {
+                Report {
+                    exit_code: Some(code),
+                    ..Report::failed(
+                        ErrorClass::OomKilled,
+                        "the container ran out of memory (OOM killed)".into(),
+                    )
+                }
+            } else {
+                Report {
+                    exit_code: Some(code),
+                    class: Some(ErrorClass::ExitCode),
+                    reason: Some(format!("exit code {code}")),
+                    note: None,
+                }
+            }
+        }
+        Ok(Outcome::TimedOut) => Report::failed(
+            ErrorClass::Timeout,
+            format!(
+                "the job ran past its timeout of {} and was stopped",
+                format_duration(timeout)
+            ),
+        ),
+        Ok(Outcome::Canceled) => Report::failed(ErrorClass::Canceled, "canceled".into()),
+        Err(EngineError::ImageNotFound { image, detail }) => Report::failed(
+            ErrorClass::ImageNotFound,
+            format!("image {image} not found: {detail}"),
+        ),
+        Err(EngineError::Config(m)) => Report::failed(ErrorClass::ConfigError, m),
+        Err(e @ EngineError::Engine(_)) => Report::failed(ErrorClass::RunnerFailure, e.to_string()),
+    }
+}
+
+impl Executor {
+    /// Runs the attempt to its end and reports it. Errors are logged here, once.
+    pub async fn run(&self, a: Assignment, stop: &CancellationToken) {
+        let span = tracing::info_span!("job", job.id = %a.job_id, run.id = %a.run_id, attempt = a.attempt, job.name = %a.name);
+        let _ = tracing::Instrument::instrument(self.run_inner(a, stop), span).await;
+    }
+
+    async fn run_inner(&self, a: Assignment, _stop: &CancellationToken) {
+        let timeout = Duration::from_secs(a.timeout_secs);
+        let spec = JobSpec {
+            job_id: a.job_id.to_string(),
+            attempt: a.attempt,
+            image: a.image.clone(),
+            script: a.script.clone(),
+            env: a.env.clone(),
+            workspace: a.workspace.clone(),
+            timeout,
+        };
+        let buffer = Arc::new(OutputBuffer::new(BUFFER_CAP));
+        let cancel = CancellationToken::new();
+        let lost = Arc::new(AtomicBool::new(false));
+        let uploader = tokio::spawn(upload(
+            self.client.clone(),
+            a.clone(),
+            buffer.clone(),
+            cancel.clone(),
+            lost.clone(),
+        ));
+        let heartbeat = tokio::spawn(heartbeat(
+            self.client.clone(),
+            a.clone(),
+            self.heartbeat,
+            cancel.clone(),
+            lost.clone(),
+        ));
+
+        self.metrics.gauge_add("runner_jobs_running", 1);
+        let outcome = match self.engine.prepare(&spec).await {
+            Ok(prepared) => {
+                let outcome = self.engine.execute(&prepared, &buffer, &cancel).await;
+                if let Err(e) = self.engine.collect(&prepared).await {
+                    tracing::warn!(error = %e, "removing the job's container failed");
+                }
+                outcome
+            }
+            Err(e) => Err(e),
+        };
+        self.metrics.gauge_add("runner_jobs_running", -1);
+        let report = report_of(outcome, timeout);
+        if let Some(note) = &report.note {
+            buffer.write(note.as_bytes()).await;
+        }
+        buffer.close();
+        let log_end = match uploader.await {
+            Ok(Some(end)) => end,
+            Ok(None) | Err(_) => {
+                heartbeat.abort();
+                tracing::warn!("the attempt was lost while uploading its log; not reporting it");
+                return;
+            }
+        };
+        heartbeat.abort();
+        if lost.load(Ordering::SeqCst) {
+            tracing::warn!("the lease was lost; not reporting the attempt");
+            return;
+        }
+        let req = FinishRequest {
+            exit_code: report.exit_code,
+            error_class: report.class,
+            reason: report.reason.clone(),
+            log_end,
+        };
+        match self.client.finish(a.job_id, a.attempt, &req).await {
+            Ok(state) => {
+                let status = report.class.map_or("success", ErrorClass::as_str);
+                self.metrics
+                    .inc("runner_jobs_total", &format!("result=\"{status}\""));
+                tracing::info!(result = status, log_bytes = log_end, "job finished");
+                if state.run_ended
+                    && let Err(e) = self.engine.remove_workspace(&a.workspace).await
+                {
+                    tracing::warn!(error = %e, "removing the run's workspace failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reporting the end of the job failed"),
+        }
+    }
+}
+
+/// Drains the buffer to pipeline-svc. Returns the stored log length, or `None` when the
+/// attempt was lost (then the job is stopped).
+async fn upload(
+    client: PipelineClient,
+    a: Assignment,
+    buffer: Arc<OutputBuffer>,
+    cancel: CancellationToken,
+    lost: Arc<AtomicBool>,
+) -> Option<i64> {
+    let mut offset = 0i64;
+    let mut ok = true;
+    while let Some(chunk) = buffer.take(UPLOAD_CHUNK).await {
+        if !ok {
+            continue; // keep draining so the job is never blocked on a dead uploader
+        }
+        let len = chunk.len() as i64;
+        match client
+            .append_log(a.job_id, a.attempt, offset, Bytes::clone(&chunk))
+            .await
+        {
+            Ok(ack) if ack.next_offset == offset + len => offset += len,
+            Ok(ack) => {
+                tracing::error!(
+                    expected = offset + len,
+                    stored = ack.next_offset,
+                    "the stored log disagrees with what was sent"
+                );
+                ok = false;
+            }
+            Err(ClientError::Stale(m)) => {
+                tracing::warn!(reason = %m, "the attempt is no longer ours; stopping the job");
+                lost.store(true, Ordering::SeqCst);
+                ok = false;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "log upload failed for good; stopping the job");
+                ok = false;
+            }
+        }
+        if !ok {
+            cancel.cancel();
+        }
+    }
+    ok.then_some(offset)
+}
+
+/// Renews the lease until aborted; cancels the job on a user's cancel or a lost lease.
+async fn heartbeat(
+    client: PipelineClient,
+    a: Assignment,
+    every: Duration,
+    cancel: CancellationToken,
+    lost: Arc<AtomicBool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match client.heartbeat(a.job_id, a.attempt).await {
+            Ok(s) if s.cancel => {
+                tracing::info!("cancel requested");
+                cancel.cancel();
+            }
+            Ok(_) => {}
+            Err(ClientError::Stale(m)) => {
+                tracing::warn!(reason = %m, "lease lost; stopping the job");
+                lost.store(true, Ordering::SeqCst);
+                cancel.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Building and running the runner: engine, registration, the health listener, and the slots.
+
+use crate::client::PipelineClient;
+use crate::config::{Config, EngineKind};
+use crate::executor::Executor;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use gitweave_api::runner::RegisterRequest;
+use gitweave_engine::Engine;
+use gitweave_engine::docker::DockerEngine;
+use gitweave_engine::shell::ShellEngine;
+use gitweave_http::{Metrics, error_response};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Long-poll budget of one claim.
+const CLAIM_WAIT: Duration = Duration::from_secs(25);
+
+/// A registered runner, not yet taking jobs.
+pub struct App {
+    config: Config,
+    executor: Executor,
+    listener: TcpListener,
+    name: String,
+}
+
+#[derive(Clone)]
+struct HealthState {
+    engine: Arc<dyn Engine>,
+    metrics: Metrics,
+}
+
+impl App {
+    /// Connects the engine, removes what an earlier life of this runner left, registers.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let name = config.runner_name();
+        let engine: Arc<dyn Engine> = match config.engine {
+            EngineKind::Docker => Arc::new(
+                DockerEngine::connect(&name, config.pull_policy, &config.container_prefix).await?,
+            ),
+            EngineKind::Shell => Arc::new(ShellEngine::new(&config.workdir)),
+        };
+        engine.ping().await?;
+        let removed = engine.remove_leftovers().await?;
+        if removed > 0 {
+            tracing::warn!(
+                removed,
+                "removed containers left by an earlier run of this runner"
+            );
+        }
+        let (client, reg) = PipelineClient::register(
+            &config.pipeline_url,
+            config.registration_token.as_deref(),
+            &RegisterRequest {
+                name: name.clone(),
+                capacity: config.concurrency.max(1),
+                engine: engine.name().to_owned(),
+            },
+        )
+        .await?;
+        tracing::info!(runner.id = %reg.runner_id, runner.name = %name, engine = engine.name(), concurrency = config.concurrency, "registered");
+        let listener = TcpListener::bind(config.addr).await?;
+        let metrics = Metrics::new();
+        metrics.describe("runner_jobs_total", "Job attempts run, by result.");
+        metrics.describe("runner_jobs_running", "Job attempts running now.");
+        metrics.gauge_set("runner_jobs_running", 0);
+        Ok(Self {
+            executor: Executor {
+                engine,
+                client,
+                heartbeat: Duration::from_millis(reg.heartbeat_interval_ms),
+                metrics,
+            },
+            config,
+            listener,
+            name,
+        })
+    }
+
+    /// The health listener's address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The registered name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Takes and runs jobs until `shutdown` resolves; then stops taking jobs, lets the ones
+    /// running finish and report, and leaves no container behind.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let health = Router::new()
+            .route(
+                "/healthz",
+                get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+            )
+            .route("/readyz", get(readyz))
+            .route(
+                "/metrics",
+                get(|State(s): State<HealthState>| async move { s.metrics.response() }),
+            )
+            .fallback(gitweave_http::error::not_found_fallback)
+            .with_state(HealthState {
+                engine: self.executor.engine.clone(),
+                metrics: self.executor.metrics.clone(),
+            });
+        let health_stop = stop.clone();
+        let health_task = tokio::spawn(async move {
+            axum::serve(self.listener, health)
+                .with_graceful_shutdown(async move { health_stop.cancelled().await })
+                .await
+        });
+
+        let slots = TaskTracker::new();
+        for slot in 0..self.config.concurrency.max(1) {
+            let executor = self.executor.clone();
+            let stop = stop.clone();
+            slots.spawn(async move { run_slot(slot, executor, stop).await });
+        }
+        slots.close();
+        shutdown.await;
+        tracing::info!("stopping: no new jobs; finishing the running ones");
+        stop.cancel();
+        slots.wait().await;
+        match self.executor.engine.remove_leftovers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(removed = n, "removed leftover containers"),
+            Err(e) => tracing::warn!(error = %e, "could not check for leftover containers"),
+        }
+        let _ = health_task.await;
+        tracing::info!("runner-svc stopped");
+        Ok(())
+    }
+}
+
+async fn readyz(State(s): State<HealthState>) -> Response {
+    match s.engine.ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "engine": s.engine.name() }))
+            .into_response(),
+        Err(e) => error_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+async fn run_slot(slot: u32, executor: Executor, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    while !stop.is_cancelled() {
+        let claimed = tokio::select! {
+            r = executor.client.claim(CLAIM_WAIT) => r,
+            () = stop.cancelled() => break,
+        };
+        match claimed {
+            Ok(Some(a)) => {
+                backoff = Duration::from_millis(100);
+                executor.run(a, &stop).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(slot, error = %e, retry_in_ms = backoff.as_millis() as u64, "claiming failed");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {},
+                    () = stop.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

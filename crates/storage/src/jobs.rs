@@ -1,0 +1,308 @@
+//! `jobs`: one row per job of a run, carrying its current attempt and lease.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A stored job.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Id.
+    pub id: Uuid,
+    /// Run.
+    pub run_id: Uuid,
+    /// Pipeline order.
+    pub position: i32,
+    /// Template index in the run.
+    pub stage: i32,
+    /// Template name.
+    pub template: String,
+    /// `<template>/<job>`.
+    pub name: String,
+    /// The expanded job as JSON.
+    pub spec: serde_json::Value,
+    /// Positions it waits for.
+    pub depends_on: Vec<i32>,
+    /// Status (wire name).
+    pub status: String,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Failure class.
+    pub error_class: Option<String>,
+    /// Failure sentence.
+    pub reason: Option<String>,
+    /// Attempt (0 before the first start).
+    pub attempt: i32,
+    /// Offered to runners since.
+    pub runnable_at: Option<OffsetDateTime>,
+    /// Holder.
+    pub runner_id: Option<Uuid>,
+    /// Stored log length of the current attempt.
+    pub log_end: i64,
+    /// Started.
+    pub started_at: Option<OffsetDateTime>,
+    /// Ended.
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// A job to insert (status `queued`, not yet offered).
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// Run.
+    pub run_id: Uuid,
+    /// Pipeline order.
+    pub position: i32,
+    /// Template index.
+    pub stage: i32,
+    /// Template name.
+    pub template: &'a str,
+    /// Template version.
+    pub template_version: i32,
+    /// `<template>/<job>`.
+    pub name: &'a str,
+    /// Expanded job JSON.
+    pub spec: &'a serde_json::Value,
+    /// Positions it waits for.
+    pub depends_on: &'a [i32],
+}
+
+/// Inserts a job.
+pub async fn insert(e: impl PgExecutor<'_>, j: &NewJob<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO jobs (id, run_id, position, stage, template, template_version, name, spec, depends_on, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued')",
+        j.id,
+        j.run_id,
+        j.position,
+        j.stage,
+        j.template,
+        j.template_version,
+        j.name,
+        j.spec,
+        j.depends_on
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// A run's jobs in pipeline order.
+pub async fn of_run(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<JobRow>, sqlx::Error> {
+    sqlx::query_as!(
+        JobRow,
+        "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
+                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at
+         FROM jobs WHERE run_id = $1 ORDER BY position",
+        run_id
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// The jobs of many runs (for run lists), ordered by run then position.
+pub async fn of_runs(e: impl PgExecutor<'_>, run_ids: &[Uuid]) -> Result<Vec<JobRow>, sqlx::Error> {
+    sqlx::query_as!(
+        JobRow,
+        "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
+                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at
+         FROM jobs WHERE run_id = ANY($1) ORDER BY run_id, position",
+        run_ids
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// One job.
+pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as!(
+        JobRow,
+        "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
+                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at
+         FROM jobs WHERE id = $1",
+        id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Offers a queued job to runners (now, or after a retry backoff).
+pub async fn release(e: impl PgExecutor<'_>, id: Uuid, delay_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE jobs SET runnable_at = now() + make_interval(secs => $2::float8 / 1000)
+         WHERE id = $1 AND status = 'queued'",
+        id,
+        delay_ms as f64
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Sets a job's status without running it (`skipped`, `manual`, `canceled`).
+pub async fn set_status(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    status: &str,
+    terminal: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE jobs SET status = $2, runnable_at = NULL,
+             ended_at = CASE WHEN $3 THEN now() ELSE ended_at END
+         WHERE id = $1",
+        id,
+        status,
+        terminal
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// What a runner gets when it claims a job.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Job.
+    pub id: Uuid,
+    /// Run.
+    pub run_id: Uuid,
+    /// The new attempt.
+    pub attempt: i32,
+    /// `<template>/<job>`.
+    pub name: String,
+    /// Expanded job JSON.
+    pub spec: serde_json::Value,
+    /// Run's status before the claim.
+    pub run_status: String,
+}
+
+/// Claims the oldest runnable job: marks it running with a new attempt and a lease. Locks the
+/// job **and its run** with SKIP LOCKED, so a claim never waits on (or deadlocks with) a
+/// transaction that is re-planning that run; such a job is simply taken on the next wake-up.
+pub async fn claim(
+    e: impl PgExecutor<'_>,
+    runner_id: Uuid,
+    lease_ms: i64,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as!(
+        Claimed,
+        r#"WITH next AS (
+               SELECT j.id, r.status AS run_status FROM jobs j JOIN pipeline_runs r ON r.id = j.run_id
+               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
+               ORDER BY j.runnable_at, j.run_id, j.position
+               LIMIT 1
+               FOR UPDATE OF j, r SKIP LOCKED
+           )
+           UPDATE jobs SET status = 'running', attempt = attempt + 1, runner_id = $1,
+               lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
+               started_at = now(), ended_at = NULL, exit_code = NULL, error_class = NULL,
+               reason = NULL, log_end = 0, runnable_at = NULL
+           FROM next WHERE jobs.id = next.id
+           RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec, next.run_status AS "run_status!""#,
+        runner_id,
+        lease_ms as f64
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// The state of a job as seen by the runner that claims to hold `attempt` of it.
+#[derive(Debug, Clone)]
+pub struct Holding {
+    /// Status.
+    pub status: String,
+    /// Current attempt.
+    pub attempt: i32,
+    /// Holder.
+    pub runner_id: Option<Uuid>,
+    /// Stored log length.
+    pub log_end: i64,
+    /// A cancel was asked for.
+    pub cancel_requested: bool,
+    /// Its run.
+    pub run_id: Uuid,
+}
+
+impl Holding {
+    /// Whether `runner` still holds `attempt` of this job.
+    pub fn is_held_by(&self, runner: Uuid, attempt: i32) -> bool {
+        self.status == "running" && self.attempt == attempt && self.runner_id == Some(runner)
+    }
+}
+
+/// Reads (and with `lock`, locks) what is needed to check a runner's write.
+pub async fn holding(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Holding>, sqlx::Error> {
+    sqlx::query_as!(
+        Holding,
+        "SELECT status, attempt, runner_id, log_end, cancel_requested, run_id FROM jobs WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Renews the lease of a held attempt; `None` when the runner no longer holds it.
+pub async fn heartbeat(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    attempt: i32,
+    runner_id: Uuid,
+    lease_ms: i64,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+         WHERE id = $1 AND attempt = $2 AND runner_id = $3 AND status = 'running'
+         RETURNING cancel_requested",
+        id,
+        attempt,
+        runner_id,
+        lease_ms as f64
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// The outcome of an attempt.
+#[derive(Debug, Clone)]
+pub struct Outcome<'a> {
+    /// `success`, `failed` or `canceled`.
+    pub status: &'a str,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Failure class.
+    pub error_class: Option<&'a str>,
+    /// Failure sentence.
+    pub reason: Option<&'a str>,
+}
+
+/// Records the end of the current attempt.
+pub async fn finish(e: impl PgExecutor<'_>, id: Uuid, o: &Outcome<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE jobs SET status = $2, exit_code = $3, error_class = $4, reason = $5, ended_at = now(),
+             lease_expires_at = NULL
+         WHERE id = $1",
+        id,
+        o.status,
+        o.exit_code,
+        o.error_class,
+        o.reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Puts a failed attempt back in the queue for another attempt after `delay_ms`.
+pub async fn requeue(e: impl PgExecutor<'_>, id: Uuid, delay_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE jobs SET status = 'queued', runner_id = NULL, lease_expires_at = NULL, ended_at = NULL,
+             runnable_at = now() + make_interval(secs => $2::float8 / 1000)
+         WHERE id = $1",
+        id,
+        delay_ms as f64
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `repos`.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A stored repo.
+#[derive(Debug, Clone)]
+pub struct RepoRow {
+    /// Row id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Clone URL.
+    pub clone_url: Option<String>,
+    /// Default branch.
+    pub default_branch: String,
+    /// Webhook secret (never leaves the service).
+    pub webhook_secret: Option<String>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Updated.
+    pub updated_at: OffsetDateTime,
+}
+
+/// Values to write; `None` keeps the stored value (or the default on create).
+#[derive(Debug, Clone, Default)]
+pub struct RepoChanges {
+    /// `Some(None)` clears.
+    pub clone_url: Option<Option<String>>,
+    /// New default branch.
+    pub default_branch: Option<String>,
+    /// `Some(None)` clears.
+    pub webhook_secret: Option<Option<String>>,
+}
+
+/// Creates or updates a repo; the flag says whether it was created.
+pub async fn upsert(
+    e: impl PgExecutor<'_>,
+    name: &str,
+    c: &RepoChanges,
+) -> Result<(RepoRow, bool), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"
+        INSERT INTO repos (id, name, clone_url, default_branch, webhook_secret)
+        VALUES ($1, $2, $4, COALESCE($5, 'main'), $7)
+        ON CONFLICT (name) DO UPDATE SET
+            clone_url      = CASE WHEN $3 THEN EXCLUDED.clone_url ELSE repos.clone_url END,
+            default_branch = COALESCE($5, repos.default_branch),
+            webhook_secret = CASE WHEN $6 THEN EXCLUDED.webhook_secret ELSE repos.webhook_secret END,
+            updated_at     = now()
+        RETURNING id, name, clone_url, default_branch, webhook_secret, created_at, updated_at,
+                  (xmax = 0) AS "inserted!"
+        "#,
+        Uuid::now_v7(),
+        name,
+        c.clone_url.is_some(),
+        c.clone_url.clone().flatten(),
+        c.default_branch,
+        c.webhook_secret.is_some(),
+        c.webhook_secret.clone().flatten(),
+    )
+    .fetch_one(e)
+    .await?;
+    Ok((
+        RepoRow {
+            id: row.id,
+            name: row.name,
+            clone_url: row.clone_url,
+            default_branch: row.default_branch,
+            webhook_secret: row.webhook_secret,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        },
+        row.inserted,
+    ))
+}
+
+/// A repo by name.
+pub async fn get(e: impl PgExecutor<'_>, name: &str) -> Result<Option<RepoRow>, sqlx::Error> {
+    sqlx::query_as!(
+        RepoRow,
+        "SELECT id, name, clone_url, default_branch, webhook_secret, created_at, updated_at
+         FROM repos WHERE name = $1",
+        name
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// All repos by name.
+pub async fn list(e: impl PgExecutor<'_>) -> Result<Vec<RepoRow>, sqlx::Error> {
+    sqlx::query_as!(
+        RepoRow,
+        "SELECT id, name, clone_url, default_branch, webhook_secret, created_at, updated_at
+         FROM repos ORDER BY name"
+    )
+    .fetch_all(e)
+    .await
+}

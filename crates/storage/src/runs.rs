@@ -1,0 +1,144 @@
+//! `pipeline_runs`.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A stored run (with its repo's name).
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    /// Run id (UUID v7).
+    pub id: Uuid,
+    /// Repo id.
+    pub repo_id: Uuid,
+    /// Repo name.
+    pub repo: String,
+    /// Git ref.
+    pub git_ref: String,
+    /// Commit sha.
+    pub commit_sha: Option<String>,
+    /// Status (wire name).
+    pub status: String,
+    /// Trigger (wire name).
+    pub trigger: String,
+    /// Templates the run was made of, in order.
+    pub templates: Vec<String>,
+    /// Trigger inputs.
+    pub inputs: serde_json::Value,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// First job started.
+    pub started_at: Option<OffsetDateTime>,
+    /// Ended.
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// A run to insert.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// Id (UUID v7).
+    pub id: Uuid,
+    /// Repo.
+    pub repo_id: Uuid,
+    /// Ref.
+    pub git_ref: &'a str,
+    /// Commit.
+    pub commit_sha: Option<&'a str>,
+    /// Trigger wire name.
+    pub trigger: &'a str,
+    /// Template names.
+    pub templates: &'a [String],
+    /// Trigger inputs.
+    pub inputs: &'a serde_json::Value,
+    /// The run this reruns.
+    pub rerun_of: Option<Uuid>,
+}
+
+/// Inserts a run in `queued`.
+pub async fn insert(e: impl PgExecutor<'_>, r: &NewRun<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO pipeline_runs (id, repo_id, ref, commit_sha, status, trigger, templates, inputs, rerun_of)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)",
+        r.id,
+        r.repo_id,
+        r.git_ref,
+        r.commit_sha,
+        r.trigger,
+        r.templates,
+        r.inputs,
+        r.rerun_of
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// A run by id.
+pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
+    sqlx::query_as!(
+        RunRow,
+        r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha, r.status, r.trigger,
+                  r.templates, r.inputs, r.created_at, r.started_at, r.ended_at
+           FROM pipeline_runs r JOIN repos p ON p.id = r.repo_id
+           WHERE r.id = $1"#,
+        id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Locks a run's row: every change to a run and its jobs' plan happens under this lock, so
+/// two finishing jobs of one run cannot plan over each other. Returns the status.
+pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT status FROM pipeline_runs WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// A page of a repo's runs, newest first, strictly older than `before` when given.
+pub async fn list(
+    e: impl PgExecutor<'_>,
+    repo_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as!(
+        RunRow,
+        r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha, r.status, r.trigger,
+                  r.templates, r.inputs, r.created_at, r.started_at, r.ended_at
+           FROM pipeline_runs r JOIN repos p ON p.id = r.repo_id
+           WHERE r.repo_id = $1 AND ($2::uuid IS NULL OR r.id < $2)
+           ORDER BY r.id DESC
+           LIMIT $3"#,
+        repo_id,
+        before,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Sets the status; stamps `started_at` on the first move out of `queued` and `ended_at` on a
+/// terminal status.
+pub async fn set_status(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    status: &str,
+    terminal: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE pipeline_runs SET status = $2,
+             started_at = CASE WHEN $2 <> 'queued' THEN COALESCE(started_at, now()) ELSE started_at END,
+             ended_at = CASE WHEN $3 THEN now() ELSE NULL END
+         WHERE id = $1",
+        id,
+        status,
+        terminal
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
