@@ -1,1 +1,13 @@
-//! (being written)
+//! Black-box tests of the three services together, against a real Postgres and the real
+//! Docker engine. See `helpers.rs` for what they need.
+
+mod helpers;
+
+mod execution;
+mod gateway;
+mod health;
+mod logs;
+mod repos;
+mod runner_protocol;
+mod runs;
+mod templates;

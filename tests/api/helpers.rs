@@ -1,0 +1,436 @@
+//! `spawn_app()`: the three real services in-process on port 0, against a fresh Postgres
+//! database and the real Docker engine, with typed request helpers.
+//!
+//! Needs `DATABASE_URL` (an admin connection; each test creates its own database) and a Docker
+//! engine. The job image is `GITWEAVE_TEST_IMAGE` (default `gitweave-busybox:latest`, made by
+//! `scripts/local-images.sh job`). Every container and volume a test's runner makes carries
+//! that runner's unique name and prefix, and is removed when the test ends, pass or fail.
+
+use gitweave_api::public::{LogsPage, Run};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub use runner_svc::config::EngineKind;
+
+/// The job image used by tests.
+pub fn image() -> String {
+    std::env::var("GITWEAVE_TEST_IMAGE").unwrap_or_else(|_| "gitweave-busybox:latest".into())
+}
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!("DATABASE_URL must point at a Postgres the tests may create databases in (scripts/test does this)")
+    })
+}
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Start a runner with this engine (none: drive the runner protocol by hand).
+    pub runner: Option<EngineKind>,
+    /// Runner slots.
+    pub concurrency: u32,
+    /// `GITWEAVE_API_TOKEN` for the gateway.
+    pub api_token: Option<String>,
+    /// `RUNNER_REGISTRATION_TOKEN` for pipeline-svc and the runner.
+    pub registration_token: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            runner: Some(EngineKind::Docker),
+            concurrency: 1,
+            api_token: None,
+            registration_token: None,
+        }
+    }
+}
+
+/// A running stack.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub gateway: String,
+    /// `http://127.0.0.1:PORT` of pipeline-svc.
+    pub pipeline: String,
+    /// `http://127.0.0.1:PORT` of the runner's health listener, if a runner runs.
+    pub runner_health: Option<String>,
+    /// A plain client.
+    pub http: reqwest::Client,
+    /// The runner's unique name (its containers are labelled with it).
+    pub runner_name: String,
+    /// Prefix of the runner's containers and volumes.
+    pub prefix: String,
+    /// `Authorization` to send to the gateway.
+    pub token: Option<String>,
+    stops: Vec<(
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
+    _cleanup: Cleanup,
+}
+
+/// Removes the test's containers and volumes even when the test panics.
+struct Cleanup {
+    runner_name: String,
+    prefix: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let ids = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=gitweave.runner={}", self.runner_name),
+            ])
+            .output();
+        if let Ok(out) = ids {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if !ids.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .arg("rm")
+                    .arg("-f")
+                    .args(&ids)
+                    .output();
+            }
+        }
+        let vols = std::process::Command::new("docker")
+            .args([
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name={}", self.prefix),
+            ])
+            .output();
+        if let Ok(out) = vols {
+            let vols: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if !vols.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["volume", "rm", "-f"])
+                    .args(&vols)
+                    .output();
+            }
+        }
+    }
+}
+
+async fn fresh_database() -> String {
+    let admin = admin_url();
+    let name = format!("gw_test_{}", Uuid::new_v4().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("connect to the admin database");
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create the test database");
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database path");
+    format!("{base}/{name}")
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        gitweave_http::init_telemetry(gitweave_http::LogFormat::Pretty);
+    }
+}
+
+/// Starts the stack with default options (a docker runner).
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+/// Starts the stack.
+pub async fn spawn_with(opts: Options) -> TestApp {
+    init_logs();
+    let db_url = fresh_database().await;
+    let mut stops = Vec::new();
+
+    let mut pconfig = pipeline_svc::Config::for_database(db_url);
+    pconfig.runner_registration_token = opts.registration_token.clone();
+    pconfig.retry_base_ms = 100;
+    let papp = pipeline_svc::App::build(pconfig)
+        .await
+        .expect("build pipeline-svc");
+    let pipeline = format!("http://{}", papp.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel();
+    stops.push((
+        tx,
+        tokio::spawn(papp.run_until_stopped(async {
+            let _ = rx.await;
+        })),
+    ));
+
+    let short = Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let runner_name = format!("test-runner-{short}");
+    let prefix = format!("gwt{short}-");
+    let mut runner_health = None;
+    if let Some(engine) = opts.runner {
+        let mut rconfig = runner_svc::Config::for_pipeline(&pipeline, engine);
+        rconfig.name = Some(runner_name.clone());
+        rconfig.container_prefix = prefix.clone();
+        rconfig.concurrency = opts.concurrency;
+        rconfig.registration_token = opts.registration_token.clone();
+        rconfig.workdir = std::env::temp_dir().join(format!("gitweave-test-{short}"));
+        let rapp = runner_svc::App::build(rconfig)
+            .await
+            .expect("build runner-svc");
+        runner_health = Some(format!("http://{}", rapp.local_addr().expect("addr")));
+        let (tx, rx) = oneshot::channel();
+        stops.push((
+            tx,
+            tokio::spawn(rapp.run_until_stopped(async {
+                let _ = rx.await;
+            })),
+        ));
+    }
+
+    let mut gconfig = api_gateway::Config::for_pipeline(&pipeline);
+    gconfig.api_token = opts.api_token.clone();
+    let gapp = api_gateway::App::build(gconfig)
+        .await
+        .expect("build api-gateway");
+    let gateway = format!("http://{}", gapp.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel();
+    stops.push((
+        tx,
+        tokio::spawn(gapp.run_until_stopped(async {
+            let _ = rx.await;
+        })),
+    ));
+
+    TestApp {
+        gateway,
+        pipeline,
+        runner_health,
+        http: reqwest::Client::new(),
+        _cleanup: Cleanup {
+            runner_name: runner_name.clone(),
+            prefix: prefix.clone(),
+        },
+        runner_name,
+        prefix,
+        token: opts.api_token,
+        stops,
+    }
+}
+
+impl TestApp {
+    /// `{gateway}/api/v1{path}`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.gateway)
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// GET through the gateway.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.auth(self.http.get(self.api(path)))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// PUT JSON through the gateway.
+    pub async fn put_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.auth(self.http.put(self.api(path)))
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// POST JSON through the gateway.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.auth(self.http.post(self.api(path)))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.auth(self.http.request(method, self.api(path)))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a repo.
+    pub async fn create_repo(&self, name: &str) {
+        let r = self.put_json(&format!("/repos/{name}"), &json!({})).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "create repo {name}");
+    }
+
+    /// Uploads a template.
+    pub async fn put_template(&self, name: &str, yaml: &str) -> reqwest::Response {
+        self.send_raw(
+            reqwest::Method::PUT,
+            &format!("/templates/{name}"),
+            "application/yaml",
+            yaml.to_owned(),
+        )
+        .await
+    }
+
+    /// Uploads a template that must be accepted.
+    pub async fn template_ok(&self, name: &str, yaml: &str) {
+        let r = self.put_template(name, yaml).await;
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "template {name} refused: {status} {body}"
+        );
+    }
+
+    /// Attaches a template to a repo.
+    pub async fn attach(&self, repo: &str, template: &str) {
+        let r = self
+            .put_json(&format!("/repos/{repo}/templates/{template}"), &json!({}))
+            .await;
+        assert!(
+            r.status().is_success(),
+            "attach {template} to {repo}: {}",
+            r.status()
+        );
+    }
+
+    /// Repo + template + attachment in one go.
+    pub async fn repo_with(&self, repo: &str, template: &str, yaml: &str) {
+        self.create_repo(repo).await;
+        self.template_ok(template, yaml).await;
+        self.attach(repo, template).await;
+    }
+
+    /// Triggers a run that must be created.
+    pub async fn trigger(&self, repo: &str, body: &Value) -> Run {
+        let r = self
+            .post_json(&format!("/repos/{repo}/pipelines/run"), body)
+            .await;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::CREATED, "trigger: {text}");
+        serde_json::from_str(&text).expect("run JSON")
+    }
+
+    /// Fetches a run.
+    pub async fn run(&self, id: Uuid) -> Run {
+        let r = self.get(&format!("/pipelines/runs/{id}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.expect("run JSON")
+    }
+
+    /// Polls a run until it ends (at most `limit`).
+    pub async fn wait_run(&self, id: Uuid, limit: Duration) -> Run {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let run = self.run(id).await;
+            if run.status.is_terminal() {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} did not end within {limit:?}: {run:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One logs page.
+    pub async fn logs_page(&self, job: Uuid, offset: i64, limit: i64) -> LogsPage {
+        let r = self
+            .get(&format!("/jobs/{job}/logs?offset={offset}&limit={limit}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.expect("logs JSON")
+    }
+
+    /// The whole log, reassembled through pagination: (text, pages).
+    pub async fn paged_log(&self, job: Uuid, limit: i64) -> (String, usize) {
+        let mut text = String::new();
+        let mut offset = 0;
+        let mut pages = 0;
+        loop {
+            let page = self.logs_page(job, offset, limit).await;
+            pages += 1;
+            let mut at = offset;
+            for c in &page.chunks {
+                assert_eq!(
+                    c.offset, at,
+                    "chunks are contiguous from the requested offset"
+                );
+                at += c.data.len() as i64;
+                text.push_str(&c.data);
+            }
+            assert!(page.next_offset >= offset, "offsets never go back");
+            if page.complete {
+                return (text, pages);
+            }
+            assert!(page.next_offset > offset || page.chunks.is_empty());
+            offset = page.next_offset;
+            assert!(pages < 100_000, "pagination does not end");
+        }
+    }
+
+    /// The raw log bytes.
+    pub async fn raw_log(&self, job: Uuid) -> Vec<u8> {
+        let r = self.get(&format!("/jobs/{job}/logs/raw")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.expect("raw body").to_vec()
+    }
+
+    /// Containers of this test's runner that still exist.
+    pub fn leftover_containers(&self) -> Vec<String> {
+        let out = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=gitweave.runner={}", self.runner_name),
+            ])
+            .output()
+            .expect("docker ps");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Stops every service (runner first, so it can report what it runs) and waits for them.
+    pub async fn shutdown(mut self) {
+        let stops: Vec<_> = self.stops.drain(..).collect();
+        // Order: gateway, runner, pipeline-svc — the reverse of start, minus the gateway first
+        // so no new request arrives.
+        for (tx, handle) in stops.into_iter().rev() {
+            let _ = tx.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Logs: exact bytes, byte-offset pagination, limits, follow.
+
+use crate::helpers::{TestApp, image, spawn_app};
+use gitweave_model::status::RunStatus;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+async fn one_job(app: &TestApp, repo: &str, script: &[&str]) -> uuid::Uuid {
+    let lines: Vec<String> = script
+        .iter()
+        .map(|l| serde_json::to_string(l).expect("json"))
+        .collect();
+    app.repo_with(
+        repo,
+        repo,
+        &format!(
+            "jobs:\n  - name: job\n    image: {}\n    script: [{}]\n",
+            image(),
+            lines.join(", ")
+        ),
+    )
+    .await;
+    app.trigger(repo, &json!({})).await.jobs[0].id
+}
+
+fn echoed(line: &str) -> String {
+    format!("$ {line}\n")
+}
+
+#[tokio::test]
+async fn a_200000_line_log_is_reassembled_exactly_through_pagination() {
+    let app = spawn_app().await;
+    let job = one_job(&app, "big", &["seq 1 200000"]).await;
+    let run_id = app
+        .get(&format!("/jobs/{job}"))
+        .await
+        .json::<Value>()
+        .await
+        .expect("json")["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
+    let run = app.wait_run(run_id, LIMIT).await;
+    assert_eq!(run.status, RunStatus::Success);
+    let mut expected = echoed("seq 1 200000");
+    for i in 1..=200_000 {
+        expected.push_str(&i.to_string());
+        expected.push('\n');
+    }
+    let (text, pages) = app.paged_log(job, 65_536).await;
+    assert_eq!(text.len(), expected.len());
+    assert!(text == expected, "paged log differs from the job's output");
+    assert!(
+        pages >= expected.len() / 65_536,
+        "limit honoured: {pages} pages"
+    );
+    let raw = app.raw_log(job).await;
+    assert!(raw == expected.as_bytes(), "raw log differs");
+
+    // A page never exceeds its limit, may cut a stored chunk, and says where to go on.
+    let page = app.logs_page(job, 5, 10).await;
+    assert_eq!(page.chunks.len(), 1);
+    assert_eq!(page.chunks[0].offset, 5);
+    assert_eq!(page.chunks[0].data, &expected[5..15]);
+    assert_eq!(page.next_offset, 15);
+    assert!(!page.complete);
+    let end = expected.len() as i64;
+    let last = app.logs_page(job, end - 3, 100).await;
+    assert_eq!(last.chunks[0].data, "00\n");
+    assert!(last.complete && last.next_offset == end);
+    let past = app.logs_page(job, end + 10, 100).await;
+    assert!(past.chunks.is_empty() && past.complete);
+    let clamped = app.logs_page(job, 0, 50_000_000).await;
+    assert_eq!(clamped.next_offset, 1024 * 1024, "limit is capped at 1 MiB");
+    for bad in ["limit=0", "offset=-1", "limit=abc"] {
+        let r = app.get(&format!("/jobs/{job}/logs?{bad}")).await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn raw_logs_keep_invalid_utf8_nul_bytes_and_a_last_line_without_newline() {
+    let app = spawn_app().await;
+    let line = r"printf 'caf\303\251 \377\376 nul:\000: end\nlast line without newline'";
+    let job = one_job(&app, "bin", &[line]).await;
+    let run_id = app
+        .get(&format!("/jobs/{job}"))
+        .await
+        .json::<Value>()
+        .await
+        .expect("json")["run_id"]
+        .as_str()
+        .expect("run_id")
+        .parse()
+        .expect("uuid");
+    let run = app.wait_run(run_id, LIMIT).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:#?}");
+    let mut expected = echoed(line).into_bytes();
+    expected.extend_from_slice(b"caf\xc3\xa9 \xff\xfe nul:\x00: end\nlast line without newline");
+    let raw = app.raw_log(job).await;
+    assert_eq!(raw, expected);
+    let r = app.get(&format!("/jobs/{job}/logs/raw")).await;
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
+
+    let page = app.logs_page(job, 0, 65_536).await;
+    let data = &page.chunks[0].data;
+    assert!(
+        data.contains("café \u{FFFD}\u{FFFD} nul:\u{0}: end\nlast line without newline"),
+        "{data:?}"
+    );
+    assert_eq!(
+        page.next_offset,
+        expected.len() as i64,
+        "offsets count bytes, not characters"
+    );
+    assert!(page.complete);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn follow_streams_the_log_until_the_job_ends() {
+    let app = spawn_app().await;
+    let job = one_job(&app, "slow", &["echo start", "sleep 2", "echo end"]).await;
+    let r = app.get(&format!("/jobs/{job}/logs/raw?follow=true")).await;
+    assert_eq!(r.status(), 200);
+    let body = tokio::time::timeout(LIMIT, r.bytes())
+        .await
+        .expect("the stream ends with the job")
+        .expect("body");
+    let text = String::from_utf8(body.to_vec()).expect("utf8");
+    assert_eq!(
+        text,
+        format!(
+            "{}start\n{}{}end\n",
+            echoed("echo start"),
+            echoed("sleep 2"),
+            echoed("echo end")
+        )
+    );
+    let j: Value = app
+        .get(&format!("/jobs/{job}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(j["status"], "success");
+    app.shutdown().await;
+}

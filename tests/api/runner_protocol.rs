@@ -1,0 +1,218 @@
+//! The internal runner protocol, driven by hand: registration tokens, claims, log chunks that
+//! are idempotent by offset, gaps and stale writes refused, finish only with the whole log.
+
+use crate::helpers::{EngineKind, Options, image, spawn_with};
+use gitweave_api::runner::{Assignment, RegisterResponse};
+use gitweave_model::status::RunStatus;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Runner {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Runner {
+    async fn claim(&self, wait_ms: u64) -> Option<Assignment> {
+        let r = self
+            .http
+            .post(format!("{}/internal/v1/runners/claim", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"wait_ms": wait_ms}))
+            .send()
+            .await
+            .expect("claim");
+        if r.status() == 204 {
+            return None;
+        }
+        assert_eq!(r.status(), 200);
+        Some(r.json().await.expect("assignment"))
+    }
+
+    async fn append(&self, a: &Assignment, offset: i64, data: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!(
+                "{}/internal/v1/jobs/{}/attempts/{}/logs?offset={offset}",
+                self.base, a.job_id, a.attempt
+            ))
+            .bearer_auth(&self.token)
+            .body(data.to_owned())
+            .send()
+            .await
+            .expect("append");
+        (r.status().as_u16(), r.json().await.expect("json"))
+    }
+
+    async fn finish(&self, a: &Assignment, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!(
+                "{}/internal/v1/jobs/{}/attempts/{}/finish",
+                self.base, a.job_id, a.attempt
+            ))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("finish");
+        (r.status().as_u16(), r.json().await.expect("json"))
+    }
+}
+
+async fn register(http: &reqwest::Client, base: &str, token: Option<&str>) -> reqwest::Response {
+    let mut rb = http
+        .post(format!("{base}/internal/v1/runners/register"))
+        .json(&json!({"name": "hand", "capacity": 1, "engine": "shell"}));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    rb.send().await.expect("register")
+}
+
+#[tokio::test]
+async fn registration_needs_the_token_when_one_is_set() {
+    let app = spawn_with(Options {
+        registration_token: Some("reg-secret".into()),
+        runner: Some(EngineKind::Shell),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(register(&app.http, &app.pipeline, None).await.status(), 401);
+    assert_eq!(
+        register(&app.http, &app.pipeline, Some("wrong"))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        register(&app.http, &app.pipeline, Some("reg-secret"))
+            .await
+            .status(),
+        201
+    );
+    // The real runner registered with the token and runs jobs.
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: a, image: {}, script: [echo ok] }}\n",
+            image()
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let run = app.wait_run(run.id, Duration::from_secs(60)).await;
+    assert_eq!(run.status, RunStatus::Success);
+    let r = app
+        .http
+        .post(format!("{}/internal/v1/runners/claim", app.pipeline))
+        .bearer_auth("00000000-0000-0000-0000-000000000000.nope")
+        .json(&json!({"wait_ms": 0}))
+        .send()
+        .await
+        .expect("claim");
+    assert_eq!(r.status(), 401);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn log_chunks_are_idempotent_by_offset_and_writes_need_the_attempt() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    let reg: RegisterResponse = register(&app.http, &app.pipeline, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let runner = Runner {
+        base: app.pipeline.clone(),
+        token: reg.token,
+        http: app.http.clone(),
+    };
+    assert!(runner.claim(0).await.is_none(), "nothing queued yet");
+    let img = image();
+    app.repo_with("r", "t", &format!("jobs:\n  - {{ name: a, image: {img}, script: [x] }}\n  - {{ name: b, image: {img}, script: [y] }}\n")).await;
+
+    // A waiting claim is woken by the trigger.
+    let waiting = tokio::spawn({
+        let r = Runner {
+            base: runner.base.clone(),
+            token: runner.token.clone(),
+            http: runner.http.clone(),
+        };
+        async move { r.claim(10_000).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let run = app.trigger("r", &json!({"commit": "feedbeef"})).await;
+    let a = waiting.await.expect("join").expect("woken with a job");
+    assert_eq!(a.job_id, run.jobs[0].id);
+    assert_eq!(a.attempt, 1);
+    assert_eq!(a.env["GITWEAVE_COMMIT_SHA"], "feedbeef");
+    assert_eq!(a.env["GITWEAVE_JOB_NAME"], "t/a");
+    assert!(runner.claim(0).await.is_none(), "job b waits for a");
+    let shown = app.run(run.id).await;
+    assert_eq!(shown.status, RunStatus::Running);
+
+    assert_eq!(
+        runner.append(&a, 0, "hello ").await,
+        (200, json!({"next_offset": 6}))
+    );
+    assert_eq!(
+        runner.append(&a, 0, "hello ").await,
+        (200, json!({"next_offset": 6})),
+        "a resent chunk is a no-op"
+    );
+    let (s, body) = runner.append(&a, 9, "gap").await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("log_offset_mismatch"))
+    );
+    assert_eq!(
+        runner.append(&a, 6, "world").await,
+        (200, json!({"next_offset": 11}))
+    );
+    let (s, body) = runner
+        .finish(&a, json!({"exit_code": 0, "log_end": 6}))
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("log_incomplete"))
+    );
+    assert_eq!(
+        runner
+            .finish(&a, json!({"exit_code": 0, "log_end": 11}))
+            .await
+            .0,
+        200
+    );
+    let (s, body) = runner.append(&a, 11, "late").await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("stale_attempt"))
+    );
+    assert_eq!(app.raw_log(a.job_id).await, b"hello world");
+    let page = app.logs_page(a.job_id, 0, 100).await;
+    assert!(page.complete);
+
+    let b = runner
+        .claim(1_000)
+        .await
+        .expect("b is released when a succeeds");
+    assert_eq!(b.job_id, run.jobs[1].id);
+    let (s, _) = runner
+        .finish(
+            &b,
+            json!({"exit_code": 1, "error_class": "exit_code", "log_end": 0}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let done = app.run(run.id).await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(done.jobs[1].exit_code, Some(1));
+    app.shutdown().await;
+}
