@@ -1,6 +1,11 @@
 //! Black-box tests of the three services together, against a real Postgres and the real
 //! Docker engine. See `helpers.rs` for what they need.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a test fails loudly at the step that broke"
+)]
+
 mod helpers;
 
 mod execution;

@@ -8,6 +8,9 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
+/// A runner's token hash and name, cached after its first authentication.
+pub type KnownRunner = (Vec<u8>, String);
+
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -19,8 +22,8 @@ pub struct AppState {
     pub jobs_ready: Arc<Notify>,
     /// Job ids whose log grew or that ended; log followers wait on it.
     pub job_updates: broadcast::Sender<Uuid>,
-    /// Runners already authenticated: id → (token hash, name).
-    pub runner_cache: Arc<RwLock<HashMap<Uuid, (Vec<u8>, String)>>>,
+    /// Runners already authenticated.
+    pub runner_cache: Arc<RwLock<HashMap<Uuid, KnownRunner>>>,
     /// Prometheus numbers.
     pub metrics: Metrics,
 }
