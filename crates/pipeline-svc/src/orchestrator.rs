@@ -11,7 +11,7 @@ use gitweave_model::plan::{self, Action, JobState, Node, StageJob};
 use gitweave_model::status::{ErrorClass, JobStatus, RunStatus, Trigger};
 use gitweave_model::template::{Template, When};
 use gitweave_storage::events::{self, NewEvent};
-use gitweave_storage::{jobs, repos, runs, templates};
+use gitweave_storage::{deliveries, jobs, repos, runs, templates};
 use rand::Rng;
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
@@ -40,6 +40,27 @@ pub struct TriggerParams {
     pub rerun_of: Option<Uuid>,
     /// Who asked (`api`, `webhook:github`, …).
     pub actor: String,
+    /// The webhook delivery that asked, recorded in the run's transaction so the same
+    /// delivery twice makes one run.
+    pub delivery: Option<Delivery>,
+}
+
+/// A webhook delivery id.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `github`, `gitea`, `forgejo`, `gitlab`.
+    pub provider: String,
+    /// The provider's delivery id.
+    pub id: String,
+}
+
+/// What a trigger made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Triggered {
+    /// The run.
+    pub run_id: Uuid,
+    /// True when the delivery had been seen: `run_id` is the run it made then.
+    pub duplicate: bool,
 }
 
 fn input_string(name: &str, v: &serde_json::Value) -> Result<String, ApiError> {
@@ -96,11 +117,19 @@ struct PlannedJob {
 }
 
 /// Creates a run and all its jobs in one transaction, releases what can start, and wakes the
-/// runners. Returns the run id.
-pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Uuid, ApiError> {
+/// runners.
+pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, ApiError> {
     let repo = repos::get(&state.pool, &p.repo)
         .await?
         .ok_or_else(|| ApiError::not_found("repo", &p.repo))?;
+    if let Some(d) = &p.delivery
+        && let Some(run_id) = deliveries::run_of(&state.pool, &d.provider, &d.id).await?
+    {
+        return Ok(Triggered {
+            run_id,
+            duplicate: true,
+        });
+    }
     let git_ref = p
         .git_ref
         .clone()
@@ -228,6 +257,24 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Uuid, ApiErro
         },
     )
     .await?;
+    if let Some(d) = &p.delivery {
+        // Waits for a concurrent transaction holding the same delivery, then sees it.
+        if !deliveries::insert(&mut *tx, &d.provider, &d.id, repo.id, run_id).await? {
+            tx.rollback().await?;
+            let run_id = deliveries::run_of(&state.pool, &d.provider, &d.id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Conflict(
+                        "duplicate_delivery",
+                        format!("delivery {} was already received", d.id),
+                    )
+                })?;
+            return Ok(Triggered {
+                run_id,
+                duplicate: true,
+            });
+        }
+    }
     events::append(
         &mut tx,
         run_id,
@@ -283,7 +330,10 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Uuid, ApiErro
         state.wake_runners();
     }
     tracing::info!(run.id = %run_id, repo = %repo.name, jobs = planned.len(), "run created");
-    Ok(run_id)
+    Ok(Triggered {
+        run_id,
+        duplicate: false,
+    })
 }
 
 /// The subset of an expanded job the planner needs (parsed from the stored spec).

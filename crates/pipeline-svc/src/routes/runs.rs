@@ -51,7 +51,7 @@ async fn trigger(
     JsonBody(body): JsonBody<TriggerRun>,
 ) -> Result<Response, ApiError> {
     let repo = valid_name(RepoName::parse, &repo)?;
-    let id = orchestrator::trigger(
+    let triggered = orchestrator::trigger(
         &state,
         TriggerParams {
             repo: repo.to_string(),
@@ -62,10 +62,11 @@ async fn trigger(
             trigger: Trigger::Api,
             rerun_of: None,
             actor: "api".into(),
+            delivery: None,
         },
     )
     .await?;
-    Ok(created(load(&state, id).await?))
+    Ok(created(load(&state, triggered.run_id).await?))
 }
 
 async fn show(
