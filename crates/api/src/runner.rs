@@ -61,6 +61,21 @@ pub struct Assignment {
     pub timeout_secs: u64,
     /// Key of the run's workspace (shared by all jobs of the run on one runner host).
     pub workspace: String,
+    /// What the workspace must hold before the job starts: set when the repo has a
+    /// `clone_url` and the run a commit.
+    #[serde(default)]
+    pub checkout: Option<Checkout>,
+}
+
+/// A commit to check out into the run's workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    /// From the repo's configuration only, never from a webhook payload.
+    pub clone_url: String,
+    /// The exact commit (not the branch head).
+    pub commit: String,
+    /// The run's ref (data for the log and `git` only; never interpolated into a shell).
+    pub git_ref: String,
 }
 
 /// `PUT /internal/v1/jobs/{id}/attempts/{n}/logs?offset=N` answer.

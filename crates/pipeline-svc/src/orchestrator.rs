@@ -5,7 +5,7 @@
 use crate::auth::RunnerIdentity;
 use crate::error::ApiError;
 use crate::state::AppState;
-use gitweave_api::runner::{Assignment, AttemptState, FinishRequest};
+use gitweave_api::runner::{Assignment, AttemptState, Checkout, FinishRequest};
 use gitweave_model::expand::{self, ExpandedJob};
 use gitweave_model::plan::{self, Action, JobState, Node, StageJob};
 use gitweave_model::status::{ErrorClass, JobStatus, RunStatus, Trigger};
@@ -523,6 +523,9 @@ pub async fn claim(
     let run = runs::get(&mut *tx, c.run_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("run {} of a claimed job vanished", c.run_id)))?;
+    let clone_url = repos::get(&mut *tx, &run.repo)
+        .await?
+        .and_then(|r| r.clone_url);
     tx.commit().await?;
     // The claim skipped rows locked by others; another waiter may find one of those.
     state.jobs_ready.notify_one();
@@ -562,6 +565,13 @@ pub async fn claim(
         env,
         timeout_secs: job.timeout.as_secs(),
         workspace: c.run_id.to_string(),
+        checkout: clone_url
+            .zip(run.commit_sha.clone())
+            .map(|(clone_url, commit)| Checkout {
+                clone_url,
+                commit,
+                git_ref: run.git_ref.clone(),
+            }),
     }))
 }
 
