@@ -33,6 +33,12 @@ pub struct Options {
     pub runner: Option<EngineKind>,
     /// Runner slots.
     pub concurrency: u32,
+    /// How many runner instances.
+    pub runners: u32,
+    /// pipeline-svc's lease length.
+    pub lease_ms: u64,
+    /// pipeline-svc's reaper period.
+    pub reaper_interval_ms: u64,
     /// `GITWEAVE_API_TOKEN` for the gateway.
     pub api_token: Option<String>,
     /// `RUNNER_REGISTRATION_TOKEN` for pipeline-svc and the runner.
@@ -44,6 +50,9 @@ impl Default for Options {
         Self {
             runner: Some(EngineKind::Docker),
             concurrency: 1,
+            runners: 1,
+            lease_ms: 30_000,
+            reaper_interval_ms: 5_000,
             api_token: None,
             registration_token: None,
         }
@@ -161,6 +170,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let mut pconfig = pipeline_svc::Config::for_database(db_url);
     pconfig.runner_registration_token = opts.registration_token.clone();
     pconfig.retry_base_ms = 100;
+    pconfig.lease_ms = opts.lease_ms;
+    pconfig.reaper_interval_ms = opts.reaper_interval_ms;
     let papp = pipeline_svc::App::build(pconfig)
         .await
         .expect("build pipeline-svc");
@@ -177,9 +188,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let runner_name = format!("test-runner-{short}");
     let prefix = format!("gwt{short}-");
     let mut runner_health = None;
-    if let Some(engine) = opts.runner {
+    for n in 0..opts.runners {
+        let Some(engine) = opts.runner else { break };
         let mut rconfig = runner_svc::Config::for_pipeline(&pipeline, engine);
-        rconfig.name = Some(runner_name.clone());
+        // Every instance's containers carry the test's runner name as a prefix of their own.
+        rconfig.name = Some(if n == 0 { runner_name.clone() } else { format!("{runner_name}-{n}") });
         rconfig.container_prefix = prefix.clone();
         rconfig.concurrency = opts.concurrency;
         rconfig.registration_token = opts.registration_token.clone();
@@ -187,7 +200,9 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");
-        runner_health = Some(format!("http://{}", rapp.local_addr().expect("addr")));
+        if n == 0 {
+            runner_health = Some(format!("http://{}", rapp.local_addr().expect("addr")));
+        }
         let (tx, rx) = oneshot::channel();
         stops.push((
             tx,
@@ -404,6 +419,27 @@ impl TestApp {
         let r = self.get(&format!("/jobs/{job}/logs/raw")).await;
         assert_eq!(r.status(), StatusCode::OK);
         r.bytes().await.expect("raw body").to_vec()
+    }
+
+    /// A run's events (JSON lines).
+    pub async fn events(&self, run: Uuid) -> Vec<gitweave_api::public::Event> {
+        let r = self.get(&format!("/pipelines/runs/{run}/events")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = r.text().await.expect("events");
+        text.lines().map(|l| serde_json::from_str(l).expect("event JSON")).collect()
+    }
+
+    /// Checks that replaying a run's events gives its stored state.
+    pub async fn assert_replays(&self, run: Uuid) {
+        let stored = self.run(run).await;
+        let events = self.events(run).await;
+        let replayed = gitweave_api::replay::replay(&events).expect("events replay");
+        assert_eq!(replayed.status, stored.status, "run status from events");
+        assert_eq!(replayed.jobs.len(), stored.jobs.len());
+        for j in &stored.jobs {
+            let r = replayed.jobs.get(&j.id).expect("every job has events");
+            assert_eq!((r.status, r.attempt), (j.status, j.attempt), "job {} from events", j.name);
+        }
     }
 
     /// Containers of this test's runner that still exist.

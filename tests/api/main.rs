@@ -12,6 +12,7 @@ mod execution;
 mod gateway;
 mod health;
 mod logs;
+mod orchestration;
 mod repos;
 mod runner_protocol;
 mod runs;

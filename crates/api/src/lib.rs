@@ -6,5 +6,6 @@
 //! - [`ts`]: timestamps as `2026-02-16T23:05:12.123Z`.
 
 pub mod public;
+pub mod replay;
 pub mod runner;
 pub mod ts;

@@ -238,3 +238,42 @@ pub struct LogsPage {
     /// True when the job has ended and `next_offset` is the end of its log.
     pub complete: bool,
 }
+
+/// One event of a run (SPEC §6); absent fields are omitted from the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1, 2, 3… within the run.
+    pub seq: i64,
+    /// `run.created`, `job.failed`, …
+    pub event_type: String,
+    /// The run.
+    pub run_id: Uuid,
+    /// The job, for job events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Uuid>,
+    /// When it was recorded.
+    #[serde(with = "crate::ts::required")]
+    pub timestamp_utc: OffsetDateTime,
+    /// Who: `api`, `pipeline-svc`, `runner:<name>`, `webhook:<provider>`.
+    pub actor: String,
+    /// The job's attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+    /// Failure class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    /// A sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Details (`from`/`to` of a state change, `exit_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+/// `POST /jobs/{id}/approve` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approve {
+    /// Why; recorded in the `job.manual_approved` event.
+    pub reason: Option<String>,
+}

@@ -4,9 +4,11 @@
 //! remote GitWeave alike. `trigger --wait` and `status` exit non-zero unless the run succeeded,
 //! so scripts can chain on them.
 
+mod summary;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use gitweave_api::public::{LogsPage, Run, RunList};
+use gitweave_api::public::{Event, LogsPage, Run, RunList};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -99,6 +101,46 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a run's events as JSON lines.
+    Events {
+        /// Run id.
+        run: String,
+        /// Keep printing until the run ends.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only the last N events (with --follow: then follow).
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+    /// A run's summary: status, durations, counts, retries, gate failures, per-job lines.
+    Summary {
+        /// Run id.
+        run: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run: running jobs are stopped, queued ones canceled.
+    Cancel {
+        /// Run id.
+        run: String,
+    },
+    /// Start a new run with the same repo, ref, commit, templates and inputs.
+    Rerun {
+        /// Run id.
+        run: String,
+        /// Wait for the new run to end; exit non-zero unless it succeeded.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Approve a manual job.
+    Approve {
+        /// Job id.
+        job: String,
+        /// Recorded in the run's events.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Print a job's log.
     Logs {
@@ -195,6 +237,29 @@ fn run_exit(run: &Run) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Polls a run until it ends, printing each change of its jobs' statuses.
+async fn wait_for(c: &Client, run: &str) -> anyhow::Result<ExitCode> {
+    let mut last = String::new();
+    loop {
+        let now = c.run(run).await?;
+        let line = now
+            .jobs
+            .iter()
+            .map(|j| format!("{}={}", j.name, j.status))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if line != last {
+            eprintln!("[{}] {line}", now.status);
+            last = line;
+        }
+        if now.status.is_terminal() {
+            print_run(&now);
+            return Ok(run_exit(&now));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -312,25 +377,81 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             if !wait {
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut last = String::new();
-            loop {
-                let now = c.run(&run.id.to_string()).await?;
-                let line = now
-                    .jobs
-                    .iter()
-                    .map(|j| format!("{}={}", j.name, j.status))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                if line != last {
-                    eprintln!("[{}] {line}", now.status);
-                    last = line;
+            return wait_for(&c, &run.id.to_string()).await;
+        }
+        Command::Events { run, follow, tail } => {
+            let mut after = 0;
+            let mut out = std::io::stdout().lock();
+            if let Some(n) = tail {
+                // The stored events first, only the last N of them; then follow from there.
+                let text = c
+                    .send(c.request(reqwest::Method::GET, &format!("/pipelines/runs/{run}/events")))
+                    .await?
+                    .text()
+                    .await?;
+                let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+                for line in &lines[lines.len().saturating_sub(n)..] {
+                    writeln!(out, "{line}")?;
                 }
-                if now.status.is_terminal() {
-                    print_run(&now);
-                    return Ok(run_exit(&now));
+                if let Some(last) = lines.last() {
+                    after = serde_json::from_str::<Event>(last).map(|e| e.seq).unwrap_or(0);
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if !follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
             }
+            let path = format!("/pipelines/runs/{run}/events?after={after}&follow={follow}");
+            let mut resp = c.send(c.request(reqwest::Method::GET, &path)).await?;
+            while let Some(chunk) = resp.chunk().await? {
+                out.write_all(&chunk)?;
+                out.flush()?;
+            }
+        }
+        Command::Summary { run, json } => {
+            let r = c.run(&run).await?;
+            let text = c
+                .send(c.request(reqwest::Method::GET, &format!("/pipelines/runs/{run}/events")))
+                .await?
+                .text()
+                .await?;
+            let events: Vec<Event> = text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()
+                .context("reading the run's events")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary::to_json(&r, &events))?);
+            } else {
+                print!("{}", summary::to_text(&r, &events));
+            }
+            return Ok(run_exit(&r));
+        }
+        Command::Cancel { run } => {
+            let r: Run = c
+                .send(c.request(reqwest::Method::POST, &format!("/pipelines/runs/{run}/cancel")))
+                .await?
+                .json()
+                .await?;
+            println!("run {} cancel requested ({})", r.id, r.status);
+        }
+        Command::Rerun { run, wait } => {
+            let r: Run = c
+                .send(c.request(reqwest::Method::POST, &format!("/pipelines/runs/{run}/rerun")))
+                .await?
+                .json()
+                .await?;
+            println!("run {} created (rerun of {run})", r.id);
+            if wait {
+                return wait_for(&c, &r.id.to_string()).await;
+            }
+        }
+        Command::Approve { job, reason } => {
+            let rb = c
+                .request(reqwest::Method::POST, &format!("/jobs/{job}/approve"))
+                .json(&json!({ "reason": reason }));
+            let j: Value = c.send(rb).await?.json().await?;
+            println!("job {} approved ({})", j["name"], j["status"]);
         }
         Command::Runs { repo, limit } => {
             let rb = c.request(

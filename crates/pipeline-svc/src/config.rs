@@ -22,6 +22,9 @@ pub struct Config {
     /// How long a runner's hold on a job lasts without a heartbeat.
     #[arg(long, env = "PIPELINE_LEASE_MS", default_value_t = 30_000)]
     pub lease_ms: u64,
+    /// How often to look for running jobs whose lease ran out (their runner is lost).
+    #[arg(long, env = "PIPELINE_REAPER_INTERVAL_MS", default_value_t = 5_000)]
+    pub reaper_interval_ms: u64,
     /// Base of the retry backoff (doubles each attempt, at most 60 s, ±10% jitter).
     #[arg(long, env = "PIPELINE_RETRY_BASE_MS", default_value_t = 2_000)]
     pub retry_base_ms: u64,
@@ -48,6 +51,7 @@ impl Config {
             require_image: true,
             lease_ms: 30_000,
             retry_base_ms: 2_000,
+            reaper_interval_ms: 5_000,
             db_max_connections: 20,
             log_format: LogFormat::Pretty,
         }

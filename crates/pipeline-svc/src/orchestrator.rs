@@ -391,6 +391,9 @@ pub async fn advance(
         });
     }
     let rows = jobs::of_run(&mut *conn, run_id).await?;
+    if runs::cancel_requested(&mut *conn, run_id).await? {
+        return settle_cancel(conn, run_id, current, &rows, actor).await;
+    }
     let nodes: Vec<Node> = rows
         .iter()
         .map(|j| {
@@ -414,6 +417,18 @@ pub async fn advance(
             }
             Action::AwaitApproval(i) => {
                 jobs::set_status(&mut *conn, rows[i].id, JobStatus::Manual.as_str(), false).await?;
+                events::append(
+                    conn,
+                    run_id,
+                    &NewEvent {
+                        event_type: "job.manual",
+                        job_id: Some(rows[i].id),
+                        actor,
+                        reason: Some("waiting for approval (when: manual)"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
             }
             Action::Skip(i) => {
                 jobs::set_status(&mut *conn, rows[i].id, JobStatus::Skipped.as_str(), true).await?;
@@ -527,6 +542,7 @@ pub async fn claim(
         .await?
         .and_then(|r| r.clone_url);
     tx.commit().await?;
+    state.run_changed(c.run_id);
     // The claim skipped rows locked by others; another waiter may find one of those.
     state.jobs_ready.notify_one();
 
@@ -593,7 +609,7 @@ pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
     capped.mul_f64(jitter)
 }
 
-/// Records the end of an attempt, retries it when its policy allows, and re-plans the run.
+/// Records the end of an attempt reported by the runner holding it.
 pub async fn finish(
     state: &AppState,
     runner: &RunnerIdentity,
@@ -621,27 +637,107 @@ pub async fn finish(
             ),
         ));
     }
-    let actor = runner.actor();
-    let class = req.error_class;
+    let ended = end_attempt(
+        &mut tx,
+        state,
+        EndAttempt {
+            job_id,
+            run_id: job.run_id,
+            attempt,
+            class: req.error_class,
+            exit_code: req.exit_code,
+            reason: req.reason.clone(),
+            actor: runner.actor(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    ended.after_commit(state, job_id, job.run_id);
+    tracing::info!(job.id = %job_id, attempt, status = %ended.status, "job finished");
+    Ok(AttemptState {
+        cancel: false,
+        run_ended: ended.advanced.run_status.is_some_and(RunStatus::is_terminal),
+    })
+}
+
+/// How an attempt ended, from whoever knows (its runner, or the lease reaper).
+#[derive(Debug, Clone)]
+pub struct EndAttempt {
+    /// Job.
+    pub job_id: Uuid,
+    /// Its run (locked by the caller).
+    pub run_id: Uuid,
+    /// The attempt that ended.
+    pub attempt: i32,
+    /// `None`: success.
+    pub class: Option<ErrorClass>,
+    /// Exit code, if the script ran to an end.
+    pub exit_code: Option<i32>,
+    /// A sentence.
+    pub reason: Option<String>,
+    /// Who reports it.
+    pub actor: String,
+}
+
+/// What [`end_attempt`] did; apply [`Ended::after_commit`] once committed.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// The job's status now (`queued` when retried).
+    pub status: JobStatus,
+    /// When retried: the backoff.
+    pub retry_after: Option<Duration>,
+    /// The re-plan.
+    pub advanced: Advanced,
+}
+
+impl Ended {
+    /// Wakes whoever waits for what changed.
+    pub fn after_commit(&self, state: &AppState, job_id: Uuid, run_id: Uuid) {
+        state.job_changed(job_id);
+        state.run_changed(run_id);
+        state
+            .metrics
+            .inc("gitweave_jobs_finished_total", &format!("status=\"{}\"", self.status.as_str()));
+        if self.advanced.released {
+            state.wake_runners();
+        }
+        if let Some(delay) = self.retry_after {
+            // The retry becomes claimable after its backoff: wake the runners then.
+            let wake = state.jobs_ready.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay + Duration::from_millis(5)).await;
+                wake.notify_waiters();
+            });
+        }
+    }
+}
+
+/// Records the end of an attempt with its event, retries it when its policy allows (never
+/// under a cancel), and re-plans the run. The caller holds the run's lock.
+pub async fn end_attempt(conn: &mut PgConnection, state: &AppState, e: EndAttempt) -> Result<Ended, ApiError> {
+    let job = jobs::get(&mut *conn, e.job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", e.job_id))?;
     let spec: ExpandedJob = serde_json::from_value(job.spec.clone())
-        .map_err(|e| ApiError::Internal(format!("job {job_id} spec does not load: {e}")))?;
-    let status = match class {
+        .map_err(|err| ApiError::Internal(format!("job {} spec does not load: {err}", e.job_id)))?;
+    let canceling = runs::cancel_requested(&mut *conn, e.run_id).await?;
+    let status = match e.class {
         None => JobStatus::Success,
         Some(ErrorClass::Canceled) => JobStatus::Canceled,
         Some(_) => JobStatus::Failed,
     };
-    let reason = req.reason.clone().or_else(|| match (class, req.exit_code) {
+    let reason = e.reason.clone().or_else(|| match (e.class, e.exit_code) {
         (Some(ErrorClass::ExitCode), Some(code)) => Some(format!("exit code {code}")),
         (Some(c), _) => Some(c.to_string()),
         (None, _) => None,
     });
     jobs::finish(
-        &mut *tx,
-        job_id,
+        &mut *conn,
+        e.job_id,
         &jobs::Outcome {
             status: status.as_str(),
-            exit_code: req.exit_code,
-            error_class: class.map(ErrorClass::as_str),
+            exit_code: e.exit_code,
+            error_class: e.class.map(ErrorClass::as_str),
             reason: reason.as_deref(),
         },
     )
@@ -652,43 +748,44 @@ pub async fn finish(
         _ => "job.failed",
     };
     events::append(
-        &mut tx,
-        job.run_id,
+        conn,
+        e.run_id,
         &NewEvent {
             event_type,
-            job_id: Some(job_id),
-            actor: &actor,
-            attempt: Some(attempt),
-            error_class: class.map(ErrorClass::as_str),
+            job_id: Some(e.job_id),
+            actor: &e.actor,
+            attempt: Some(e.attempt),
+            error_class: e.class.map(ErrorClass::as_str),
             reason: reason.as_deref(),
-            data: req.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
+            data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
         },
     )
     .await?;
     let retry = status == JobStatus::Failed
-        && class.is_some_and(|c| {
+        && !canceling
+        && e.class.is_some_and(|c| {
             spec.retry.allows(
                 c,
-                req.exit_code.map(i64::from),
-                u32::try_from(attempt).unwrap_or(u32::MAX),
+                e.exit_code.map(i64::from),
+                u32::try_from(e.attempt).unwrap_or(u32::MAX),
             )
         });
-    let retry_after = retry.then(|| retry_delay(state.config.retry_base(), attempt));
+    let retry_after = retry.then(|| retry_delay(state.config.retry_base(), e.attempt));
     if let Some(delay) = retry_after {
-        jobs::requeue(&mut *tx, job_id, delay.as_millis() as i64).await?;
+        jobs::requeue(&mut *conn, e.job_id, delay.as_millis() as i64).await?;
         events::append(
-            &mut tx,
-            job.run_id,
+            conn,
+            e.run_id,
             &NewEvent {
                 event_type: "job.retried",
-                job_id: Some(job_id),
+                job_id: Some(e.job_id),
                 actor: ACTOR,
-                attempt: Some(attempt + 1),
-                error_class: class.map(ErrorClass::as_str),
+                attempt: Some(e.attempt + 1),
+                error_class: e.class.map(ErrorClass::as_str),
                 reason: Some(&format!(
-                    "retry {} of {} in {} ms",
-                    attempt,
-                    spec.retry.max,
+                    "attempt {} of {} in {} ms",
+                    e.attempt + 1,
+                    spec.retry.max + 1,
                     delay.as_millis()
                 )),
                 ..Default::default()
@@ -696,27 +793,212 @@ pub async fn finish(
         )
         .await?;
     }
-    let advanced = advance(&mut tx, job.run_id, ACTOR).await?;
-    tx.commit().await?;
-    state.job_changed(job_id);
-    state.metrics.inc(
-        "gitweave_jobs_finished_total",
-        &format!("status=\"{}\"", status.as_str()),
-    );
-    if advanced.released {
-        state.wake_runners();
+    if status == JobStatus::Failed && !retry && !spec.allow_failure {
+        // A hard gate: fail-closed skips everything downstream of this job.
+        events::append(
+            conn,
+            e.run_id,
+            &NewEvent {
+                event_type: "gate.failed",
+                job_id: Some(e.job_id),
+                actor: ACTOR,
+                attempt: Some(e.attempt),
+                error_class: e.class.map(ErrorClass::as_str),
+                reason: Some(&format!("{} failed; every job that depends on it is skipped", job.name)),
+                ..Default::default()
+            },
+        )
+        .await?;
     }
-    if let Some(delay) = retry_after {
-        // The retry becomes claimable after its backoff: wake the runners then.
-        let wake = state.jobs_ready.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay + Duration::from_millis(5)).await;
-            wake.notify_waiters();
+    let advanced = advance(conn, e.run_id, ACTOR).await?;
+    Ok(Ended {
+        status: if retry { JobStatus::Queued } else { status },
+        retry_after,
+        advanced,
+    })
+}
+
+/// Under a cancel: cancels every job that has not started, and ends the run `canceled` once no
+/// job is running any more (running ones were told through their heartbeat).
+async fn settle_cancel(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    current: RunStatus,
+    rows: &[jobs::JobRow],
+    actor: &str,
+) -> Result<Advanced, ApiError> {
+    let mut running = false;
+    for j in rows {
+        match state_of(j)? {
+            JobState::Pending | JobState::Released | JobState::Manual => {
+                jobs::set_status(&mut *conn, j.id, JobStatus::Canceled.as_str(), true).await?;
+                events::append(
+                    conn,
+                    run_id,
+                    &NewEvent {
+                        event_type: "job.canceled",
+                        job_id: Some(j.id),
+                        actor,
+                        reason: Some("the run was canceled before the job started"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+            JobState::Running => running = true,
+            _ => {}
+        }
+    }
+    if !running {
+        set_run_status(conn, run_id, current, RunStatus::Canceled, actor, Some("canceled")).await?;
+        return Ok(Advanced {
+            released: false,
+            run_status: Some(RunStatus::Canceled),
         });
     }
-    tracing::info!(job.id = %job_id, attempt, status = %status, "job finished");
-    Ok(AttemptState {
-        cancel: false,
-        run_ended: advanced.run_status.is_some_and(RunStatus::is_terminal),
+    Ok(Advanced {
+        released: false,
+        run_status: Some(current),
     })
+}
+
+/// Cancels a run: jobs not started are canceled now, running ones are told to stop.
+pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let Some(status) = runs::lock(&mut *tx, run_id).await? else {
+        return Err(ApiError::not_found("run", run_id));
+    };
+    let status: RunStatus = status
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {status}")))?;
+    if status.is_terminal() {
+        return Err(ApiError::Conflict(
+            "run_ended",
+            format!("run {run_id} already ended ({status}); nothing to cancel"),
+        ));
+    }
+    runs::request_cancel(&mut *tx, run_id).await?;
+    for j in jobs::of_run(&mut *tx, run_id).await? {
+        if j.status == JobStatus::Running.as_str() {
+            jobs::request_cancel(&mut *tx, j.id).await?;
+        }
+    }
+    advance(&mut tx, run_id, actor).await?;
+    tx.commit().await?;
+    state.run_changed(run_id);
+    tracing::info!(run.id = %run_id, "run cancel requested");
+    Ok(())
+}
+
+/// Approves a `manual` job, recording who and why.
+pub async fn approve(state: &AppState, job_id: Uuid, reason: Option<&str>, actor: &str) -> Result<Uuid, ApiError> {
+    let job = jobs::get(&state.pool, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    let mut tx = state.pool.begin().await?;
+    runs::lock(&mut *tx, job.run_id).await?;
+    if !jobs::approve(&mut *tx, job_id).await? {
+        return Err(ApiError::Conflict(
+            "not_manual",
+            format!("job {job_id} is {}, not waiting for approval", job.status),
+        ));
+    }
+    events::append(
+        &mut tx,
+        job.run_id,
+        &NewEvent {
+            event_type: "job.manual_approved",
+            job_id: Some(job_id),
+            actor,
+            reason: Some(reason.unwrap_or("approved")),
+            ..Default::default()
+        },
+    )
+    .await?;
+    advance(&mut tx, job.run_id, actor).await?;
+    tx.commit().await?;
+    state.run_changed(job.run_id);
+    state.wake_runners();
+    Ok(job.run_id)
+}
+
+/// A new run of the same repo, ref, commit, templates and inputs (the templates' current
+/// versions).
+pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Uuid, ApiError> {
+    let run = runs::get(&state.pool, run_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run", run_id))?;
+    let inputs: BTreeMap<String, serde_json::Value> = serde_json::from_value(run.inputs.clone())
+        .map_err(|e| ApiError::Internal(format!("stored inputs of run {run_id} do not load: {e}")))?;
+    let triggered = trigger(
+        state,
+        TriggerParams {
+            repo: run.repo,
+            git_ref: Some(run.git_ref),
+            commit: run.commit_sha,
+            templates: Some(run.templates),
+            inputs,
+            trigger: Trigger::Rerun,
+            rerun_of: Some(run_id),
+            actor: actor.to_owned(),
+            delivery: None,
+        },
+    )
+    .await?;
+    Ok(triggered.run_id)
+}
+
+/// Fails (or retries) the attempts whose runner stopped renewing their lease, with a
+/// `runner.lost` event. Returns how many were taken back.
+pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
+    let expired = jobs::expired(&state.pool, 100).await?;
+    let mut reaped = 0;
+    for e in expired {
+        let mut tx = state.pool.begin().await?;
+        runs::lock(&mut *tx, e.run_id).await?;
+        // Re-check under the lock: the runner may have finished in the meantime.
+        let Some(held) = jobs::holding(&mut *tx, e.id).await? else { continue };
+        if held.status != JobStatus::Running.as_str() || held.attempt != e.attempt {
+            continue;
+        }
+        let still_expired = jobs::expired(&mut *tx, 1_000).await?.iter().any(|x| x.id == e.id);
+        if !still_expired {
+            continue;
+        }
+        let runner = e.runner_name.as_deref().unwrap_or("unknown");
+        let reason = format!("runner {runner} stopped renewing the lease of attempt {}", e.attempt);
+        events::append(
+            &mut tx,
+            e.run_id,
+            &NewEvent {
+                event_type: "runner.lost",
+                job_id: Some(e.id),
+                actor: ACTOR,
+                attempt: Some(e.attempt),
+                error_class: Some(ErrorClass::RunnerFailure.as_str()),
+                reason: Some(&reason),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let outcome = end_attempt(
+            &mut tx,
+            state,
+            EndAttempt {
+                job_id: e.id,
+                run_id: e.run_id,
+                attempt: e.attempt,
+                class: Some(ErrorClass::RunnerFailure),
+                exit_code: None,
+                reason: Some(reason.clone()),
+                actor: ACTOR.to_owned(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        outcome.after_commit(state, e.id, e.run_id);
+        tracing::warn!(job.id = %e.id, attempt = e.attempt, runner.name = runner, "runner lost; attempt taken back");
+        reaped += 1;
+    }
+    Ok(reaped)
 }

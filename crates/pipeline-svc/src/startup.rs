@@ -28,6 +28,12 @@ impl App {
             acquire_timeout: Duration::from_secs(5),
         })?;
         migrate_with_retry(&pool).await?;
+        // Runners could not renew leases while this service was down: do not take their jobs
+        // for lost because of that.
+        let extended = gitweave_storage::jobs::extend_running_leases(&pool, config.lease_ms as i64).await?;
+        if extended > 0 {
+            tracing::info!(jobs = extended, "renewed the leases of running jobs after a restart");
+        }
         let listener = TcpListener::bind(config.addr).await?;
         let metrics = Metrics::new();
         metrics.describe("gitweave_runs_triggered_total", "Runs created, by trigger.");
@@ -42,11 +48,13 @@ impl App {
         metrics.describe("gitweave_log_bytes_total", "Log bytes stored.");
         metrics.describe("http_responses_total", "HTTP responses, by status class.");
         let (job_updates, _) = broadcast::channel(4096);
+        let (run_updates, _) = broadcast::channel(4096);
         let state = AppState {
             pool,
             config: Arc::new(config),
             jobs_ready: Arc::new(Notify::new()),
             job_updates,
+            run_updates,
             runner_cache: Arc::default(),
             metrics,
         };
@@ -71,9 +79,11 @@ impl App {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "pipeline-svc listening");
         let router = routes::router(self.state.clone());
+        let reaper = tokio::spawn(reap_forever(self.state.clone()));
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        reaper.abort();
         self.state.pool.close().await;
         tracing::info!("pipeline-svc stopped");
         Ok(())
@@ -95,6 +105,18 @@ async fn migrate_with_retry(pool: &sqlx::PgPool) -> anyhow::Result<()> {
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Takes back the attempts of lost runners, every `reaper_interval_ms`.
+async fn reap_forever(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.reaper_interval_ms.max(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::orchestrator::reap_expired(&state).await {
+            tracing::warn!(error = %e, "looking for lost runners failed");
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub jobs_ready: Arc<Notify>,
     /// Job ids whose log grew or that ended; log followers wait on it.
     pub job_updates: broadcast::Sender<Uuid>,
+    /// Run ids that got new events; event followers wait on it.
+    pub run_updates: broadcast::Sender<Uuid>,
     /// Runners already authenticated.
     pub runner_cache: Arc<RwLock<HashMap<Uuid, KnownRunner>>>,
     /// Prometheus numbers.
@@ -32,6 +34,11 @@ impl AppState {
     /// Tells waiting runners to look for work.
     pub fn wake_runners(&self) {
         self.jobs_ready.notify_waiters();
+    }
+
+    /// Tells event followers that a run has new events.
+    pub fn run_changed(&self, run_id: Uuid) {
+        let _ = self.run_updates.send(run_id);
     }
 
     /// Tells log followers that a job changed.

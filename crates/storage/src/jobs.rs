@@ -306,3 +306,62 @@ pub async fn requeue(e: impl PgExecutor<'_>, id: Uuid, delay_ms: i64) -> Result<
     .await?;
     Ok(())
 }
+
+/// Asks the runner holding a running job to stop it (seen on its next heartbeat).
+pub async fn request_cancel(e: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE jobs SET cancel_requested = true WHERE id = $1 AND status = 'running'", id)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// A running job whose lease ran out.
+#[derive(Debug, Clone)]
+pub struct Expired {
+    /// Job.
+    pub id: Uuid,
+    /// Run.
+    pub run_id: Uuid,
+    /// The attempt that was lost.
+    pub attempt: i32,
+    /// The runner that held it.
+    pub runner_name: Option<String>,
+}
+
+/// Running jobs whose lease has expired (not locked: the caller re-checks under the run lock).
+pub async fn expired(e: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Expired>, sqlx::Error> {
+    sqlx::query_as!(
+        Expired,
+        r#"SELECT j.id, j.run_id, j.attempt, r.name AS "runner_name?"
+           FROM jobs j LEFT JOIN runners r ON r.id = j.runner_id
+           WHERE j.status = 'running' AND j.lease_expires_at < now()
+           ORDER BY j.lease_expires_at LIMIT $1"#,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Gives every running job a fresh lease: after pipeline-svc was down, runners could not
+/// heartbeat, and their jobs must not be taken for lost because of it.
+pub async fn extend_running_leases(e: impl PgExecutor<'_>, lease_ms: i64) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query!(
+        "UPDATE jobs SET lease_expires_at = GREATEST(lease_expires_at, now() + make_interval(secs => $1::float8 / 1000))
+         WHERE status = 'running'",
+        lease_ms as f64
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Takes a manual job out of `manual` and offers it to runners; false if it was not manual.
+pub async fn approve(e: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
+        "UPDATE jobs SET status = 'queued', runnable_at = now() WHERE id = $1 AND status = 'manual'",
+        id
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

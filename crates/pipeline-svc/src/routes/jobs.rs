@@ -1,7 +1,7 @@
 //! Jobs and their logs: one job, a page of its log, or the raw bytes (optionally followed).
 
 use crate::error::ApiError;
-use crate::extract::{QueryParams, parse_id};
+use crate::extract::{JsonBody, QueryParams, parse_id};
 use crate::state::AppState;
 use crate::views;
 use axum::body::Body;
@@ -22,6 +22,7 @@ use uuid::Uuid;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/jobs/{id}", get(show))
+        .route("/jobs/{id}/approve", axum::routing::post(approve))
         .route("/jobs/{id}/logs", get(page))
         .route("/jobs/{id}/logs/raw", get(raw))
 }
@@ -122,66 +123,61 @@ async fn raw(
     let (attempt, _) = attempt_of(&job, q.attempt)?;
     let job_id = job.id;
     let follow = q.follow;
+    // Following a job that has not started yet follows its first attempt once it starts.
+    let adopt = follow && q.attempt.is_none() && attempt == 0;
     // Subscribe before the first read so no update between read and wait is missed.
     let updates = state.job_updates.subscribe();
-    let stream = futures::stream::unfold(
-        (state, updates, 0i64, false),
-        move |(state, mut updates, offset, done)| async move {
-            if done {
+    let start = Follow {
+        state,
+        updates,
+        attempt,
+        offset: 0,
+        done: false,
+    };
+    let stream = futures::stream::unfold(start, move |mut f| async move {
+        if f.done {
+            return None;
+        }
+        loop {
+            let chunks = match stored_logs::window(&f.state.pool, job_id, f.attempt, f.offset, RAW_STEP).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(job.id = %job_id, error = %e, "reading the log failed mid-stream");
+                    f.done = true;
+                    return Some((Err(std::io::Error::other(e)), f));
+                }
+            };
+            let bytes = logs::window(chunks.iter().map(|(o, b)| (*o, b.as_slice())), f.offset, RAW_STEP);
+            if !bytes.is_empty() {
+                f.offset += bytes.len() as i64;
+                return Some((Ok(Bytes::from(bytes)), f));
+            }
+            if !follow {
                 return None;
             }
-            loop {
-                let chunks = match stored_logs::window(
-                    &state.pool,
-                    job_id,
-                    attempt,
-                    offset,
-                    RAW_STEP,
-                )
-                .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(job.id = %job_id, error = %e, "reading the log failed mid-stream");
-                        return Some((
-                            Err(std::io::Error::other(e)),
-                            (state, updates, offset, true),
-                        ));
-                    }
-                };
-                let bytes = logs::window(
-                    chunks.iter().map(|(o, b)| (*o, b.as_slice())),
-                    offset,
-                    RAW_STEP,
-                );
-                if !bytes.is_empty() {
-                    let next = offset + bytes.len() as i64;
-                    return Some((Ok(Bytes::from(bytes)), (state, updates, next, false)));
+            // Nothing new: stop when this attempt can grow no more, else wait for news.
+            match jobs::get(&f.state.pool, job_id).await {
+                Ok(Some(j)) if adopt && f.attempt == 0 && j.attempt > 0 => {
+                    f.attempt = j.attempt;
+                    continue;
                 }
-                if !follow {
-                    return None;
-                }
-                // Nothing new: stop when this attempt can grow no more, else wait for news.
-                match jobs::get(&state.pool, job_id).await {
-                    Ok(Some(j)) if j.attempt != attempt || is_ended(&j) => {
-                        if offset >= j.log_end || j.attempt != attempt {
-                            return None;
-                        }
-                        continue;
+                Ok(Some(j)) if j.attempt != f.attempt => return None,
+                Ok(Some(j)) if is_ended(&j) => {
+                    if f.offset >= j.log_end {
+                        return None;
                     }
-                    Ok(Some(_)) => {}
-                    Ok(None) => return None,
-                    Err(e) => {
-                        return Some((
-                            Err(std::io::Error::other(e)),
-                            (state, updates, offset, true),
-                        ));
-                    }
+                    continue;
                 }
-                wait_for(&mut updates, job_id).await;
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(e) => {
+                    f.done = true;
+                    return Some((Err(std::io::Error::other(e)), f));
+                }
             }
-        },
-    );
+            wait_for(&mut f.updates, job_id).await;
+        }
+    });
     Ok((
         [
             (http::header::CONTENT_TYPE, "text/plain"),
@@ -194,6 +190,15 @@ async fn raw(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// The state of a raw log stream.
+struct Follow {
+    state: AppState,
+    updates: tokio::sync::broadcast::Receiver<Uuid>,
+    attempt: i32,
+    offset: i64,
+    done: bool,
 }
 
 /// Waits until `job_id` changes, or a second passes (another pipeline-svc instance may have
@@ -210,4 +215,20 @@ async fn wait_for(updates: &mut tokio::sync::broadcast::Receiver<Uuid>, job_id: 
         }
     })
     .await;
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<gitweave_api::public::Approve>,
+) -> Result<Json<Job>, ApiError> {
+    let id = parse_id("job", &id)?;
+    if body.reason.as_ref().is_some_and(|r| r.len() > 1000) {
+        return Err(ApiError::Invalid("invalid_reason", "reason is limited to 1000 characters".into()));
+    }
+    crate::orchestrator::approve(&state, id, body.reason.as_deref(), "api").await?;
+    let job = jobs::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", id))?;
+    Ok(Json(views::job(&job)?))
 }

@@ -1,7 +1,9 @@
 //! The HTTP surface: `/api/v1` (public, through the gateway), `/internal/v1` (runners), and
 //! `/healthz`, `/readyz`, `/metrics`. One module per resource, each owning its routes.
 
+mod events;
 mod health;
+mod hooks;
 mod jobs;
 mod repos;
 mod runners;
@@ -21,7 +23,9 @@ pub fn router(state: AppState) -> Router {
         .merge(repos::routes())
         .merge(templates::routes())
         .merge(runs::routes())
+        .merge(events::routes())
         .merge(jobs::routes())
+        .merge(hooks::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     let router = Router::new()
         .nest("/api/v1", api)

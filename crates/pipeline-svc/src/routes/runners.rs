@@ -87,7 +87,8 @@ async fn register(
         Json(RegisterResponse {
             runner_id: id,
             token: format!("{id}.{secret}"),
-            heartbeat_interval_ms: (state.config.lease_ms / 3).max(100),
+            // Often enough that a cancel reaches a running job within about a second.
+            heartbeat_interval_ms: (state.config.lease_ms / 3).clamp(100, 1_000),
         }),
     ))
 }

@@ -23,6 +23,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/repos/{repo}/pipelines/run", post(trigger))
         .route("/repos/{repo}/pipelines/runs", get(list))
         .route("/pipelines/runs/{id}", get(show))
+        .route("/pipelines/runs/{id}/cancel", post(cancel))
+        .route("/pipelines/runs/{id}/rerun", post(rerun))
 }
 
 /// Loads a run as the API shows it.
@@ -129,4 +131,16 @@ async fn list(
         .then(|| runs.last().map(|r| r.id.to_string()))
         .flatten();
     Ok(Json(RunList { runs, next_cursor }))
+}
+
+async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id("run", &id)?;
+    orchestrator::cancel(&state, id, "api").await?;
+    Ok((StatusCode::ACCEPTED, Json(load(&state, id).await?)).into_response())
+}
+
+async fn rerun(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id("run", &id)?;
+    let new = orchestrator::rerun(&state, id, "api").await?;
+    Ok(created(load(&state, new).await?))
 }

@@ -1,0 +1,121 @@
+//! Rebuilding a run's state from its events alone (SPEC §6: "replaying a run's events
+//! reproduces its stored state"). Used by tests to check that claim, and by the CLI summary.
+
+use crate::public::Event;
+use gitweave_model::status::{JobStatus, RunStatus};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What the events say about one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobReplay {
+    /// Status.
+    pub status: JobStatus,
+    /// Attempts started.
+    pub attempt: i32,
+    /// Retries scheduled.
+    pub retries: u32,
+}
+
+/// What the events say about a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReplay {
+    /// Status.
+    pub status: RunStatus,
+    /// Per job.
+    pub jobs: BTreeMap<Uuid, JobReplay>,
+    /// Jobs whose failure failed the run (`gate.failed`).
+    pub gate_failures: Vec<Uuid>,
+}
+
+/// Why events could not be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// `seq` is not 1, 2, 3…
+    #[error("event seq {found} where {expected} was expected")]
+    Gap {
+        /// Expected seq.
+        expected: i64,
+        /// Found seq.
+        found: i64,
+    },
+    /// A job event for a job never queued.
+    #[error("event {seq} ({kind}) names a job that was never queued")]
+    UnknownJob {
+        /// Event seq.
+        seq: i64,
+        /// Event type.
+        kind: String,
+    },
+    /// A state change to an unknown status.
+    #[error("event {seq} changes the run to an unknown status")]
+    BadStatus {
+        /// Event seq.
+        seq: i64,
+    },
+}
+
+/// Folds events (in `seq` order) into the state they describe.
+pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
+    let mut run = RunReplay {
+        status: RunStatus::Queued,
+        jobs: BTreeMap::new(),
+        gate_failures: Vec::new(),
+    };
+    for (i, e) in events.iter().enumerate() {
+        let expected = i as i64 + 1;
+        if e.seq != expected {
+            return Err(ReplayError::Gap { expected, found: e.seq });
+        }
+        let unknown = || ReplayError::UnknownJob {
+            seq: e.seq,
+            kind: e.event_type.clone(),
+        };
+        if e.event_type == "job.queued" {
+            let id = e.job_id.ok_or_else(unknown)?;
+            run.jobs.insert(
+                id,
+                JobReplay {
+                    status: JobStatus::Queued,
+                    attempt: 0,
+                    retries: 0,
+                },
+            );
+            continue;
+        }
+        if e.event_type == "run.state_changed" {
+            run.status = e
+                .data
+                .as_ref()
+                .and_then(|d| d["to"].as_str())
+                .and_then(|s| s.parse().ok())
+                .ok_or(ReplayError::BadStatus { seq: e.seq })?;
+            continue;
+        }
+        if e.event_type == "gate.failed" {
+            run.gate_failures.extend(e.job_id);
+            continue;
+        }
+        let Some(job_id) = e.job_id else { continue };
+        let job = run.jobs.get_mut(&job_id).ok_or_else(unknown)?;
+        match e.event_type.as_str() {
+            "job.started" => {
+                job.status = JobStatus::Running;
+                job.attempt = e.attempt.unwrap_or(job.attempt + 1);
+            }
+            "job.succeeded" => job.status = JobStatus::Success,
+            "job.failed" => job.status = JobStatus::Failed,
+            "job.canceled" => job.status = JobStatus::Canceled,
+            "job.skipped" => job.status = JobStatus::Skipped,
+            "job.manual" => job.status = JobStatus::Manual,
+            "job.manual_approved" => job.status = JobStatus::Queued,
+            "job.retried" => {
+                job.status = JobStatus::Queued;
+                job.retries += 1;
+            }
+            // runner.lost is followed by job.failed or job.retried, which carry the change.
+            _ => {}
+        }
+    }
+    Ok(run)
+}

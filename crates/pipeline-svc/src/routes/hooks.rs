@@ -1,0 +1,178 @@
+//! `POST /repos/{repo}/hooks/{provider}`: push webhooks from GitHub, Gitea, Forgejo and GitLab
+//! (SPEC §7).
+//!
+//! The order of the checks is the order of trust: the raw body is read (at most
+//! [`WEBHOOK_BODY_LIMIT`], else 413), the repo must exist (404) and have a secret, the
+//! signature must match the raw body (401); only then is the body parsed (400 when it is not
+//! JSON). A refused delivery creates nothing, not even its delivery record. A push makes a run
+//! through [`orchestrator::trigger`], which records the delivery id in the run's transaction,
+//! so a delivery sent twice makes one run and the second answer points at it.
+
+use super::runs::{created, load};
+use super::valid_name;
+use crate::error::ApiError;
+use crate::extract::body_error;
+use crate::orchestrator::{self, Delivery, TriggerParams};
+use crate::state::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use gitweave_model::names::RepoName;
+use gitweave_model::status::Trigger;
+use gitweave_model::webhook::{self, Decision, PayloadError, Provider};
+use gitweave_storage::repos;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Largest webhook body (SPEC §7); the gateway enforces the same limit.
+pub const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
+
+/// Longest delivery id kept; longer ones are cut (they are ids, not content).
+const MAX_DELIVERY_ID: usize = 200;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/repos/{repo}/hooks/{provider}",
+        // Its own limit: the rest of /api/v1 takes 1 MiB, webhooks (a push of many commits)
+        // up to 25 MiB. The layer nearest the handler wins.
+        post(receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+    )
+}
+
+fn header_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// An answer that made no run.
+fn no_run(status: StatusCode, outcome: &str, message: String) -> Response {
+    (
+        status,
+        Json(json!({ "status": outcome, "message": message })),
+    )
+        .into_response()
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path((repo, provider)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_error)?;
+    let repo = valid_name(RepoName::parse, &repo)?;
+    let provider = Provider::parse(&provider).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no webhook receiver for provider {provider:?}; use github, gitea, forgejo or gitlab"
+        ))
+    })?;
+    let row = repos::get(&state.pool, repo.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("repo", &repo))?;
+    let lookup = |name: &str| header_value(&headers, name);
+    if let Err(e) = webhook::verify(provider, row.webhook_secret.as_deref(), lookup, &body) {
+        state.metrics.inc(
+            "gitweave_webhooks_total",
+            &format!("provider=\"{provider}\",result=\"refused\""),
+        );
+        tracing::warn!(repo = %repo, %provider, reason = %e, "webhook refused");
+        return Err(ApiError::Unauthorized(e.to_string()));
+    }
+
+    let event_headers = provider.event_headers();
+    let (_, event) = webhook::first_header(event_headers, lookup).ok_or_else(|| {
+        ApiError::BadRequest(
+            "missing_event",
+            format!("the {} header is missing", event_headers[0]),
+        )
+    })?;
+    let kind = webhook::event_kind(provider, event);
+    let decision = webhook::decide(&kind, &body).map_err(|e| match e {
+        PayloadError::Malformed(_) => {
+            let form = header_value(&headers, header::CONTENT_TYPE.as_str())
+                .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+            let hint = if form {
+                "; set the webhook's content type to application/json"
+            } else {
+                ""
+            };
+            ApiError::BadRequest("malformed_json", format!("{e}{hint}"))
+        }
+        PayloadError::Invalid(_) => ApiError::Invalid("invalid_payload", e.to_string()),
+    })?;
+    let result = |r: &str| format!("provider=\"{provider}\",result=\"{r}\"");
+    let push = match decision {
+        Decision::Run(push) => push,
+        Decision::Ping => {
+            state
+                .metrics
+                .inc("gitweave_webhooks_total", &result("ping"));
+            return Ok(no_run(
+                StatusCode::OK,
+                "pong",
+                format!("repo {repo} receives {provider} webhooks"),
+            ));
+        }
+        Decision::Deleted { git_ref } => {
+            state
+                .metrics
+                .inc("gitweave_webhooks_total", &result("ignored"));
+            return Ok(no_run(
+                StatusCode::ACCEPTED,
+                "ignored",
+                format!("{git_ref} was deleted; nothing to run"),
+            ));
+        }
+        Decision::Ignored { event } => {
+            state
+                .metrics
+                .inc("gitweave_webhooks_total", &result("ignored"));
+            return Ok(no_run(
+                StatusCode::ACCEPTED,
+                "ignored",
+                format!("{event:?} events do not start runs; only pushes do"),
+            ));
+        }
+    };
+
+    // Namespaced by repo: GitLab's event UUID is shared by every hook the same push fires, so
+    // two GitWeave repos fed by one project must not take each other's delivery for a repeat.
+    let delivery = webhook::first_header(provider.delivery_headers(), lookup).map(|(_, id)| {
+        let id: String = id.chars().take(MAX_DELIVERY_ID).collect();
+        Delivery {
+            provider: provider.as_str().to_owned(),
+            id: format!("{repo}/{id}"),
+        }
+    });
+    if delivery.is_none() {
+        tracing::warn!(repo = %repo, %provider, "webhook without a delivery id; a repeat of it would make another run");
+    }
+    let triggered = orchestrator::trigger(
+        &state,
+        TriggerParams {
+            repo: repo.to_string(),
+            git_ref: Some(push.git_ref),
+            commit: Some(push.after),
+            templates: None,
+            inputs: BTreeMap::new(),
+            trigger: Trigger::Push,
+            rerun_of: None,
+            actor: format!("webhook:{provider}"),
+            delivery,
+        },
+    )
+    .await?;
+    let run = load(&state, triggered.run_id).await?;
+    if triggered.duplicate {
+        state
+            .metrics
+            .inc("gitweave_webhooks_total", &result("duplicate"));
+        let location = format!("/api/v1/pipelines/runs/{}", run.id);
+        return Ok((StatusCode::OK, [(header::LOCATION, location)], Json(run)).into_response());
+    }
+    state.metrics.inc("gitweave_webhooks_total", &result("run"));
+    Ok(created(run))
+}
