@@ -3,6 +3,7 @@
 # and prints the DATABASE_URL for it. Usage:
 #   scripts/pg-throwaway.sh start DIR PORT   -> prints postgres://... on stdout
 #   scripts/pg-throwaway.sh stop DIR
+#   scripts/pg-throwaway.sh restart DIR      (fast shutdown, then start again)
 set -euo pipefail
 
 cmd=${1:?start|stop}
@@ -31,5 +32,9 @@ case "$cmd" in
   stop)
     as_pg "$pgbin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
     ;;
-  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+  restart)
+    # Same options as at start (pg_ctl keeps them in postmaster.opts).
+    as_pg "$pgbin/pg_ctl" -D "$dir" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
+    ;;
+  *) echo "usage: $0 start DIR PORT | stop DIR | restart DIR" >&2; exit 2 ;;
 esac

@@ -135,7 +135,8 @@ impl Drop for Cleanup {
     }
 }
 
-async fn fresh_database() -> String {
+/// Creates an empty database for one test and returns its URL.
+pub async fn fresh_database() -> String {
     let admin = admin_url();
     let name = format!("gw_test_{}", Uuid::new_v4().simple());
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
@@ -156,6 +157,34 @@ fn init_logs() {
     }
 }
 
+/// A workspace binary (`runner-svc`, `pipeline-svc`, …), built by `cargo build --bins` (which
+/// `scripts/test` runs first). `GITWEAVE_BIN_DIR` overrides where to look.
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("GITWEAVE_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            // target/debug/deps/api-<hash> → target/debug
+            let exe = std::env::current_exe().expect("test binary path");
+            exe.parent()
+                .and_then(|p| p.parent())
+                .expect("target dir")
+                .to_path_buf()
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
 /// Starts the stack with default options (a docker runner).
 pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
@@ -163,8 +192,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the stack.
 pub async fn spawn_with(opts: Options) -> TestApp {
+    spawn_on(fresh_database().await, opts).await
+}
+
+/// Starts the stack on a given database.
+pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
     init_logs();
-    let db_url = fresh_database().await;
     let mut stops = Vec::new();
 
     let mut pconfig = pipeline_svc::Config::for_database(db_url);
@@ -192,7 +225,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         let Some(engine) = opts.runner else { break };
         let mut rconfig = runner_svc::Config::for_pipeline(&pipeline, engine);
         // Every instance's containers carry the test's runner name as a prefix of their own.
-        rconfig.name = Some(if n == 0 { runner_name.clone() } else { format!("{runner_name}-{n}") });
+        rconfig.name = Some(if n == 0 {
+            runner_name.clone()
+        } else {
+            format!("{runner_name}-{n}")
+        });
         rconfig.container_prefix = prefix.clone();
         rconfig.concurrency = opts.concurrency;
         rconfig.registration_token = opts.registration_token.clone();
@@ -243,6 +280,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
 }
 
 impl TestApp {
+    /// The pipeline-svc URL the stack uses (for runners started as processes).
+    pub fn pipeline_url(&self) -> &str {
+        &self.pipeline
+    }
+
     /// `{gateway}/api/v1{path}`.
     pub fn api(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.gateway)
@@ -426,7 +468,9 @@ impl TestApp {
         let r = self.get(&format!("/pipelines/runs/{run}/events")).await;
         assert_eq!(r.status(), StatusCode::OK);
         let text = r.text().await.expect("events");
-        text.lines().map(|l| serde_json::from_str(l).expect("event JSON")).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("event JSON"))
+            .collect()
     }
 
     /// Checks that replaying a run's events gives its stored state.
@@ -438,7 +482,12 @@ impl TestApp {
         assert_eq!(replayed.jobs.len(), stored.jobs.len());
         for j in &stored.jobs {
             let r = replayed.jobs.get(&j.id).expect("every job has events");
-            assert_eq!((r.status, r.attempt), (j.status, j.attempt), "job {} from events", j.name);
+            assert_eq!(
+                (r.status, r.attempt),
+                (j.status, j.attempt),
+                "job {} from events",
+                j.name
+            );
         }
     }
 

@@ -9,6 +9,7 @@
 mod helpers;
 
 mod execution;
+mod faults;
 mod gateway;
 mod health;
 mod logs;

@@ -65,7 +65,10 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
     for (i, e) in events.iter().enumerate() {
         let expected = i as i64 + 1;
         if e.seq != expected {
-            return Err(ReplayError::Gap { expected, found: e.seq });
+            return Err(ReplayError::Gap {
+                expected,
+                found: e.seq,
+            });
         }
         let unknown = || ReplayError::UnknownJob {
             seq: e.seq,

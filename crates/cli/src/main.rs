@@ -4,6 +4,7 @@
 //! remote GitWeave alike. `trigger --wait` and `status` exit non-zero unless the run succeeded,
 //! so scripts can chain on them.
 
+mod hook;
 mod summary;
 
 use anyhow::{Context, bail};
@@ -141,6 +142,11 @@ enum Command {
         /// Recorded in the run's events.
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Make `git push` to a local bare repository trigger runs.
+    Hook {
+        #[command(subcommand)]
+        command: hook::HookCommand,
     },
     /// Print a job's log.
     Logs {
@@ -385,7 +391,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(n) = tail {
                 // The stored events first, only the last N of them; then follow from there.
                 let text = c
-                    .send(c.request(reqwest::Method::GET, &format!("/pipelines/runs/{run}/events")))
+                    .send(c.request(
+                        reqwest::Method::GET,
+                        &format!("/pipelines/runs/{run}/events"),
+                    ))
                     .await?
                     .text()
                     .await?;
@@ -394,7 +403,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                     writeln!(out, "{line}")?;
                 }
                 if let Some(last) = lines.last() {
-                    after = serde_json::from_str::<Event>(last).map(|e| e.seq).unwrap_or(0);
+                    after = serde_json::from_str::<Event>(last)
+                        .map(|e| e.seq)
+                        .unwrap_or(0);
                 }
                 if !follow {
                     return Ok(ExitCode::SUCCESS);
@@ -410,7 +421,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Summary { run, json } => {
             let r = c.run(&run).await?;
             let text = c
-                .send(c.request(reqwest::Method::GET, &format!("/pipelines/runs/{run}/events")))
+                .send(c.request(
+                    reqwest::Method::GET,
+                    &format!("/pipelines/runs/{run}/events"),
+                ))
                 .await?
                 .text()
                 .await?;
@@ -421,7 +435,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect::<Result<_, _>>()
                 .context("reading the run's events")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary::to_json(&r, &events))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary::to_json(&r, &events))?
+                );
             } else {
                 print!("{}", summary::to_text(&r, &events));
             }
@@ -429,7 +446,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cancel { run } => {
             let r: Run = c
-                .send(c.request(reqwest::Method::POST, &format!("/pipelines/runs/{run}/cancel")))
+                .send(c.request(
+                    reqwest::Method::POST,
+                    &format!("/pipelines/runs/{run}/cancel"),
+                ))
                 .await?
                 .json()
                 .await?;
@@ -437,7 +457,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rerun { run, wait } => {
             let r: Run = c
-                .send(c.request(reqwest::Method::POST, &format!("/pipelines/runs/{run}/rerun")))
+                .send(c.request(
+                    reqwest::Method::POST,
+                    &format!("/pipelines/runs/{run}/rerun"),
+                ))
                 .await?
                 .json()
                 .await?;
@@ -479,6 +502,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             return Ok(run_exit(&run));
         }
+        Command::Hook { command } => return hook::run(command, &c.base, c.token.as_deref()).await,
         Command::Logs { job, follow } => {
             if follow {
                 follow_logs(&c, &job).await?;

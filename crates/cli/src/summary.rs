@@ -25,13 +25,20 @@ fn mark(s: JobStatus) -> &'static str {
 pub fn to_json(run: &Run, events: &[Event]) -> Value {
     let replayed = replay(events).ok();
     let count = |s: JobStatus| run.jobs.iter().filter(|j| j.status == s).count();
-    let retries: u32 = replayed.as_ref().map_or(0, |r| r.jobs.values().map(|j| j.retries).sum());
+    let retries: u32 = replayed
+        .as_ref()
+        .map_or(0, |r| r.jobs.values().map(|j| j.retries).sum());
     let gates: Vec<&str> = replayed
         .as_ref()
         .map(|r| {
             r.gate_failures
                 .iter()
-                .filter_map(|id| run.jobs.iter().find(|j| j.id == *id).map(|j| j.name.as_str()))
+                .filter_map(|id| {
+                    run.jobs
+                        .iter()
+                        .find(|j| j.id == *id)
+                        .map(|j| j.name.as_str())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -75,9 +82,17 @@ pub fn to_text(run: &Run, events: &[Event]) -> String {
         RunStatus::Queued | RunStatus::Running => "… RUNNING",
     };
     let mut out = format!("Run Summary: {}\n{}\n", run.id, "=".repeat(60));
-    out.push_str(&format!("Repo: {} {} {}\n", run.repo, run.git_ref, run.commit.as_deref().unwrap_or("")));
+    out.push_str(&format!(
+        "Repo: {} {} {}\n",
+        run.repo,
+        run.git_ref,
+        run.commit.as_deref().unwrap_or("")
+    ));
     out.push_str(&format!("Status: {status}\n"));
-    out.push_str(&format!("Created: {}\n", gitweave_api::ts::format(run.created_at)));
+    out.push_str(&format!(
+        "Created: {}\n",
+        gitweave_api::ts::format(run.created_at)
+    ));
     if let Some(end) = run.ended_at {
         out.push_str(&format!("Completed: {}\n", gitweave_api::ts::format(end)));
     }
@@ -92,7 +107,11 @@ pub fn to_text(run: &Run, events: &[Event]) -> String {
     out.push_str(&format!("Retries: {}\n", v["retries"]));
     let gates: Vec<String> = v["gate_failures"]
         .as_array()
-        .map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if !gates.is_empty() {
         out.push_str(&format!("Hard gate failures: {}\n", gates.join(", ")));
@@ -100,10 +119,20 @@ pub fn to_text(run: &Run, events: &[Event]) -> String {
     out.push_str(&format!("\nJobs:\n{}\n", "-".repeat(60)));
     for job in &run.jobs {
         let dur = secs(job.started_at, job.ended_at).map_or(String::new(), |d| format!(" {d:.2}s"));
-        out.push_str(&format!("  {} {:<32} {}{dur}\n", mark(job.status), job.name, job.status));
+        out.push_str(&format!(
+            "  {} {:<32} {}{dur}\n",
+            mark(job.status),
+            job.name,
+            job.status
+        ));
         if let Some(c) = job.error_class {
-            let code = job.exit_code.map_or(String::new(), |c| format!(" (exit {c})"));
-            out.push_str(&format!("      Error: {c}{code}, attempt {}\n", job.attempt));
+            let code = job
+                .exit_code
+                .map_or(String::new(), |c| format!(" (exit {c})"));
+            out.push_str(&format!(
+                "      Error: {c}{code}, attempt {}\n",
+                job.attempt
+            ));
         }
     }
     out

@@ -656,7 +656,10 @@ pub async fn finish(
     tracing::info!(job.id = %job_id, attempt, status = %ended.status, "job finished");
     Ok(AttemptState {
         cancel: false,
-        run_ended: ended.advanced.run_status.is_some_and(RunStatus::is_terminal),
+        run_ended: ended
+            .advanced
+            .run_status
+            .is_some_and(RunStatus::is_terminal),
     })
 }
 
@@ -695,9 +698,10 @@ impl Ended {
     pub fn after_commit(&self, state: &AppState, job_id: Uuid, run_id: Uuid) {
         state.job_changed(job_id);
         state.run_changed(run_id);
-        state
-            .metrics
-            .inc("gitweave_jobs_finished_total", &format!("status=\"{}\"", self.status.as_str()));
+        state.metrics.inc(
+            "gitweave_jobs_finished_total",
+            &format!("status=\"{}\"", self.status.as_str()),
+        );
         if self.advanced.released {
             state.wake_runners();
         }
@@ -714,7 +718,11 @@ impl Ended {
 
 /// Records the end of an attempt with its event, retries it when its policy allows (never
 /// under a cancel), and re-plans the run. The caller holds the run's lock.
-pub async fn end_attempt(conn: &mut PgConnection, state: &AppState, e: EndAttempt) -> Result<Ended, ApiError> {
+pub async fn end_attempt(
+    conn: &mut PgConnection,
+    state: &AppState,
+    e: EndAttempt,
+) -> Result<Ended, ApiError> {
     let job = jobs::get(&mut *conn, e.job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", e.job_id))?;
@@ -804,7 +812,10 @@ pub async fn end_attempt(conn: &mut PgConnection, state: &AppState, e: EndAttemp
                 actor: ACTOR,
                 attempt: Some(e.attempt),
                 error_class: e.class.map(ErrorClass::as_str),
-                reason: Some(&format!("{} failed; every job that depends on it is skipped", job.name)),
+                reason: Some(&format!(
+                    "{} failed; every job that depends on it is skipped",
+                    job.name
+                )),
                 ..Default::default()
             },
         )
@@ -850,7 +861,15 @@ async fn settle_cancel(
         }
     }
     if !running {
-        set_run_status(conn, run_id, current, RunStatus::Canceled, actor, Some("canceled")).await?;
+        set_run_status(
+            conn,
+            run_id,
+            current,
+            RunStatus::Canceled,
+            actor,
+            Some("canceled"),
+        )
+        .await?;
         return Ok(Advanced {
             released: false,
             run_status: Some(RunStatus::Canceled),
@@ -891,7 +910,12 @@ pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), A
 }
 
 /// Approves a `manual` job, recording who and why.
-pub async fn approve(state: &AppState, job_id: Uuid, reason: Option<&str>, actor: &str) -> Result<Uuid, ApiError> {
+pub async fn approve(
+    state: &AppState,
+    job_id: Uuid,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<Uuid, ApiError> {
     let job = jobs::get(&state.pool, job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
@@ -929,7 +953,9 @@ pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Uuid, 
         .await?
         .ok_or_else(|| ApiError::not_found("run", run_id))?;
     let inputs: BTreeMap<String, serde_json::Value> = serde_json::from_value(run.inputs.clone())
-        .map_err(|e| ApiError::Internal(format!("stored inputs of run {run_id} do not load: {e}")))?;
+        .map_err(|e| {
+            ApiError::Internal(format!("stored inputs of run {run_id} do not load: {e}"))
+        })?;
     let triggered = trigger(
         state,
         TriggerParams {
@@ -957,16 +983,24 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
         let mut tx = state.pool.begin().await?;
         runs::lock(&mut *tx, e.run_id).await?;
         // Re-check under the lock: the runner may have finished in the meantime.
-        let Some(held) = jobs::holding(&mut *tx, e.id).await? else { continue };
+        let Some(held) = jobs::holding(&mut *tx, e.id).await? else {
+            continue;
+        };
         if held.status != JobStatus::Running.as_str() || held.attempt != e.attempt {
             continue;
         }
-        let still_expired = jobs::expired(&mut *tx, 1_000).await?.iter().any(|x| x.id == e.id);
+        let still_expired = jobs::expired(&mut *tx, 1_000)
+            .await?
+            .iter()
+            .any(|x| x.id == e.id);
         if !still_expired {
             continue;
         }
         let runner = e.runner_name.as_deref().unwrap_or("unknown");
-        let reason = format!("runner {runner} stopped renewing the lease of attempt {}", e.attempt);
+        let reason = format!(
+            "runner {runner} stopped renewing the lease of attempt {}",
+            e.attempt
+        );
         events::append(
             &mut tx,
             e.run_id,

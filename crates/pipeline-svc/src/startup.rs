@@ -30,9 +30,13 @@ impl App {
         migrate_with_retry(&pool).await?;
         // Runners could not renew leases while this service was down: do not take their jobs
         // for lost because of that.
-        let extended = gitweave_storage::jobs::extend_running_leases(&pool, config.lease_ms as i64).await?;
+        let extended =
+            gitweave_storage::jobs::extend_running_leases(&pool, config.lease_ms as i64).await?;
         if extended > 0 {
-            tracing::info!(jobs = extended, "renewed the leases of running jobs after a restart");
+            tracing::info!(
+                jobs = extended,
+                "renewed the leases of running jobs after a restart"
+            );
         }
         let listener = TcpListener::bind(config.addr).await?;
         let metrics = Metrics::new();
@@ -111,7 +115,9 @@ async fn migrate_with_retry(pool: &sqlx::PgPool) -> anyhow::Result<()> {
 
 /// Takes back the attempts of lost runners, every `reaper_interval_ms`.
 async fn reap_forever(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_millis(state.config.reaper_interval_ms.max(50)));
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        state.config.reaper_interval_ms.max(50),
+    ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -309,9 +309,12 @@ pub async fn requeue(e: impl PgExecutor<'_>, id: Uuid, delay_ms: i64) -> Result<
 
 /// Asks the runner holding a running job to stop it (seen on its next heartbeat).
 pub async fn request_cancel(e: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE jobs SET cancel_requested = true WHERE id = $1 AND status = 'running'", id)
-        .execute(e)
-        .await?;
+    sqlx::query!(
+        "UPDATE jobs SET cancel_requested = true WHERE id = $1 AND status = 'running'",
+        id
+    )
+    .execute(e)
+    .await?;
     Ok(())
 }
 
@@ -344,7 +347,10 @@ pub async fn expired(e: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Expired>,
 
 /// Gives every running job a fresh lease: after pipeline-svc was down, runners could not
 /// heartbeat, and their jobs must not be taken for lost because of it.
-pub async fn extend_running_leases(e: impl PgExecutor<'_>, lease_ms: i64) -> Result<u64, sqlx::Error> {
+pub async fn extend_running_leases(
+    e: impl PgExecutor<'_>,
+    lease_ms: i64,
+) -> Result<u64, sqlx::Error> {
     let r = sqlx::query!(
         "UPDATE jobs SET lease_expires_at = GREATEST(lease_expires_at, now() + make_interval(secs => $1::float8 / 1000))
          WHERE status = 'running'",

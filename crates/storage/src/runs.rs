@@ -145,16 +145,22 @@ pub async fn set_status(
 
 /// Marks a run as asked to cancel.
 pub async fn request_cancel(e: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE pipeline_runs SET cancel_requested = true WHERE id = $1", id)
-        .execute(e)
-        .await?;
+    sqlx::query!(
+        "UPDATE pipeline_runs SET cancel_requested = true WHERE id = $1",
+        id
+    )
+    .execute(e)
+    .await?;
     Ok(())
 }
 
 /// Whether a cancel was asked for.
 pub async fn cancel_requested(e: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!("SELECT cancel_requested FROM pipeline_runs WHERE id = $1", id)
-        .fetch_optional(e)
-        .await?
-        .unwrap_or(false))
+    Ok(sqlx::query_scalar!(
+        "SELECT cancel_requested FROM pipeline_runs WHERE id = $1",
+        id
+    )
+    .fetch_optional(e)
+    .await?
+    .unwrap_or(false))
 }

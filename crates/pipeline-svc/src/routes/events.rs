@@ -4,11 +4,11 @@
 use crate::error::ApiError;
 use crate::extract::{QueryParams, parse_id};
 use crate::state::AppState;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use bytes::Bytes;
 use gitweave_api::public::Event;
 use gitweave_model::status::RunStatus;
@@ -65,7 +65,10 @@ async fn list(
         .and_then(|v| v.trim().parse::<i64>().ok());
     let after = last_event_id.or(q.after).unwrap_or(0);
     if after < 0 {
-        return Err(ApiError::BadRequest("bad_query", "after must be 0 or more".into()));
+        return Err(ApiError::BadRequest(
+            "bad_query",
+            "after must be 0 or more".into(),
+        ));
     }
     let follow = sse || q.follow;
     let updates = state.run_updates.subscribe();
@@ -78,7 +81,9 @@ async fn list(
             loop {
                 let rows = match events::list(&state.pool, run_id, after, PAGE).await {
                     Ok(r) => r,
-                    Err(e) => return Some((Err(std::io::Error::other(e)), (state, updates, after, true))),
+                    Err(e) => {
+                        return Some((Err(std::io::Error::other(e)), (state, updates, after, true)));
+                    }
                 };
                 if let Some(last) = rows.last() {
                     let next = last.seq;
@@ -86,7 +91,10 @@ async fn list(
                     for e in rows {
                         let json = serde_json::to_string(&view(e.clone())).unwrap_or_default();
                         if sse {
-                            out.push_str(&format!("id: {}\nevent: {}\ndata: {json}\n\n", e.seq, e.event_type));
+                            out.push_str(&format!(
+                                "id: {}\nevent: {}\ndata: {json}\n\n",
+                                e.seq, e.event_type
+                            ));
                         } else {
                             out.push_str(&json);
                             out.push('\n');
@@ -99,16 +107,26 @@ async fn list(
                 }
                 // Caught up: stop once the run has ended (its last event is stored), else wait.
                 let ended = match runs::get(&state.pool, run_id).await {
-                    Ok(Some(r)) => r.status.parse::<RunStatus>().is_ok_and(RunStatus::is_terminal),
+                    Ok(Some(r)) => r
+                        .status
+                        .parse::<RunStatus>()
+                        .is_ok_and(RunStatus::is_terminal),
                     Ok(None) => true,
-                    Err(e) => return Some((Err(std::io::Error::other(e)), (state, updates, after, true))),
+                    Err(e) => {
+                        return Some((Err(std::io::Error::other(e)), (state, updates, after, true)));
+                    }
                 };
                 if ended {
                     // One more look: the final events commit with the status.
                     match events::list(&state.pool, run_id, after, 1).await {
                         Ok(r) if r.is_empty() => return None,
                         Ok(_) => continue,
-                        Err(e) => return Some((Err(std::io::Error::other(e)), (state, updates, after, true))),
+                        Err(e) => {
+                            return Some((
+                                Err(std::io::Error::other(e)),
+                                (state, updates, after, true),
+                            ));
+                        }
                     }
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -125,7 +143,11 @@ async fn list(
             }
         },
     );
-    let content_type = if sse { "text/event-stream" } else { "application/x-ndjson" };
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/x-ndjson"
+    };
     Ok((
         [
             (http::header::CONTENT_TYPE, content_type),

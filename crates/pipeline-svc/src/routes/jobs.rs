@@ -139,7 +139,15 @@ async fn raw(
             return None;
         }
         loop {
-            let chunks = match stored_logs::window(&f.state.pool, job_id, f.attempt, f.offset, RAW_STEP).await {
+            let chunks = match stored_logs::window(
+                &f.state.pool,
+                job_id,
+                f.attempt,
+                f.offset,
+                RAW_STEP,
+            )
+            .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(job.id = %job_id, error = %e, "reading the log failed mid-stream");
@@ -147,7 +155,11 @@ async fn raw(
                     return Some((Err(std::io::Error::other(e)), f));
                 }
             };
-            let bytes = logs::window(chunks.iter().map(|(o, b)| (*o, b.as_slice())), f.offset, RAW_STEP);
+            let bytes = logs::window(
+                chunks.iter().map(|(o, b)| (*o, b.as_slice())),
+                f.offset,
+                RAW_STEP,
+            );
             if !bytes.is_empty() {
                 f.offset += bytes.len() as i64;
                 return Some((Ok(Bytes::from(bytes)), f));
@@ -224,7 +236,10 @@ async fn approve(
 ) -> Result<Json<Job>, ApiError> {
     let id = parse_id("job", &id)?;
     if body.reason.as_ref().is_some_and(|r| r.len() > 1000) {
-        return Err(ApiError::Invalid("invalid_reason", "reason is limited to 1000 characters".into()));
+        return Err(ApiError::Invalid(
+            "invalid_reason",
+            "reason is limited to 1000 characters".into(),
+        ));
     }
     crate::orchestrator::approve(&state, id, body.reason.as_deref(), "api").await?;
     let job = jobs::get(&state.pool, id)

@@ -133,13 +133,19 @@ async fn list(
     Ok(Json(RunList { runs, next_cursor }))
 }
 
-async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id("run", &id)?;
     orchestrator::cancel(&state, id, "api").await?;
     Ok((StatusCode::ACCEPTED, Json(load(&state, id).await?)).into_response())
 }
 
-async fn rerun(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn rerun(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id("run", &id)?;
     let new = orchestrator::rerun(&state, id, "api").await?;
     Ok(created(load(&state, new).await?))

@@ -1,0 +1,401 @@
+//! Faults, with the real binaries as processes: a runner killed with SIGKILL mid-job,
+//! pipeline-svc killed with SIGKILL mid-run, Postgres restarted under load, and a runner
+//! stopped with SIGTERM mid-job.
+
+use crate::helpers::{Options, bin, free_port, fresh_database, image, spawn_with};
+use gitweave_model::status::{JobStatus, RunStatus};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
+    let child = Command::new(bin("runner-svc"))
+        .env("PIPELINE_SVC_URL", pipeline)
+        .env("RUNNER_NAME", name)
+        .env("RUNNER_CONTAINER_PREFIX", prefix)
+        .env("RUNNER_PULL_POLICY", "never")
+        .env("RUNNER_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("RUNNER_REGISTRATION_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start runner-svc");
+    Proc(child)
+}
+
+fn containers_of(job: uuid::Uuid) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gitweave.job={job}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn wait_status(app: &crate::helpers::TestApp, run: uuid::Uuid, want: JobStatus) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while app.run(run).await.jobs[0].status != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_job_is_detected_and_its_job_retried_by_the_restarted_runner() {
+    let app = spawn_with(Options {
+        runner: None,
+        lease_ms: 2_000,
+        reaper_interval_ms: 250,
+        ..Options::default()
+    })
+    .await;
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - name: a\n    image: {}\n    retry: {{ max: 1, when: [runner_failure] }}\n    script:\n      - echo attempt $GITWEAVE_JOB_ATTEMPT\n      - if [ \"$GITWEAVE_JOB_ATTEMPT\" = 1 ]; then sleep 300; fi\n",
+            image()
+        ),
+    )
+    .await;
+    let mut runner = runner_process(app.pipeline_url(), &app.runner_name, &app.prefix);
+    let run = app.trigger("r", &json!({})).await;
+    let job = run.jobs[0].id;
+    wait_status(&app, run.id, JobStatus::Running).await;
+    runner.0.kill().expect("SIGKILL the runner");
+    let _ = runner.0.wait();
+    assert_eq!(
+        containers_of(job).len(),
+        1,
+        "the killed runner's container is still there"
+    );
+
+    // Within the lease (2 s) and a reaper period the loss is noticed and the job requeued.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = app.events(run.id).await;
+        if events.iter().any(|e| e.event_type == "runner.lost") {
+            assert!(events.iter().any(|e| e.event_type == "job.retried"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "runner.lost never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The restarted runner removes what its earlier life left, then runs attempt 2.
+    let _runner = runner_process(app.pipeline_url(), &app.runner_name, &app.prefix);
+    let done = app.wait_run(run.id, LIMIT).await;
+    assert_eq!(done.status, RunStatus::Success, "{done:#?}");
+    assert_eq!(done.jobs[0].attempt, 2);
+    let log = String::from_utf8(app.raw_log(job).await).expect("utf8");
+    assert!(
+        log.contains("attempt 2") && !log.contains("attempt 1\n"),
+        "attempt 2's own log: {log}"
+    );
+    assert!(containers_of(job).is_empty(), "no container left behind");
+    app.assert_replays(run.id).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_runner_stopped_with_sigterm_finishes_its_job_and_leaves_no_container() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: a, image: {}, script: [sleep 2, echo finished] }}\n",
+            image()
+        ),
+    )
+    .await;
+    let mut runner = runner_process(app.pipeline_url(), &app.runner_name, &app.prefix);
+    let run = app.trigger("r", &json!({})).await;
+    wait_status(&app, run.id, JobStatus::Running).await;
+    let pid = runner.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let s = runner.0.wait();
+        (s, runner)
+    })
+    .await
+    .expect("join")
+    .0
+    .expect("wait");
+    assert!(
+        status.success(),
+        "runner-svc exits cleanly on SIGTERM: {status:?}"
+    );
+    let done = app.wait_run(run.id, Duration::from_secs(10)).await;
+    assert_eq!(
+        done.status,
+        RunStatus::Success,
+        "the running job was finished, not dropped"
+    );
+    assert!(containers_of(run.jobs[0].id).is_empty());
+    app.shutdown().await;
+}
+
+fn pipeline_process(db: &str, port: u16) -> Proc {
+    let child = Command::new(bin("pipeline-svc"))
+        .env("DATABASE_URL", db)
+        .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .env_remove("RUNNER_REGISTRATION_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start pipeline-svc");
+    Proc(child)
+}
+
+async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became ready");
+}
+
+#[tokio::test]
+async fn pipeline_svc_killed_mid_run_and_restarted_loses_no_log_byte() {
+    let db = fresh_database().await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut pipeline = pipeline_process(&db, port);
+    wait_ready(&url).await;
+    // The gateway and the runner run in this process; only pipeline-svc dies.
+    let gapp = api_gateway::App::build(api_gateway::Config::for_pipeline(&url))
+        .await
+        .expect("gateway");
+    let gw = format!("http://{}/api/v1", gapp.local_addr().expect("addr"));
+    let (gtx, grx) = tokio::sync::oneshot::channel::<()>();
+    let g = tokio::spawn(gapp.run_until_stopped(async {
+        let _ = grx.await;
+    }));
+    let name = format!(
+        "test-runner-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _runner = runner_process(&url, &name, &format!("{name}-"));
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.put(format!("{gw}/repos/r"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("repo")
+            .status(),
+        201
+    );
+    let yaml = format!(
+        "jobs:\n  - name: a\n    image: {}\n    script: [\"for i in $(seq 1 40); do echo line $i; sleep 0.1; done\"]\n",
+        image()
+    );
+    let r = http
+        .put(format!("{gw}/templates/t"))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .expect("t");
+    assert_eq!(r.status(), 201);
+    http.put(format!("{gw}/repos/r/templates/t"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("attach");
+    let run: gitweave_api::public::Run = http
+        .post(format!("{gw}/repos/r/pipelines/run"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let job = run.jobs[0].id;
+    // Kill it once the job has written some lines.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let page: serde_json::Value = http
+            .get(format!("{gw}/jobs/{job}/logs"))
+            .send()
+            .await
+            .expect("logs")
+            .json()
+            .await
+            .expect("json");
+        if page["next_offset"].as_i64().unwrap_or(0) > 60 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pipeline.0.kill().expect("SIGKILL pipeline-svc");
+    let _ = pipeline.0.wait();
+    let down = http
+        .get(format!("{gw}/pipelines/runs/{}", run.id))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(down.status(), 503, "the gateway says pipeline-svc is down");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _pipeline = pipeline_process(&db, port);
+    wait_ready(&url).await;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let done = loop {
+        let r: gitweave_api::public::Run = http
+            .get(format!("{gw}/pipelines/runs/{}", run.id))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if r.status.is_terminal() {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run did not end: {r:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done.status, RunStatus::Success, "{done:#?}");
+    let raw = http
+        .get(format!("{gw}/jobs/{job}/logs/raw"))
+        .send()
+        .await
+        .expect("raw")
+        .text()
+        .await
+        .expect("text");
+    let body = raw.split_once('\n').map(|(_, b)| b).unwrap_or_default();
+    let expected: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(body, expected, "no gap, no duplicate");
+    let _ = gtx.send(());
+    let _ = g.await;
+}
+
+#[tokio::test]
+async fn postgres_restarted_under_load_loses_nothing() {
+    // A cluster of its own: restarting the shared one would disturb the other tests.
+    let dir = tempdir();
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-throwaway.sh");
+    let out = Command::new(script)
+        .args(["start", &dir, &port.to_string()])
+        .output()
+        .expect("start postgres");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let _stop = Stop(dir.clone());
+    let db = {
+        let base = admin.rsplit_once('/').expect("path").0.to_owned();
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("admin");
+        sqlx::Executor::execute(&mut conn, "CREATE DATABASE gw_restart")
+            .await
+            .expect("create");
+        format!("{base}/gw_restart")
+    };
+    let app = crate::helpers::spawn_on(
+        db,
+        Options {
+            runner: Some(crate::helpers::EngineKind::Shell),
+            concurrency: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    app.repo_with(
+        "r",
+        "t",
+        &format!("jobs:\n  - {{ name: a, image: {}, script: [\"for i in $(seq 1 30); do echo line $i; sleep 0.1; done\"] }}\n", image()),
+    )
+    .await;
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        runs.push(app.trigger("r", &json!({})).await.id);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let out = Command::new(script)
+        .args(["restart", &dir])
+        .output()
+        .expect("restart");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    for id in runs {
+        let run = app.wait_run(id, LIMIT).await;
+        assert_eq!(run.status, RunStatus::Success, "{run:#?}");
+        let raw = String::from_utf8(app.raw_log(run.jobs[0].id).await).expect("utf8");
+        let body = raw.split_once('\n').map(|(_, b)| b).unwrap_or_default();
+        assert_eq!(body, expected);
+        app.assert_replays(id).await;
+    }
+    app.shutdown().await;
+}
+
+fn tempdir() -> String {
+    let d = std::env::temp_dir().join(format!("gitweave-pg-{}", uuid::Uuid::new_v4().simple()));
+    d.display().to_string()
+}
+
+struct Stop(String);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-throwaway.sh");
+        let _ = Command::new(script).args(["stop", &self.0]).output();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
