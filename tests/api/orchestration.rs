@@ -12,12 +12,19 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn job<'a>(run: &'a Run, name: &str) -> &'a gitweave_api::public::Job {
-    run.jobs.iter().find(|j| j.name == name).unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
+    run.jobs
+        .iter()
+        .find(|j| j.name == name)
+        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
 }
 
 #[tokio::test]
 async fn needs_run_independent_jobs_in_parallel_and_wait_for_what_they_need() {
-    let app = spawn_with(Options { concurrency: 2, ..Options::default() }).await;
+    let app = spawn_with(Options {
+        concurrency: 2,
+        ..Options::default()
+    })
+    .await;
     let img = image();
     app.repo_with(
         "r",
@@ -35,10 +42,25 @@ async fn needs_run_independent_jobs_in_parallel_and_wait_for_what_they_need() {
     let run = app.trigger("r", &json!({})).await;
     let run = app.wait_run(run.id, LIMIT).await;
     assert_eq!(run.status, RunStatus::Success, "{run:#?}");
-    let (a, b, c, d) = (job(&run, "dag/a"), job(&run, "dag/b"), job(&run, "dag/c"), job(&run, "dag/d"));
-    let t = |j: &gitweave_api::public::Job| (j.started_at.expect("started"), j.ended_at.expect("ended"));
-    assert!(t(a).1 <= t(b).0 && t(a).1 <= t(c).0, "b and c start after a");
-    assert!(t(b).0 < t(c).1 && t(c).0 < t(b).1, "b and c overlap: {:?} {:?}", t(b), t(c));
+    let (a, b, c, d) = (
+        job(&run, "dag/a"),
+        job(&run, "dag/b"),
+        job(&run, "dag/c"),
+        job(&run, "dag/d"),
+    );
+    let t = |j: &gitweave_api::public::Job| {
+        (j.started_at.expect("started"), j.ended_at.expect("ended"))
+    };
+    assert!(
+        t(a).1 <= t(b).0 && t(a).1 <= t(c).0,
+        "b and c start after a"
+    );
+    assert!(
+        t(b).0 < t(c).1 && t(c).0 < t(b).1,
+        "b and c overlap: {:?} {:?}",
+        t(b),
+        t(c)
+    );
     assert!(t(d).0 >= t(b).1 && t(d).0 >= t(c).1, "d waits for both");
     app.assert_replays(run.id).await;
 
@@ -48,7 +70,12 @@ async fn needs_run_independent_jobs_in_parallel_and_wait_for_what_they_need() {
         .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap_or_default().contains("cycle"));
-    let r = app.put_template("unk", &format!("jobs:\n  - {{name: x, image: {img}, script: [a], needs: [ghost]}}\n")).await;
+    let r = app
+        .put_template(
+            "unk",
+            &format!("jobs:\n  - {{name: x, image: {img}, script: [a], needs: [ghost]}}\n"),
+        )
+        .await;
     assert_eq!(r.status(), 422);
     app.shutdown().await;
 }
@@ -71,19 +98,38 @@ async fn a_manual_job_blocks_the_run_until_approved_with_a_recorded_reason() {
         if r.status == RunStatus::Blocked {
             break r;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never blocked: {r:#?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never blocked: {r:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(job(&blocked, "release/ship").status, JobStatus::Manual);
-    let r = app.post_json(&format!("/jobs/{}/approve", job(&blocked, "release/build").id), &json!({})).await;
+    let r = app
+        .post_json(
+            &format!("/jobs/{}/approve", job(&blocked, "release/build").id),
+            &json!({}),
+        )
+        .await;
     assert_eq!(r.status(), 409, "only manual jobs can be approved");
-    let r = app.post_json(&format!("/jobs/{ship}/approve"), &json!({"reason": "release 1.2 signed off by Ana"})).await;
+    let r = app
+        .post_json(
+            &format!("/jobs/{ship}/approve"),
+            &json!({"reason": "release 1.2 signed off by Ana"}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let done = app.wait_run(run.id, LIMIT).await;
     assert_eq!(done.status, RunStatus::Success);
     let events = app.events(run.id).await;
-    let approved = events.iter().find(|e| e.event_type == "job.manual_approved").expect("approval event");
-    assert_eq!(approved.reason.as_deref(), Some("release 1.2 signed off by Ana"));
+    let approved = events
+        .iter()
+        .find(|e| e.event_type == "job.manual_approved")
+        .expect("approval event");
+    assert_eq!(
+        approved.reason.as_deref(),
+        Some("release 1.2 signed off by Ana")
+    );
     assert_eq!(approved.job_id, Some(ship));
     app.assert_replays(run.id).await;
     app.shutdown().await;
@@ -119,17 +165,33 @@ async fn retries_count_attempts_keep_each_attempts_log_and_respect_exit_codes() 
     assert_eq!(run.status, RunStatus::Success, "{run:#?}");
     let once = &run.jobs[0];
     assert_eq!((once.attempt, once.status), (2, JobStatus::Success));
-    let r = app.get(&format!("/jobs/{}/logs/raw?attempt=1", once.id)).await;
+    let r = app
+        .get(&format!("/jobs/{}/logs/raw?attempt=1", once.id))
+        .await;
     let first = r.text().await.expect("text");
     // (The echoed script line names both; the output lines tell the attempts apart.)
-    assert!(first.contains("\nfirst try\n") && !first.contains("\nsecond try\n"), "{first}");
+    assert!(
+        first.contains("\nfirst try\n") && !first.contains("\nsecond try\n"),
+        "{first}"
+    );
     let second = String::from_utf8(app.raw_log(once.id).await).expect("utf8");
-    assert!(second.contains("\nsecond try\n") && !second.contains("\nfirst try\n"), "{second}");
-    let page: Value = app.get(&format!("/jobs/{}/logs?attempt=1", once.id)).await.json().await.expect("json");
+    assert!(
+        second.contains("\nsecond try\n") && !second.contains("\nfirst try\n"),
+        "{second}"
+    );
+    let page: Value = app
+        .get(&format!("/jobs/{}/logs?attempt=1", once.id))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(page["attempt"], 1);
     assert_eq!(page["complete"], true);
     let events = app.events(run.id).await;
-    let retried: Vec<_> = events.iter().filter(|e| e.event_type == "job.retried").collect();
+    let retried: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "job.retried")
+        .collect();
     assert_eq!(retried.len(), 1);
     assert_eq!(retried[0].attempt, Some(2));
     app.assert_replays(run.id).await;
@@ -137,7 +199,10 @@ async fn retries_count_attempts_keep_each_attempts_log_and_respect_exit_codes() 
     let run = app.trigger("r", &json!({"templates": ["picky"]})).await;
     let run = app.wait_run(run.id, LIMIT).await;
     assert_eq!(run.status, RunStatus::Failed);
-    assert_eq!(run.jobs[0].attempt, 1, "exit code 4 is not in exit_codes: no retry");
+    assert_eq!(
+        run.jobs[0].attempt, 1,
+        "exit code 4 is not in exit_codes: no retry"
+    );
     let events = app.events(run.id).await;
     assert!(events.iter().any(|e| e.event_type == "gate.failed"));
     app.assert_replays(run.id).await;
@@ -150,16 +215,25 @@ async fn a_job_past_its_timeout_is_stopped_as_timeout() {
     app.repo_with(
         "r",
         "slow",
-        &format!("jobs:\n  - {{ name: s, image: {}, timeout: 2s, script: [echo started, sleep 60] }}\n", image()),
+        &format!(
+            "jobs:\n  - {{ name: s, image: {}, timeout: 2s, script: [echo started, sleep 60] }}\n",
+            image()
+        ),
     )
     .await;
     let run = app.trigger("r", &json!({})).await;
     let run = app.wait_run(run.id, LIMIT).await;
     assert_eq!(run.status, RunStatus::Failed);
     let s = &run.jobs[0];
-    assert_eq!((s.status, s.error_class), (JobStatus::Failed, Some(ErrorClass::Timeout)));
+    assert_eq!(
+        (s.status, s.error_class),
+        (JobStatus::Failed, Some(ErrorClass::Timeout))
+    );
     let log = String::from_utf8(app.raw_log(s.id).await).expect("utf8");
-    assert!(log.contains("started") && log.contains("timeout of 2s"), "{log}");
+    assert!(
+        log.contains("started") && log.contains("timeout of 2s"),
+        "{log}"
+    );
     assert_eq!(app.leftover_containers(), Vec::<String>::new());
     app.assert_replays(run.id).await;
     app.shutdown().await;
@@ -175,7 +249,9 @@ async fn cancel_stops_running_containers_and_cancels_queued_jobs_and_rerun_start
         &format!("jobs:\n  - {{ name: sleeper, image: {img}, script: [echo going, sleep 300] }}\n  - {{ name: next, image: {img}, script: [echo next] }}\n"),
     )
     .await;
-    let run = app.trigger("r", &json!({"ref": "dev", "commit": "cafe01"})).await;
+    let run = app
+        .trigger("r", &json!({"ref": "dev", "commit": "cafe01"}))
+        .await;
     let sleeper = run.jobs[0].id;
     // Wait until the sleeper runs.
     let deadline = tokio::time::Instant::now() + LIMIT;
@@ -183,36 +259,65 @@ async fn cancel_stops_running_containers_and_cancels_queued_jobs_and_rerun_start
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = app.post_json(&format!("/pipelines/runs/{}/cancel", run.id), &json!({})).await;
+    let r = app
+        .post_json(&format!("/pipelines/runs/{}/cancel", run.id), &json!({}))
+        .await;
     assert_eq!(r.status(), 202);
     let done = app.wait_run(run.id, Duration::from_secs(30)).await;
     assert_eq!(done.status, RunStatus::Canceled, "{done:#?}");
     let s = job(&done, "long/sleeper");
-    assert_eq!((s.status, s.error_class), (JobStatus::Canceled, Some(ErrorClass::Canceled)));
+    assert_eq!(
+        (s.status, s.error_class),
+        (JobStatus::Canceled, Some(ErrorClass::Canceled))
+    );
     assert_eq!(job(&done, "long/next").status, JobStatus::Canceled);
-    assert_eq!(app.leftover_containers(), Vec::<String>::new(), "the container was stopped and removed");
-    let r = app.post_json(&format!("/pipelines/runs/{}/cancel", run.id), &json!({})).await;
+    assert_eq!(
+        app.leftover_containers(),
+        Vec::<String>::new(),
+        "the container was stopped and removed"
+    );
+    let r = app
+        .post_json(&format!("/pipelines/runs/{}/cancel", run.id), &json!({}))
+        .await;
     assert_eq!(r.status(), 409);
     app.assert_replays(run.id).await;
     let log = String::from_utf8(app.raw_log(sleeper).await).expect("utf8");
     assert!(log.contains("going"));
 
-    let r = app.post_json(&format!("/pipelines/runs/{}/rerun", run.id), &json!({})).await;
+    let r = app
+        .post_json(&format!("/pipelines/runs/{}/rerun", run.id), &json!({}))
+        .await;
     assert_eq!(r.status(), 201);
     let again: Run = r.json().await.expect("run");
     assert_ne!(again.id, run.id);
-    assert_eq!((again.git_ref.as_str(), again.commit.as_deref()), ("dev", Some("cafe01")));
+    assert_eq!(
+        (again.git_ref.as_str(), again.commit.as_deref()),
+        ("dev", Some("cafe01"))
+    );
     assert_eq!(again.trigger, gitweave_model::status::Trigger::Rerun);
-    let r = app.post_json(&format!("/pipelines/runs/{}/cancel", again.id), &json!({})).await;
+    let r = app
+        .post_json(&format!("/pipelines/runs/{}/cancel", again.id), &json!({}))
+        .await;
     assert_eq!(r.status(), 202);
-    assert_eq!(app.wait_run(again.id, Duration::from_secs(30)).await.status, RunStatus::Canceled);
+    assert_eq!(
+        app.wait_run(again.id, Duration::from_secs(30)).await.status,
+        RunStatus::Canceled
+    );
     app.shutdown().await;
 }
 
 #[tokio::test]
 async fn events_are_json_lines_after_a_seq_and_follow_as_server_sent_events() {
     let app = spawn_app().await;
-    app.repo_with("r", "t", &format!("jobs:\n  - {{ name: a, image: {}, script: [sleep 1, \"exit 2\"] }}\n", image())).await;
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: a, image: {}, script: [sleep 1, \"exit 2\"] }}\n",
+            image()
+        ),
+    )
+    .await;
     let run = app.trigger("r", &json!({})).await;
     // Follow as SSE from the start; the stream ends when the run has ended.
     let r = app
@@ -223,9 +328,20 @@ async fn events_are_json_lines_after_a_seq_and_follow_as_server_sent_events() {
         .await
         .expect("sse");
     assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let sse = tokio::time::timeout(LIMIT, r.text()).await.expect("ends with the run").expect("text");
-    let ids: Vec<i64> = sse.lines().filter_map(|l| l.strip_prefix("id: ")).map(|v| v.parse().expect("seq")).collect();
-    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>(), "every event once, in order");
+    let sse = tokio::time::timeout(LIMIT, r.text())
+        .await
+        .expect("ends with the run")
+        .expect("text");
+    let ids: Vec<i64> = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|v| v.parse().expect("seq"))
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as i64).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
     assert!(sse.contains("event: run.completed"));
 
     let events = app.events(run.id).await;
@@ -233,17 +349,38 @@ async fn events_are_json_lines_after_a_seq_and_follow_as_server_sent_events() {
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
-        ["run.created", "job.queued", "job.started", "run.state_changed", "job.failed", "gate.failed", "run.state_changed", "run.completed"]
+        [
+            "run.created",
+            "job.queued",
+            "job.started",
+            "run.state_changed",
+            "job.failed",
+            "gate.failed",
+            "run.state_changed",
+            "run.completed"
+        ]
     );
     let failed = &events[4];
-    assert_eq!((failed.attempt, failed.error_class.as_deref(), failed.reason.as_deref()), (Some(1), Some("exit_code"), Some("exit code 2")));
+    assert_eq!(
+        (
+            failed.attempt,
+            failed.error_class.as_deref(),
+            failed.reason.as_deref()
+        ),
+        (Some(1), Some("exit_code"), Some("exit code 2"))
+    );
     assert!(failed.actor.starts_with("runner:"));
-    let raw = app.get(&format!("/pipelines/runs/{}/events?after=4", run.id)).await;
+    let raw = app
+        .get(&format!("/pipelines/runs/{}/events?after=4", run.id))
+        .await;
     assert_eq!(raw.headers()["content-type"], "application/x-ndjson");
     let text = raw.text().await.expect("text");
     let first: Value = serde_json::from_str(text.lines().next().expect("a line")).expect("json");
     assert_eq!(first["seq"], 5);
-    assert!(first.get("data").is_some() && !text.contains("null"), "compact, null fields omitted: {text}");
+    assert!(
+        first.get("data").is_some() && !text.contains("null"),
+        "compact, null fields omitted: {text}"
+    );
     // Resume an SSE stream with Last-Event-ID.
     let r = app
         .http
@@ -285,11 +422,21 @@ async fn claim(app: &crate::helpers::TestApp, token: &str) -> Assignment {
 
 #[tokio::test]
 async fn a_lost_runner_is_detected_its_job_retried_or_failed_and_its_writes_refused() {
-    let app = spawn_with(Options { runner: None, lease_ms: 1_000, reaper_interval_ms: 200, ..Options::default() }).await;
+    let app = spawn_with(Options {
+        runner: None,
+        lease_ms: 1_000,
+        reaper_interval_ms: 200,
+        ..Options::default()
+    })
+    .await;
     let img = image();
     app.create_repo("r").await;
     app.template_ok("retrying", &format!("jobs:\n  - {{ name: a, image: {img}, script: [x], retry: {{ max: 1, when: [runner_failure] }} }}\n")).await;
-    app.template_ok("once", &format!("jobs:\n  - {{ name: b, image: {img}, script: [x] }}\n")).await;
+    app.template_ok(
+        "once",
+        &format!("jobs:\n  - {{ name: b, image: {img}, script: [x] }}\n"),
+    )
+    .await;
     app.attach("r", "retrying").await;
     app.attach("r", "once").await;
     let token = register(&app).await;
@@ -301,12 +448,21 @@ async fn a_lost_runner_is_detected_its_job_retried_or_failed_and_its_writes_refu
     let again = claim(&app, &token).await;
     assert_eq!((again.job_id, again.attempt), (a.job_id, 2));
     let events = app.events(run.id).await;
-    let lost = events.iter().find(|e| e.event_type == "runner.lost").expect("runner.lost");
-    assert_eq!((lost.attempt, lost.error_class.as_deref()), (Some(1), Some("runner_failure")));
+    let lost = events
+        .iter()
+        .find(|e| e.event_type == "runner.lost")
+        .expect("runner.lost");
+    assert_eq!(
+        (lost.attempt, lost.error_class.as_deref()),
+        (Some(1), Some("runner_failure"))
+    );
     // Writes from the lost attempt are refused.
     let r = app
         .http
-        .put(format!("{}/internal/v1/jobs/{}/attempts/1/logs?offset=0", app.pipeline, a.job_id))
+        .put(format!(
+            "{}/internal/v1/jobs/{}/attempts/1/logs?offset=0",
+            app.pipeline, a.job_id
+        ))
         .bearer_auth(&token)
         .body("late")
         .send()
@@ -315,7 +471,10 @@ async fn a_lost_runner_is_detected_its_job_retried_or_failed_and_its_writes_refu
     assert_eq!(r.status(), 409);
     let r = app
         .http
-        .post(format!("{}/internal/v1/jobs/{}/attempts/1/finish", app.pipeline, a.job_id))
+        .post(format!(
+            "{}/internal/v1/jobs/{}/attempts/1/finish",
+            app.pipeline, a.job_id
+        ))
         .bearer_auth(&token)
         .json(&json!({"exit_code": 0, "log_end": 0}))
         .send()
@@ -325,13 +484,19 @@ async fn a_lost_runner_is_detected_its_job_retried_or_failed_and_its_writes_refu
     // Attempt 2 goes silent too: no retries left, so the job fails as runner_failure.
     let done = app.wait_run(run.id, Duration::from_secs(30)).await;
     assert_eq!(done.status, RunStatus::Failed);
-    assert_eq!((done.jobs[0].error_class, done.jobs[0].attempt), (Some(ErrorClass::RunnerFailure), 2));
+    assert_eq!(
+        (done.jobs[0].error_class, done.jobs[0].attempt),
+        (Some(ErrorClass::RunnerFailure), 2)
+    );
     app.assert_replays(run.id).await;
 
     let run = app.trigger("r", &json!({"templates": ["once"]})).await;
     let _b = claim(&app, &token).await;
     let done = app.wait_run(run.id, Duration::from_secs(30)).await;
-    assert_eq!((done.status, done.jobs[0].error_class), (RunStatus::Failed, Some(ErrorClass::RunnerFailure)));
+    assert_eq!(
+        (done.status, done.jobs[0].error_class),
+        (RunStatus::Failed, Some(ErrorClass::RunnerFailure))
+    );
     app.shutdown().await;
 }
 
@@ -363,7 +528,8 @@ async fn three_runners_run_100_jobs_each_exactly_once_within_capacity() {
         runs.push(app.trigger("r", &json!({})).await.id);
     }
     let mut all_jobs = HashSet::new();
-    let mut per_runner: BTreeMap<String, Vec<(time::OffsetDateTime, time::OffsetDateTime)>> = BTreeMap::new();
+    let mut per_runner: BTreeMap<String, Vec<(time::OffsetDateTime, time::OffsetDateTime)>> =
+        BTreeMap::new();
     for id in &runs {
         let run = app.wait_run(*id, Duration::from_secs(300)).await;
         assert_eq!(run.status, RunStatus::Success, "{run:#?}");
@@ -371,7 +537,10 @@ async fn three_runners_run_100_jobs_each_exactly_once_within_capacity() {
         for j in &run.jobs {
             assert_eq!(j.attempt, 1);
             all_jobs.insert(j.id);
-            let started: Vec<_> = events.iter().filter(|e| e.event_type == "job.started" && e.job_id == Some(j.id)).collect();
+            let started: Vec<_> = events
+                .iter()
+                .filter(|e| e.event_type == "job.started" && e.job_id == Some(j.id))
+                .collect();
             assert_eq!(started.len(), 1, "job {} started once", j.name);
             per_runner
                 .entry(started[0].actor.clone())
@@ -384,12 +553,24 @@ async fn three_runners_run_100_jobs_each_exactly_once_within_capacity() {
     let ran: Vec<&str> = lines.lines().collect();
     let _ = std::fs::remove_file(&ledger);
     assert_eq!(ran.len(), 100, "100 executions");
-    assert_eq!(ran.iter().collect::<HashSet<_>>().len(), 100, "each job exactly once");
+    assert_eq!(
+        ran.iter().collect::<HashSet<_>>().len(),
+        100,
+        "each job exactly once"
+    );
     assert_eq!(all_jobs.len(), 100);
-    assert_eq!(per_runner.len(), 3, "every runner took work: {:?}", per_runner.keys());
+    assert_eq!(
+        per_runner.len(),
+        3,
+        "every runner took work: {:?}",
+        per_runner.keys()
+    );
     for (runner, spans) in &per_runner {
         // The most jobs one runner held at once never exceeds its 2 slots.
-        let mut points: Vec<(time::OffsetDateTime, i32)> = spans.iter().flat_map(|(s, e)| [(*s, 1), (*e, -1)]).collect();
+        let mut points: Vec<(time::OffsetDateTime, i32)> = spans
+            .iter()
+            .flat_map(|(s, e)| [(*s, 1), (*e, -1)])
+            .collect();
         points.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
         let (mut now, mut max) = (0, 0);
         for (_, d) in points {
