@@ -60,6 +60,7 @@ impl App {
             job_updates,
             run_updates,
             runner_cache: Arc::default(),
+            stopping_runners: Arc::default(),
             metrics,
         };
         Ok(Self { listener, state })

@@ -26,6 +26,8 @@ pub struct AppState {
     pub run_updates: broadcast::Sender<Uuid>,
     /// Runners already authenticated.
     pub runner_cache: Arc<RwLock<HashMap<Uuid, KnownRunner>>>,
+    /// Runners that said they are stopping: their long-polls end at once, without a job.
+    pub stopping_runners: Arc<RwLock<std::collections::HashSet<Uuid>>>,
     /// Prometheus numbers.
     pub metrics: Metrics,
 }
@@ -34,6 +36,13 @@ impl AppState {
     /// Tells waiting runners to look for work.
     pub fn wake_runners(&self) {
         self.jobs_ready.notify_waiters();
+    }
+
+    /// Whether a runner asked to stop taking jobs.
+    pub fn is_stopping(&self, runner: Uuid) -> bool {
+        self.stopping_runners
+            .read()
+            .is_ok_and(|s| s.contains(&runner))
     }
 
     /// Tells event followers that a run has new events.

@@ -146,6 +146,19 @@ impl PipelineClient {
         resp.json::<Assignment>().await.map(Some).map_err(transient)
     }
 
+    /// Says this runner takes no more jobs: pipeline-svc ends its long-polls now.
+    pub async fn stop(&self) -> Result<(), ClientError> {
+        let resp = self
+            .http
+            .post(self.url("/runners/stop"))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(transient)?;
+        check(resp).await.map(|_| ())
+    }
+
     /// Renews the lease; says whether a cancel was asked for.
     pub async fn heartbeat(&self, job: Uuid, attempt: i32) -> Result<AttemptState, ClientError> {
         let resp = self

@@ -133,6 +133,11 @@ impl App {
         shutdown.await;
         tracing::info!("stopping: no new jobs; finishing the running ones");
         stop.cancel();
+        // Claims in flight are not abandoned (the server may be assigning a job right now):
+        // pipeline-svc ends them, and a job that arrives anyway is run to its end.
+        if let Err(e) = self.executor.client.stop().await {
+            tracing::warn!(error = %e, "could not tell pipeline-svc that this runner stops");
+        }
         slots.wait().await;
         match self.executor.engine.remove_leftovers().await {
             Ok(0) => {}
@@ -160,10 +165,7 @@ async fn readyz(State(s): State<HealthState>) -> Response {
 async fn run_slot(slot: u32, executor: Executor, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
-        let claimed = tokio::select! {
-            r = executor.client.claim(CLAIM_WAIT) => r,
-            () = stop.cancelled() => break,
-        };
+        let claimed = executor.client.claim(CLAIM_WAIT).await;
         match claimed {
             Ok(Some(a)) => {
                 backoff = Duration::from_millis(100);

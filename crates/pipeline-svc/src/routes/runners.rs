@@ -33,6 +33,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/runners/register", post(register))
         .route("/runners/claim", post(claim))
+        .route("/runners/stop", post(stop))
         .route("/jobs/{id}/attempts/{attempt}/heartbeat", post(heartbeat))
         .route("/jobs/{id}/attempts/{attempt}/finish", post(finish))
         .route(
@@ -109,6 +110,9 @@ async fn claim(
         let woken = state.jobs_ready.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        if state.is_stopping(runner.id) {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
         if let Some(a) = orchestrator::claim(&state, &runner).await? {
             return Ok(Json(a).into_response());
         }
@@ -119,6 +123,18 @@ async fn claim(
         let nap = (deadline - now).min(RECHECK);
         let _ = tokio::time::timeout(nap, woken).await;
     }
+}
+
+/// A runner stops taking jobs: its waiting long-polls return 204 now, so it can shut down
+/// without abandoning a claim in flight (which could strand a job until its lease ran out).
+async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let runner = auth::runner(&state, &headers).await?;
+    if let Ok(mut s) = state.stopping_runners.write() {
+        s.insert(runner.id);
+    }
+    state.wake_runners();
+    tracing::info!(runner.name = %runner.name, "runner stopping; no more jobs for it");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {
