@@ -84,6 +84,15 @@ async fn a_runner_killed_mid_job_is_detected_and_its_job_retried_by_the_restarte
     let run = app.trigger("r", &json!({})).await;
     let job = run.jobs[0].id;
     wait_status(&app, run.id, JobStatus::Running).await;
+    // `running` starts at the claim, before the container exists: wait for its first line.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !String::from_utf8_lossy(&app.raw_log(job).await).contains("\nattempt 1\n") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job never printed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     runner.0.kill().expect("SIGKILL the runner");
     let _ = runner.0.wait();
     assert_eq!(

@@ -12,6 +12,7 @@ mod execution;
 mod faults;
 mod gateway;
 mod health;
+mod hooks;
 mod logs;
 mod orchestration;
 mod repos;

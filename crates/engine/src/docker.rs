@@ -3,8 +3,11 @@
 //! Output is attached **before** the container starts (`logs=true` as well, so even a byte
 //! written between attach and start is replayed), and drained continuously. The run's
 //! workspace is a named volume, not a bind mount: it works the same whether the runner runs on
-//! the host or in a container beside the jobs (compose), where host paths differ.
+//! the host or in a container beside the jobs (compose), where host paths differ. For the same
+//! reason the checkout runs in a helper container that mounts that volume
+//! ([`DockerEngine::with_helper_image`]).
 
+use crate::checkout::{self, Checkout, DEFAULT_HELPER_IMAGE, WorkspaceLocks};
 use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
 use async_trait::async_trait;
 use bollard::Docker;
@@ -18,6 +21,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Label on every container and volume GitWeave makes.
@@ -57,6 +61,10 @@ pub struct DockerEngine {
     pull: PullPolicy,
     /// Prefix of container and volume names (lets tests run side by side and clean up).
     prefix: String,
+    /// Image of the checkout helper (needs `sh` and `git`).
+    helper_image: String,
+    /// Serialises checkouts into one workspace.
+    locks: Arc<WorkspaceLocks>,
 }
 
 impl DockerEngine {
@@ -77,7 +85,17 @@ impl DockerEngine {
             runner: runner.to_owned(),
             pull,
             prefix: prefix.to_owned(),
+            helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
+            locks: Arc::default(),
         })
+    }
+
+    /// Runs checkouts in `image` (`RUNNER_HELPER_IMAGE`; any image with `/bin/sh` and `git`,
+    /// its entrypoint is overridden) instead of [`DEFAULT_HELPER_IMAGE`]. The pull policy
+    /// applies to it as to job images.
+    pub fn with_helper_image(mut self, image: impl Into<String>) -> Self {
+        self.helper_image = image.into();
+        self
     }
 
     /// The bollard client (for tests and tooling).
@@ -134,6 +152,50 @@ impl DockerEngine {
             .await
             .map_err(engine_err)?;
         Ok(name)
+    }
+
+    /// Creates a container by name, replacing one of that name that an earlier crash of this
+    /// runner left. Returns its id.
+    async fn create(
+        &self,
+        name: &str,
+        image: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, EngineError> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let created = match self
+            .docker
+            .create_container(Some(options.clone()), body.clone())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if status_of(&e) == Some(409) => {
+                let force = RemoveContainerOptionsBuilder::default().force(true).build();
+                self.docker
+                    .remove_container(name, Some(force))
+                    .await
+                    .map_err(engine_err)?;
+                self.docker
+                    .create_container(Some(options), body)
+                    .await
+                    .map_err(engine_err)?
+            }
+            Err(e) if status_of(&e) == Some(404) => {
+                return Err(EngineError::ImageNotFound {
+                    image: image.to_owned(),
+                    detail: e.to_string(),
+                });
+            }
+            // The daemon refused the configuration, e.g. a bind source (a local clone_url)
+            // that does not exist on the Docker host.
+            Err(e) if status_of(&e) == Some(400) => {
+                return Err(EngineError::Config(format!(
+                    "Docker refused to create container {name}: {e}"
+                )));
+            }
+            Err(e) => return Err(engine_err(e)),
+        };
+        Ok(created.id)
     }
 
     async fn stop(&self, id: &str) {
@@ -205,35 +267,9 @@ impl Engine for DockerEngine {
             ..Default::default()
         };
         let name = format!("{}job-{}-{}", self.prefix, spec.job_id, spec.attempt);
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = match self
-            .docker
-            .create_container(Some(options.clone()), body.clone())
-            .await
-        {
-            Ok(c) => c,
-            Err(e) if status_of(&e) == Some(409) => {
-                // A container of this attempt survived an earlier crash of this runner.
-                let force = RemoveContainerOptionsBuilder::default().force(true).build();
-                self.docker
-                    .remove_container(&name, Some(force))
-                    .await
-                    .map_err(engine_err)?;
-                self.docker
-                    .create_container(Some(options), body)
-                    .await
-                    .map_err(engine_err)?
-            }
-            Err(e) if status_of(&e) == Some(404) => {
-                return Err(EngineError::ImageNotFound {
-                    image: image.to_owned(),
-                    detail: e.to_string(),
-                });
-            }
-            Err(e) => return Err(engine_err(e)),
-        };
+        let handle = self.create(&name, image, body).await?;
         Ok(Prepared {
-            handle: created.id,
+            handle,
             spec: spec.clone(),
         })
     }
@@ -317,6 +353,39 @@ impl Engine for DockerEngine {
         Ok(Outcome::Exited { code, oom_killed })
     }
 
+    async fn checkout(
+        &self,
+        spec: &JobSpec,
+        c: &Checkout,
+        out: &OutputBuffer,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, EngineError> {
+        c.validate()?;
+        self.ensure_image(&self.helper_image).await?;
+        let volume = self.ensure_volume(&spec.workspace).await?;
+        let _held = self.locks.lock(&spec.workspace).await;
+        let name = format!("{}checkout-{}-{}", self.prefix, spec.job_id, spec.attempt);
+        let body = checkout::helper_container(
+            &self.helper_image,
+            c,
+            &volume,
+            [
+                (LABEL_JOB.to_owned(), spec.job_id.clone()),
+                (LABEL_RUNNER.to_owned(), self.runner.clone()),
+            ],
+        );
+        let handle = self.create(&name, &self.helper_image, body).await?;
+        let helper = Prepared {
+            handle,
+            spec: spec.clone(),
+        };
+        let outcome = self.execute(&helper, out, cancel).await;
+        if let Err(e) = self.collect(&helper).await {
+            tracing::warn!(error = %e, "removing the checkout helper failed");
+        }
+        outcome
+    }
+
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError> {
         let force = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -334,6 +403,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_workspace(&self, workspace: &str) -> Result<(), EngineError> {
+        self.locks.forget(workspace);
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
         match self
             .docker

@@ -5,9 +5,13 @@
 //! — is the [`Engine`] trait. [`docker::DockerEngine`] runs jobs in containers through the
 //! Docker Engine API; [`shell::ShellEngine`] runs them as host processes (no isolation).
 //!
+//! Before a job runs, [`Engine::checkout`] puts the run's commit into its workspace when the
+//! repo has a clone URL and the run a commit ([`checkout`]).
+//!
 //! Output goes into an [`output::OutputBuffer`] that the engine fills as fast as the job writes
 //! and the runner drains concurrently, so a slow upload never stalls the job (up to a cap).
 
+pub mod checkout;
 pub mod docker;
 pub mod output;
 pub mod script;
@@ -18,6 +22,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub use checkout::Checkout;
 pub use output::OutputBuffer;
 
 /// What an engine needs to run one job attempt.
@@ -101,6 +106,19 @@ pub trait Engine: Send + Sync {
     async fn execute(
         &self,
         prepared: &Prepared,
+        out: &OutputBuffer,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, EngineError>;
+
+    /// Checks out `checkout` into the workspace of `spec` (made by [`Engine::prepare`]),
+    /// writing what git says to `out`. Call it after prepare and before execute, for every
+    /// job of the run: once a checkout succeeded, later calls for the same commit skip it.
+    /// `Exited { code: 0 }` means the workspace holds the commit; another code means git
+    /// failed (its output says why). `spec.timeout` bounds it, `cancel` stops it.
+    async fn checkout(
+        &self,
+        spec: &JobSpec,
+        checkout: &Checkout,
         out: &OutputBuffer,
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError>;

@@ -7,6 +7,7 @@
 //! - [`status`]: run/job statuses and error classes, with their wire names.
 //! - [`plan`]: the fail-closed scheduling state machine (which job may start, which are skipped, how a run ends).
 //! - [`logs`]: byte-offset arithmetic for paginated logs.
+//! - [`webhook`]: forge webhooks: signature checks and push payloads → what to run.
 
 pub mod duration;
 pub mod expand;
@@ -15,3 +16,4 @@ pub mod names;
 pub mod plan;
 pub mod status;
 pub mod template;
+pub mod webhook;

@@ -51,6 +51,10 @@ impl App {
         );
         metrics.describe("gitweave_log_bytes_total", "Log bytes stored.");
         metrics.describe("http_responses_total", "HTTP responses, by status class.");
+        metrics.describe(
+            "gitweave_webhooks_total",
+            "Webhook deliveries, by provider and result.",
+        );
         let (job_updates, _) = broadcast::channel(4096);
         let (run_updates, _) = broadcast::channel(4096);
         let state = AppState {

@@ -1,5 +1,6 @@
 //! Configuration from flags or environment (SPEC §8).
 
+use gitweave_engine::checkout::DEFAULT_HELPER_IMAGE;
 use gitweave_engine::docker::PullPolicy;
 use gitweave_http::LogFormat;
 use std::net::SocketAddr;
@@ -48,6 +49,10 @@ pub struct Config {
     /// `if-not-present` or `never`.
     #[arg(long, env = "RUNNER_PULL_POLICY", default_value = "if-not-present")]
     pub pull_policy: PullPolicy,
+    /// Image of the docker engine's checkout helper: any image with `/bin/sh` and `git`
+    /// (build the default with `docker build -t gitweave-git:latest scripts/git-image`).
+    #[arg(long, env = "RUNNER_HELPER_IMAGE", default_value = DEFAULT_HELPER_IMAGE)]
+    pub helper_image: String,
     /// Prefix of the containers and volumes this runner makes.
     #[arg(long, env = "RUNNER_CONTAINER_PREFIX", default_value = "gitweave-")]
     pub container_prefix: String,
@@ -70,6 +75,7 @@ impl Config {
             workdir: std::env::temp_dir().join("gitweave-runs"),
             concurrency: 1,
             pull_policy: PullPolicy::Never,
+            helper_image: DEFAULT_HELPER_IMAGE.into(),
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,

@@ -1,5 +1,9 @@
 //! Runs one assigned job attempt from start to report.
 //!
+//! When the assignment carries a checkout, the engine first puts that commit into the run's
+//! workspace (after prepare, before execute); what git says goes into the job's log, and a
+//! failed checkout fails the job without running it.
+//!
 //! Three things run side by side while the job runs: the engine writing output into an
 //! [`OutputBuffer`], the uploader draining it to pipeline-svc in chunks at contiguous offsets,
 //! and the heartbeat renewing the lease (and noticing cancel or a lost lease). The report
@@ -9,7 +13,7 @@
 use crate::client::{ClientError, PipelineClient};
 use bytes::Bytes;
 use gitweave_api::runner::{Assignment, FinishRequest};
-use gitweave_engine::{Engine, EngineError, JobSpec, Outcome, OutputBuffer};
+use gitweave_engine::{Checkout, Engine, EngineError, JobSpec, Outcome, OutputBuffer};
 use gitweave_http::Metrics;
 use gitweave_model::duration::format_duration;
 use gitweave_model::status::ErrorClass;
@@ -99,6 +103,46 @@ fn report_of(outcome: Result<Outcome, EngineError>, timeout: Duration) -> Report
     }
 }
 
+/// `None` when the checkout succeeded; otherwise why the job cannot run. git failing is a
+/// `config_error` (a clone URL that does not answer, a commit that is not there: retrying
+/// will not help until someone fixes it); the log above the note holds git's own words.
+fn checkout_report(
+    c: &Checkout,
+    outcome: Result<Outcome, EngineError>,
+    timeout: Duration,
+) -> Option<Report> {
+    let what = format!("checkout of {} from {}", c.commit, c.shown_url());
+    match outcome {
+        Ok(Outcome::Exited { code: 0, .. }) => None,
+        Ok(Outcome::Exited { code, .. }) => Some(Report::failed(
+            ErrorClass::ConfigError,
+            format!("{what} failed (exit code {code}); git's output is above"),
+        )),
+        Ok(Outcome::TimedOut) => Some(Report::failed(
+            ErrorClass::Timeout,
+            format!(
+                "{what} ran past the job's timeout of {} and was stopped",
+                format_duration(timeout)
+            ),
+        )),
+        Ok(Outcome::Canceled) => Some(Report::failed(ErrorClass::Canceled, "canceled".into())),
+        Err(EngineError::ImageNotFound { image, detail }) => Some(Report::failed(
+            ErrorClass::ImageNotFound,
+            format!(
+                "{what} needs the helper image {image} (RUNNER_HELPER_IMAGE), which is not there: {detail}"
+            ),
+        )),
+        Err(EngineError::Config(m)) => Some(Report::failed(
+            ErrorClass::ConfigError,
+            format!("{what} failed: {m}"),
+        )),
+        Err(e @ EngineError::Engine(_)) => Some(Report::failed(
+            ErrorClass::RunnerFailure,
+            format!("{what} failed: {e}"),
+        )),
+    }
+}
+
 impl Executor {
     /// Runs the attempt to its end and reports it. Errors are logged here, once.
     pub async fn run(&self, a: Assignment, stop: &CancellationToken) {
@@ -136,18 +180,35 @@ impl Executor {
         ));
 
         self.metrics.gauge_add("runner_jobs_running", 1);
-        let outcome = match self.engine.prepare(&spec).await {
+        let report = match self.engine.prepare(&spec).await {
             Ok(prepared) => {
-                let outcome = self.engine.execute(&prepared, &buffer, &cancel).await;
+                let checkout = match &a.checkout {
+                    Some(c) => {
+                        let c = Checkout {
+                            clone_url: c.clone_url.clone(),
+                            commit: c.commit.clone(),
+                            git_ref: c.git_ref.clone(),
+                        };
+                        let outcome = self.engine.checkout(&spec, &c, &buffer, &cancel).await;
+                        checkout_report(&c, outcome, timeout)
+                    }
+                    None => None,
+                };
+                let report = match checkout {
+                    Some(failed) => failed,
+                    None => report_of(
+                        self.engine.execute(&prepared, &buffer, &cancel).await,
+                        timeout,
+                    ),
+                };
                 if let Err(e) = self.engine.collect(&prepared).await {
                     tracing::warn!(error = %e, "removing the job's container failed");
                 }
-                outcome
+                report
             }
-            Err(e) => Err(e),
+            Err(e) => report_of(Err(e), timeout),
         };
         self.metrics.gauge_add("runner_jobs_running", -1);
-        let report = report_of(outcome, timeout);
         if let Some(note) = &report.note {
             buffer.write(note.as_bytes()).await;
         }

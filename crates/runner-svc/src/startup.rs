@@ -43,7 +43,9 @@ impl App {
         let name = config.runner_name();
         let engine: Arc<dyn Engine> = match config.engine {
             EngineKind::Docker => Arc::new(
-                DockerEngine::connect(&name, config.pull_policy, &config.container_prefix).await?,
+                DockerEngine::connect(&name, config.pull_policy, &config.container_prefix)
+                    .await?
+                    .with_helper_image(&config.helper_image),
             ),
             EngineKind::Shell => Arc::new(ShellEngine::new(&config.workdir)),
         };

@@ -82,7 +82,10 @@ async fn list(
                 let rows = match events::list(&state.pool, run_id, after, PAGE).await {
                     Ok(r) => r,
                     Err(e) => {
-                        return Some((Err(std::io::Error::other(e)), (state, updates, after, true)));
+                        return Some((
+                            Err(std::io::Error::other(e)),
+                            (state, updates, after, true),
+                        ));
                     }
                 };
                 if let Some(last) = rows.last() {
@@ -113,7 +116,10 @@ async fn list(
                         .is_ok_and(RunStatus::is_terminal),
                     Ok(None) => true,
                     Err(e) => {
-                        return Some((Err(std::io::Error::other(e)), (state, updates, after, true)));
+                        return Some((
+                            Err(std::io::Error::other(e)),
+                            (state, updates, after, true),
+                        ));
                     }
                 };
                 if ended {
