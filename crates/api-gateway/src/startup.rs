@@ -34,7 +34,10 @@ pub struct App {
 
 impl App {
     /// Binds the listener and makes the upstream client.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+        // `GITWEAVE_API_TOKEN=` (set but empty, as compose passes an unset variable) means no
+        // auth, not "the empty token".
+        config.api_token = config.api_token.filter(|t| !t.is_empty());
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)

@@ -21,7 +21,10 @@ pub struct App {
 
 impl App {
     /// Connects, migrates and binds.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+        // An empty token (a variable set to nothing) means open registration.
+        config.runner_registration_token =
+            config.runner_registration_token.filter(|t| !t.is_empty());
         let pool = gitweave_storage::pool(&PoolConfig {
             url: config.database_url.clone(),
             max_connections: config.db_max_connections,

@@ -39,7 +39,8 @@ struct HealthState {
 
 impl App {
     /// Connects the engine, removes what an earlier life of this runner left, registers.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+        config.registration_token = config.registration_token.filter(|t| !t.is_empty());
         let name = config.runner_name();
         let engine: Arc<dyn Engine> = match config.engine {
             EngineKind::Docker => Arc::new(
