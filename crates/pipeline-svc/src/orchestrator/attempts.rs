@@ -1,0 +1,331 @@
+//! Job attempts: handing a job to a runner, and recording how an attempt ended (with retries).
+
+use super::*;
+
+/// Claims one job for a runner, or `None` when nothing is runnable right now.
+pub async fn claim(
+    state: &AppState,
+    runner: &RunnerIdentity,
+) -> Result<Option<Assignment>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let Some(c) = jobs::claim(&mut *tx, runner.id, state.config.lease_ms as i64).await? else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let actor = runner.actor();
+    events::append(
+        &mut tx,
+        c.run_id,
+        &NewEvent {
+            event_type: "job.started",
+            job_id: Some(c.id),
+            actor: &actor,
+            attempt: Some(c.attempt),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if c.run_status == RunStatus::Queued.as_str() {
+        set_run_status(
+            &mut tx,
+            c.run_id,
+            RunStatus::Queued,
+            RunStatus::Running,
+            &actor,
+            None,
+        )
+        .await?;
+    }
+    let run = runs::get(&mut *tx, c.run_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("run {} of a claimed job vanished", c.run_id)))?;
+    let clone_url = repos::get(&mut *tx, &run.repo)
+        .await?
+        .and_then(|r| r.clone_url);
+    tx.commit().await?;
+    state.run_changed(c.run_id);
+    // The claim skipped rows locked by others; another waiter may find one of those.
+    state.jobs_ready.notify_one();
+
+    let job: ExpandedJob = serde_json::from_value(c.spec)
+        .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", c.id)))?;
+    let mut env = job.env.clone();
+    let predefined = [
+        ("CI", "true".to_owned()),
+        ("GITWEAVE", "true".to_owned()),
+        ("GITWEAVE_REPO", run.repo.clone()),
+        ("GITWEAVE_RUN_ID", run.id.to_string()),
+        ("GITWEAVE_JOB_ID", c.id.to_string()),
+        ("GITWEAVE_JOB_NAME", c.name.clone()),
+        ("GITWEAVE_REF", run.git_ref.clone()),
+        (
+            "GITWEAVE_COMMIT_SHA",
+            run.commit_sha.clone().unwrap_or_default(),
+        ),
+        ("GITWEAVE_WORKSPACE", "/workspace".to_owned()),
+        ("GITWEAVE_JOB_ATTEMPT", c.attempt.to_string()),
+    ];
+    // Predefined variables win over the template's, so a job can trust them.
+    for (k, v) in predefined {
+        env.insert(k.to_owned(), v);
+    }
+    state.metrics.inc("gitweave_jobs_started_total", "");
+    tracing::info!(job.id = %c.id, run.id = %c.run_id, attempt = c.attempt, runner.name = %runner.name, "job claimed");
+    Ok(Some(Assignment {
+        job_id: c.id,
+        run_id: c.run_id,
+        attempt: c.attempt,
+        repo: run.repo,
+        name: c.name,
+        image: job.image,
+        script: job.script,
+        env,
+        timeout_secs: job.timeout.as_secs(),
+        workspace: c.run_id.to_string(),
+        checkout: clone_url
+            .zip(run.commit_sha.clone())
+            .map(|(clone_url, commit)| Checkout {
+                clone_url,
+                commit,
+                git_ref: run.git_ref.clone(),
+            }),
+    }))
+}
+
+/// Refuses a write from a runner that no longer holds the attempt.
+pub fn stale(job_id: Uuid, attempt: i32) -> ApiError {
+    ApiError::Conflict(
+        "stale_attempt",
+        format!(
+            "attempt {attempt} of job {job_id} is not held by this runner (canceled, timed out or reassigned)"
+        ),
+    )
+}
+
+/// Exponential backoff with ±10% jitter: base·2^(attempt−1), at most 60 s.
+pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
+    let exp = base.saturating_mul(1u32 << (attempt.clamp(1, 16) - 1) as u32);
+    let capped = exp.min(Duration::from_secs(60));
+    let jitter = rand::rng().random_range(0.9..=1.1);
+    capped.mul_f64(jitter)
+}
+
+/// Records the end of an attempt reported by the runner holding it.
+pub async fn finish(
+    state: &AppState,
+    runner: &RunnerIdentity,
+    job_id: Uuid,
+    attempt: i32,
+    req: &FinishRequest,
+) -> Result<AttemptState, ApiError> {
+    let job = jobs::get(&state.pool, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    let mut tx = state.pool.begin().await?;
+    runs::lock(&mut *tx, job.run_id).await?;
+    let held = jobs::holding(&mut *tx, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    if !held.is_held_by(runner.id, attempt) {
+        return Err(stale(job_id, attempt));
+    }
+    if held.log_end != req.log_end {
+        return Err(ApiError::Conflict(
+            "log_incomplete",
+            format!(
+                "the stored log of job {job_id} ends at byte {} but the runner sent {}; send the rest first",
+                held.log_end, req.log_end
+            ),
+        ));
+    }
+    let ended = end_attempt(
+        &mut tx,
+        state,
+        EndAttempt {
+            job_id,
+            run_id: job.run_id,
+            attempt,
+            class: req.error_class,
+            exit_code: req.exit_code,
+            reason: req.reason.clone(),
+            actor: runner.actor(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    ended.after_commit(state, job_id, job.run_id);
+    tracing::info!(job.id = %job_id, attempt, status = %ended.status, "job finished");
+    Ok(AttemptState {
+        cancel: false,
+        run_ended: ended
+            .advanced
+            .run_status
+            .is_some_and(RunStatus::is_terminal),
+    })
+}
+
+/// How an attempt ended, from whoever knows (its runner, or the lease reaper).
+#[derive(Debug, Clone)]
+pub struct EndAttempt {
+    /// Job.
+    pub job_id: Uuid,
+    /// Its run (locked by the caller).
+    pub run_id: Uuid,
+    /// The attempt that ended.
+    pub attempt: i32,
+    /// `None`: success.
+    pub class: Option<ErrorClass>,
+    /// Exit code, if the script ran to an end.
+    pub exit_code: Option<i32>,
+    /// A sentence.
+    pub reason: Option<String>,
+    /// Who reports it.
+    pub actor: String,
+}
+
+/// What [`end_attempt`] did; apply [`Ended::after_commit`] once committed.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// The job's status now (`queued` when retried).
+    pub status: JobStatus,
+    /// When retried: the backoff.
+    pub retry_after: Option<Duration>,
+    /// The re-plan.
+    pub advanced: Advanced,
+}
+
+impl Ended {
+    /// Wakes whoever waits for what changed.
+    pub fn after_commit(&self, state: &AppState, job_id: Uuid, run_id: Uuid) {
+        state.job_changed(job_id);
+        state.run_changed(run_id);
+        state.metrics.inc(
+            "gitweave_jobs_finished_total",
+            &format!("status=\"{}\"", self.status.as_str()),
+        );
+        if self.advanced.released {
+            state.wake_runners();
+        }
+        if let Some(delay) = self.retry_after {
+            // The retry becomes claimable after its backoff: wake the runners then.
+            let wake = state.jobs_ready.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay + Duration::from_millis(5)).await;
+                wake.notify_waiters();
+            });
+        }
+    }
+}
+
+/// Records the end of an attempt with its event, retries it when its policy allows (never
+/// under a cancel), and re-plans the run. The caller holds the run's lock.
+pub async fn end_attempt(
+    conn: &mut PgConnection,
+    state: &AppState,
+    e: EndAttempt,
+) -> Result<Ended, ApiError> {
+    let job = jobs::get(&mut *conn, e.job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", e.job_id))?;
+    let spec: ExpandedJob = serde_json::from_value(job.spec.clone())
+        .map_err(|err| ApiError::Internal(format!("job {} spec does not load: {err}", e.job_id)))?;
+    let canceling = runs::cancel_requested(&mut *conn, e.run_id).await?;
+    let status = match e.class {
+        None => JobStatus::Success,
+        Some(ErrorClass::Canceled) => JobStatus::Canceled,
+        Some(_) => JobStatus::Failed,
+    };
+    let reason = e.reason.clone().or_else(|| match (e.class, e.exit_code) {
+        (Some(ErrorClass::ExitCode), Some(code)) => Some(format!("exit code {code}")),
+        (Some(c), _) => Some(c.to_string()),
+        (None, _) => None,
+    });
+    jobs::finish(
+        &mut *conn,
+        e.job_id,
+        &jobs::Outcome {
+            status: status.as_str(),
+            exit_code: e.exit_code,
+            error_class: e.class.map(ErrorClass::as_str),
+            reason: reason.as_deref(),
+        },
+    )
+    .await?;
+    let event_type = match status {
+        JobStatus::Success => "job.succeeded",
+        JobStatus::Canceled => "job.canceled",
+        _ => "job.failed",
+    };
+    events::append(
+        conn,
+        e.run_id,
+        &NewEvent {
+            event_type,
+            job_id: Some(e.job_id),
+            actor: &e.actor,
+            attempt: Some(e.attempt),
+            error_class: e.class.map(ErrorClass::as_str),
+            reason: reason.as_deref(),
+            data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
+        },
+    )
+    .await?;
+    let retry = status == JobStatus::Failed
+        && !canceling
+        && e.class.is_some_and(|c| {
+            spec.retry.allows(
+                c,
+                e.exit_code.map(i64::from),
+                u32::try_from(e.attempt).unwrap_or(u32::MAX),
+            )
+        });
+    let retry_after = retry.then(|| retry_delay(state.config.retry_base(), e.attempt));
+    if let Some(delay) = retry_after {
+        jobs::requeue(&mut *conn, e.job_id, delay.as_millis() as i64).await?;
+        events::append(
+            conn,
+            e.run_id,
+            &NewEvent {
+                event_type: "job.retried",
+                job_id: Some(e.job_id),
+                actor: ACTOR,
+                attempt: Some(e.attempt + 1),
+                error_class: e.class.map(ErrorClass::as_str),
+                reason: Some(&format!(
+                    "attempt {} of {} in {} ms",
+                    e.attempt + 1,
+                    spec.retry.max + 1,
+                    delay.as_millis()
+                )),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    if status == JobStatus::Failed && !retry && !spec.allow_failure {
+        // A hard gate: fail-closed skips everything downstream of this job.
+        events::append(
+            conn,
+            e.run_id,
+            &NewEvent {
+                event_type: "gate.failed",
+                job_id: Some(e.job_id),
+                actor: ACTOR,
+                attempt: Some(e.attempt),
+                error_class: e.class.map(ErrorClass::as_str),
+                reason: Some(&format!(
+                    "{} failed; every job that depends on it is skipped",
+                    job.name
+                )),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let advanced = advance(conn, e.run_id, ACTOR).await?;
+    Ok(Ended {
+        status: if retry { JobStatus::Queued } else { status },
+        retry_after,
+        advanced,
+    })
+}

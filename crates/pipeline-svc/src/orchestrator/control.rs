@@ -1,0 +1,96 @@
+//! What people do to runs and jobs: cancel, approve, rerun.
+
+use super::*;
+
+/// Cancels a run: jobs not started are canceled now, running ones are told to stop.
+pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let Some(status) = runs::lock(&mut *tx, run_id).await? else {
+        return Err(ApiError::not_found("run", run_id));
+    };
+    let status: RunStatus = status
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {status}")))?;
+    if status.is_terminal() {
+        return Err(ApiError::Conflict(
+            "run_ended",
+            format!("run {run_id} already ended ({status}); nothing to cancel"),
+        ));
+    }
+    runs::request_cancel(&mut *tx, run_id).await?;
+    for j in jobs::of_run(&mut *tx, run_id).await? {
+        if j.status == JobStatus::Running.as_str() {
+            jobs::request_cancel(&mut *tx, j.id).await?;
+        }
+    }
+    advance(&mut tx, run_id, actor).await?;
+    tx.commit().await?;
+    state.run_changed(run_id);
+    tracing::info!(run.id = %run_id, "run cancel requested");
+    Ok(())
+}
+
+/// Approves a `manual` job, recording who and why.
+pub async fn approve(
+    state: &AppState,
+    job_id: Uuid,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<Uuid, ApiError> {
+    let job = jobs::get(&state.pool, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    let mut tx = state.pool.begin().await?;
+    runs::lock(&mut *tx, job.run_id).await?;
+    if !jobs::approve(&mut *tx, job_id).await? {
+        return Err(ApiError::Conflict(
+            "not_manual",
+            format!("job {job_id} is {}, not waiting for approval", job.status),
+        ));
+    }
+    events::append(
+        &mut tx,
+        job.run_id,
+        &NewEvent {
+            event_type: "job.manual_approved",
+            job_id: Some(job_id),
+            actor,
+            reason: Some(reason.unwrap_or("approved")),
+            ..Default::default()
+        },
+    )
+    .await?;
+    advance(&mut tx, job.run_id, actor).await?;
+    tx.commit().await?;
+    state.run_changed(job.run_id);
+    state.wake_runners();
+    Ok(job.run_id)
+}
+
+/// A new run of the same repo, ref, commit, templates and inputs (the templates' current
+/// versions).
+pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Uuid, ApiError> {
+    let run = runs::get(&state.pool, run_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run", run_id))?;
+    let inputs: BTreeMap<String, serde_json::Value> = serde_json::from_value(run.inputs.clone())
+        .map_err(|e| {
+            ApiError::Internal(format!("stored inputs of run {run_id} do not load: {e}"))
+        })?;
+    let triggered = trigger(
+        state,
+        TriggerParams {
+            repo: run.repo,
+            git_ref: Some(run.git_ref),
+            commit: run.commit_sha,
+            templates: Some(run.templates),
+            inputs,
+            trigger: Trigger::Rerun,
+            rerun_of: Some(run_id),
+            actor: actor.to_owned(),
+            delivery: None,
+        },
+    )
+    .await?;
+    Ok(triggered.run_id)
+}

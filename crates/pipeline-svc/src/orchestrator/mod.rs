@@ -1,0 +1,34 @@
+//! Pipeline decisions with side effects: turning a trigger into a run, handing jobs to runners,
+//! recording their ends, and re-planning a run. Every state change and its event are written
+//! in one transaction; runners are woken after the commit.
+
+use crate::auth::RunnerIdentity;
+use crate::error::ApiError;
+use crate::state::AppState;
+use gitweave_api::runner::{Assignment, AttemptState, Checkout, FinishRequest};
+use gitweave_model::expand::{self, ExpandedJob};
+use gitweave_model::plan::{self, Action, JobState, Node, StageJob};
+use gitweave_model::status::{ErrorClass, JobStatus, RunStatus, Trigger};
+use gitweave_model::template::{Template, When};
+use gitweave_storage::events::{self, NewEvent};
+use gitweave_storage::{deliveries, jobs, repos, runs, templates};
+use rand::Rng;
+use sqlx::PgConnection;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+mod attempts;
+mod control;
+mod planning;
+mod reaper;
+mod trigger;
+
+pub use attempts::{EndAttempt, Ended, claim, end_attempt, finish, retry_delay, stale};
+pub use control::{approve, cancel, rerun};
+pub use planning::{Advanced, advance, set_run_status};
+pub use reaper::reap_expired;
+pub use trigger::{Delivery, TriggerParams, Triggered, input_strings, trigger};
+
+/// The actor of changes pipeline-svc makes by itself.
+pub const ACTOR: &str = "pipeline-svc";

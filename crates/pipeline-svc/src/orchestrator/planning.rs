@@ -1,0 +1,221 @@
+//! Re-planning a run under its row lock: applying `gitweave_model::plan`, moving the run's
+//! status, and settling a cancel.
+
+use super::*;
+
+/// The subset of an expanded job the planner needs (parsed from the stored spec).
+#[derive(serde::Deserialize)]
+struct PlanFields {
+    #[serde(default)]
+    allow_failure: bool,
+    #[serde(default)]
+    when: Option<When>,
+}
+
+/// What [`advance`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Advanced {
+    /// Some job was offered to runners.
+    pub released: bool,
+    /// The run's status now.
+    pub run_status: Option<RunStatus>,
+}
+
+fn state_of(j: &jobs::JobRow) -> Result<JobState, ApiError> {
+    let status: JobStatus = j
+        .status
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("job {} has unknown status {}", j.id, j.status)))?;
+    Ok(match status {
+        JobStatus::Queued if j.runnable_at.is_some() => JobState::Released,
+        JobStatus::Queued => JobState::Pending,
+        JobStatus::Running => JobState::Running,
+        JobStatus::Manual => JobState::Manual,
+        JobStatus::Success => JobState::Success,
+        JobStatus::Failed => JobState::Failed,
+        JobStatus::Canceled => JobState::Canceled,
+        JobStatus::Skipped => JobState::Skipped,
+    })
+}
+
+/// Re-plans a run under its row lock: releases, skips, and moves the run's status, each with
+/// its event. Call inside the transaction that changed a job.
+pub async fn advance(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    actor: &str,
+) -> Result<Advanced, ApiError> {
+    let Some(current) = runs::lock(&mut *conn, run_id).await? else {
+        return Err(ApiError::not_found("run", run_id));
+    };
+    let current: RunStatus = current
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {current}")))?;
+    if current.is_terminal() {
+        return Ok(Advanced {
+            released: false,
+            run_status: Some(current),
+        });
+    }
+    let rows = jobs::of_run(&mut *conn, run_id).await?;
+    if runs::cancel_requested(&mut *conn, run_id).await? {
+        return settle_cancel(conn, run_id, current, &rows, actor).await;
+    }
+    let nodes: Vec<Node> = rows
+        .iter()
+        .map(|j| {
+            let fields: PlanFields = serde_json::from_value(j.spec.clone())
+                .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", j.id)))?;
+            Ok(Node {
+                state: state_of(j)?,
+                depends_on: j.depends_on.iter().map(|&d| d as usize).collect(),
+                allow_failure: fields.allow_failure,
+                when: fields.when.unwrap_or(When::OnSuccess),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    let step = plan::advance(&nodes);
+    let mut released = false;
+    for action in &step.actions {
+        match *action {
+            Action::Release(i) => {
+                jobs::release(&mut *conn, rows[i].id, 0).await?;
+                released = true;
+            }
+            Action::AwaitApproval(i) => {
+                jobs::set_status(&mut *conn, rows[i].id, JobStatus::Manual.as_str(), false).await?;
+                events::append(
+                    conn,
+                    run_id,
+                    &NewEvent {
+                        event_type: "job.manual",
+                        job_id: Some(rows[i].id),
+                        actor,
+                        reason: Some("waiting for approval (when: manual)"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+            Action::Skip(i) => {
+                jobs::set_status(&mut *conn, rows[i].id, JobStatus::Skipped.as_str(), true).await?;
+                let blocker = rows[i]
+                    .depends_on
+                    .iter()
+                    .filter_map(|&d| rows.get(d as usize))
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                events::append(
+                    conn,
+                    run_id,
+                    &NewEvent {
+                        event_type: "job.skipped",
+                        job_id: Some(rows[i].id),
+                        actor,
+                        reason: Some(&format!("upstream did not succeed ({blocker})")),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    if step.run_status != current {
+        set_run_status(conn, run_id, current, step.run_status, actor, None).await?;
+    }
+    Ok(Advanced {
+        released,
+        run_status: Some(step.run_status),
+    })
+}
+
+/// Moves a run's status with its events (`run.state_changed`, and `run.completed` at the end).
+pub async fn set_run_status(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    from: RunStatus,
+    to: RunStatus,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    runs::set_status(&mut *conn, run_id, to.as_str(), to.is_terminal()).await?;
+    events::append(
+        conn,
+        run_id,
+        &NewEvent {
+            event_type: "run.state_changed",
+            actor,
+            reason,
+            data: Some(serde_json::json!({ "from": from.as_str(), "to": to.as_str() })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if to.is_terminal() {
+        events::append(
+            conn,
+            run_id,
+            &NewEvent {
+                event_type: "run.completed",
+                actor,
+                reason: Some(to.as_str()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Under a cancel: cancels every job that has not started, and ends the run `canceled` once no
+/// job is running any more (running ones were told through their heartbeat).
+async fn settle_cancel(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    current: RunStatus,
+    rows: &[jobs::JobRow],
+    actor: &str,
+) -> Result<Advanced, ApiError> {
+    let mut running = false;
+    for j in rows {
+        match state_of(j)? {
+            JobState::Pending | JobState::Released | JobState::Manual => {
+                jobs::set_status(&mut *conn, j.id, JobStatus::Canceled.as_str(), true).await?;
+                events::append(
+                    conn,
+                    run_id,
+                    &NewEvent {
+                        event_type: "job.canceled",
+                        job_id: Some(j.id),
+                        actor,
+                        reason: Some("the run was canceled before the job started"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+            JobState::Running => running = true,
+            _ => {}
+        }
+    }
+    if !running {
+        set_run_status(
+            conn,
+            run_id,
+            current,
+            RunStatus::Canceled,
+            actor,
+            Some("canceled"),
+        )
+        .await?;
+        return Ok(Advanced {
+            released: false,
+            run_status: Some(RunStatus::Canceled),
+        });
+    }
+    Ok(Advanced {
+        released: false,
+        run_status: Some(current),
+    })
+}

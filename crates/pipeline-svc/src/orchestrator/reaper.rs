@@ -1,0 +1,66 @@
+//! Taking back the attempts of runners that stopped renewing their lease.
+
+use super::*;
+
+/// Fails (or retries) the attempts whose runner stopped renewing their lease, with a
+/// `runner.lost` event. Returns how many were taken back.
+pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
+    let expired = jobs::expired(&state.pool, 100).await?;
+    let mut reaped = 0;
+    for e in expired {
+        let mut tx = state.pool.begin().await?;
+        runs::lock(&mut *tx, e.run_id).await?;
+        // Re-check under the lock: the runner may have finished in the meantime.
+        let Some(held) = jobs::holding(&mut *tx, e.id).await? else {
+            continue;
+        };
+        if held.status != JobStatus::Running.as_str() || held.attempt != e.attempt {
+            continue;
+        }
+        let still_expired = jobs::expired(&mut *tx, 1_000)
+            .await?
+            .iter()
+            .any(|x| x.id == e.id);
+        if !still_expired {
+            continue;
+        }
+        let runner = e.runner_name.as_deref().unwrap_or("unknown");
+        let reason = format!(
+            "runner {runner} stopped renewing the lease of attempt {}",
+            e.attempt
+        );
+        events::append(
+            &mut tx,
+            e.run_id,
+            &NewEvent {
+                event_type: "runner.lost",
+                job_id: Some(e.id),
+                actor: ACTOR,
+                attempt: Some(e.attempt),
+                error_class: Some(ErrorClass::RunnerFailure.as_str()),
+                reason: Some(&reason),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let outcome = end_attempt(
+            &mut tx,
+            state,
+            EndAttempt {
+                job_id: e.id,
+                run_id: e.run_id,
+                attempt: e.attempt,
+                class: Some(ErrorClass::RunnerFailure),
+                exit_code: None,
+                reason: Some(reason.clone()),
+                actor: ACTOR.to_owned(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        outcome.after_commit(state, e.id, e.run_id);
+        tracing::warn!(job.id = %e.id, attempt = e.attempt, runner.name = runner, "runner lost; attempt taken back");
+        reaped += 1;
+    }
+    Ok(reaped)
+}
