@@ -127,22 +127,25 @@ jobs:
     assert!(check.contains("stderr-line"), "stderr is captured: {check}");
 
     // Nothing left behind: no container, and the run's workspace volume is gone.
-    assert_eq!(app.leftover_containers(), Vec::<String>::new());
-    let vols = std::process::Command::new("docker")
-        .args([
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("name={}", app.prefix),
-        ])
-        .output()
-        .expect("docker volume ls");
-    assert_eq!(
-        String::from_utf8_lossy(&vols.stdout).trim(),
-        "",
-        "workspace removed after the run"
-    );
+    assert_eq!(app.settled_containers().await, Vec::<String>::new());
+    let volumes = || {
+        let out = std::process::Command::new("docker")
+            .args([
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name={}", app.prefix),
+            ])
+            .output()
+            .expect("docker volume ls");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !volumes().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(volumes(), "", "workspace removed after the run");
     app.shutdown().await;
 }
 
@@ -206,7 +209,7 @@ async fn a_failed_job_skips_everything_after_it_and_fails_the_run() {
         JobStatus::Skipped,
         "later stages are skipped"
     );
-    assert_eq!(app.leftover_containers(), Vec::<String>::new());
+    assert_eq!(app.settled_containers().await, Vec::<String>::new());
     app.shutdown().await;
 }
 
@@ -246,7 +249,7 @@ async fn a_missing_image_fails_the_job_as_image_not_found_and_the_runner_keeps_s
     let run = app.trigger("r", &json!({"templates": ["fine"]})).await;
     let run = app.wait_run(run.id, LIMIT).await;
     assert_eq!(run.status, RunStatus::Success, "{run:#?}");
-    assert_eq!(app.leftover_containers(), Vec::<String>::new());
+    assert_eq!(app.settled_containers().await, Vec::<String>::new());
     app.shutdown().await;
 }
 

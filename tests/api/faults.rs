@@ -35,6 +35,19 @@ fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
     Proc(child)
 }
 
+/// Waits (at most 20 s) until no container of `job` is left; the runner removes them just after
+/// it reports the job's end.
+async fn settled_containers_of(job: uuid::Uuid) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = containers_of(job);
+        if left.is_empty() || tokio::time::Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn containers_of(job: uuid::Uuid) -> Vec<String> {
     let out = Command::new("docker")
         .args([
@@ -125,7 +138,10 @@ async fn a_runner_killed_mid_job_is_detected_and_its_job_retried_by_the_restarte
         log.contains("attempt 2") && !log.contains("attempt 1\n"),
         "attempt 2's own log: {log}"
     );
-    assert!(containers_of(job).is_empty(), "no container left behind");
+    assert!(
+        settled_containers_of(job).await.is_empty(),
+        "no container left behind"
+    );
     app.assert_replays(run.id).await;
     app.shutdown().await;
 }
@@ -175,7 +191,7 @@ async fn a_runner_stopped_with_sigterm_finishes_its_job_and_leaves_no_container(
         RunStatus::Success,
         "the running job was finished, not dropped"
     );
-    assert!(containers_of(run.jobs[0].id).is_empty());
+    assert!(settled_containers_of(run.jobs[0].id).await.is_empty());
     app.shutdown().await;
 }
 

@@ -491,6 +491,20 @@ impl TestApp {
         }
     }
 
+    /// Waits until this test's runner has removed its containers and workspace volumes (it
+    /// removes them just after reporting a job's end, in the background), at most 20 s, and
+    /// returns whatever is still there.
+    pub async fn settled_containers(&self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = self.leftover_containers();
+            if left.is_empty() || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Containers of this test's runner that still exist.
     pub fn leftover_containers(&self) -> Vec<String> {
         let out = std::process::Command::new("docker")

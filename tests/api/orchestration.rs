@@ -234,7 +234,7 @@ async fn a_job_past_its_timeout_is_stopped_as_timeout() {
         log.contains("started") && log.contains("timeout of 2s"),
         "{log}"
     );
-    assert_eq!(app.leftover_containers(), Vec::<String>::new());
+    assert_eq!(app.settled_containers().await, Vec::<String>::new());
     app.assert_replays(run.id).await;
     app.shutdown().await;
 }
@@ -272,7 +272,7 @@ async fn cancel_stops_running_containers_and_cancels_queued_jobs_and_rerun_start
     );
     assert_eq!(job(&done, "long/next").status, JobStatus::Canceled);
     assert_eq!(
-        app.leftover_containers(),
+        app.settled_containers().await,
         Vec::<String>::new(),
         "the container was stopped and removed"
     );

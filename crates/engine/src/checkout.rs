@@ -179,6 +179,7 @@ pub fn helper_container(
         host_config: Some(HostConfig {
             mounts: Some(mounts),
             init: Some(true),
+            log_config: Some(crate::docker::no_daemon_log()),
             ..Default::default()
         }),
         ..Default::default()

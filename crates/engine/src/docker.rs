@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
@@ -210,6 +212,17 @@ impl DockerEngine {
     }
 }
 
+/// No daemon-side log for job containers: the runner reads their output through the attach
+/// stream and stores it itself. dockerd's default json-file driver would turn every line into
+/// a JSON record on disk first, which measured ~5× the job's own time on 22.9 MB of output
+/// (bench/FINDINGS.md #1).
+pub(crate) fn no_daemon_log() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("none".into()),
+        config: None,
+    }
+}
+
 fn status_of(e: &DockerError) -> Option<u16> {
     match e {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -262,6 +275,7 @@ impl Engine for DockerEngine {
                     ..Default::default()
                 }]),
                 init: Some(true),
+                log_config: Some(no_daemon_log()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -281,12 +295,14 @@ impl Engine for DockerEngine {
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError> {
         let id = prepared.handle.as_str();
-        // Attach first, then start: nothing the job writes can be missed.
+        // Attach first, then start: nothing the job writes can be missed. `logs(false)`: there is
+        // nothing before the start to replay, and with the `none` log driver dockerd sends
+        // nothing at all to an attach that asks for logs.
         let attach = AttachContainerOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
             .stream(true)
-            .logs(true)
+            .logs(false)
             .build();
         let mut output = self
             .docker

@@ -85,6 +85,18 @@ impl OutputBuffer {
         }
     }
 
+    /// Takes up to `max` buffered bytes without waiting (empty when none).
+    pub fn take_now(&self, max: usize) -> Bytes {
+        let mut st = self.lock();
+        let n = st.buf.len().min(max);
+        let out = st.buf.split_to(n).freeze();
+        drop(st);
+        if n > 0 {
+            self.writable.notify_one();
+        }
+        out
+    }
+
     /// Total bytes written so far.
     pub fn written(&self) -> u64 {
         self.lock().written

@@ -33,8 +33,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Tells waiting runners to look for work.
-    pub fn wake_runners(&self) {
+    /// Tells waiting runners that `jobs` jobs became claimable.
+    pub fn wake_runners(&self, jobs: usize) {
+        // One waiting runner per released job, not all of them: every extra wake-up is an
+        // empty claim transaction (bench/FINDINGS.md #6).
+        for _ in 0..jobs.min(256) {
+            self.jobs_ready.notify_one();
+        }
+    }
+
+    /// Wakes every waiting long-poll (a runner stopping must see it at once).
+    pub fn wake_all_runners(&self) {
         self.jobs_ready.notify_waiters();
     }
 

@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest chunk sent in one request.
 const UPLOAD_CHUNK: usize = 1024 * 1024;
+/// Chunks smaller than this wait [`LINGER`] for more bytes before they are sent.
+const LINGER_BELOW: usize = 256 * 1024;
+/// How long a small chunk waits for more.
+const LINGER: Duration = Duration::from_millis(5);
 /// Output held in memory before the job is made to wait for the uploader.
 const BUFFER_CAP: usize = 16 * 1024 * 1024;
 
@@ -38,6 +42,8 @@ pub struct Executor {
     pub heartbeat: Duration,
     /// Numbers for `/metrics`.
     pub metrics: Metrics,
+    /// Container removals still under way (waited for at shutdown).
+    pub cleanup: tokio_util::task::TaskTracker,
 }
 
 struct Report {
@@ -180,7 +186,7 @@ impl Executor {
         ));
 
         self.metrics.gauge_add("runner_jobs_running", 1);
-        let report = match self.engine.prepare(&spec).await {
+        let (report, prepared) = match self.engine.prepare(&spec).await {
             Ok(prepared) => {
                 let checkout = match &a.checkout {
                     Some(c) => {
@@ -201,14 +207,41 @@ impl Executor {
                         timeout,
                     ),
                 };
-                if let Err(e) = self.engine.collect(&prepared).await {
-                    tracing::warn!(error = %e, "removing the job's container failed");
-                }
-                report
+                (report, Some(prepared))
             }
-            Err(e) => report_of(Err(e), timeout),
+            Err(e) => (report_of(Err(e), timeout), None),
         };
         self.metrics.gauge_add("runner_jobs_running", -1);
+        let run_ended = self
+            .report(&a, &report, &buffer, uploader, heartbeat, &lost)
+            .await;
+        // Remove the container after the end is reported, off the slot's path: the next job of
+        // the run is released by the report, and need not wait for the removal
+        // (bench/FINDINGS.md #3). The runner waits for these tasks before it exits.
+        let engine = self.engine.clone();
+        let workspace = a.workspace.clone();
+        self.cleanup.spawn(async move {
+            if let Some(prepared) = prepared
+                && let Err(e) = engine.collect(&prepared).await
+            {
+                tracing::warn!(error = %e, "removing the job's container failed");
+            }
+            if run_ended && let Err(e) = engine.remove_workspace(&workspace).await {
+                tracing::warn!(error = %e, "removing the run's workspace failed");
+            }
+        });
+    }
+
+    /// Sends the rest of the log, then the end of the attempt. Returns whether the run ended.
+    async fn report(
+        &self,
+        a: &Assignment,
+        report: &Report,
+        buffer: &OutputBuffer,
+        uploader: tokio::task::JoinHandle<Option<i64>>,
+        heartbeat: tokio::task::JoinHandle<()>,
+        lost: &AtomicBool,
+    ) -> bool {
         if let Some(note) = &report.note {
             buffer.write(note.as_bytes()).await;
         }
@@ -218,13 +251,13 @@ impl Executor {
             Ok(None) | Err(_) => {
                 heartbeat.abort();
                 tracing::warn!("the attempt was lost while uploading its log; not reporting it");
-                return;
+                return false;
             }
         };
         heartbeat.abort();
         if lost.load(Ordering::SeqCst) {
             tracing::warn!("the lease was lost; not reporting the attempt");
-            return;
+            return false;
         }
         let req = FinishRequest {
             exit_code: report.exit_code,
@@ -238,13 +271,12 @@ impl Executor {
                 self.metrics
                     .inc("runner_jobs_total", &format!("result=\"{status}\""));
                 tracing::info!(result = status, log_bytes = log_end, "job finished");
-                if state.run_ended
-                    && let Err(e) = self.engine.remove_workspace(&a.workspace).await
-                {
-                    tracing::warn!(error = %e, "removing the run's workspace failed");
-                }
+                state.run_ended
             }
-            Err(e) => tracing::error!(error = %e, "reporting the end of the job failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "reporting the end of the job failed");
+                false
+            }
         }
     }
 }
@@ -260,9 +292,22 @@ async fn upload(
 ) -> Option<i64> {
     let mut offset = 0i64;
     let mut ok = true;
-    while let Some(chunk) = buffer.take(UPLOAD_CHUNK).await {
+    while let Some(mut chunk) = buffer.take(UPLOAD_CHUNK).await {
         if !ok {
             continue; // keep draining so the job is never blocked on a dead uploader
+        }
+        // A job writing fast hands over many small pieces: linger a moment to send fewer,
+        // larger chunks (one request and one row each). Never for the first bytes, so the
+        // first line is readable at once (bench/FINDINGS.md #8).
+        if offset > 0 && chunk.len() < LINGER_BELOW {
+            tokio::time::sleep(LINGER).await;
+            let more = buffer.take_now(UPLOAD_CHUNK - chunk.len());
+            if !more.is_empty() {
+                let mut joined = bytes::BytesMut::with_capacity(chunk.len() + more.len());
+                joined.extend_from_slice(&chunk);
+                joined.extend_from_slice(&more);
+                chunk = joined.freeze();
+            }
         }
         let len = chunk.len() as i64;
         match client

@@ -80,6 +80,7 @@ impl App {
                 client,
                 heartbeat: Duration::from_millis(reg.heartbeat_interval_ms),
                 metrics,
+                cleanup: TaskTracker::new(),
             },
             config,
             listener,
@@ -142,6 +143,8 @@ impl App {
             tracing::warn!(error = %e, "could not tell pipeline-svc that this runner stops");
         }
         slots.wait().await;
+        self.executor.cleanup.close();
+        self.executor.cleanup.wait().await;
         match self.executor.engine.remove_leftovers().await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(removed = n, "removed leftover containers"),

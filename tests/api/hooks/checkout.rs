@@ -138,7 +138,7 @@ async fn a_push_runs_on_exactly_the_pushed_commit_with_the_ref_as_data_in_docker
     );
     assert!(second.contains(&format!("HEAD={older}")), "{second}");
     assert_eq!(
-        app.leftover_containers(),
+        app.settled_containers().await,
         Vec::<String>::new(),
         "helpers removed"
     );
@@ -257,7 +257,7 @@ async fn a_clone_failure_fails_the_run_with_a_reason_and_a_class() {
             "{failed}"
         );
     }
-    assert_eq!(app.leftover_containers(), Vec::<String>::new());
+    assert_eq!(app.settled_containers().await, Vec::<String>::new());
     app.shutdown().await;
 }
 

@@ -203,15 +203,15 @@ impl Ended {
             "gitweave_jobs_finished_total",
             &format!("status=\"{}\"", self.status.as_str()),
         );
-        if self.advanced.released {
-            state.wake_runners();
+        if self.advanced.released > 0 {
+            state.wake_runners(self.advanced.released);
         }
         if let Some(delay) = self.retry_after {
             // The retry becomes claimable after its backoff: wake the runners then.
             let wake = state.jobs_ready.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay + Duration::from_millis(5)).await;
-                wake.notify_waiters();
+                wake.notify_one();
             });
         }
     }

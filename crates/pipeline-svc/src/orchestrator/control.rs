@@ -63,7 +63,7 @@ pub async fn approve(
     advance(&mut tx, job.run_id, actor).await?;
     tx.commit().await?;
     state.run_changed(job.run_id);
-    state.wake_runners();
+    state.wake_runners(1);
     Ok(job.run_id)
 }
 

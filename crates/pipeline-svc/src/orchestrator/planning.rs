@@ -15,8 +15,8 @@ struct PlanFields {
 /// What [`advance`] did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Advanced {
-    /// Some job was offered to runners.
-    pub released: bool,
+    /// How many jobs were offered to runners.
+    pub released: usize,
     /// The run's status now.
     pub run_status: Option<RunStatus>,
 }
@@ -53,7 +53,7 @@ pub async fn advance(
         .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {current}")))?;
     if current.is_terminal() {
         return Ok(Advanced {
-            released: false,
+            released: 0,
             run_status: Some(current),
         });
     }
@@ -75,12 +75,12 @@ pub async fn advance(
         })
         .collect::<Result<_, ApiError>>()?;
     let step = plan::advance(&nodes);
-    let mut released = false;
+    let mut released = 0;
     for action in &step.actions {
         match *action {
             Action::Release(i) => {
                 jobs::release(&mut *conn, rows[i].id, 0).await?;
-                released = true;
+                released += 1;
             }
             Action::AwaitApproval(i) => {
                 jobs::set_status(&mut *conn, rows[i].id, JobStatus::Manual.as_str(), false).await?;
@@ -210,12 +210,12 @@ async fn settle_cancel(
         )
         .await?;
         return Ok(Advanced {
-            released: false,
+            released: 0,
             run_status: Some(RunStatus::Canceled),
         });
     }
     Ok(Advanced {
-        released: false,
+        released: 0,
         run_status: Some(current),
     })
 }

@@ -307,8 +307,8 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
         "gitweave_runs_triggered_total",
         &format!("trigger=\"{}\"", p.trigger),
     );
-    if advanced.released {
-        state.wake_runners();
+    if advanced.released > 0 {
+        state.wake_runners(advanced.released);
     }
     tracing::info!(run.id = %run_id, repo = %repo.name, jobs = planned.len(), "run created");
     Ok(Triggered {

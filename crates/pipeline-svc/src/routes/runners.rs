@@ -132,7 +132,7 @@ async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Result<Statu
     if let Ok(mut s) = state.stopping_runners.write() {
         s.insert(runner.id);
     }
-    state.wake_runners();
+    state.wake_all_runners();
     tracing::info!(runner.name = %runner.name, "runner stopping; no more jobs for it");
     Ok(StatusCode::NO_CONTENT)
 }
