@@ -1,14 +1,7 @@
 //! The gateway: token, request ids, body limits, and answers when pipeline-svc is down.
 
-use crate::helpers::{Options, spawn_with};
+use crate::helpers::{Options, no_runner, spawn_with};
 use serde_json::Value;
-
-fn no_runner() -> Options {
-    Options {
-        runner: None,
-        ..Options::default()
-    }
-}
 
 #[tokio::test]
 async fn the_api_token_is_required_except_for_webhooks() {

@@ -185,6 +185,32 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Options for a stack without a runner (runs stay queued; the runner protocol can be driven
+/// by hand).
+pub fn no_runner() -> Options {
+    Options {
+        runner: None,
+        ..Options::default()
+    }
+}
+
+/// An error response's status, `code` and `message`.
+pub async fn envelope(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.expect("error envelope is JSON");
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
 /// Starts the stack with default options (a docker runner).
 pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await

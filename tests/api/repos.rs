@@ -1,30 +1,7 @@
 //! Repos: create, update, show, list, and bad input.
 
-use crate::helpers::{Options, spawn_with};
+use crate::helpers::{envelope, no_runner, spawn_with};
 use serde_json::{Value, json};
-
-fn no_runner() -> Options {
-    Options {
-        runner: None,
-        ..Options::default()
-    }
-}
-
-async fn error_code(r: reqwest::Response) -> (u16, String, String) {
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.expect("error envelope is JSON");
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
 
 #[tokio::test]
 async fn create_update_show_and_list_never_return_the_secret() {
@@ -77,14 +54,14 @@ async fn create_update_show_and_list_never_return_the_secret() {
 #[tokio::test]
 async fn bad_repo_requests_get_clear_errors_and_the_service_keeps_serving() {
     let app = spawn_with(no_runner()).await;
-    let (s, code, msg) = error_code(app.get("/repos/nope").await).await;
+    let (s, code, msg) = envelope(app.get("/repos/nope").await).await;
     assert_eq!((s, code.as_str()), (404, "not_found"));
     assert!(msg.contains("nope"), "{msg}");
 
-    let (s, code, msg) = error_code(app.put_json("/repos/bad%20name", &json!({})).await).await;
+    let (s, code, msg) = envelope(app.put_json("/repos/bad%20name", &json!({})).await).await;
     assert_eq!((s, code.as_str()), (400, "invalid_name"));
     assert!(msg.contains("must match"), "{msg}");
-    let (s, _, _) = error_code(app.put_json("/repos/.hidden", &json!({})).await).await;
+    let (s, _, _) = envelope(app.put_json("/repos/.hidden", &json!({})).await).await;
     assert_eq!(s, 400);
 
     let r = app
@@ -95,20 +72,20 @@ async fn bad_repo_requests_get_clear_errors_and_the_service_keeps_serving() {
             "{\"clone_url\": ",
         )
         .await;
-    let (s, code, msg) = error_code(r).await;
+    let (s, code, msg) = envelope(r).await;
     assert_eq!((s, code.as_str()), (400, "malformed_json"));
     assert!(msg.contains("line 1"), "names where: {msg}");
 
-    let (s, code, _) = error_code(app.put_json("/repos/ok", &json!({"clone_url": 42})).await).await;
+    let (s, code, _) = envelope(app.put_json("/repos/ok", &json!({"clone_url": 42})).await).await;
     assert_eq!((s, code.as_str()), (422, "invalid_body"));
-    let (s, code, msg) = error_code(
+    let (s, code, msg) = envelope(
         app.put_json("/repos/ok", &json!({"clone_url": "not a url"}))
             .await,
     )
     .await;
     assert_eq!((s, code.as_str()), (422, "invalid_clone_url"));
     assert!(msg.contains("clone_url"));
-    let (s, _, msg) = error_code(app.put_json("/repos/ok", &json!({"colne_url": "x"})).await).await;
+    let (s, _, msg) = envelope(app.put_json("/repos/ok", &json!({"colne_url": "x"})).await).await;
     assert_eq!(s, 422);
     assert!(msg.contains("colne_url"), "unknown fields are named: {msg}");
 

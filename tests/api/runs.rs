@@ -1,31 +1,8 @@
 //! Triggers, run lookup and paginated run lists (no runner: runs stay queued).
 
-use crate::helpers::{Options, image, spawn_with};
+use crate::helpers::{envelope, image, no_runner, spawn_with};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-
-fn no_runner() -> Options {
-    Options {
-        runner: None,
-        ..Options::default()
-    }
-}
-
-async fn envelope(r: reqwest::Response) -> (u16, String, String) {
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.expect("error envelope is JSON");
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
 
 fn yaml() -> String {
     format!(

@@ -1,30 +1,7 @@
 //! Templates: versioned upload, validation errors with positions, attachments.
 
-use crate::helpers::{Options, image, spawn_with};
+use crate::helpers::{envelope, image, no_runner, spawn_with};
 use serde_json::{Value, json};
-
-fn no_runner() -> Options {
-    Options {
-        runner: None,
-        ..Options::default()
-    }
-}
-
-async fn envelope(r: reqwest::Response) -> (u16, String, String) {
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.expect("error envelope is JSON");
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
 
 fn build_yaml(echo: &str) -> String {
     format!(
