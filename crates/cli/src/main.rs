@@ -208,6 +208,15 @@ impl Client {
         bail!("{status}: {message}")
     }
 
+    /// A run's stored events, as JSON lines.
+    async fn events_text(&self, run: &str) -> anyhow::Result<String> {
+        let rb = self.request(
+            reqwest::Method::GET,
+            &format!("/pipelines/runs/{run}/events"),
+        );
+        Ok(self.send(rb).await?.text().await?)
+    }
+
     async fn run(&self, id: &str) -> anyhow::Result<Run> {
         Ok(self
             .send(self.request(reqwest::Method::GET, &format!("/pipelines/runs/{id}")))
@@ -390,14 +399,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             if let Some(n) = tail {
                 // The stored events first, only the last N of them; then follow from there.
-                let text = c
-                    .send(c.request(
-                        reqwest::Method::GET,
-                        &format!("/pipelines/runs/{run}/events"),
-                    ))
-                    .await?
-                    .text()
-                    .await?;
+                let text = c.events_text(&run).await?;
                 let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
                 for line in &lines[lines.len().saturating_sub(n)..] {
                     writeln!(out, "{line}")?;
@@ -420,14 +422,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Summary { run, json } => {
             let r = c.run(&run).await?;
-            let text = c
-                .send(c.request(
-                    reqwest::Method::GET,
-                    &format!("/pipelines/runs/{run}/events"),
-                ))
-                .await?
-                .text()
-                .await?;
+            let text = c.events_text(&run).await?;
             let events: Vec<Event> = text
                 .lines()
                 .filter(|l| !l.is_empty())
