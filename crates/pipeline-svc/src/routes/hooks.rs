@@ -104,37 +104,34 @@ async fn receive(
         PayloadError::Invalid(_) => ApiError::Invalid("invalid_payload", e.to_string()),
     })?;
     let result = |r: &str| format!("provider=\"{provider}\",result=\"{r}\"");
+    // Everything but a push is answered without a run, and counted once.
+    let answer = |status: StatusCode, label: &str, message: String| {
+        state.metrics.inc("gitweave_webhooks_total", &result(label));
+        let outcome = if label == "ping" { "pong" } else { "ignored" };
+        Ok(no_run(status, outcome, message))
+    };
     let push = match decision {
         Decision::Run(push) => push,
         Decision::Ping => {
-            state
-                .metrics
-                .inc("gitweave_webhooks_total", &result("ping"));
-            return Ok(no_run(
+            return answer(
                 StatusCode::OK,
-                "pong",
+                "ping",
                 format!("repo {repo} receives {provider} webhooks"),
-            ));
+            );
         }
         Decision::Deleted { git_ref } => {
-            state
-                .metrics
-                .inc("gitweave_webhooks_total", &result("ignored"));
-            return Ok(no_run(
+            return answer(
                 StatusCode::ACCEPTED,
                 "ignored",
                 format!("{git_ref} was deleted; nothing to run"),
-            ));
+            );
         }
         Decision::Ignored { event } => {
-            state
-                .metrics
-                .inc("gitweave_webhooks_total", &result("ignored"));
-            return Ok(no_run(
+            return answer(
                 StatusCode::ACCEPTED,
                 "ignored",
                 format!("{event:?} events do not start runs; only pushes do"),
-            ));
+            );
         }
     };
 
