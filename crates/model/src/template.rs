@@ -149,6 +149,31 @@ pub enum When {
     Always,
 }
 
+impl When {
+    /// Every variant, for parsing and tests.
+    pub const ALL: [When; 3] = [When::OnSuccess, When::Manual, When::Always];
+
+    /// The wire and storage name (`on_success`, `manual`, `always`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            When::OnSuccess => "on_success",
+            When::Manual => "manual",
+            When::Always => "always",
+        }
+    }
+}
+
+impl std::str::FromStr for When {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        When::ALL
+            .into_iter()
+            .find(|w| w.as_str() == s)
+            .ok_or_else(|| format!("unknown `when` {s:?} (expected on_success, manual or always)"))
+    }
+}
+
 /// When and how often a failed job attempt is retried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
@@ -844,6 +869,16 @@ fn retryable_list() -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn when_names_match_serde_and_parse_back() {
+        for w in When::ALL {
+            let json = serde_json::to_value(w).unwrap();
+            assert_eq!(json, serde_json::Value::from(w.as_str()));
+            assert_eq!(w.as_str().parse::<When>().unwrap(), w);
+        }
+        assert!("sometimes".parse::<When>().is_err());
+    }
 
     /// The example from the template format's contract.
     const CONTRACT: &str = r#"

@@ -66,13 +66,37 @@ pub struct NewJob<'a> {
     pub spec: &'a serde_json::Value,
     /// Positions it waits for.
     pub depends_on: &'a [i32],
+    /// Whether its failure neither stops nor fails the run (copied out of `spec` for the planner).
+    pub allow_failure: bool,
+    /// `on_success`, `manual` or `always` (copied out of `spec` for the planner).
+    pub when: &'a str,
+}
+
+/// What the planner reads of a job: no spec, no timestamps (bench/FINDINGS.md #5).
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    /// Id.
+    pub id: Uuid,
+    /// `<template>/<job>`.
+    pub name: String,
+    /// Status (wire name).
+    pub status: String,
+    /// Offered to runners (a queued job with this set is released, not pending).
+    pub released: bool,
+    /// Positions it waits for.
+    pub depends_on: Vec<i32>,
+    /// Whether its failure neither stops nor fails the run.
+    pub allow_failure: bool,
+    /// `on_success`, `manual` or `always`.
+    pub run_when: String,
 }
 
 /// Inserts a job.
 pub async fn insert(e: impl PgExecutor<'_>, j: &NewJob<'_>) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO jobs (id, run_id, position, stage, template, template_version, name, spec, depends_on, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued')",
+        "INSERT INTO jobs (id, run_id, position, stage, template, template_version, name, spec, depends_on,
+                           allow_failure, run_when, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued')",
         j.id,
         j.run_id,
         j.position,
@@ -81,7 +105,9 @@ pub async fn insert(e: impl PgExecutor<'_>, j: &NewJob<'_>) -> Result<(), sqlx::
         j.template_version,
         j.name,
         j.spec,
-        j.depends_on
+        j.depends_on,
+        j.allow_failure,
+        j.when
     )
     .execute(e)
     .await?;
@@ -95,6 +121,19 @@ pub async fn of_run(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<JobRow>,
         "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
                 error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at
          FROM jobs WHERE run_id = $1 ORDER BY position",
+        run_id
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// A run's jobs in pipeline order, as the planner needs them.
+pub async fn plan_rows(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<PlanRow>, sqlx::Error> {
+    sqlx::query_as!(
+        PlanRow,
+        r#"SELECT id, name, status, runnable_at IS NOT NULL AS "released!", depends_on, allow_failure,
+                  run_when
+           FROM jobs WHERE run_id = $1 ORDER BY position"#,
         run_id
     )
     .fetch_all(e)

@@ -18,7 +18,7 @@ pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), A
         ));
     }
     runs::request_cancel(&mut *tx, run_id).await?;
-    for j in jobs::of_run(&mut *tx, run_id).await? {
+    for j in jobs::plan_rows(&mut *tx, run_id).await? {
         if j.status == JobStatus::Running.as_str() {
             jobs::request_cancel(&mut *tx, j.id).await?;
         }

@@ -3,15 +3,6 @@
 
 use super::*;
 
-/// The subset of an expanded job the planner needs (parsed from the stored spec).
-#[derive(serde::Deserialize)]
-struct PlanFields {
-    #[serde(default)]
-    allow_failure: bool,
-    #[serde(default)]
-    when: Option<When>,
-}
-
 /// What [`advance`] did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Advanced {
@@ -21,13 +12,13 @@ pub struct Advanced {
     pub run_status: Option<RunStatus>,
 }
 
-fn state_of(j: &jobs::JobRow) -> Result<JobState, ApiError> {
+fn state_of(j: &jobs::PlanRow) -> Result<JobState, ApiError> {
     let status: JobStatus = j
         .status
         .parse()
         .map_err(|_| ApiError::Internal(format!("job {} has unknown status {}", j.id, j.status)))?;
     Ok(match status {
-        JobStatus::Queued if j.runnable_at.is_some() => JobState::Released,
+        JobStatus::Queued if j.released => JobState::Released,
         JobStatus::Queued => JobState::Pending,
         JobStatus::Running => JobState::Running,
         JobStatus::Manual => JobState::Manual,
@@ -57,23 +48,23 @@ pub async fn advance(
             run_status: Some(current),
         });
     }
-    let rows = jobs::of_run(&mut *conn, run_id).await?;
+    let rows = jobs::plan_rows(&mut *conn, run_id).await?;
     if runs::cancel_requested(&mut *conn, run_id).await? {
         return settle_cancel(conn, run_id, current, &rows, actor).await;
     }
-    let nodes: Vec<Node> = rows
-        .iter()
-        .map(|j| {
-            let fields: PlanFields = serde_json::from_value(j.spec.clone())
-                .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", j.id)))?;
-            Ok(Node {
-                state: state_of(j)?,
-                depends_on: j.depends_on.iter().map(|&d| d as usize).collect(),
-                allow_failure: fields.allow_failure,
-                when: fields.when.unwrap_or(When::OnSuccess),
+    let nodes: Vec<Node> =
+        rows.iter()
+            .map(|j| {
+                Ok(Node {
+                    state: state_of(j)?,
+                    depends_on: j.depends_on.iter().map(|&d| d as usize).collect(),
+                    allow_failure: j.allow_failure,
+                    when: j.run_when.parse::<When>().map_err(|e| {
+                        ApiError::Internal(format!("job {} does not load: {e}", j.id))
+                    })?,
+                })
             })
-        })
-        .collect::<Result<_, ApiError>>()?;
+            .collect::<Result<_, ApiError>>()?;
     let step = plan::advance(&nodes);
     let mut released = 0;
     for action in &step.actions {
@@ -174,7 +165,7 @@ async fn settle_cancel(
     conn: &mut PgConnection,
     run_id: Uuid,
     current: RunStatus,
-    rows: &[jobs::JobRow],
+    rows: &[jobs::PlanRow],
     actor: &str,
 ) -> Result<Advanced, ApiError> {
     let mut running = false;

@@ -286,6 +286,8 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
                 name: &format!("{}/{}", pj.template, pj.job.name),
                 spec: &spec,
                 depends_on: &depends_on,
+                allow_failure: pj.job.allow_failure,
+                when: pj.job.when.as_str(),
             },
         )
         .await?;
