@@ -298,3 +298,57 @@ async fn the_shell_engine_runs_the_same_jobs_as_host_processes() {
     );
     app.shutdown().await;
 }
+
+/// `RUNNER_JOB_NETWORK=run` (the default): the jobs of a run join one network namespace, held
+/// by a sandbox container; another run gets another; a run's sandbox goes when the run ends.
+#[tokio::test]
+async fn the_jobs_of_a_run_share_one_network_namespace_and_other_runs_get_their_own() {
+    let app = spawn_app().await;
+    let img = image();
+    app.repo_with(
+        "net",
+        "t",
+        &format!(
+            r#"jobs:
+  - {{ name: a, image: {img}, script: ["readlink /proc/self/ns/net", "grep -c eth0 /proc/net/dev"] }}
+  - {{ name: b, image: {img}, script: ["readlink /proc/self/ns/net"] }}
+"#
+        ),
+    )
+    .await;
+    let netns = |log: Vec<u8>| {
+        let log = String::from_utf8(log).expect("utf8");
+        log.lines()
+            .find(|l| l.starts_with("net:["))
+            .unwrap_or_else(|| panic!("no namespace in {log}"))
+            .to_owned()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let run = app.trigger("net", &json!({})).await;
+        let run = app.wait_run(run.id, LIMIT).await;
+        assert_eq!(run.status, RunStatus::Success, "{run:#?}");
+        let a = app.raw_log(job(&run, "t/a").id).await;
+        assert!(
+            String::from_utf8_lossy(&a).contains("\n1\n"),
+            "jobs keep a network interface on the bridge: {}",
+            String::from_utf8_lossy(&a)
+        );
+        let (a, b) = (netns(a), netns(app.raw_log(job(&run, "t/b").id).await));
+        assert_eq!(a, b, "two jobs of one run share its namespace");
+        seen.push(a);
+    }
+    assert_ne!(seen[0], seen[1], "two runs never share a namespace");
+    // The ended runs' sandboxes go; what stays is the warm pool (one per slot).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while app.sandboxes().len() > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        app.sandboxes().len() <= 1,
+        "only the warm sandbox is left: {:?}",
+        app.sandboxes()
+    );
+    assert_eq!(app.settled_containers().await, Vec::<String>::new());
+    app.shutdown().await;
+}

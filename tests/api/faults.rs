@@ -13,7 +13,18 @@ const LIMIT: Duration = Duration::from_secs(120);
 struct Proc(Child);
 
 impl Drop for Proc {
+    /// SIGTERM, so a service still running at the end of a test cleans up after itself (a
+    /// runner removes its network sandboxes); SIGKILL if it is not gone within 15 s.
     fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -192,6 +203,11 @@ async fn a_runner_stopped_with_sigterm_finishes_its_job_and_leaves_no_container(
         "the running job was finished, not dropped"
     );
     assert!(settled_containers_of(run.jobs[0].id).await.is_empty());
+    assert_eq!(
+        app.all_containers_of_runner(),
+        Vec::<String>::new(),
+        "a stopped runner leaves no container at all, network sandboxes included"
+    );
     app.shutdown().await;
 }
 

@@ -531,15 +531,34 @@ impl TestApp {
         }
     }
 
-    /// Containers of this test's runner that still exist.
+    /// Job and checkout containers of this test's runner that still exist (network sandboxes
+    /// live as long as the runner, see [`TestApp::sandboxes`]).
     pub fn leftover_containers(&self) -> Vec<String> {
+        self.containers(&["gitweave.job"])
+    }
+
+    /// The network sandboxes of this test's runner.
+    pub fn sandboxes(&self) -> Vec<String> {
+        self.containers(&["gitweave.sandbox"])
+    }
+
+    /// Every container of this test's runner, whatever it is.
+    pub fn all_containers_of_runner(&self) -> Vec<String> {
+        self.containers(&[])
+    }
+
+    fn containers(&self, labels: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "ps".to_owned(),
+            "-aq".to_owned(),
+            "--filter".to_owned(),
+            format!("label=gitweave.runner={}", self.runner_name),
+        ];
+        for l in labels {
+            args.extend(["--filter".to_owned(), format!("label={l}")]);
+        }
         let out = std::process::Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=gitweave.runner={}", self.runner_name),
-            ])
+            .args(&args)
             .output()
             .expect("docker ps");
         String::from_utf8_lossy(&out.stdout)

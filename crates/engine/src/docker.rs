@@ -8,6 +8,7 @@
 //! ([`DockerEngine::with_helper_image`]).
 
 use crate::checkout::{self, Checkout, DEFAULT_HELPER_IMAGE, WorkspaceLocks};
+use crate::sandbox::{JobNetwork, LABEL_SANDBOX, Sandboxes};
 use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
 use async_trait::async_trait;
 use bollard::Docker;
@@ -23,7 +24,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// Label on every container and volume GitWeave makes.
@@ -67,6 +68,10 @@ pub struct DockerEngine {
     helper_image: String,
     /// Serialises checkouts into one workspace.
     locks: Arc<WorkspaceLocks>,
+    /// Network sandboxes (one per run), when jobs share their run's network namespace.
+    sandboxes: Option<Arc<Sandboxes>>,
+    /// Containers holding a sandbox, with the workspace whose sandbox they hold.
+    in_sandbox: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl DockerEngine {
@@ -89,7 +94,29 @@ impl DockerEngine {
             prefix: prefix.to_owned(),
             helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
             locks: Arc::default(),
+            sandboxes: None,
+            in_sandbox: Arc::default(),
         })
+    }
+
+    /// How job containers get their network. [`JobNetwork::Run`]: the jobs (and the checkout)
+    /// of a run join one network namespace held by a sandbox container of the helper image
+    /// (set the helper image first), with `warm` sandboxes started ahead of time
+    /// ([`crate::sandbox`]). [`JobNetwork::Job`] (the default): Docker's default bridge, a new
+    /// namespace per container.
+    pub fn with_job_network(mut self, network: JobNetwork, warm: usize) -> Self {
+        self.sandboxes = match network {
+            JobNetwork::Job => None,
+            JobNetwork::Run => Some(Sandboxes::new(
+                self.docker.clone(),
+                &self.helper_image,
+                &self.runner,
+                &self.prefix,
+                vec![(LABEL_RUNNER.to_owned(), self.runner.clone())],
+                warm,
+            )),
+        };
+        self
     }
 
     /// Runs checkouts in `image` (`RUNNER_HELPER_IMAGE`; any image with `/bin/sh` and `git`,
@@ -200,6 +227,31 @@ impl DockerEngine {
         Ok(created.id)
     }
 
+    /// The network mode for a container of `workspace` (its run's sandbox), remembered under
+    /// the container's name until [`DockerEngine::leave_sandbox`].
+    async fn join_sandbox(&self, workspace: &str) -> Option<String> {
+        self.sandboxes.as_ref()?.acquire(workspace).await
+    }
+
+    fn joined(&self, container: &str, workspace: &str) {
+        self.in_sandbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(container.to_owned(), workspace.to_owned());
+    }
+
+    /// The container no longer runs: its run's sandbox is free for others of this runner.
+    async fn leave_sandbox(&self, container: &str) {
+        let workspace = self
+            .in_sandbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(container);
+        if let (Some(sandboxes), Some(workspace)) = (&self.sandboxes, workspace) {
+            sandboxes.release(&workspace).await;
+        }
+    }
+
     async fn stop(&self, id: &str) {
         let options = StopContainerOptionsBuilder::default()
             .t(STOP_GRACE.as_secs() as i32)
@@ -250,6 +302,8 @@ impl Engine for DockerEngine {
         })?;
         self.ensure_image(image).await?;
         let volume = self.ensure_volume(&spec.workspace).await?;
+        let network_mode = self.join_sandbox(&spec.workspace).await;
+        let sandboxed = network_mode.is_some();
         let mut labels = HashMap::new();
         labels.insert(LABEL_JOB.to_owned(), spec.job_id.clone());
         labels.insert(LABEL_RUNNER.to_owned(), self.runner.clone());
@@ -276,12 +330,24 @@ impl Engine for DockerEngine {
                 }]),
                 init: Some(true),
                 log_config: Some(no_daemon_log()),
+                network_mode,
                 ..Default::default()
             }),
             ..Default::default()
         };
         let name = format!("{}job-{}-{}", self.prefix, spec.job_id, spec.attempt);
-        let handle = self.create(&name, image, body).await?;
+        let created = self.create(&name, image, body).await;
+        if sandboxed {
+            match &created {
+                Ok(handle) => self.joined(handle, &spec.workspace),
+                Err(_) => {
+                    if let Some(s) = &self.sandboxes {
+                        s.release(&spec.workspace).await;
+                    }
+                }
+            }
+        }
+        let handle = created?;
         Ok(Prepared {
             handle,
             spec: spec.clone(),
@@ -355,6 +421,8 @@ impl Engine for DockerEngine {
                 ));
             }
         };
+        // Every process of the job is gone with its init: the sandbox may serve the next job.
+        self.leave_sandbox(id).await;
         if let Some(outcome) = stopped {
             return Ok(outcome);
         }
@@ -381,7 +449,9 @@ impl Engine for DockerEngine {
         let volume = self.ensure_volume(&spec.workspace).await?;
         let _held = self.locks.lock(&spec.workspace).await;
         let name = format!("{}checkout-{}-{}", self.prefix, spec.job_id, spec.attempt);
-        let body = checkout::helper_container(
+        let network_mode = self.join_sandbox(&spec.workspace).await;
+        let sandboxed = network_mode.is_some();
+        let mut body = checkout::helper_container(
             &self.helper_image,
             c,
             &volume,
@@ -390,7 +460,21 @@ impl Engine for DockerEngine {
                 (LABEL_RUNNER.to_owned(), self.runner.clone()),
             ],
         );
-        let handle = self.create(&name, &self.helper_image, body).await?;
+        if let Some(host) = body.host_config.as_mut() {
+            host.network_mode = network_mode;
+        }
+        let created = self.create(&name, &self.helper_image, body).await;
+        if sandboxed {
+            match &created {
+                Ok(handle) => self.joined(handle, &spec.workspace),
+                Err(_) => {
+                    if let Some(s) = &self.sandboxes {
+                        s.release(&spec.workspace).await;
+                    }
+                }
+            }
+        }
+        let handle = created?;
         let helper = Prepared {
             handle,
             spec: spec.clone(),
@@ -412,14 +496,19 @@ impl Engine for DockerEngine {
             .remove_container(&prepared.handle, Some(force))
             .await
         {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(engine_err(e)),
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(engine_err(e)),
         }
+        self.leave_sandbox(&prepared.handle).await;
+        Ok(())
     }
 
     async fn remove_workspace(&self, workspace: &str) -> Result<(), EngineError> {
         self.locks.forget(workspace);
+        if let Some(sandboxes) = &self.sandboxes {
+            sandboxes.run_ended(workspace).await;
+        }
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
         match self
             .docker
@@ -452,16 +541,30 @@ impl Engine for DockerEngine {
         for c in containers {
             let Some(id) = c.id else { continue };
             let is_job = c.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_JOB));
-            if !is_job {
+            let is_sandbox = c
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(LABEL_SANDBOX));
+            if !is_job && !is_sandbox {
                 continue;
             }
             let force = RemoveContainerOptionsBuilder::default().force(true).build();
             match self.docker.remove_container(&id, Some(force)).await {
-                Ok(()) => removed += 1,
+                // Sandboxes outlive jobs by design; only job containers count as left behind.
+                Ok(()) => removed += usize::from(is_job),
                 Err(e) if status_of(&e) == Some(404) => {}
                 Err(e) => return Err(engine_err(e)),
             }
         }
+        if let Some(sandboxes) = &self.sandboxes {
+            sandboxes.clear().await;
+        }
         Ok(removed)
+    }
+
+    async fn warm_up(&self) {
+        if let Some(sandboxes) = &self.sandboxes {
+            sandboxes.warm_up().await;
+        }
     }
 }

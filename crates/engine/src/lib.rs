@@ -14,6 +14,7 @@
 pub mod checkout;
 pub mod docker;
 pub mod output;
+pub mod sandbox;
 pub mod script;
 pub mod shell;
 
@@ -132,6 +133,10 @@ pub trait Engine: Send + Sync {
     /// Removes everything this runner left behind from an earlier life (containers after a
     /// crash). Returns how many things were removed.
     async fn remove_leftovers(&self) -> Result<usize, EngineError>;
+
+    /// Gets ready for the first job ahead of time (the docker engine starts its warm network
+    /// sandboxes). Call after [`Engine::remove_leftovers`] at startup.
+    async fn warm_up(&self) {}
 }
 
 /// Stop grace period: SIGTERM first, SIGKILL after this.

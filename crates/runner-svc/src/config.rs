@@ -2,6 +2,7 @@
 
 use gitweave_engine::checkout::DEFAULT_HELPER_IMAGE;
 use gitweave_engine::docker::PullPolicy;
+use gitweave_engine::sandbox::JobNetwork;
 use gitweave_http::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,11 @@ pub struct Config {
     /// (build the default with `docker build -t gitweave-git:latest scripts/git-image`).
     #[arg(long, env = "RUNNER_HELPER_IMAGE", default_value = DEFAULT_HELPER_IMAGE)]
     pub helper_image: String,
+    /// Docker engine: `run` (the jobs of a run share one network namespace, held by a sandbox
+    /// container of the helper image; containers start faster) or `job` (every job container
+    /// gets its own on Docker's default bridge).
+    #[arg(long, env = "RUNNER_JOB_NETWORK", default_value = "run")]
+    pub job_network: JobNetwork,
     /// Prefix of the containers and volumes this runner makes.
     #[arg(long, env = "RUNNER_CONTAINER_PREFIX", default_value = "gitweave-")]
     pub container_prefix: String,
@@ -76,6 +82,7 @@ impl Config {
             concurrency: 1,
             pull_policy: PullPolicy::Never,
             helper_image: DEFAULT_HELPER_IMAGE.into(),
+            job_network: JobNetwork::Run,
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,

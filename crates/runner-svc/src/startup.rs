@@ -46,7 +46,8 @@ impl App {
             EngineKind::Docker => Arc::new(
                 DockerEngine::connect(&name, config.pull_policy, &config.container_prefix)
                     .await?
-                    .with_helper_image(&config.helper_image),
+                    .with_helper_image(&config.helper_image)
+                    .with_job_network(config.job_network, config.concurrency.max(1) as usize),
             ),
             EngineKind::Shell => Arc::new(ShellEngine::new(&config.workdir)),
         };
@@ -58,6 +59,7 @@ impl App {
                 "removed containers left by an earlier run of this runner"
             );
         }
+        engine.warm_up().await;
         let (client, reg) = PipelineClient::register(
             &config.pipeline_url,
             config.registration_token.as_deref(),

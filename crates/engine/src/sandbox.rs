@@ -1,0 +1,316 @@
+//! One network namespace per run, held by a small "sandbox" container that job containers join
+//! (`network_mode: container:<sandbox>`), as a Kubernetes pod's pause container.
+//!
+//! Why: Docker makes a fresh network namespace for every container, with a veth pair on the
+//! bridge, and that is most of a container's start time here. Joining an existing namespace
+//! measured 275 ms per `docker run` against 494–504 ms on the default bridge and 389–418 ms
+//! with `--network none` (bench/FINDINGS.md #2).
+//!
+//! Isolation: jobs of one run share the namespace (its IP, `/etc/hosts` and
+//! `/etc/resolv.conf`), never jobs of two runs — the run is already one trust domain, since its
+//! jobs share `/workspace`. A job's processes die with its container (`init`), so nothing it
+//! started keeps listening for the next one. A few sandboxes are started ahead of time (the warm
+//! pool), so the first job of a run does not wait for one.
+
+use crate::EngineError;
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Mutex;
+
+/// Label on sandbox containers (its value is the run's workspace key, or empty while warm).
+pub const LABEL_SANDBOX: &str = "gitweave.sandbox";
+
+/// How job containers get their network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobNetwork {
+    /// The jobs of a run share one network namespace (the default; faster starts).
+    #[default]
+    Run,
+    /// Every job container gets its own, on Docker's default bridge.
+    Job,
+}
+
+impl std::str::FromStr for JobNetwork {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "run" => Ok(JobNetwork::Run),
+            "job" => Ok(JobNetwork::Job),
+            other => Err(format!("job network must be run or job, not {other:?}")),
+        }
+    }
+}
+
+/// The sandbox's process: sleeps until it is removed, and exits at once on SIGTERM. Plain `sh`,
+/// so any helper image works (Debian's `sleep infinity` is not in BusyBox everywhere).
+const IDLE: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
+
+#[derive(Debug)]
+struct Held {
+    id: String,
+    users: usize,
+    last_used: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Started, not yet given to a run.
+    warm: Vec<String>,
+    /// By workspace key.
+    runs: HashMap<String, Held>,
+    /// Set once the image turned out to be unusable: jobs fall back to their own network.
+    disabled: bool,
+    /// Set by [`Sandboxes::clear`] (the runner stops): nothing more is started.
+    closed: bool,
+}
+
+/// The sandboxes of one runner.
+#[derive(Debug)]
+pub struct Sandboxes {
+    docker: Docker,
+    image: String,
+    runner: String,
+    prefix: String,
+    labels: Vec<(String, String)>,
+    /// Sandboxes kept warm.
+    warm_target: usize,
+    /// Run sandboxes kept at most (idle ones beyond it are removed, oldest first).
+    keep: usize,
+    state: Mutex<State>,
+}
+
+impl Sandboxes {
+    /// Sandboxes from `image` (any image with `/bin/sh`), `warm_target` of them started ahead.
+    pub fn new(
+        docker: Docker,
+        image: &str,
+        runner: &str,
+        prefix: &str,
+        labels: Vec<(String, String)>,
+        warm_target: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            docker,
+            image: image.to_owned(),
+            runner: runner.to_owned(),
+            prefix: prefix.to_owned(),
+            labels,
+            warm_target,
+            keep: (warm_target * 2).max(4),
+            state: Mutex::default(),
+        })
+    }
+
+    /// The network mode for a job of `workspace`: `container:<sandbox>`, or `None` (Docker's
+    /// default) when sandboxes cannot be made here. Pair with [`Sandboxes::release`].
+    pub async fn acquire(self: &Arc<Self>, workspace: &str) -> Option<String> {
+        let mut state = self.state.lock().await;
+        if state.disabled {
+            return None;
+        }
+        if let Some(held) = state.runs.get_mut(workspace) {
+            if self.is_running(&held.id).await {
+                held.users += 1;
+                held.last_used = Instant::now();
+                return Some(format!("container:{}", held.id));
+            }
+            // Someone removed it (or the daemon restarted): make another.
+            let gone = state.runs.remove(workspace).map(|h| h.id);
+            if let Some(id) = gone {
+                self.remove(&id).await;
+            }
+        }
+        let mut id = None;
+        while let Some(candidate) = state.warm.pop() {
+            if self.is_running(&candidate).await {
+                id = Some(candidate);
+                break;
+            }
+            self.remove(&candidate).await;
+        }
+        let id = match id {
+            Some(id) => id,
+            None => match self.start().await {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!(image = %self.image, error = %e, "no network sandbox: jobs get their own network namespace from now on (set RUNNER_JOB_NETWORK=job to silence this)");
+                    state.disabled = true;
+                    return None;
+                }
+            },
+        };
+        state.runs.insert(
+            workspace.to_owned(),
+            Held {
+                id: id.clone(),
+                users: 1,
+                last_used: Instant::now(),
+            },
+        );
+        let evicted = self.evict(&mut state);
+        drop(state);
+        for old in evicted {
+            self.remove(&old).await;
+        }
+        self.refill_later();
+        Some(format!("container:{id}"))
+    }
+
+    /// A job of `workspace` no longer uses its sandbox (its container has exited).
+    pub async fn release(&self, workspace: &str) {
+        if let Some(held) = self.state.lock().await.runs.get_mut(workspace) {
+            held.users = held.users.saturating_sub(1);
+            held.last_used = Instant::now();
+        }
+    }
+
+    /// The run of `workspace` ended: its sandbox goes, unless a job of it still runs here.
+    pub async fn run_ended(self: &Arc<Self>, workspace: &str) {
+        let mut state = self.state.lock().await;
+        let id = match state.runs.get(workspace) {
+            Some(held) if held.users == 0 => state.runs.remove(workspace).map(|h| h.id),
+            _ => None,
+        };
+        drop(state);
+        if let Some(id) = id {
+            self.remove(&id).await;
+        }
+    }
+
+    /// Starts the warm pool (call once the runner's leftovers are removed).
+    pub async fn warm_up(self: &Arc<Self>) {
+        self.state.lock().await.closed = false;
+        self.refill_later();
+    }
+
+    /// Forgets every sandbox (their containers are removed with the runner's leftovers), and
+    /// starts no more until [`Sandboxes::warm_up`].
+    pub async fn clear(&self) {
+        let mut state = self.state.lock().await;
+        state.warm.clear();
+        state.runs.clear();
+        state.closed = true;
+    }
+
+    /// Tops the warm pool up in the background.
+    fn refill_later(self: &Arc<Self>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                {
+                    let state = this.state.lock().await;
+                    if state.disabled || state.closed || state.warm.len() >= this.warm_target {
+                        return;
+                    }
+                }
+                // Started outside the lock: a job of another run does not wait for it.
+                match this.start().await {
+                    Ok(id) => {
+                        let mut state = this.state.lock().await;
+                        if state.closed {
+                            drop(state);
+                            this.remove(&id).await;
+                            return;
+                        }
+                        state.warm.push(id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(image = %this.image, error = %e, "starting a warm network sandbox failed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Idle run sandboxes beyond [`Sandboxes::keep`], oldest first (runs whose end this runner
+    /// did not see, because their last job ran elsewhere).
+    fn evict(&self, state: &mut State) -> Vec<String> {
+        let mut idle: Vec<(Instant, String)> = state
+            .runs
+            .iter()
+            .filter(|(_, h)| h.users == 0)
+            .map(|(k, h)| (h.last_used, k.clone()))
+            .collect();
+        let excess = state.runs.len().saturating_sub(self.keep);
+        idle.sort();
+        idle.into_iter()
+            .take(excess)
+            .filter_map(|(_, key)| state.runs.remove(&key).map(|h| h.id))
+            .collect()
+    }
+
+    async fn is_running(&self, id: &str) -> bool {
+        matches!(
+            self.docker.inspect_container(id, None).await,
+            Ok(c) if c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+        )
+    }
+
+    async fn start(&self) -> Result<String, EngineError> {
+        let name = format!("{}sandbox-{}", self.prefix, uuid_like());
+        let mut labels: HashMap<String, String> = self.labels.iter().cloned().collect();
+        labels.insert(LABEL_SANDBOX.to_owned(), self.runner.clone());
+        let body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: Some(vec![IDLE.into()]),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                init: Some(true),
+                log_config: Some(crate::docker::no_daemon_log()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(err)?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            self.remove(&created.id).await;
+            return Err(err(e));
+        }
+        Ok(created.id)
+    }
+
+    async fn remove(&self, id: &str) {
+        let force = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(force)).await {
+            Ok(()) => {}
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => {
+                tracing::warn!(container = id, error = %e, "removing a network sandbox failed")
+            }
+        }
+    }
+}
+
+fn err(e: DockerError) -> EngineError {
+    EngineError::Engine(e.to_string())
+}
+
+/// A unique-enough name suffix (container names must be unique per daemon).
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{:x}-{}-{}",
+        nanos,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
