@@ -155,3 +155,72 @@ async fn follow_streams_the_log_until_the_job_ends() {
     assert_eq!(j["status"], "success");
     app.shutdown().await;
 }
+
+/// Answers asked while a job runs are never kept: the same page and the same run, asked again
+/// after the end, show the rest of the log and the end (ended runs and complete pages are
+/// served from memory afterwards, see pipeline-svc's `settled`).
+#[tokio::test]
+async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
+    let app = spawn_app().await;
+    let job = one_job(&app, "grow", &["echo start", "sleep 2", "echo end"]).await;
+    let page = |attempt: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .get(&format!("/jobs/{job}/logs?offset=0&limit=1000{attempt}"))
+                .await;
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    // Wait until the job runs and its first line is stored ("sleep 2" keeps it running).
+    let (run_id, early) = loop {
+        let j: Value = app
+            .get(&format!("/jobs/{job}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if j["status"] == "running" {
+            let p = page("").await;
+            if p["chunks"].as_array().is_some_and(|c| !c.is_empty()) {
+                break (j["run_id"].as_str().expect("run_id").to_owned(), p);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let early_attempt = page("&attempt=1").await;
+    assert_eq!(early["complete"], false, "{early}");
+    assert_eq!(early_attempt["complete"], false, "{early_attempt}");
+    let running: Value = app
+        .get(&format!("/pipelines/runs/{run_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(running["status"], "running");
+
+    let run = app.wait_run(run_id.parse().expect("uuid"), LIMIT).await;
+    assert_eq!(run.status, RunStatus::Success);
+    let whole = format!(
+        "{}start\n{}{}end\n",
+        echoed("echo start"),
+        echoed("sleep 2"),
+        echoed("echo end")
+    );
+    for _ in 0..2 {
+        for p in [page("").await, page("&attempt=1").await] {
+            assert_eq!(p["complete"], true, "{p}");
+            assert_eq!(p["chunks"][0]["data"], whole.as_str(), "{p}");
+            assert_eq!(p["next_offset"], whole.len());
+        }
+        let ended: Value = app
+            .get(&format!("/pipelines/runs/{run_id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(ended["status"], "success", "{ended}");
+    }
+    app.shutdown().await;
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod orchestrator;
 pub mod routes;
+pub mod settled;
 pub mod startup;
 pub mod state;
 pub mod views;

@@ -19,6 +19,9 @@ pub struct App {
     state: AppState,
 }
 
+/// Bytes of settled answers kept in memory ([`crate::settled`]).
+const SETTLED_BUDGET: usize = 32 * 1024 * 1024;
+
 impl App {
     /// Connects, migrates and binds.
     pub async fn build(mut config: Config) -> anyhow::Result<Self> {
@@ -69,6 +72,7 @@ impl App {
             runner_cache: Arc::default(),
             stopping_runners: Arc::default(),
             metrics,
+            settled: Arc::new(crate::settled::Settled::new(SETTLED_BUDGET)),
         };
         Ok(Self { listener, state })
     }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub stopping_runners: Arc<RwLock<std::collections::HashSet<Uuid>>>,
     /// Prometheus numbers.
     pub metrics: Metrics,
+    /// Serialised answers that can no longer change (ended runs, complete log pages).
+    pub settled: Arc<crate::settled::Settled>,
 }
 
 impl AppState {

@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, parse_id};
+use crate::settled::Key;
 use crate::state::AppState;
 use crate::views;
 use axum::body::Body;
@@ -71,9 +72,20 @@ async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<PageQuery>,
-) -> Result<Json<LogsPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let req = PageRequest::new(q.offset, q.limit)
         .map_err(|e| ApiError::BadRequest("bad_query", e.to_string()))?;
+    // Once a job has ended, its current attempt never changes: a page asked without
+    // `attempt` is as settled as one asked with it.
+    let settled_key = Key::LogPage {
+        job: parse_id("job", &id)?,
+        attempt: q.attempt,
+        offset: req.offset,
+        limit: req.limit,
+    };
+    if let Some(body) = state.settled.get(&settled_key) {
+        return Ok(super::json_body(body));
+    }
     let job = load(&state, &id).await?;
     let (attempt, growing) = attempt_of(&job, q.attempt)?;
     let chunks = stored_logs::window(&state.pool, job.id, attempt, req.offset, req.limit).await?;
@@ -95,13 +107,19 @@ async fn page(
             data: String::from_utf8_lossy(&page.bytes).into_owned(),
         }]
     };
-    Ok(Json(LogsPage {
+    let body = serde_json::to_vec(&LogsPage {
         job_id: job.id,
         attempt,
         chunks,
         next_offset,
         complete,
-    }))
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = Bytes::from(body);
+    if !growing {
+        state.settled.put(settled_key, body.clone());
+    }
+    Ok(super::json_body(body))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -46,3 +46,16 @@ pub(crate) fn valid_name<T>(
 ) -> Result<T, crate::error::ApiError> {
     parse(raw).map_err(|e| crate::error::ApiError::BadRequest("invalid_name", e.to_string()))
 }
+
+/// 200 with an already serialised JSON body.
+pub(crate) fn json_body(body: bytes::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,15 +1,17 @@
 //! Runs: trigger, list (cursor-paginated), show.
 
-use super::valid_name;
+use super::{json_body, valid_name};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, parse_id};
 use crate::orchestrator::{self, TriggerParams};
+use crate::settled::Key;
 use crate::state::AppState;
 use crate::views;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::Bytes;
 use gitweave_api::public::{Run, RunList, TriggerRun};
 use gitweave_model::names::RepoName;
 use gitweave_model::status::Trigger;
@@ -71,12 +73,19 @@ async fn trigger(
     Ok(created(load(&state, triggered.run_id).await?))
 }
 
-async fn show(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Run>, ApiError> {
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id("run", &id)?;
-    Ok(Json(load(&state, id).await?))
+    let key = Key::Run(id);
+    if let Some(body) = state.settled.get(&key) {
+        return Ok(json_body(body));
+    }
+    let run = load(&state, id).await?;
+    let body =
+        Bytes::from(serde_json::to_vec(&run).map_err(|e| ApiError::Internal(e.to_string()))?);
+    if run.status.is_terminal() {
+        state.settled.put(key, body.clone());
+    }
+    Ok(json_body(body))
 }
 
 #[derive(Debug, serde::Deserialize)]
