@@ -111,6 +111,9 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     let exceeded = Arc::new(AtomicBool::new(false));
     let counter = exceeded.clone();
     let mut seen: u64 = 0;
+    // A request without a body (most GETs) is forwarded without one, not as an empty chunked
+    // stream (bench/FINDINGS.md #11).
+    let bodiless = axum::body::HttpBody::is_end_stream(&body);
     let stream = body.into_data_stream().map(move |chunk| {
         let chunk = chunk.map_err(std::io::Error::other)?;
         seen += chunk.len() as u64;
@@ -123,8 +126,12 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     let request = state
         .client
         .request(parts.method.clone(), &url)
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(stream));
+        .headers(headers);
+    let request = if bodiless {
+        request
+    } else {
+        request.body(reqwest::Body::wrap_stream(stream))
+    };
     let timeout = Duration::from_millis(state.config.upstream_timeout_ms);
     let upstream = match tokio::time::timeout(timeout, request.send()).await {
         Ok(Ok(resp)) => resp,
