@@ -214,6 +214,14 @@ pub struct Claimed {
     pub spec: serde_json::Value,
     /// Run's status before the claim.
     pub run_status: String,
+    /// The run's repo.
+    pub repo: String,
+    /// The run's git ref.
+    pub git_ref: String,
+    /// The run's commit, when known.
+    pub commit_sha: Option<String>,
+    /// The repo's clone URL, when set.
+    pub clone_url: Option<String>,
 }
 
 /// Claims the oldest runnable job: marks it running with a new attempt and a lease. Locks the
@@ -227,7 +235,9 @@ pub async fn claim(
     sqlx::query_as!(
         Claimed,
         r#"WITH next AS (
-               SELECT j.id, r.status AS run_status FROM jobs j JOIN pipeline_runs r ON r.id = j.run_id
+               SELECT j.id, r.status AS run_status, p.name AS repo, r.ref AS git_ref, r.commit_sha,
+                      p.clone_url
+               FROM jobs j JOIN pipeline_runs r ON r.id = j.run_id JOIN repos p ON p.id = r.repo_id
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
                ORDER BY j.runnable_at, j.run_id, j.position
                LIMIT 1
@@ -238,7 +248,9 @@ pub async fn claim(
                started_at = now(), ended_at = NULL, exit_code = NULL, error_class = NULL,
                reason = NULL, log_end = 0, runnable_at = NULL
            FROM next WHERE jobs.id = next.id
-           RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec, next.run_status AS "run_status!""#,
+           RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec,
+                     next.run_status AS "run_status!", next.repo AS "repo!",
+                     next.git_ref AS "git_ref!", next.commit_sha, next.clone_url"#,
         runner_id,
         lease_ms as f64
     )
@@ -268,6 +280,13 @@ impl Holding {
     pub fn is_held_by(&self, runner: Uuid, attempt: i32) -> bool {
         self.status == "running" && self.attempt == attempt && self.runner_id == Some(runner)
     }
+}
+
+/// The run a job belongs to.
+pub async fn run_of(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT run_id FROM jobs WHERE id = $1", id)
+        .fetch_optional(e)
+        .await
 }
 
 /// Reads (and with `lock`, locks) what is needed to check a runner's write.

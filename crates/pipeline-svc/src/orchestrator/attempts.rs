@@ -36,12 +36,6 @@ pub async fn claim(
         )
         .await?;
     }
-    let run = runs::get(&mut *tx, c.run_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("run {} of a claimed job vanished", c.run_id)))?;
-    let clone_url = repos::get(&mut *tx, &run.repo)
-        .await?
-        .and_then(|r| r.clone_url);
     tx.commit().await?;
     state.run_changed(c.run_id);
     // The claim skipped rows locked by others; another waiter may find one of those.
@@ -53,14 +47,14 @@ pub async fn claim(
     let predefined = [
         ("CI", "true".to_owned()),
         ("GITWEAVE", "true".to_owned()),
-        ("GITWEAVE_REPO", run.repo.clone()),
-        ("GITWEAVE_RUN_ID", run.id.to_string()),
+        ("GITWEAVE_REPO", c.repo.clone()),
+        ("GITWEAVE_RUN_ID", c.run_id.to_string()),
         ("GITWEAVE_JOB_ID", c.id.to_string()),
         ("GITWEAVE_JOB_NAME", c.name.clone()),
-        ("GITWEAVE_REF", run.git_ref.clone()),
+        ("GITWEAVE_REF", c.git_ref.clone()),
         (
             "GITWEAVE_COMMIT_SHA",
-            run.commit_sha.clone().unwrap_or_default(),
+            c.commit_sha.clone().unwrap_or_default(),
         ),
         ("GITWEAVE_WORKSPACE", "/workspace".to_owned()),
         ("GITWEAVE_JOB_ATTEMPT", c.attempt.to_string()),
@@ -75,19 +69,20 @@ pub async fn claim(
         job_id: c.id,
         run_id: c.run_id,
         attempt: c.attempt,
-        repo: run.repo,
+        repo: c.repo,
         name: c.name,
         image: job.image,
         script: job.script,
         env,
         timeout_secs: job.timeout.as_secs(),
         workspace: c.run_id.to_string(),
-        checkout: clone_url
-            .zip(run.commit_sha.clone())
+        checkout: c
+            .clone_url
+            .zip(c.commit_sha)
             .map(|(clone_url, commit)| Checkout {
                 clone_url,
                 commit,
-                git_ref: run.git_ref.clone(),
+                git_ref: c.git_ref,
             }),
     }))
 }
@@ -118,11 +113,11 @@ pub async fn finish(
     attempt: i32,
     req: &FinishRequest,
 ) -> Result<AttemptState, ApiError> {
-    let job = jobs::get(&state.pool, job_id)
+    let mut tx = state.pool.begin().await?;
+    let run_id = jobs::run_of(&mut *tx, job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
-    let mut tx = state.pool.begin().await?;
-    runs::lock(&mut *tx, job.run_id).await?;
+    runs::lock(&mut *tx, run_id).await?;
     let held = jobs::holding(&mut *tx, job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
@@ -143,7 +138,7 @@ pub async fn finish(
         state,
         EndAttempt {
             job_id,
-            run_id: job.run_id,
+            run_id,
             attempt,
             class: req.error_class,
             exit_code: req.exit_code,
@@ -153,7 +148,7 @@ pub async fn finish(
     )
     .await?;
     tx.commit().await?;
-    ended.after_commit(state, job_id, job.run_id);
+    ended.after_commit(state, job_id, run_id);
     tracing::info!(job.id = %job_id, attempt, status = %ended.status, "job finished");
     Ok(AttemptState {
         cancel: false,
@@ -224,16 +219,23 @@ pub async fn end_attempt(
     state: &AppState,
     e: EndAttempt,
 ) -> Result<Ended, ApiError> {
-    let job = jobs::get(&mut *conn, e.job_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job", e.job_id))?;
-    let spec: ExpandedJob = serde_json::from_value(job.spec.clone())
-        .map_err(|err| ApiError::Internal(format!("job {} spec does not load: {err}", e.job_id)))?;
     let canceling = runs::cancel_requested(&mut *conn, e.run_id).await?;
     let status = match e.class {
         None => JobStatus::Success,
         Some(ErrorClass::Canceled) => JobStatus::Canceled,
         Some(_) => JobStatus::Failed,
+    };
+    // Only a failure needs the job's spec (its retry policy and allow_failure).
+    let failed = if status == JobStatus::Failed {
+        let job = jobs::get(&mut *conn, e.job_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job", e.job_id))?;
+        let spec: ExpandedJob = serde_json::from_value(job.spec).map_err(|err| {
+            ApiError::Internal(format!("job {} spec does not load: {err}", e.job_id))
+        })?;
+        Some((job.name, spec))
+    } else {
+        None
     };
     let reason = e.reason.clone().or_else(|| match (e.class, e.exit_code) {
         (Some(ErrorClass::ExitCode), Some(code)) => Some(format!("exit code {code}")),
@@ -270,9 +272,8 @@ pub async fn end_attempt(
         },
     )
     .await?;
-    let retry = status == JobStatus::Failed
-        && !canceling
-        && e.class.is_some_and(|c| {
+    let retry = !canceling
+        && failed.as_ref().zip(e.class).is_some_and(|((_, spec), c)| {
             spec.retry.allows(
                 c,
                 e.exit_code.map(i64::from),
@@ -280,7 +281,7 @@ pub async fn end_attempt(
             )
         });
     let retry_after = retry.then(|| retry_delay(state.config.retry_base(), e.attempt));
-    if let Some(delay) = retry_after {
+    if let (Some(delay), Some((_, spec))) = (retry_after, &failed) {
         jobs::requeue(&mut *conn, e.job_id, delay.as_millis() as i64).await?;
         events::append(
             conn,
@@ -302,7 +303,10 @@ pub async fn end_attempt(
         )
         .await?;
     }
-    if status == JobStatus::Failed && !retry && !spec.allow_failure {
+    if let Some((name, spec)) = &failed
+        && !retry
+        && !spec.allow_failure
+    {
         // A hard gate: fail-closed skips everything downstream of this job.
         events::append(
             conn,
@@ -314,8 +318,7 @@ pub async fn end_attempt(
                 attempt: Some(e.attempt),
                 error_class: e.class.map(ErrorClass::as_str),
                 reason: Some(&format!(
-                    "{} failed; every job that depends on it is skipped",
-                    job.name
+                    "{name} failed; every job that depends on it is skipped"
                 )),
                 ..Default::default()
             },
