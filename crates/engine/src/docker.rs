@@ -1,7 +1,9 @@
 //! The Docker engine: one container per job attempt, through the Docker Engine API (bollard).
 //!
-//! Output is attached **before** the container starts (`logs=true` as well, so even a byte
-//! written between attach and start is replayed), and drained continuously. The run's
+//! Output is attached **before** the container starts, so no byte is missed, and drained
+//! continuously. Job containers have no daemon-side log (the `none` driver), so the attach
+//! asks for none (`logs=false`). The jobs of a run share one network namespace
+//! ([`crate::sandbox`]). The run's
 //! workspace is a named volume, not a bind mount: it works the same whether the runner runs on
 //! the host or in a container beside the jobs (compose), where host paths differ. For the same
 //! reason the checkout runs in a helper container that mounts that volume

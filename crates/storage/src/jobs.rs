@@ -224,9 +224,15 @@ pub struct Claimed {
     pub clone_url: Option<String>,
 }
 
-/// Claims the oldest runnable job: marks it running with a new attempt and a lease. Locks the
-/// job **and its run** with SKIP LOCKED, so a claim never waits on (or deadlocks with) a
-/// transaction that is re-planning that run; such a job is simply taken on the next wake-up.
+/// Claims the oldest runnable job: marks it running with a new attempt and a lease.
+///
+/// Lock order is the run first, then the job, as everywhere else (finish, cancel and re-plan
+/// take the run's row lock first), so a claim cannot deadlock with them. The claim **waits**
+/// for its run's lock instead of skipping the run: a re-plan holds it only for a few
+/// statements, and skipping made a runner idle whenever another job of the same run was being
+/// claimed or finished (a run of many parallel jobs then starved its runners). Returns `None`
+/// when the run it waited for had nothing left; call [`any_runnable`] to tell that from an
+/// empty queue.
 pub async fn claim(
     e: impl PgExecutor<'_>,
     runner_id: Uuid,
@@ -234,27 +240,50 @@ pub async fn claim(
 ) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as!(
         Claimed,
-        r#"WITH next AS (
-               SELECT j.id, r.status AS run_status, p.name AS repo, r.ref AS git_ref, r.commit_sha,
-                      p.clone_url
-               FROM jobs j JOIN pipeline_runs r ON r.id = j.run_id JOIN repos p ON p.id = r.repo_id
-               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
-               ORDER BY j.runnable_at, j.run_id, j.position
+        r#"WITH cand AS (
+               SELECT run_id FROM jobs
+               WHERE status = 'queued' AND runnable_at IS NOT NULL AND runnable_at <= now()
+               ORDER BY runnable_at, run_id, position
                LIMIT 1
-               FOR UPDATE OF j, r SKIP LOCKED
+           ),
+           run AS (
+               SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id
+               FROM pipeline_runs r JOIN cand ON r.id = cand.run_id
+               FOR UPDATE OF r
+           ),
+           next AS (
+               SELECT j.id FROM jobs j JOIN run ON j.run_id = run.id
+               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
+               ORDER BY j.runnable_at, j.position
+               LIMIT 1
+               FOR UPDATE OF j SKIP LOCKED
            )
            UPDATE jobs SET status = 'running', attempt = attempt + 1, runner_id = $1,
                lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
                started_at = now(), ended_at = NULL, exit_code = NULL, error_class = NULL,
                reason = NULL, log_end = 0, runnable_at = NULL
-           FROM next WHERE jobs.id = next.id
+           FROM next, run JOIN repos p ON p.id = run.repo_id
+           WHERE jobs.id = next.id
            RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec,
-                     next.run_status AS "run_status!", next.repo AS "repo!",
-                     next.git_ref AS "git_ref!", next.commit_sha, next.clone_url"#,
+                     run.status AS "run_status!", p.name AS "repo!",
+                     run.ref AS "git_ref!", run.commit_sha, p.clone_url"#,
         runner_id,
         lease_ms as f64
     )
     .fetch_optional(e)
+    .await
+}
+
+/// Whether any job is runnable now (a claim that found nothing lost a race, or the queue is
+/// empty).
+pub async fn any_runnable(e: impl PgExecutor<'_>) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+               SELECT 1 FROM jobs
+               WHERE status = 'queued' AND runnable_at IS NOT NULL AND runnable_at <= now()
+           ) AS "exists!""#
+    )
+    .fetch_one(e)
     .await
 }
 

@@ -2,15 +2,27 @@
 
 use super::*;
 
+/// Claims a runner makes in one request before it waits for a wake-up.
+const CLAIM_TRIES: u32 = 4;
+
 /// Claims one job for a runner, or `None` when nothing is runnable right now.
 pub async fn claim(
     state: &AppState,
     runner: &RunnerIdentity,
 ) -> Result<Option<Assignment>, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let Some(c) = jobs::claim(&mut *tx, runner.id, state.config.lease_ms as i64).await? else {
+    // A claim that waited for a run whose last runnable job another runner took finds
+    // nothing; look again while anything is runnable (a few times, then the long-poll waits).
+    let mut tries = 0;
+    let (mut tx, c) = loop {
+        let mut tx = state.pool.begin().await?;
+        if let Some(c) = jobs::claim(&mut *tx, runner.id, state.config.lease_ms as i64).await? {
+            break (tx, c);
+        }
         tx.rollback().await?;
-        return Ok(None);
+        tries += 1;
+        if tries >= CLAIM_TRIES || !jobs::any_runnable(&state.pool).await? {
+            return Ok(None);
+        }
     };
     let actor = runner.actor();
     events::append(
@@ -38,8 +50,6 @@ pub async fn claim(
     }
     tx.commit().await?;
     state.run_changed(c.run_id);
-    // The claim skipped rows locked by others; another waiter may find one of those.
-    state.jobs_ready.notify_one();
 
     let job: ExpandedJob = serde_json::from_value(c.spec)
         .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", c.id)))?;
