@@ -195,6 +195,54 @@ pub fn advance(nodes: &[Node]) -> Step {
     }
 }
 
+/// How many of a run's jobs are in which kind of state: what [`shortcut`] needs, and cheap for
+/// the database to count without sending every job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Jobs waiting on their dependencies ([`JobState::Pending`]).
+    pub pending: u32,
+    /// Jobs offered to runners or running ([`JobState::Released`], [`JobState::Running`]).
+    pub active: u32,
+    /// Jobs that started or settled ([`JobState::Running`] and every terminal state).
+    pub started: u32,
+}
+
+impl Summary {
+    /// Counts the jobs of a run.
+    pub fn of(nodes: &[Node]) -> Self {
+        let mut s = Self::default();
+        for n in nodes {
+            match n.state {
+                JobState::Pending => s.pending += 1,
+                JobState::Released => s.active += 1,
+                JobState::Running => {
+                    s.active += 1;
+                    s.started += 1;
+                }
+                JobState::Manual => {}
+                _ => s.started += 1,
+            }
+        }
+        s
+    }
+}
+
+/// What [`advance`] would answer, from the counts alone, when they settle it: no job waits for
+/// its dependencies (so there is nothing to release or skip) and some job is still offered or
+/// running (so the run has not ended and is not blocked). Then the run is `running` once any
+/// job started, else `queued`. `None`: the whole plan is needed. This spares re-reading every
+/// job of a large run each time one of them ends (bench/FINDINGS.md #5).
+pub fn shortcut(s: &Summary) -> Option<RunStatus> {
+    if s.pending > 0 || s.active == 0 {
+        return None;
+    }
+    Some(if s.started > 0 {
+        RunStatus::Running
+    } else {
+        RunStatus::Queued
+    })
+}
+
 /// The run's status from its jobs' states (a canceled run is marked by the caller).
 pub fn run_status(nodes: &[Node]) -> RunStatus {
     let all_terminal = nodes.iter().all(|n| n.state.is_terminal());
@@ -444,7 +492,49 @@ mod tests {
         unreachable!("a run of at most 12 jobs ends within 100 steps");
     }
 
+    fn any_state() -> impl Strategy<Value = JobState> {
+        prop_oneof![
+            Just(JobState::Pending),
+            Just(JobState::Released),
+            Just(JobState::Running),
+            Just(JobState::Manual),
+            Just(JobState::Success),
+            Just(JobState::Failed),
+            Just(JobState::Canceled),
+            Just(JobState::Skipped),
+        ]
+    }
+
     proptest! {
+        /// Whenever the counts settle the plan, the whole plan agrees: no action, same status.
+        #[test]
+        fn the_shortcut_agrees_with_the_whole_plan(
+            s in scenario(),
+            states in proptest::collection::vec(any_state(), 12),
+        ) {
+            let nodes: Vec<Node> = (0..s.deps.len())
+                .map(|i| Node {
+                    state: states[i],
+                    depends_on: s.deps[i].clone(),
+                    allow_failure: s.allow_failure[i],
+                    when: s.when[i],
+                })
+                .collect();
+            if let Some(status) = shortcut(&Summary::of(&nodes)) {
+                let step = advance(&nodes);
+                prop_assert!(step.actions.is_empty(), "{:?}", step.actions);
+                prop_assert_eq!(step.run_status, status);
+            }
+        }
+
+        /// A run of many parallel jobs is settled by the counts while its jobs run.
+        #[test]
+        fn the_shortcut_answers_while_parallel_jobs_run(done in 0usize..20, running in 1usize..5) {
+            let mut nodes = vec![Node { state: JobState::Success, depends_on: vec![], allow_failure: false, when: When::OnSuccess }; done];
+            nodes.extend((0..running).map(|_| Node { state: JobState::Running, depends_on: vec![], allow_failure: false, when: When::OnSuccess }));
+            prop_assert_eq!(shortcut(&Summary::of(&nodes)), Some(RunStatus::Running));
+        }
+
         #[test]
         fn every_run_ends_and_fail_closed_holds(s in scenario()) {
             let (n, status) = drive(&s);

@@ -140,6 +140,42 @@ pub async fn plan_rows(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<PlanR
     .await
 }
 
+/// Whether a run is being canceled, and how many of its jobs are pending (queued, not
+/// offered), active (offered or running) and started (running or ended): one statement that
+/// often spares [`plan_rows`] (`gitweave_model::plan::shortcut`).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanSummary {
+    /// A cancel was asked for.
+    pub cancel_requested: bool,
+    /// Queued, not yet offered.
+    pub pending: i64,
+    /// Offered or running.
+    pub active: i64,
+    /// Running or ended.
+    pub started: i64,
+}
+
+/// Counts a run's jobs for the planner; `None` if the run does not exist.
+pub async fn plan_summary(
+    e: impl PgExecutor<'_>,
+    run_id: Uuid,
+) -> Result<Option<PlanSummary>, sqlx::Error> {
+    sqlx::query_as!(
+        PlanSummary,
+        r#"SELECT r.cancel_requested,
+                  count(j.id) FILTER (WHERE j.status = 'queued' AND j.runnable_at IS NULL) AS "pending!",
+                  count(j.id) FILTER (WHERE j.status = 'running'
+                                         OR (j.status = 'queued' AND j.runnable_at IS NOT NULL)) AS "active!",
+                  count(j.id) FILTER (WHERE j.status NOT IN ('queued', 'manual')) AS "started!"
+           FROM pipeline_runs r LEFT JOIN jobs j ON j.run_id = r.id
+           WHERE r.id = $1
+           GROUP BY r.id"#,
+        run_id
+    )
+    .fetch_optional(e)
+    .await
+}
+
 /// The jobs of many runs (for run lists), ordered by run then position.
 pub async fn of_runs(e: impl PgExecutor<'_>, run_ids: &[Uuid]) -> Result<Vec<JobRow>, sqlx::Error> {
     sqlx::query_as!(

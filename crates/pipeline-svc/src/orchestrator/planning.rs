@@ -3,6 +3,10 @@
 
 use super::*;
 
+fn count(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// What [`advance`] did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Advanced {
@@ -48,8 +52,27 @@ pub async fn advance(
             run_status: Some(current),
         });
     }
+    let summary = jobs::plan_summary(&mut *conn, run_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run", run_id))?;
+    if !summary.cancel_requested {
+        let counts = plan::Summary {
+            pending: count(summary.pending),
+            active: count(summary.active),
+            started: count(summary.started),
+        };
+        if let Some(status) = plan::shortcut(&counts) {
+            if status != current {
+                set_run_status(conn, run_id, current, status, actor, None).await?;
+            }
+            return Ok(Advanced {
+                released: 0,
+                run_status: Some(status),
+            });
+        }
+    }
     let rows = jobs::plan_rows(&mut *conn, run_id).await?;
-    if runs::cancel_requested(&mut *conn, run_id).await? {
+    if summary.cancel_requested {
         return settle_cancel(conn, run_id, current, &rows, actor).await;
     }
     let nodes: Vec<Node> =
