@@ -347,13 +347,6 @@ impl Holding {
     }
 }
 
-/// The run a job belongs to.
-pub async fn run_of(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!("SELECT run_id FROM jobs WHERE id = $1", id)
-        .fetch_optional(e)
-        .await
-}
-
 /// Reads (and with `lock`, locks) what is needed to check a runner's write.
 pub async fn holding(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Holding>, sqlx::Error> {
     sqlx::query_as!(
@@ -400,20 +393,45 @@ pub struct Outcome<'a> {
 }
 
 /// Records the end of the current attempt.
-pub async fn finish(e: impl PgExecutor<'_>, id: Uuid, o: &Outcome<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query!(
+///
+/// With a `guard`, only if that runner still holds that attempt and has stored exactly
+/// `log_end` bytes of its log; returns whether the row was updated (see [`holding`] for why
+/// not).
+pub async fn finish(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    o: &Outcome<'_>,
+    guard: Option<&Guard>,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
         "UPDATE jobs SET status = $2, exit_code = $3, error_class = $4, reason = $5, ended_at = now(),
              lease_expires_at = NULL
-         WHERE id = $1",
+         WHERE id = $1
+           AND ($6::uuid IS NULL
+                OR (runner_id = $6 AND attempt = $7 AND status = 'running' AND log_end = $8))",
         id,
         o.status,
         o.exit_code,
         o.error_class,
-        o.reason
+        o.reason,
+        guard.map(|g| g.runner_id),
+        guard.map(|g| g.attempt),
+        guard.map(|g| g.log_end)
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
+}
+
+/// Who must still hold an attempt for [`finish`] to record its end.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard {
+    /// The runner reporting.
+    pub runner_id: Uuid,
+    /// Its attempt.
+    pub attempt: i32,
+    /// The log length it reports.
+    pub log_end: i64,
 }
 
 /// Puts a failed attempt back in the queue for another attempt after `delay_ms`.

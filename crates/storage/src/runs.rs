@@ -98,6 +98,44 @@ pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sq
     .await
 }
 
+/// A run's row lock, with what the caller needs to decide under it.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    /// The run.
+    pub id: Uuid,
+    /// Status (wire name).
+    pub status: String,
+    /// A cancel was asked for.
+    pub cancel_requested: bool,
+}
+
+/// Locks a run's row (as [`lock`]) and reads its status and cancel flag.
+pub async fn lock_state(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Locked>, sqlx::Error> {
+    sqlx::query_as!(
+        Locked,
+        "SELECT id, status, cancel_requested FROM pipeline_runs WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Locks the run of a job, in one statement; `None` if the job does not exist.
+pub async fn lock_of_job(
+    e: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> Result<Option<Locked>, sqlx::Error> {
+    sqlx::query_as!(
+        Locked,
+        "SELECT id, status, cancel_requested FROM pipeline_runs
+         WHERE id = (SELECT run_id FROM jobs WHERE id = $1)
+         FOR UPDATE",
+        job_id
+    )
+    .fetch_optional(e)
+    .await
+}
+
 /// A page of a repo's runs, newest first, strictly older than `before` when given.
 pub async fn list(
     e: impl PgExecutor<'_>,
@@ -152,15 +190,4 @@ pub async fn request_cancel(e: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx
     .execute(e)
     .await?;
     Ok(())
-}
-
-/// Whether a cancel was asked for.
-pub async fn cancel_requested(e: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!(
-        "SELECT cancel_requested FROM pipeline_runs WHERE id = $1",
-        id
-    )
-    .fetch_optional(e)
-    .await?
-    .unwrap_or(false))
 }

@@ -124,28 +124,17 @@ pub async fn finish(
     req: &FinishRequest,
 ) -> Result<AttemptState, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let run_id = jobs::run_of(&mut *tx, job_id)
+    // The run's lock first, found through the job, in one statement; then the end is recorded
+    // only if this runner still holds the attempt with its whole log stored. Few statements
+    // under the lock: every other job of the run waits for it.
+    let locked = runs::lock_of_job(&mut *tx, job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
-    runs::lock(&mut *tx, run_id).await?;
-    let held = jobs::holding(&mut *tx, job_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job", job_id))?;
-    if !held.is_held_by(runner.id, attempt) {
-        return Err(stale(job_id, attempt));
-    }
-    if held.log_end != req.log_end {
-        return Err(ApiError::Conflict(
-            "log_incomplete",
-            format!(
-                "the stored log of job {job_id} ends at byte {} but the runner sent {}; send the rest first",
-                held.log_end, req.log_end
-            ),
-        ));
-    }
+    let run_id = locked.id;
     let ended = end_attempt(
         &mut tx,
         state,
+        &locked,
         EndAttempt {
             job_id,
             run_id,
@@ -154,6 +143,11 @@ pub async fn finish(
             exit_code: req.exit_code,
             reason: req.reason.clone(),
             actor: runner.actor(),
+            guard: Some(jobs::Guard {
+                runner_id: runner.id,
+                attempt,
+                log_end: req.log_end,
+            }),
         },
     )
     .await?;
@@ -186,6 +180,25 @@ pub struct EndAttempt {
     pub reason: Option<String>,
     /// Who reports it.
     pub actor: String,
+    /// When a runner reports it: the attempt must still be held by it, with its whole log.
+    pub guard: Option<jobs::Guard>,
+}
+
+/// Why a guarded end was refused: the attempt is no longer this runner's, or its log is not
+/// all stored yet.
+async fn refused(conn: &mut PgConnection, e: &EndAttempt, guard: &jobs::Guard) -> ApiError {
+    match jobs::holding(&mut *conn, e.job_id).await {
+        Ok(Some(held)) if held.is_held_by(guard.runner_id, guard.attempt) => ApiError::Conflict(
+            "log_incomplete",
+            format!(
+                "the stored log of job {} ends at byte {} but the runner sent {}; send the rest first",
+                e.job_id, held.log_end, guard.log_end
+            ),
+        ),
+        Ok(Some(_)) => stale(e.job_id, e.attempt),
+        Ok(None) => ApiError::not_found("job", e.job_id),
+        Err(err) => err.into(),
+    }
 }
 
 /// What [`end_attempt`] did; apply [`Ended::after_commit`] once committed.
@@ -227,9 +240,13 @@ impl Ended {
 pub async fn end_attempt(
     conn: &mut PgConnection,
     state: &AppState,
+    run: &runs::Locked,
     e: EndAttempt,
 ) -> Result<Ended, ApiError> {
-    let canceling = runs::cancel_requested(&mut *conn, e.run_id).await?;
+    let canceling = run.cancel_requested;
+    let current: RunStatus = run.status.parse().map_err(|_| {
+        ApiError::Internal(format!("run {} has unknown status {}", run.id, run.status))
+    })?;
     let status = match e.class {
         None => JobStatus::Success,
         Some(ErrorClass::Canceled) => JobStatus::Canceled,
@@ -252,7 +269,7 @@ pub async fn end_attempt(
         (Some(c), _) => Some(c.to_string()),
         (None, _) => None,
     });
-    jobs::finish(
+    let recorded = jobs::finish(
         &mut *conn,
         e.job_id,
         &jobs::Outcome {
@@ -261,8 +278,14 @@ pub async fn end_attempt(
             error_class: e.class.map(ErrorClass::as_str),
             reason: reason.as_deref(),
         },
+        e.guard.as_ref(),
     )
     .await?;
+    if let Some(guard) = &e.guard
+        && !recorded
+    {
+        return Err(refused(conn, &e, guard).await);
+    }
     let event_type = match status {
         JobStatus::Success => "job.succeeded",
         JobStatus::Canceled => "job.canceled",
@@ -335,7 +358,7 @@ pub async fn end_attempt(
         )
         .await?;
     }
-    let advanced = advance(conn, e.run_id, ACTOR).await?;
+    let advanced = advance_locked(conn, e.run_id, current, ACTOR).await?;
     Ok(Ended {
         status: if retry { JobStatus::Queued } else { status },
         retry_after,

@@ -26,7 +26,7 @@ mod trigger;
 
 pub use attempts::{EndAttempt, Ended, claim, end_attempt, finish, retry_delay, stale};
 pub use control::{approve, cancel, rerun};
-pub use planning::{Advanced, advance, set_run_status};
+pub use planning::{Advanced, advance, advance_locked, set_run_status};
 pub use reaper::reap_expired;
 pub use trigger::{Delivery, TriggerParams, Triggered, input_strings, trigger};
 

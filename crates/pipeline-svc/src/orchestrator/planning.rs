@@ -46,6 +46,17 @@ pub async fn advance(
     let current: RunStatus = current
         .parse()
         .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {current}")))?;
+    advance_locked(conn, run_id, current, actor).await
+}
+
+/// [`advance`] for a caller that already holds the run's lock and read its status (which only
+/// this transaction can have changed since).
+pub async fn advance_locked(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    current: RunStatus,
+    actor: &str,
+) -> Result<Advanced, ApiError> {
     if current.is_terminal() {
         return Ok(Advanced {
             released: 0,

@@ -9,7 +9,9 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
     let mut reaped = 0;
     for e in expired {
         let mut tx = state.pool.begin().await?;
-        runs::lock(&mut *tx, e.run_id).await?;
+        let Some(locked) = runs::lock_state(&mut *tx, e.run_id).await? else {
+            continue;
+        };
         // Re-check under the lock: the runner may have finished in the meantime.
         let Some(held) = jobs::holding(&mut *tx, e.id).await? else {
             continue;
@@ -46,6 +48,7 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
         let outcome = end_attempt(
             &mut tx,
             state,
+            &locked,
             EndAttempt {
                 job_id: e.id,
                 run_id: e.run_id,
@@ -54,6 +57,7 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
                 exit_code: None,
                 reason: Some(reason.clone()),
                 actor: ACTOR.to_owned(),
+                guard: None,
             },
         )
         .await?;
