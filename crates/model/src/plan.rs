@@ -195,48 +195,48 @@ pub fn advance(nodes: &[Node]) -> Step {
     }
 }
 
-/// How many of a run's jobs are in which kind of state: what [`shortcut`] needs, and cheap for
-/// the database to count without sending every job.
+/// Which kinds of state a run's jobs are in: what [`shortcut`] needs, and cheap for the
+/// database to answer (three index look-ups) without sending every job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
-    /// Jobs waiting on their dependencies ([`JobState::Pending`]).
-    pub pending: u32,
-    /// Jobs offered to runners or running ([`JobState::Released`], [`JobState::Running`]).
-    pub active: u32,
-    /// Jobs that started or settled ([`JobState::Running`] and every terminal state).
-    pub started: u32,
+    /// Some job waits on its dependencies ([`JobState::Pending`]).
+    pub pending: bool,
+    /// Some job is offered to runners or running ([`JobState::Released`], [`JobState::Running`]).
+    pub active: bool,
+    /// Some job started or settled ([`JobState::Running`] or any terminal state).
+    pub started: bool,
 }
 
 impl Summary {
-    /// Counts the jobs of a run.
+    /// Summarises the jobs of a run.
     pub fn of(nodes: &[Node]) -> Self {
         let mut s = Self::default();
         for n in nodes {
             match n.state {
-                JobState::Pending => s.pending += 1,
-                JobState::Released => s.active += 1,
+                JobState::Pending => s.pending = true,
+                JobState::Released => s.active = true,
                 JobState::Running => {
-                    s.active += 1;
-                    s.started += 1;
+                    s.active = true;
+                    s.started = true;
                 }
                 JobState::Manual => {}
-                _ => s.started += 1,
+                _ => s.started = true,
             }
         }
         s
     }
 }
 
-/// What [`advance`] would answer, from the counts alone, when they settle it: no job waits for
+/// What [`advance`] would answer, from the summary alone, when it settles it: no job waits for
 /// its dependencies (so there is nothing to release or skip) and some job is still offered or
 /// running (so the run has not ended and is not blocked). Then the run is `running` once any
 /// job started, else `queued`. `None`: the whole plan is needed. This spares re-reading every
 /// job of a large run each time one of them ends (bench/FINDINGS.md #5).
 pub fn shortcut(s: &Summary) -> Option<RunStatus> {
-    if s.pending > 0 || s.active == 0 {
+    if s.pending || !s.active {
         return None;
     }
-    Some(if s.started > 0 {
+    Some(if s.started {
         RunStatus::Running
     } else {
         RunStatus::Queued

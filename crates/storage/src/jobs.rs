@@ -140,22 +140,23 @@ pub async fn plan_rows(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<PlanR
     .await
 }
 
-/// Whether a run is being canceled, and how many of its jobs are pending (queued, not
-/// offered), active (offered or running) and started (running or ended): one statement that
-/// often spares [`plan_rows`] (`gitweave_model::plan::shortcut`).
+/// Whether a run is being canceled, and whether any of its jobs is pending (queued, not
+/// offered), active (offered or running) or started (running or ended): one statement of
+/// index look-ups (`jobs_run_status`) that often spares [`plan_rows`]
+/// (`gitweave_model::plan::shortcut`).
 #[derive(Debug, Clone, Copy)]
 pub struct PlanSummary {
     /// A cancel was asked for.
     pub cancel_requested: bool,
-    /// Queued, not yet offered.
-    pub pending: i64,
-    /// Offered or running.
-    pub active: i64,
-    /// Running or ended.
-    pub started: i64,
+    /// Some job is queued, not yet offered.
+    pub pending: bool,
+    /// Some job is offered or running.
+    pub active: bool,
+    /// Some job is running or ended.
+    pub started: bool,
 }
 
-/// Counts a run's jobs for the planner; `None` if the run does not exist.
+/// Summarises a run's jobs for the planner; `None` if the run does not exist.
 pub async fn plan_summary(
     e: impl PgExecutor<'_>,
     run_id: Uuid,
@@ -163,13 +164,16 @@ pub async fn plan_summary(
     sqlx::query_as!(
         PlanSummary,
         r#"SELECT r.cancel_requested,
-                  count(j.id) FILTER (WHERE j.status = 'queued' AND j.runnable_at IS NULL) AS "pending!",
-                  count(j.id) FILTER (WHERE j.status = 'running'
-                                         OR (j.status = 'queued' AND j.runnable_at IS NOT NULL)) AS "active!",
-                  count(j.id) FILTER (WHERE j.status NOT IN ('queued', 'manual')) AS "started!"
-           FROM pipeline_runs r LEFT JOIN jobs j ON j.run_id = r.id
-           WHERE r.id = $1
-           GROUP BY r.id"#,
+                  EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
+                                                 AND j.runnable_at IS NULL) AS "pending!",
+                  (EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'running')
+                   OR EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
+                                                     AND j.runnable_at IS NOT NULL)) AS "active!",
+                  EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id
+                             AND j.status IN ('running', 'success', 'failed', 'canceled', 'skipped')
+                         ) AS "started!"
+           FROM pipeline_runs r
+           WHERE r.id = $1"#,
         run_id
     )
     .fetch_optional(e)

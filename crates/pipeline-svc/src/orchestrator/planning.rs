@@ -3,10 +3,6 @@
 
 use super::*;
 
-fn count(n: i64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 /// What [`advance`] did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Advanced {
@@ -67,12 +63,12 @@ pub async fn advance_locked(
         .await?
         .ok_or_else(|| ApiError::not_found("run", run_id))?;
     if !summary.cancel_requested {
-        let counts = plan::Summary {
-            pending: count(summary.pending),
-            active: count(summary.active),
-            started: count(summary.started),
+        let kinds = plan::Summary {
+            pending: summary.pending,
+            active: summary.active,
+            started: summary.started,
         };
-        if let Some(status) = plan::shortcut(&counts) {
+        if let Some(status) = plan::shortcut(&kinds) {
             if status != current {
                 set_run_status(conn, run_id, current, status, actor, None).await?;
             }
