@@ -33,6 +33,17 @@ pub struct PoolConfig {
     pub acquire_timeout: Duration,
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+///
+/// sqlx pings every connection when it goes back to the pool, and by default once more when
+/// it leaves it: two round trips per query on top of the query itself. A connection that came
+/// back less than this long ago passed its release ping just now. For it to be dead, Postgres
+/// must have gone away within this window, and then it cannot be back yet (a restart takes far
+/// longer), so a fresh connection would fail as well. Connections that sat idle through a
+/// restart are older than this and are pinged (bench/FINDINGS.md #4; the Postgres-restart fault
+/// test).
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_millis(100);
+
 /// Opens a lazily-connecting pool: the service starts (and answers `/healthz`) even while
 /// Postgres is still coming up; `/readyz` says when it answers.
 pub fn pool(config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
@@ -40,6 +51,15 @@ pub fn pool(config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 
