@@ -392,6 +392,28 @@ async fn events_are_json_lines_after_a_seq_and_follow_as_server_sent_events() {
         .expect("sse");
     let tail = r.text().await.expect("text");
     assert!(tail.starts_with("id: 7\n"), "{tail}");
+    // Resumed after its last event, the stream of an ended run ends at once, empty.
+    let last = tail
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .last()
+        .expect("ids")
+        .to_owned();
+    let resumed = tokio::time::timeout(Duration::from_secs(10), async {
+        app.http
+            .get(app.api(&format!("/pipelines/runs/{}/events?follow=true", run.id)))
+            .header("accept", "text/event-stream")
+            .header("last-event-id", &last)
+            .send()
+            .await
+            .expect("sse")
+            .text()
+            .await
+            .expect("text")
+    })
+    .await
+    .expect("a stream resumed after the end ends");
+    assert_eq!(resumed, "");
     app.assert_replays(run.id).await;
     app.shutdown().await;
 }

@@ -16,6 +16,7 @@ use gitweave_storage::{events, runs};
 use http::HeaderMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/pipelines/runs/{id}/events", get(list))
@@ -45,6 +46,20 @@ fn view(e: events::EventRow) -> Event {
 
 const PAGE: i64 = 500;
 
+/// Where a followed event stream is.
+struct Follow {
+    state: AppState,
+    updates: tokio::sync::broadcast::Receiver<Uuid>,
+    /// Last sequence number sent.
+    after: i64,
+    /// An error was sent: end.
+    done: bool,
+    /// `run.completed` was sent, or the run is known to have ended: end once caught up.
+    completed: bool,
+    /// The run's status was asked (once, for a stream that starts after the end).
+    asked: bool,
+}
+
 async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -72,26 +87,35 @@ async fn list(
     }
     let follow = sse || q.follow;
     let updates = state.run_updates.subscribe();
+    // The stream knows the run ended when it has sent `run.completed`, the last event of a
+    // run (written in the transaction that ends it). Only a stream that starts after that event
+    // (a reconnect with `Last-Event-ID`) has to ask the run's status, once.
     let stream = futures::stream::unfold(
-        (state, updates, after, false),
-        move |(state, mut updates, after, done)| async move {
-            if done {
+        Follow {
+            state,
+            updates,
+            after,
+            done: false,
+            completed: false,
+            asked: false,
+        },
+        move |mut f| async move {
+            if f.done {
                 return None;
             }
             loop {
-                let rows = match events::list(&state.pool, run_id, after, PAGE).await {
+                let rows = match events::list(&f.state.pool, run_id, f.after, PAGE).await {
                     Ok(r) => r,
                     Err(e) => {
-                        return Some((
-                            Err(std::io::Error::other(e)),
-                            (state, updates, after, true),
-                        ));
+                        f.done = true;
+                        return Some((Err(std::io::Error::other(e)), f));
                     }
                 };
                 if let Some(last) = rows.last() {
-                    let next = last.seq;
+                    f.after = last.seq;
                     let mut out = String::new();
                     for e in rows {
+                        f.completed |= e.event_type == "run.completed";
                         let json = serde_json::to_string(&view(e.clone())).unwrap_or_default();
                         if sse {
                             out.push_str(&format!(
@@ -103,41 +127,33 @@ async fn list(
                             out.push('\n');
                         }
                     }
-                    return Some((Ok(Bytes::from(out)), (state, updates, next, false)));
+                    return Some((Ok(Bytes::from(out)), f));
                 }
-                if !follow {
+                if !follow || f.completed {
                     return None;
                 }
-                // Caught up: stop once the run has ended (its last event is stored), else wait.
-                let ended = match runs::get(&state.pool, run_id).await {
-                    Ok(Some(r)) => r
-                        .status
-                        .parse::<RunStatus>()
-                        .is_ok_and(RunStatus::is_terminal),
-                    Ok(None) => true,
-                    Err(e) => {
-                        return Some((
-                            Err(std::io::Error::other(e)),
-                            (state, updates, after, true),
-                        ));
-                    }
-                };
-                if ended {
-                    // One more look: the final events commit with the status.
-                    match events::list(&state.pool, run_id, after, 1).await {
-                        Ok(r) if r.is_empty() => return None,
-                        Ok(_) => continue,
+                if !f.asked {
+                    f.asked = true;
+                    let ended = match runs::get(&f.state.pool, run_id).await {
+                        Ok(Some(r)) => r
+                            .status
+                            .parse::<RunStatus>()
+                            .is_ok_and(RunStatus::is_terminal),
+                        Ok(None) => true,
                         Err(e) => {
-                            return Some((
-                                Err(std::io::Error::other(e)),
-                                (state, updates, after, true),
-                            ));
+                            f.done = true;
+                            return Some((Err(std::io::Error::other(e)), f));
                         }
+                    };
+                    if ended {
+                        // One more look: the final events commit with the status.
+                        f.completed = true;
+                        continue;
                     }
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
                     loop {
-                        match updates.recv().await {
+                        match f.updates.recv().await {
                             Ok(id) if id == run_id => return,
                             Ok(_) => {}
                             Err(RecvError::Lagged(_)) => return,
