@@ -67,6 +67,8 @@ struct State {
     disabled: bool,
     /// Set by [`Sandboxes::clear`] (the runner stops): nothing more is started.
     closed: bool,
+    /// A refill task is running.
+    refilling: bool,
 }
 
 /// The sandboxes of one runner.
@@ -157,16 +159,19 @@ impl Sandboxes {
         for old in evicted {
             self.remove(&old).await;
         }
-        self.refill_later();
+        // No refill here: starting a sandbox now would compete with this job's own container
+        // start. The pool is topped up when a job's container has exited and when a run ends.
         Some(format!("container:{id}"))
     }
 
-    /// A job of `workspace` no longer uses its sandbox (its container has exited).
-    pub async fn release(&self, workspace: &str) {
+    /// A job of `workspace` no longer uses its sandbox (its container has exited); a good
+    /// moment to top the warm pool up.
+    pub async fn release(self: &Arc<Self>, workspace: &str) {
         if let Some(held) = self.state.lock().await.runs.get_mut(workspace) {
             held.users = held.users.saturating_sub(1);
             held.last_used = Instant::now();
         }
+        self.refill_later();
     }
 
     /// The run of `workspace` ended: its sandbox goes, unless a job of it still runs here.
@@ -180,6 +185,7 @@ impl Sandboxes {
         if let Some(id) = id {
             self.remove(&id).await;
         }
+        self.refill_later();
     }
 
     /// Starts the warm pool (call once the runner's leftovers are removed).
@@ -201,31 +207,44 @@ impl Sandboxes {
     fn refill_later(self: &Arc<Self>) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            loop {
-                {
-                    let state = this.state.lock().await;
-                    if state.disabled || state.closed || state.warm.len() >= this.warm_target {
-                        return;
-                    }
+            {
+                let mut state = this.state.lock().await;
+                if state.refilling {
+                    return;
                 }
-                // Started outside the lock: a job of another run does not wait for it.
-                match this.start().await {
-                    Ok(id) => {
-                        let mut state = this.state.lock().await;
-                        if state.closed {
-                            drop(state);
-                            this.remove(&id).await;
-                            return;
-                        }
-                        state.warm.push(id);
-                    }
-                    Err(e) => {
-                        tracing::warn!(image = %this.image, error = %e, "starting a warm network sandbox failed");
-                        return;
-                    }
+                state.refilling = true;
+            }
+            this.refill().await;
+            this.state.lock().await.refilling = false;
+        });
+    }
+
+    /// Starts sandboxes until the warm pool is full (one task at a time).
+    async fn refill(&self) {
+        loop {
+            {
+                let state = self.state.lock().await;
+                if state.disabled || state.closed || state.warm.len() >= self.warm_target {
+                    return;
                 }
             }
-        });
+            // Started outside the lock: a job of another run does not wait for it.
+            match self.start().await {
+                Ok(id) => {
+                    let mut state = self.state.lock().await;
+                    if state.closed {
+                        drop(state);
+                        self.remove(&id).await;
+                        return;
+                    }
+                    state.warm.push(id);
+                }
+                Err(e) => {
+                    tracing::warn!(image = %self.image, error = %e, "starting a warm network sandbox failed");
+                    return;
+                }
+            }
+        }
     }
 
     /// Idle run sandboxes beyond [`Sandboxes::keep`], oldest first (runs whose end this runner

@@ -47,7 +47,7 @@ impl App {
                 DockerEngine::connect(&name, config.pull_policy, &config.container_prefix)
                     .await?
                     .with_helper_image(&config.helper_image)
-                    .with_job_network(config.job_network, config.concurrency.max(1) as usize),
+                    .with_job_network(config.job_network, config.concurrency.max(1) as usize + 1),
             ),
             EngineKind::Shell => Arc::new(ShellEngine::new(&config.workdir)),
         };
