@@ -253,9 +253,10 @@ async fn cancel_stops_running_containers_and_cancels_queued_jobs_and_rerun_start
         .trigger("r", &json!({"ref": "dev", "commit": "cafe01"}))
         .await;
     let sleeper = run.jobs[0].id;
-    // Wait until the sleeper runs.
+    // Wait until the sleeper's container runs its script (its first line is stored): a job
+    // can be `running` while its container is still being made.
     let deadline = tokio::time::Instant::now() + LIMIT;
-    while app.run(run.id).await.jobs[0].status != JobStatus::Running {
+    while !String::from_utf8_lossy(&app.raw_log(sleeper).await).contains("\ngoing\n") {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -65,6 +65,10 @@ pub struct Assignment {
     /// `clone_url` and the run a commit.
     #[serde(default)]
     pub checkout: Option<Checkout>,
+    /// How many jobs the run has (0: not told). A runner may share things between the jobs of
+    /// a run, such as a network namespace, when there are several.
+    #[serde(default)]
+    pub run_jobs: u32,
 }
 
 /// A commit to check out into the run's workspace.

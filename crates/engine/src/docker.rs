@@ -231,8 +231,11 @@ impl DockerEngine {
 
     /// The network mode for a container of `workspace` (its run's sandbox), remembered under
     /// the container's name until [`DockerEngine::leave_sandbox`].
-    async fn join_sandbox(&self, workspace: &str) -> Option<String> {
-        self.sandboxes.as_ref()?.acquire(workspace).await
+    async fn join_sandbox(&self, spec: &JobSpec) -> Option<String> {
+        if !spec.shares_run {
+            return None;
+        }
+        self.sandboxes.as_ref()?.acquire(&spec.workspace).await
     }
 
     fn joined(&self, container: &str, workspace: &str) {
@@ -304,7 +307,7 @@ impl Engine for DockerEngine {
         })?;
         self.ensure_image(image).await?;
         let volume = self.ensure_volume(&spec.workspace).await?;
-        let network_mode = self.join_sandbox(&spec.workspace).await;
+        let network_mode = self.join_sandbox(spec).await;
         let sandboxed = network_mode.is_some();
         let mut labels = HashMap::new();
         labels.insert(LABEL_JOB.to_owned(), spec.job_id.clone());
@@ -451,7 +454,7 @@ impl Engine for DockerEngine {
         let volume = self.ensure_volume(&spec.workspace).await?;
         let _held = self.locks.lock(&spec.workspace).await;
         let name = format!("{}checkout-{}-{}", self.prefix, spec.job_id, spec.attempt);
-        let network_mode = self.join_sandbox(&spec.workspace).await;
+        let network_mode = self.join_sandbox(spec).await;
         let sandboxed = network_mode.is_some();
         let mut body = checkout::helper_container(
             &self.helper_image,

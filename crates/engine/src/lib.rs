@@ -41,6 +41,9 @@ pub struct JobSpec {
     pub env: BTreeMap<String, String>,
     /// Workspace key: every job with the same key sees the same `/workspace`.
     pub workspace: String,
+    /// Whether the run will have more than one container on this runner (several jobs, or a
+    /// checkout before the job): only then do its containers share a network namespace.
+    pub shares_run: bool,
     /// Stop after this long.
     pub timeout: Duration,
 }

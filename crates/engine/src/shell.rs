@@ -299,6 +299,7 @@ mod tests {
             script: vec![],
             env: Default::default(),
             workspace: workspace.into(),
+            shares_run: false,
             timeout: Duration::from_secs(60),
         };
         let out = OutputBuffer::new(1 << 20);

@@ -165,6 +165,8 @@ impl Executor {
             script: a.script.clone(),
             env: a.env.clone(),
             workspace: a.workspace.clone(),
+            // 0: a pipeline-svc that does not say; share, as with several jobs.
+            shares_run: a.run_jobs != 1 || a.checkout.is_some(),
             timeout,
         };
         let buffer = Arc::new(OutputBuffer::new(BUFFER_CAP));

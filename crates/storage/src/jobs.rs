@@ -262,6 +262,8 @@ pub struct Claimed {
     pub commit_sha: Option<String>,
     /// The repo's clone URL, when set.
     pub clone_url: Option<String>,
+    /// How many jobs the run has.
+    pub run_jobs: i32,
 }
 
 /// Claims the oldest runnable job: marks it running with a new attempt and a lease.
@@ -287,7 +289,7 @@ pub async fn claim(
                LIMIT 1
            ),
            run AS (
-               SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id
+               SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id, r.job_count
                FROM pipeline_runs r JOIN cand ON r.id = cand.run_id
                FOR UPDATE OF r
            ),
@@ -306,7 +308,8 @@ pub async fn claim(
            WHERE jobs.id = next.id
            RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec,
                      run.status AS "run_status!", p.name AS "repo!",
-                     run.ref AS "git_ref!", run.commit_sha, p.clone_url"#,
+                     run.ref AS "git_ref!", run.commit_sha, p.clone_url,
+                     run.job_count AS "run_jobs!""#,
         runner_id,
         lease_ms as f64
     )

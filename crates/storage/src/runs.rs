@@ -52,13 +52,16 @@ pub struct NewRun<'a> {
     pub inputs: &'a serde_json::Value,
     /// The run this reruns.
     pub rerun_of: Option<Uuid>,
+    /// How many jobs it has.
+    pub job_count: i32,
 }
 
 /// Inserts a run in `queued`.
 pub async fn insert(e: impl PgExecutor<'_>, r: &NewRun<'_>) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO pipeline_runs (id, repo_id, ref, commit_sha, status, trigger, templates, inputs, rerun_of)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)",
+        "INSERT INTO pipeline_runs (id, repo_id, ref, commit_sha, status, trigger, templates, inputs, rerun_of,
+                                    job_count)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9)",
         r.id,
         r.repo_id,
         r.git_ref,
@@ -66,7 +69,8 @@ pub async fn insert(e: impl PgExecutor<'_>, r: &NewRun<'_>) -> Result<(), sqlx::
         r.trigger,
         r.templates,
         r.inputs,
-        r.rerun_of
+        r.rerun_of,
+        r.job_count
     )
     .execute(e)
     .await?;

@@ -86,6 +86,7 @@ pub async fn claim(
         env,
         timeout_secs: job.timeout.as_secs(),
         workspace: c.run_id.to_string(),
+        run_jobs: u32::try_from(c.run_jobs).unwrap_or(0),
         checkout: c
             .clone_url
             .zip(c.commit_sha)

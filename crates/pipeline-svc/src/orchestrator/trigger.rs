@@ -235,6 +235,7 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             templates: &template_names,
             inputs: &inputs_json,
             rerun_of: p.rerun_of,
+            job_count: planned.len() as i32,
         },
     )
     .await?;
