@@ -397,7 +397,7 @@ async fn events_are_json_lines_after_a_seq_and_follow_as_server_sent_events() {
     let last = tail
         .lines()
         .filter_map(|l| l.strip_prefix("id: "))
-        .last()
+        .next_back()
         .expect("ids")
         .to_owned();
     let resumed = tokio::time::timeout(Duration::from_secs(10), async {

@@ -12,7 +12,6 @@
 //! started keeps listening for the next one. A few sandboxes are started ahead of time (the warm
 //! pool), so the first job of a run does not wait for one.
 
-use crate::EngineError;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -22,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Mutex;
 
-/// Label on sandbox containers (its value is the run's workspace key, or empty while warm).
+/// Label on sandbox containers (its value is the runner's name).
 pub const LABEL_SANDBOX: &str = "gitweave.sandbox";
 
 /// How job containers get their network.
@@ -135,13 +134,19 @@ impl Sandboxes {
             }
             self.remove(&candidate).await;
         }
+        // None warm (more runs at once than slots + 1, or the pool is still filling): start
+        // one now, under the lock, so two jobs of this run do not start two.
         let id = match id {
             Some(id) => id,
             None => match self.start().await {
                 Ok(id) => id,
-                Err(e) => {
-                    tracing::warn!(image = %self.image, error = %e, "no network sandbox: jobs get their own network namespace from now on (set RUNNER_JOB_NETWORK=job to silence this)");
+                Err(e) if is_missing_image(&e) => {
+                    tracing::warn!(image = %self.image, error = %e, "no network sandbox: the helper image is missing, so jobs get their own network namespace from now on (set RUNNER_JOB_NETWORK=job to silence this)");
                     state.disabled = true;
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(image = %self.image, error = %e, "no network sandbox for this job; it gets its own network namespace");
                     return None;
                 }
             },
@@ -239,6 +244,11 @@ impl Sandboxes {
                     }
                     state.warm.push(id);
                 }
+                Err(e) if is_missing_image(&e) => {
+                    tracing::warn!(image = %self.image, error = %e, "no network sandboxes: the helper image is missing, so jobs get their own network namespace (set RUNNER_JOB_NETWORK=job to silence this)");
+                    self.state.lock().await.disabled = true;
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(image = %self.image, error = %e, "starting a warm network sandbox failed");
                     return;
@@ -271,7 +281,7 @@ impl Sandboxes {
         )
     }
 
-    async fn start(&self) -> Result<String, EngineError> {
+    async fn start(&self) -> Result<String, DockerError> {
         let name = format!("{}sandbox-{}", self.prefix, uuid_like());
         let mut labels: HashMap<String, String> = self.labels.iter().cloned().collect();
         labels.insert(LABEL_SANDBOX.to_owned(), self.runner.clone());
@@ -288,14 +298,10 @@ impl Sandboxes {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(err)?;
+        let created = self.docker.create_container(Some(options), body).await?;
         if let Err(e) = self.docker.start_container(&created.id, None).await {
             self.remove(&created.id).await;
-            return Err(err(e));
+            return Err(e);
         }
         Ok(created.id)
     }
@@ -314,8 +320,16 @@ impl Sandboxes {
     }
 }
 
-fn err(e: DockerError) -> EngineError {
-    EngineError::Engine(e.to_string())
+/// The daemon answered 404 to creating a container: the image is not there (no pull is tried
+/// for sandboxes).
+fn is_missing_image(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// A unique-enough name suffix (container names must be unique per daemon).
