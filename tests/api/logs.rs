@@ -29,16 +29,28 @@ fn echoed(line: &str) -> String {
     format!("$ {line}\n")
 }
 
+/// A job that runs for about two seconds, with output before and after.
+const SLOW: [&str; 3] = ["echo start", "sleep 2", "echo end"];
+
+/// The whole log of [`SLOW`].
+fn slow_log() -> String {
+    format!(
+        "{}start\n{}{}end\n",
+        echoed("echo start"),
+        echoed("sleep 2"),
+        echoed("echo end")
+    )
+}
+
+async fn json(app: &TestApp, path: &str) -> Value {
+    app.get(path).await.json().await.expect("json")
+}
+
 #[tokio::test]
 async fn a_200000_line_log_is_reassembled_exactly_through_pagination() {
     let app = spawn_app().await;
     let job = one_job(&app, "big", &["seq 1 200000"]).await;
-    let run_id = app
-        .get(&format!("/jobs/{job}"))
-        .await
-        .json::<Value>()
-        .await
-        .expect("json")["run_id"]
+    let run_id = json(&app, &format!("/jobs/{job}")).await["run_id"]
         .as_str()
         .expect("run_id")
         .parse()
@@ -87,12 +99,7 @@ async fn raw_logs_keep_invalid_utf8_nul_bytes_and_a_last_line_without_newline() 
     let app = spawn_app().await;
     let line = r"printf 'caf\303\251 \377\376 nul:\000: end\nlast line without newline'";
     let job = one_job(&app, "bin", &[line]).await;
-    let run_id = app
-        .get(&format!("/jobs/{job}"))
-        .await
-        .json::<Value>()
-        .await
-        .expect("json")["run_id"]
+    let run_id = json(&app, &format!("/jobs/{job}")).await["run_id"]
         .as_str()
         .expect("run_id")
         .parse()
@@ -129,7 +136,7 @@ async fn raw_logs_keep_invalid_utf8_nul_bytes_and_a_last_line_without_newline() 
 #[tokio::test]
 async fn follow_streams_the_log_until_the_job_ends() {
     let app = spawn_app().await;
-    let job = one_job(&app, "slow", &["echo start", "sleep 2", "echo end"]).await;
+    let job = one_job(&app, "slow", &SLOW).await;
     let r = app.get(&format!("/jobs/{job}/logs/raw?follow=true")).await;
     assert_eq!(r.status(), 200);
     let body = tokio::time::timeout(LIMIT, r.bytes())
@@ -137,21 +144,8 @@ async fn follow_streams_the_log_until_the_job_ends() {
         .expect("the stream ends with the job")
         .expect("body");
     let text = String::from_utf8(body.to_vec()).expect("utf8");
-    assert_eq!(
-        text,
-        format!(
-            "{}start\n{}{}end\n",
-            echoed("echo start"),
-            echoed("sleep 2"),
-            echoed("echo end")
-        )
-    );
-    let j: Value = app
-        .get(&format!("/jobs/{job}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    assert_eq!(text, slow_log());
+    let j = json(&app, &format!("/jobs/{job}")).await;
     assert_eq!(j["status"], "success");
     app.shutdown().await;
 }
@@ -162,7 +156,7 @@ async fn follow_streams_the_log_until_the_job_ends() {
 #[tokio::test]
 async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
     let app = spawn_app().await;
-    let job = one_job(&app, "grow", &["echo start", "sleep 2", "echo end"]).await;
+    let job = one_job(&app, "grow", &SLOW).await;
     let page = |attempt: &'static str| {
         let app = &app;
         async move {
@@ -175,12 +169,7 @@ async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
     };
     // Wait until the job runs and its first line is stored ("sleep 2" keeps it running).
     let (run_id, early) = loop {
-        let j: Value = app
-            .get(&format!("/jobs/{job}"))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let j = json(&app, &format!("/jobs/{job}")).await;
         if j["status"] == "running" {
             let p = page("").await;
             if p["chunks"].as_array().is_some_and(|c| !c.is_empty()) {
@@ -192,34 +181,19 @@ async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
     let early_attempt = page("&attempt=1").await;
     assert_eq!(early["complete"], false, "{early}");
     assert_eq!(early_attempt["complete"], false, "{early_attempt}");
-    let running: Value = app
-        .get(&format!("/pipelines/runs/{run_id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let running = json(&app, &format!("/pipelines/runs/{run_id}")).await;
     assert_eq!(running["status"], "running");
 
     let run = app.wait_run(run_id.parse().expect("uuid"), LIMIT).await;
     assert_eq!(run.status, RunStatus::Success);
-    let whole = format!(
-        "{}start\n{}{}end\n",
-        echoed("echo start"),
-        echoed("sleep 2"),
-        echoed("echo end")
-    );
+    let whole = slow_log();
     for _ in 0..2 {
         for p in [page("").await, page("&attempt=1").await] {
             assert_eq!(p["complete"], true, "{p}");
             assert_eq!(p["chunks"][0]["data"], whole.as_str(), "{p}");
             assert_eq!(p["next_offset"], whole.len());
         }
-        let ended: Value = app
-            .get(&format!("/pipelines/runs/{run_id}"))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let ended = json(&app, &format!("/pipelines/runs/{run_id}")).await;
         assert_eq!(ended["status"], "success", "{ended}");
     }
     app.shutdown().await;

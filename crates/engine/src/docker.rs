@@ -229,20 +229,38 @@ impl DockerEngine {
         Ok(created.id)
     }
 
-    /// The network mode for a container of `workspace` (its run's sandbox), remembered under
-    /// the container's name until [`DockerEngine::leave_sandbox`].
-    async fn join_sandbox(&self, spec: &JobSpec) -> Option<String> {
-        if !spec.shares_run {
-            return None;
+    /// [`DockerEngine::create`] for a container of `spec`'s run: when the run shares a network
+    /// namespace, the container joins its sandbox, and holds it until
+    /// [`DockerEngine::leave_sandbox`].
+    async fn create_in_run(
+        &self,
+        name: &str,
+        image: &str,
+        mut body: ContainerCreateBody,
+        spec: &JobSpec,
+    ) -> Result<String, EngineError> {
+        let sandboxes = self.sandboxes.as_ref().filter(|_| spec.shares_run);
+        let network_mode = match sandboxes {
+            Some(s) => s.acquire(&spec.workspace).await,
+            None => None,
+        };
+        let (Some(sandboxes), Some(mode)) = (sandboxes, network_mode) else {
+            return self.create(name, image, body).await;
+        };
+        body.host_config
+            .get_or_insert_with(Default::default)
+            .network_mode = Some(mode);
+        let created = self.create(name, image, body).await;
+        match &created {
+            Ok(handle) => {
+                self.in_sandbox
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(handle.clone(), spec.workspace.clone());
+            }
+            Err(_) => sandboxes.release(&spec.workspace).await,
         }
-        self.sandboxes.as_ref()?.acquire(&spec.workspace).await
-    }
-
-    fn joined(&self, container: &str, workspace: &str) {
-        self.in_sandbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(container.to_owned(), workspace.to_owned());
+        created
     }
 
     /// The container no longer runs: its run's sandbox is free for others of this runner.
@@ -280,7 +298,7 @@ pub(crate) fn no_daemon_log() -> HostConfigLogConfig {
     }
 }
 
-fn status_of(e: &DockerError) -> Option<u16> {
+pub(crate) fn status_of(e: &DockerError) -> Option<u16> {
     match e {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
@@ -307,8 +325,6 @@ impl Engine for DockerEngine {
         })?;
         self.ensure_image(image).await?;
         let volume = self.ensure_volume(&spec.workspace).await?;
-        let network_mode = self.join_sandbox(spec).await;
-        let sandboxed = network_mode.is_some();
         let mut labels = HashMap::new();
         labels.insert(LABEL_JOB.to_owned(), spec.job_id.clone());
         labels.insert(LABEL_RUNNER.to_owned(), self.runner.clone());
@@ -335,24 +351,12 @@ impl Engine for DockerEngine {
                 }]),
                 init: Some(true),
                 log_config: Some(no_daemon_log()),
-                network_mode,
                 ..Default::default()
             }),
             ..Default::default()
         };
         let name = format!("{}job-{}-{}", self.prefix, spec.job_id, spec.attempt);
-        let created = self.create(&name, image, body).await;
-        if sandboxed {
-            match &created {
-                Ok(handle) => self.joined(handle, &spec.workspace),
-                Err(_) => {
-                    if let Some(s) = &self.sandboxes {
-                        s.release(&spec.workspace).await;
-                    }
-                }
-            }
-        }
-        let handle = created?;
+        let handle = self.create_in_run(&name, image, body, spec).await?;
         Ok(Prepared {
             handle,
             spec: spec.clone(),
@@ -454,9 +458,7 @@ impl Engine for DockerEngine {
         let volume = self.ensure_volume(&spec.workspace).await?;
         let _held = self.locks.lock(&spec.workspace).await;
         let name = format!("{}checkout-{}-{}", self.prefix, spec.job_id, spec.attempt);
-        let network_mode = self.join_sandbox(spec).await;
-        let sandboxed = network_mode.is_some();
-        let mut body = checkout::helper_container(
+        let body = checkout::helper_container(
             &self.helper_image,
             c,
             &volume,
@@ -465,21 +467,9 @@ impl Engine for DockerEngine {
                 (LABEL_RUNNER.to_owned(), self.runner.clone()),
             ],
         );
-        if let Some(host) = body.host_config.as_mut() {
-            host.network_mode = network_mode;
-        }
-        let created = self.create(&name, &self.helper_image, body).await;
-        if sandboxed {
-            match &created {
-                Ok(handle) => self.joined(handle, &spec.workspace),
-                Err(_) => {
-                    if let Some(s) = &self.sandboxes {
-                        s.release(&spec.workspace).await;
-                    }
-                }
-            }
-        }
-        let handle = created?;
+        let handle = self
+            .create_in_run(&name, &self.helper_image, body, spec)
+            .await?;
         let helper = Prepared {
             handle,
             spec: spec.clone(),

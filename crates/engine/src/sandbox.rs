@@ -12,6 +12,7 @@
 //! started keeps listening for the next one. A few sandboxes are started ahead of time (the warm
 //! pool), so the first job of a run does not wait for one.
 
+use crate::docker::status_of;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -282,7 +283,7 @@ impl Sandboxes {
     }
 
     async fn start(&self) -> Result<String, DockerError> {
-        let name = format!("{}sandbox-{}", self.prefix, uuid_like());
+        let name = format!("{}sandbox-{}", self.prefix, uuid::Uuid::new_v4().simple());
         let mut labels: HashMap<String, String> = self.labels.iter().cloned().collect();
         labels.insert(LABEL_SANDBOX.to_owned(), self.runner.clone());
         let body = ContainerCreateBody {
@@ -310,9 +311,7 @@ impl Sandboxes {
         let force = RemoveContainerOptionsBuilder::default().force(true).build();
         match self.docker.remove_container(id, Some(force)).await {
             Ok(()) => {}
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => {
                 tracing::warn!(container = id, error = %e, "removing a network sandbox failed")
             }
@@ -323,27 +322,5 @@ impl Sandboxes {
 /// The daemon answered 404 to creating a container: the image is not there (no pull is tried
 /// for sandboxes).
 fn is_missing_image(e: &DockerError) -> bool {
-    matches!(
-        e,
-        DockerError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
-/// A unique-enough name suffix (container names must be unique per daemon).
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "{:x}-{}-{}",
-        nanos,
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    status_of(e) == Some(404)
 }

@@ -245,9 +245,7 @@ pub async fn end_attempt(
     e: EndAttempt,
 ) -> Result<Ended, ApiError> {
     let canceling = run.cancel_requested;
-    let current: RunStatus = run.status.parse().map_err(|_| {
-        ApiError::Internal(format!("run {} has unknown status {}", run.id, run.status))
-    })?;
+    let current = run_status(run.id, &run.status)?;
     let status = match e.class {
         None => JobStatus::Success,
         Some(ErrorClass::Canceled) => JobStatus::Canceled,

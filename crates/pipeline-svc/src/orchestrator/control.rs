@@ -8,9 +8,7 @@ pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), A
     let Some(status) = runs::lock(&mut *tx, run_id).await? else {
         return Err(ApiError::not_found("run", run_id));
     };
-    let status: RunStatus = status
-        .parse()
-        .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {status}")))?;
+    let status = run_status(run_id, &status)?;
     if status.is_terminal() {
         return Err(ApiError::Conflict(
             "run_ended",

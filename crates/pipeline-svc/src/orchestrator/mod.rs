@@ -30,5 +30,12 @@ pub use planning::{Advanced, advance, advance_locked, set_run_status};
 pub use reaper::reap_expired;
 pub use trigger::{Delivery, TriggerParams, Triggered, input_strings, trigger};
 
+/// A run's stored status, which only this crate writes.
+fn run_status(run_id: Uuid, stored: &str) -> Result<RunStatus, ApiError> {
+    stored
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {stored}")))
+}
+
 /// The actor of changes pipeline-svc makes by itself.
 pub const ACTOR: &str = "pipeline-svc";

@@ -39,9 +39,7 @@ pub async fn advance(
     let Some(current) = runs::lock(&mut *conn, run_id).await? else {
         return Err(ApiError::not_found("run", run_id));
     };
-    let current: RunStatus = current
-        .parse()
-        .map_err(|_| ApiError::Internal(format!("run {run_id} has unknown status {current}")))?;
+    let current = run_status(run_id, &current)?;
     advance_locked(conn, run_id, current, actor).await
 }
 
