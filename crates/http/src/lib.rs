@@ -7,11 +7,13 @@
 pub mod error;
 pub mod metrics;
 pub mod request_id;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use error::{ErrorBody, ErrorEnvelope, error_response};
 pub use metrics::Metrics;
 pub use request_id::{REQUEST_ID_HEADER, request_id_layers};
+pub use serve::no_delay;
 pub use shutdown::shutdown_signal;
 pub use telemetry::{LogFormat, init_telemetry};
