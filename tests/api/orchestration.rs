@@ -371,6 +371,18 @@ async fn events_are_json_lines_after_a_seq_and_follow_as_server_sent_events() {
         (Some(1), Some("exit_code"), Some("exit code 2"))
     );
     assert!(failed.actor.starts_with("runner:"));
+    // The claim records the job's start and the run's move to running, by the runner.
+    let (started, running) = (&events[2], &events[3]);
+    assert_eq!(
+        (started.job_id, started.attempt),
+        (Some(run.jobs[0].id), Some(1))
+    );
+    assert!(started.actor.starts_with("runner:"), "{started:?}");
+    assert_eq!(running.actor, started.actor);
+    assert_eq!(
+        running.data,
+        Some(json!({ "from": "queued", "to": "running" }))
+    );
     let raw = app
         .get(&format!("/pipelines/runs/{}/events?after=4", run.id))
         .await;
@@ -557,6 +569,28 @@ async fn three_runners_run_100_jobs_each_exactly_once_within_capacity() {
         let run = app.wait_run(*id, Duration::from_secs(300)).await;
         assert_eq!(run.status, RunStatus::Success, "{run:#?}");
         let events = app.events(*id).await;
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=events.len() as i64).collect::<Vec<_>>(),
+            "gapless sequence numbers, however the runners' claims interleave"
+        );
+        let started_run: Vec<_> = events
+            .iter()
+            .filter(|e| {
+                e.event_type == "run.state_changed"
+                    && e.data.as_ref().is_some_and(|d| d["to"] == "running")
+            })
+            .collect();
+        assert_eq!(started_run.len(), 1, "the run moved to running once");
+        let first_start = events
+            .iter()
+            .position(|e| e.event_type == "job.started")
+            .expect("a job started");
+        assert_eq!(
+            started_run[0].seq,
+            events[first_start].seq + 1,
+            "right after the first job's start"
+        );
         for j in &run.jobs {
             assert_eq!(j.attempt, 1);
             all_jobs.insert(j.id);

@@ -93,7 +93,7 @@ impl App {
                 gitweave_http::metrics::count_requests,
             ));
         axum::serve(
-            self.listener,
+            gitweave_http::no_delay(self.listener),
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)

@@ -96,7 +96,7 @@ impl App {
         tracing::info!(%addr, "pipeline-svc listening");
         let router = routes::router(self.state.clone());
         let reaper = tokio::spawn(reap_forever(self.state.clone()));
-        axum::serve(self.listener, router)
+        axum::serve(gitweave_http::no_delay(self.listener), router)
             .with_graceful_shutdown(shutdown)
             .await?;
         reaper.abort();

@@ -124,7 +124,7 @@ impl App {
             });
         let health_stop = stop.clone();
         let health_task = tokio::spawn(async move {
-            axum::serve(self.listener, health)
+            axum::serve(gitweave_http::no_delay(self.listener), health)
                 .with_graceful_shutdown(async move { health_stop.cancelled().await })
                 .await
         });

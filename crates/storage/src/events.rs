@@ -7,19 +7,19 @@ use uuid::Uuid;
 
 /// An event to append.
 #[derive(Debug, Clone, Default)]
-pub struct NewEvent<'a> {
+pub struct NewEvent {
     /// `job.failed`, …
-    pub event_type: &'a str,
+    pub event_type: &'static str,
     /// The job, for job events.
     pub job_id: Option<Uuid>,
     /// Who did it: `pipeline-svc`, `runner:<name>`, `api`.
-    pub actor: &'a str,
+    pub actor: String,
     /// The job's attempt.
     pub attempt: Option<i32>,
     /// Failure class.
-    pub error_class: Option<&'a str>,
+    pub error_class: Option<&'static str>,
     /// A sentence.
-    pub reason: Option<&'a str>,
+    pub reason: Option<String>,
     /// Extra fields (e.g. `from`/`to` of a state change).
     pub data: Option<serde_json::Value>,
 }
@@ -49,30 +49,61 @@ pub struct EventRow {
     pub data: Option<serde_json::Value>,
 }
 
-/// Appends an event with the run's next `seq`. Call inside the transaction that makes the
-/// change it records; the `event_seq` bump also serializes appends per run.
-pub async fn append(
+/// Appends events to a run, in order, with its next `seq`s, in one statement. Call inside the
+/// transaction that makes the changes they record; the `event_seq` bump also serializes
+/// appends per run. Returns the last `seq` written (`None` when `evs` is empty).
+pub async fn append_all(
     conn: &mut PgConnection,
     run_id: Uuid,
-    ev: &NewEvent<'_>,
-) -> Result<i64, sqlx::Error> {
-    let seq = sqlx::query_scalar!(
-        "WITH s AS (UPDATE pipeline_runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq)
-         INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, error_class, reason, data)
-         SELECT $1, s.event_seq, $2, $3, $4, $5, $6, $7, $8 FROM s
-         RETURNING seq",
+    evs: &[NewEvent],
+) -> Result<Option<i64>, sqlx::Error> {
+    if evs.is_empty() {
+        return Ok(None);
+    }
+    let mut types = Vec::with_capacity(evs.len());
+    let mut job_ids = Vec::with_capacity(evs.len());
+    let mut actors = Vec::with_capacity(evs.len());
+    let mut attempts = Vec::with_capacity(evs.len());
+    let mut classes = Vec::with_capacity(evs.len());
+    let mut reasons = Vec::with_capacity(evs.len());
+    let mut data = Vec::with_capacity(evs.len());
+    for e in evs {
+        types.push(e.event_type);
+        job_ids.push(e.job_id);
+        actors.push(e.actor.as_str());
+        attempts.push(e.attempt);
+        classes.push(e.error_class);
+        reasons.push(e.reason.as_deref());
+        data.push(e.data.clone());
+    }
+    let last = sqlx::query_scalar!(
+        r#"WITH s AS (
+               UPDATE pipeline_runs SET event_seq = event_seq + cardinality($2::text[])
+               WHERE id = $1 RETURNING event_seq
+           ),
+           ins AS (
+               INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, error_class, reason, data)
+               SELECT $1, s.event_seq - cardinality($2::text[]) + e.n, e.event_type, e.job_id,
+                      e.actor, e.attempt, e.error_class, e.reason, e.data
+               FROM s, UNNEST($2::text[], $3::uuid[], $4::text[], $5::int4[], $6::text[],
+                              $7::text[], $8::jsonb[])
+                       WITH ORDINALITY AS e(event_type, job_id, actor, attempt, error_class,
+                                            reason, data, n)
+               RETURNING seq
+           )
+           SELECT max(seq) AS "last!" FROM ins"#,
         run_id,
-        ev.event_type,
-        ev.job_id,
-        ev.actor,
-        ev.attempt,
-        ev.error_class,
-        ev.reason,
-        ev.data
+        &types as &[&str],
+        &job_ids as &[Option<Uuid>],
+        &actors as &[&str],
+        &attempts as &[Option<i32>],
+        &classes as &[Option<&str>],
+        &reasons as &[Option<&str>],
+        &data as &[Option<serde_json::Value>],
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok(seq)
+    Ok(Some(last))
 }
 
 /// A run's events after `after`, in order.

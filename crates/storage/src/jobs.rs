@@ -206,12 +206,19 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, sql
     .await
 }
 
-/// Offers a queued job to runners (now, or after a retry backoff).
-pub async fn release(e: impl PgExecutor<'_>, id: Uuid, delay_ms: i64) -> Result<(), sqlx::Error> {
+/// Offers queued jobs to runners (now, or after a retry backoff), in one statement.
+pub async fn release_all(
+    e: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    delay_ms: i64,
+) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query!(
         "UPDATE jobs SET runnable_at = now() + make_interval(secs => $2::float8 / 1000)
-         WHERE id = $1 AND status = 'queued'",
-        id,
+         WHERE id = ANY($1) AND status = 'queued'",
+        ids,
         delay_ms as f64
     )
     .execute(e)
@@ -252,7 +259,7 @@ pub struct Claimed {
     pub name: String,
     /// Expanded job JSON.
     pub spec: serde_json::Value,
-    /// Run's status before the claim.
+    /// The run's status before the claim (`queued` when this claim started the run).
     pub run_status: String,
     /// The run's repo.
     pub repo: String,
@@ -266,7 +273,10 @@ pub struct Claimed {
     pub run_jobs: i32,
 }
 
-/// Claims the oldest runnable job: marks it running with a new attempt and a lease.
+/// Claims the oldest runnable job: marks it running with a new attempt and a lease, and
+/// records it, all in one statement (it needs no transaction of its own): the job's
+/// `job.started` event by `actor`, and when the run was still `queued`, the run's move to
+/// `running` with its `run.state_changed` event, exactly as the orchestrator writes them.
 ///
 /// Lock order is the run first, then the job, as everywhere else (finish, cancel and re-plan
 /// take the run's row lock first), so a claim cannot deadlock with them. The claim **waits**
@@ -275,10 +285,15 @@ pub struct Claimed {
 /// claimed or finished (a run of many parallel jobs then starved its runners). Returns `None`
 /// when the run it waited for had nothing left; call [`any_runnable`] to tell that from an
 /// empty queue.
+///
+/// Under READ COMMITTED, the run's row is re-read when its lock is granted, and the event
+/// sequence is bumped on that newest version, so sequence numbers stay gapless and ordered
+/// with whatever committed while the claim waited.
 pub async fn claim(
     e: impl PgExecutor<'_>,
     runner_id: Uuid,
     lease_ms: i64,
+    actor: &str,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as!(
         Claimed,
@@ -299,19 +314,50 @@ pub async fn claim(
                ORDER BY j.runnable_at, j.position
                LIMIT 1
                FOR UPDATE OF j SKIP LOCKED
+           ),
+           claimed AS (
+               UPDATE jobs SET status = 'running', attempt = attempt + 1, runner_id = $1,
+                   lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
+                   started_at = now(), ended_at = NULL, exit_code = NULL, error_class = NULL,
+                   reason = NULL, log_end = 0, runnable_at = NULL
+               FROM next
+               WHERE jobs.id = next.id
+               RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec
+           ),
+           starts AS (
+               SELECT run.status = 'queued' AS run_starts FROM run, claimed
+           ),
+           bumped AS (
+               UPDATE pipeline_runs r
+               SET event_seq = r.event_seq + CASE WHEN starts.run_starts THEN 2 ELSE 1 END,
+                   status = CASE WHEN starts.run_starts THEN 'running' ELSE r.status END,
+                   started_at = CASE WHEN starts.run_starts THEN COALESCE(r.started_at, now())
+                                     ELSE r.started_at END
+               FROM run, starts
+               WHERE r.id = run.id
+               RETURNING r.event_seq
+           ),
+           recorded AS (
+               INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, data)
+               SELECT claimed.run_id, bumped.event_seq - ev.back, ev.event_type, ev.job_id, $3,
+                      ev.attempt, ev.data
+               FROM claimed, bumped, starts, LATERAL (VALUES
+                   (CASE WHEN starts.run_starts THEN 1 ELSE 0 END, 'job.started', claimed.id,
+                    claimed.attempt, NULL::jsonb),
+                   (0, 'run.state_changed', NULL::uuid, NULL::int4,
+                    jsonb_build_object('from', 'queued', 'to', 'running'))
+               ) AS ev(back, event_type, job_id, attempt, data)
+               WHERE ev.event_type = 'job.started' OR starts.run_starts
            )
-           UPDATE jobs SET status = 'running', attempt = attempt + 1, runner_id = $1,
-               lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
-               started_at = now(), ended_at = NULL, exit_code = NULL, error_class = NULL,
-               reason = NULL, log_end = 0, runnable_at = NULL
-           FROM next, run JOIN repos p ON p.id = run.repo_id
-           WHERE jobs.id = next.id
-           RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec,
-                     run.status AS "run_status!", p.name AS "repo!",
-                     run.ref AS "git_ref!", run.commit_sha, p.clone_url,
-                     run.job_count AS "run_jobs!""#,
+           SELECT claimed.id AS "id!", claimed.run_id AS "run_id!", claimed.attempt AS "attempt!",
+                  claimed.name AS "name!", claimed.spec AS "spec!",
+                  run.status AS "run_status!", p.name AS "repo!",
+                  run.ref AS "git_ref!", run.commit_sha, p.clone_url,
+                  run.job_count AS "run_jobs!"
+           FROM claimed, run JOIN repos p ON p.id = run.repo_id"#,
         runner_id,
-        lease_ms as f64
+        lease_ms as f64,
+        actor
     )
     .fetch_optional(e)
     .await

@@ -12,43 +12,20 @@ pub async fn claim(
 ) -> Result<Option<Assignment>, ApiError> {
     // A claim that waited for a run whose last runnable job another runner took finds
     // nothing; look again while anything is runnable (a few times, then the long-poll waits).
+    // The claim is one statement with its events (`job.started`, and the run's move to
+    // `running` on its first claim), so it needs no transaction around it.
+    let actor = runner.actor();
     let mut tries = 0;
-    let (mut tx, c) = loop {
-        let mut tx = state.pool.begin().await?;
-        if let Some(c) = jobs::claim(&mut *tx, runner.id, state.config.lease_ms as i64).await? {
-            break (tx, c);
+    let c = loop {
+        let lease_ms = state.config.lease_ms as i64;
+        if let Some(c) = jobs::claim(&state.pool, runner.id, lease_ms, &actor).await? {
+            break c;
         }
-        tx.rollback().await?;
         tries += 1;
         if tries >= CLAIM_TRIES || !jobs::any_runnable(&state.pool).await? {
             return Ok(None);
         }
     };
-    let actor = runner.actor();
-    events::append(
-        &mut tx,
-        c.run_id,
-        &NewEvent {
-            event_type: "job.started",
-            job_id: Some(c.id),
-            actor: &actor,
-            attempt: Some(c.attempt),
-            ..Default::default()
-        },
-    )
-    .await?;
-    if c.run_status == RunStatus::Queued.as_str() {
-        set_run_status(
-            &mut tx,
-            c.run_id,
-            RunStatus::Queued,
-            RunStatus::Running,
-            &actor,
-            None,
-        )
-        .await?;
-    }
-    tx.commit().await?;
     state.run_changed(c.run_id);
 
     let job: ExpandedJob = serde_json::from_value(c.spec)
@@ -132,6 +109,7 @@ pub async fn finish(
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
     let run_id = locked.id;
+    let mut tx = RunTx::new(tx, run_id);
     let ended = end_attempt(
         &mut tx,
         state,
@@ -188,7 +166,7 @@ pub struct EndAttempt {
 /// Why a guarded end was refused: the attempt is no longer this runner's, or its log is not
 /// all stored yet.
 async fn refused(conn: &mut PgConnection, e: &EndAttempt, guard: &jobs::Guard) -> ApiError {
-    match jobs::holding(&mut *conn, e.job_id).await {
+    match jobs::holding(conn, e.job_id).await {
         Ok(Some(held)) if held.is_held_by(guard.runner_id, guard.attempt) => ApiError::Conflict(
             "log_incomplete",
             format!(
@@ -239,7 +217,7 @@ impl Ended {
 /// Records the end of an attempt with its event, retries it when its policy allows (never
 /// under a cancel), and re-plans the run. The caller holds the run's lock.
 pub async fn end_attempt(
-    conn: &mut PgConnection,
+    tx: &mut RunTx,
     state: &AppState,
     run: &runs::Locked,
     e: EndAttempt,
@@ -253,7 +231,7 @@ pub async fn end_attempt(
     };
     // Only a failure needs the job's spec (its retry policy and allow_failure).
     let failed = if status == JobStatus::Failed {
-        let job = jobs::get(&mut *conn, e.job_id)
+        let job = jobs::get(&mut **tx, e.job_id)
             .await?
             .ok_or_else(|| ApiError::not_found("job", e.job_id))?;
         let spec: ExpandedJob = serde_json::from_value(job.spec).map_err(|err| {
@@ -269,7 +247,7 @@ pub async fn end_attempt(
         (None, _) => None,
     });
     let recorded = jobs::finish(
-        &mut *conn,
+        &mut **tx,
         e.job_id,
         &jobs::Outcome {
             status: status.as_str(),
@@ -283,27 +261,22 @@ pub async fn end_attempt(
     if let Some(guard) = &e.guard
         && !recorded
     {
-        return Err(refused(conn, &e, guard).await);
+        return Err(refused(tx, &e, guard).await);
     }
     let event_type = match status {
         JobStatus::Success => "job.succeeded",
         JobStatus::Canceled => "job.canceled",
         _ => "job.failed",
     };
-    events::append(
-        conn,
-        e.run_id,
-        &NewEvent {
-            event_type,
-            job_id: Some(e.job_id),
-            actor: &e.actor,
-            attempt: Some(e.attempt),
-            error_class: e.class.map(ErrorClass::as_str),
-            reason: reason.as_deref(),
-            data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
-        },
-    )
-    .await?;
+    tx.record(NewEvent {
+        event_type,
+        job_id: Some(e.job_id),
+        actor: e.actor.clone(),
+        attempt: Some(e.attempt),
+        error_class: e.class.map(ErrorClass::as_str),
+        reason,
+        data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
+    });
     let retry = !canceling
         && failed.as_ref().zip(e.class).is_some_and(|((_, spec), c)| {
             spec.retry.allows(
@@ -314,50 +287,40 @@ pub async fn end_attempt(
         });
     let retry_after = retry.then(|| retry_delay(state.config.retry_base(), e.attempt));
     if let (Some(delay), Some((_, spec))) = (retry_after, &failed) {
-        jobs::requeue(&mut *conn, e.job_id, delay.as_millis() as i64).await?;
-        events::append(
-            conn,
-            e.run_id,
-            &NewEvent {
-                event_type: "job.retried",
-                job_id: Some(e.job_id),
-                actor: ACTOR,
-                attempt: Some(e.attempt + 1),
-                error_class: e.class.map(ErrorClass::as_str),
-                reason: Some(&format!(
-                    "attempt {} of {} in {} ms",
-                    e.attempt + 1,
-                    spec.retry.max + 1,
-                    delay.as_millis()
-                )),
-                ..Default::default()
-            },
-        )
-        .await?;
+        jobs::requeue(&mut **tx, e.job_id, delay.as_millis() as i64).await?;
+        tx.record(NewEvent {
+            event_type: "job.retried",
+            job_id: Some(e.job_id),
+            actor: ACTOR.to_owned(),
+            attempt: Some(e.attempt + 1),
+            error_class: e.class.map(ErrorClass::as_str),
+            reason: Some(format!(
+                "attempt {} of {} in {} ms",
+                e.attempt + 1,
+                spec.retry.max + 1,
+                delay.as_millis()
+            )),
+            ..Default::default()
+        });
     }
     if let Some((name, spec)) = &failed
         && !retry
         && !spec.allow_failure
     {
         // A hard gate: fail-closed skips everything downstream of this job.
-        events::append(
-            conn,
-            e.run_id,
-            &NewEvent {
-                event_type: "gate.failed",
-                job_id: Some(e.job_id),
-                actor: ACTOR,
-                attempt: Some(e.attempt),
-                error_class: e.class.map(ErrorClass::as_str),
-                reason: Some(&format!(
-                    "{name} failed; every job that depends on it is skipped"
-                )),
-                ..Default::default()
-            },
-        )
-        .await?;
+        tx.record(NewEvent {
+            event_type: "gate.failed",
+            job_id: Some(e.job_id),
+            actor: ACTOR.to_owned(),
+            attempt: Some(e.attempt),
+            error_class: e.class.map(ErrorClass::as_str),
+            reason: Some(format!(
+                "{name} failed; every job that depends on it is skipped"
+            )),
+            ..Default::default()
+        });
     }
-    let advanced = advance_locked(conn, e.run_id, current, ACTOR).await?;
+    let advanced = advance_locked(tx, current, ACTOR).await?;
     Ok(Ended {
         status: if retry { JobStatus::Queued } else { status },
         retry_after,

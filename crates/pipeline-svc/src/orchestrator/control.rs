@@ -4,7 +4,7 @@ use super::*;
 
 /// Cancels a run: jobs not started are canceled now, running ones are told to stop.
 pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), ApiError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = RunTx::begin(state, run_id).await?;
     let Some(status) = runs::lock(&mut *tx, run_id).await? else {
         return Err(ApiError::not_found("run", run_id));
     };
@@ -21,7 +21,7 @@ pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), A
             jobs::request_cancel(&mut *tx, j.id).await?;
         }
     }
-    advance(&mut tx, run_id, actor).await?;
+    advance(&mut tx, actor).await?;
     tx.commit().await?;
     state.run_changed(run_id);
     tracing::info!(run.id = %run_id, "run cancel requested");
@@ -38,7 +38,7 @@ pub async fn approve(
     let job = jobs::get(&state.pool, job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = RunTx::begin(state, job.run_id).await?;
     runs::lock(&mut *tx, job.run_id).await?;
     if !jobs::approve(&mut *tx, job_id).await? {
         return Err(ApiError::Conflict(
@@ -46,19 +46,14 @@ pub async fn approve(
             format!("job {job_id} is {}, not waiting for approval", job.status),
         ));
     }
-    events::append(
-        &mut tx,
-        job.run_id,
-        &NewEvent {
-            event_type: "job.manual_approved",
-            job_id: Some(job_id),
-            actor,
-            reason: Some(reason.unwrap_or("approved")),
-            ..Default::default()
-        },
-    )
-    .await?;
-    advance(&mut tx, job.run_id, actor).await?;
+    tx.record(NewEvent {
+        event_type: "job.manual_approved",
+        job_id: Some(job_id),
+        actor: actor.to_owned(),
+        reason: Some(reason.unwrap_or("approved").to_owned()),
+        ..Default::default()
+    });
+    advance(&mut tx, actor).await?;
     tx.commit().await?;
     state.run_changed(job.run_id);
     state.wake_runners(1);

@@ -22,12 +22,14 @@ mod attempts;
 mod control;
 mod planning;
 mod reaper;
+mod run_tx;
 mod trigger;
 
 pub use attempts::{EndAttempt, Ended, claim, end_attempt, finish, retry_delay, stale};
 pub use control::{approve, cancel, rerun};
 pub use planning::{Advanced, advance, advance_locked, set_run_status};
 pub use reaper::reap_expired;
+pub use run_tx::RunTx;
 pub use trigger::{Delivery, TriggerParams, Triggered, input_strings, trigger};
 
 /// A run's stored status, which only this crate writes.

@@ -31,33 +31,30 @@ fn state_of(j: &jobs::PlanRow) -> Result<JobState, ApiError> {
 
 /// Re-plans a run under its row lock: releases, skips, and moves the run's status, each with
 /// its event. Call inside the transaction that changed a job.
-pub async fn advance(
-    conn: &mut PgConnection,
-    run_id: Uuid,
-    actor: &str,
-) -> Result<Advanced, ApiError> {
-    let Some(current) = runs::lock(&mut *conn, run_id).await? else {
+pub async fn advance(tx: &mut RunTx, actor: &str) -> Result<Advanced, ApiError> {
+    let run_id = tx.run_id();
+    let Some(current) = runs::lock(&mut **tx, run_id).await? else {
         return Err(ApiError::not_found("run", run_id));
     };
     let current = run_status(run_id, &current)?;
-    advance_locked(conn, run_id, current, actor).await
+    advance_locked(tx, current, actor).await
 }
 
 /// [`advance`] for a caller that already holds the run's lock and read its status (which only
 /// this transaction can have changed since).
 pub async fn advance_locked(
-    conn: &mut PgConnection,
-    run_id: Uuid,
+    tx: &mut RunTx,
     current: RunStatus,
     actor: &str,
 ) -> Result<Advanced, ApiError> {
+    let run_id = tx.run_id();
     if current.is_terminal() {
         return Ok(Advanced {
             released: 0,
             run_status: Some(current),
         });
     }
-    let summary = jobs::plan_summary(&mut *conn, run_id)
+    let summary = jobs::plan_summary(&mut **tx, run_id)
         .await?
         .ok_or_else(|| ApiError::not_found("run", run_id))?;
     if !summary.cancel_requested {
@@ -68,7 +65,7 @@ pub async fn advance_locked(
         };
         if let Some(status) = plan::shortcut(&kinds) {
             if status != current {
-                set_run_status(conn, run_id, current, status, actor, None).await?;
+                set_run_status(tx, current, status, actor, None).await?;
             }
             return Ok(Advanced {
                 released: 0,
@@ -76,9 +73,9 @@ pub async fn advance_locked(
             });
         }
     }
-    let rows = jobs::plan_rows(&mut *conn, run_id).await?;
+    let rows = jobs::plan_rows(&mut **tx, run_id).await?;
     if summary.cancel_requested {
-        return settle_cancel(conn, run_id, current, &rows, actor).await;
+        return settle_cancel(tx, current, &rows, actor).await;
     }
     let nodes: Vec<Node> =
         rows.iter()
@@ -94,30 +91,22 @@ pub async fn advance_locked(
             })
             .collect::<Result<_, ApiError>>()?;
     let step = plan::advance(&nodes);
-    let mut released = 0;
+    let mut released = Vec::new();
     for action in &step.actions {
         match *action {
-            Action::Release(i) => {
-                jobs::release(&mut *conn, rows[i].id, 0).await?;
-                released += 1;
-            }
+            Action::Release(i) => released.push(rows[i].id),
             Action::AwaitApproval(i) => {
-                jobs::set_status(&mut *conn, rows[i].id, JobStatus::Manual.as_str(), false).await?;
-                events::append(
-                    conn,
-                    run_id,
-                    &NewEvent {
-                        event_type: "job.manual",
-                        job_id: Some(rows[i].id),
-                        actor,
-                        reason: Some("waiting for approval (when: manual)"),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+                jobs::set_status(&mut **tx, rows[i].id, JobStatus::Manual.as_str(), false).await?;
+                tx.record(NewEvent {
+                    event_type: "job.manual",
+                    job_id: Some(rows[i].id),
+                    actor: actor.to_owned(),
+                    reason: Some("waiting for approval (when: manual)".into()),
+                    ..Default::default()
+                });
             }
             Action::Skip(i) => {
-                jobs::set_status(&mut *conn, rows[i].id, JobStatus::Skipped.as_str(), true).await?;
+                jobs::set_status(&mut **tx, rows[i].id, JobStatus::Skipped.as_str(), true).await?;
                 let blocker = rows[i]
                     .depends_on
                     .iter()
@@ -125,64 +114,51 @@ pub async fn advance_locked(
                     .map(|d| d.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
-                events::append(
-                    conn,
-                    run_id,
-                    &NewEvent {
-                        event_type: "job.skipped",
-                        job_id: Some(rows[i].id),
-                        actor,
-                        reason: Some(&format!("upstream did not succeed ({blocker})")),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+                tx.record(NewEvent {
+                    event_type: "job.skipped",
+                    job_id: Some(rows[i].id),
+                    actor: actor.to_owned(),
+                    reason: Some(format!("upstream did not succeed ({blocker})")),
+                    ..Default::default()
+                });
             }
         }
     }
+    // Released jobs have no event: they stay `queued` and become claimable.
+    jobs::release_all(&mut **tx, &released, 0).await?;
     if step.run_status != current {
-        set_run_status(conn, run_id, current, step.run_status, actor, None).await?;
+        set_run_status(tx, current, step.run_status, actor, None).await?;
     }
     Ok(Advanced {
-        released,
+        released: released.len(),
         run_status: Some(step.run_status),
     })
 }
 
 /// Moves a run's status with its events (`run.state_changed`, and `run.completed` at the end).
 pub async fn set_run_status(
-    conn: &mut PgConnection,
-    run_id: Uuid,
+    tx: &mut RunTx,
     from: RunStatus,
     to: RunStatus,
     actor: &str,
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
-    runs::set_status(&mut *conn, run_id, to.as_str(), to.is_terminal()).await?;
-    events::append(
-        conn,
-        run_id,
-        &NewEvent {
-            event_type: "run.state_changed",
-            actor,
-            reason,
-            data: Some(serde_json::json!({ "from": from.as_str(), "to": to.as_str() })),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let run_id = tx.run_id();
+    runs::set_status(&mut **tx, run_id, to.as_str(), to.is_terminal()).await?;
+    tx.record(NewEvent {
+        event_type: "run.state_changed",
+        actor: actor.to_owned(),
+        reason: reason.map(str::to_owned),
+        data: Some(serde_json::json!({ "from": from.as_str(), "to": to.as_str() })),
+        ..Default::default()
+    });
     if to.is_terminal() {
-        events::append(
-            conn,
-            run_id,
-            &NewEvent {
-                event_type: "run.completed",
-                actor,
-                reason: Some(to.as_str()),
-                ..Default::default()
-            },
-        )
-        .await?;
+        tx.record(NewEvent {
+            event_type: "run.completed",
+            actor: actor.to_owned(),
+            reason: Some(to.as_str().to_owned()),
+            ..Default::default()
+        });
     }
     Ok(())
 }
@@ -190,8 +166,7 @@ pub async fn set_run_status(
 /// Under a cancel: cancels every job that has not started, and ends the run `canceled` once no
 /// job is running any more (running ones were told through their heartbeat).
 async fn settle_cancel(
-    conn: &mut PgConnection,
-    run_id: Uuid,
+    tx: &mut RunTx,
     current: RunStatus,
     rows: &[jobs::PlanRow],
     actor: &str,
@@ -200,34 +175,21 @@ async fn settle_cancel(
     for j in rows {
         match state_of(j)? {
             JobState::Pending | JobState::Released | JobState::Manual => {
-                jobs::set_status(&mut *conn, j.id, JobStatus::Canceled.as_str(), true).await?;
-                events::append(
-                    conn,
-                    run_id,
-                    &NewEvent {
-                        event_type: "job.canceled",
-                        job_id: Some(j.id),
-                        actor,
-                        reason: Some("the run was canceled before the job started"),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+                jobs::set_status(&mut **tx, j.id, JobStatus::Canceled.as_str(), true).await?;
+                tx.record(NewEvent {
+                    event_type: "job.canceled",
+                    job_id: Some(j.id),
+                    actor: actor.to_owned(),
+                    reason: Some("the run was canceled before the job started".into()),
+                    ..Default::default()
+                });
             }
             JobState::Running => running = true,
             _ => {}
         }
     }
     if !running {
-        set_run_status(
-            conn,
-            run_id,
-            current,
-            RunStatus::Canceled,
-            actor,
-            Some("canceled"),
-        )
-        .await?;
+        set_run_status(tx, current, RunStatus::Canceled, actor, Some("canceled")).await?;
         return Ok(Advanced {
             released: 0,
             run_status: Some(RunStatus::Canceled),

@@ -8,7 +8,7 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
     let expired = jobs::expired(&state.pool, 100).await?;
     let mut reaped = 0;
     for e in expired {
-        let mut tx = state.pool.begin().await?;
+        let mut tx = RunTx::begin(state, e.run_id).await?;
         let Some(locked) = runs::lock_state(&mut *tx, e.run_id).await? else {
             continue;
         };
@@ -31,20 +31,15 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
             "runner {runner} stopped renewing the lease of attempt {}",
             e.attempt
         );
-        events::append(
-            &mut tx,
-            e.run_id,
-            &NewEvent {
-                event_type: "runner.lost",
-                job_id: Some(e.id),
-                actor: ACTOR,
-                attempt: Some(e.attempt),
-                error_class: Some(ErrorClass::RunnerFailure.as_str()),
-                reason: Some(&reason),
-                ..Default::default()
-            },
-        )
-        .await?;
+        tx.record(NewEvent {
+            event_type: "runner.lost",
+            job_id: Some(e.id),
+            actor: ACTOR.to_owned(),
+            attempt: Some(e.attempt),
+            error_class: Some(ErrorClass::RunnerFailure.as_str()),
+            reason: Some(reason.clone()),
+            ..Default::default()
+        });
         let outcome = end_attempt(
             &mut tx,
             state,

@@ -223,7 +223,7 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
     let template_names: Vec<String> = selected.iter().map(|a| a.name.clone()).collect();
     let inputs_json =
         serde_json::to_value(&p.inputs).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = RunTx::begin(state, run_id).await?;
     runs::insert(
         &mut *tx,
         &runs::NewRun {
@@ -257,20 +257,15 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             });
         }
     }
-    events::append(
-        &mut tx,
-        run_id,
-        &NewEvent {
-            event_type: "run.created",
-            actor: &p.actor,
-            reason: Some(&format!(
-                "{} trigger of {} at {git_ref}",
-                p.trigger, repo.name
-            )),
-            ..Default::default()
-        },
-    )
-    .await?;
+    tx.record(NewEvent {
+        event_type: "run.created",
+        actor: p.actor.clone(),
+        reason: Some(format!(
+            "{} trigger of {} at {git_ref}",
+            p.trigger, repo.name
+        )),
+        ..Default::default()
+    });
     for (position, (pj, deps)) in planned.iter().zip(&deps).enumerate() {
         let job_id = Uuid::now_v7();
         let spec = serde_json::to_value(&pj.job).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -292,19 +287,14 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             },
         )
         .await?;
-        events::append(
-            &mut tx,
-            run_id,
-            &NewEvent {
-                event_type: "job.queued",
-                job_id: Some(job_id),
-                actor: &p.actor,
-                ..Default::default()
-            },
-        )
-        .await?;
+        tx.record(NewEvent {
+            event_type: "job.queued",
+            job_id: Some(job_id),
+            actor: p.actor.clone(),
+            ..Default::default()
+        });
     }
-    let advanced = advance(&mut tx, run_id, &p.actor).await?;
+    let advanced = advance(&mut tx, &p.actor).await?;
     tx.commit().await?;
     state.metrics.inc(
         "gitweave_runs_triggered_total",

@@ -52,11 +52,14 @@ struct Follow {
     updates: tokio::sync::broadcast::Receiver<Uuid>,
     /// Last sequence number sent.
     after: i64,
+    /// The first page, read before the answer started.
+    first: Option<Vec<events::EventRow>>,
     /// An error was sent: end.
     done: bool,
     /// `run.completed` was sent, or the run is known to have ended: end once caught up.
     completed: bool,
-    /// The run's status was asked (once, for a stream that starts after the end).
+    /// The run's status was asked, or need not be: asked once, only by a stream whose first
+    /// page was empty (it may have started after the end).
     asked: bool,
 }
 
@@ -67,9 +70,6 @@ async fn list(
     QueryParams(q): QueryParams<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let run_id = parse_id("run", &id)?;
-    if runs::get(&state.pool, run_id).await?.is_none() {
-        return Err(ApiError::not_found("run", run_id));
-    }
     let sse = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -86,37 +86,52 @@ async fn list(
         ));
     }
     let follow = sse || q.follow;
+    // Subscribed before the first read, so no change between the two is missed.
     let updates = state.run_updates.subscribe();
+    // The first page is read before answering: events exist only for a run that exists, so
+    // only an empty first page needs to look the run up (for the 404).
+    let first = events::list(&state.pool, run_id, after, PAGE).await?;
+    let known = !first.is_empty();
+    if !known && runs::get(&state.pool, run_id).await?.is_none() {
+        return Err(ApiError::not_found("run", run_id));
+    }
     // The stream knows the run ended when it has sent `run.completed`, the last event of a
-    // run (written in the transaction that ends it). Only a stream that starts after that event
-    // (a reconnect with `Last-Event-ID`) has to ask the run's status, once.
+    // run (written in the transaction that ends it). Only a stream whose first page is empty
+    // may have started after that event (a reconnect with `Last-Event-ID`) and has to ask the
+    // run's status, once; any event after `after` means `run.completed` is among the events
+    // sent or still to come.
     let stream = futures::stream::unfold(
         Follow {
             state,
             updates,
             after,
+            first: Some(first),
             done: false,
             completed: false,
-            asked: false,
+            asked: known,
         },
         move |mut f| async move {
             if f.done {
                 return None;
             }
             loop {
-                let rows = match events::list(&f.state.pool, run_id, f.after, PAGE).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        f.done = true;
-                        return Some((Err(std::io::Error::other(e)), f));
-                    }
+                let rows = match f.first.take() {
+                    Some(first) => first,
+                    None => match events::list(&f.state.pool, run_id, f.after, PAGE).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            f.done = true;
+                            return Some((Err(std::io::Error::other(e)), f));
+                        }
+                    },
                 };
                 if let Some(last) = rows.last() {
                     f.after = last.seq;
                     let mut out = String::new();
                     for e in rows {
+                        let e = view(e);
                         f.completed |= e.event_type == "run.completed";
-                        let json = serde_json::to_string(&view(e.clone())).unwrap_or_default();
+                        let json = serde_json::to_string(&e).unwrap_or_default();
                         if sse {
                             out.push_str(&format!(
                                 "id: {}\nevent: {}\ndata: {json}\n\n",
