@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+// Every proxied request allocates and frees its headers and body buffers on both worker
+// threads; glibc's malloc spent ~8 % of the gateway's time under `wrk`, some of it waiting on
+// its arena locks (bench/FINDINGS.md #18).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = api_gateway::Config::parse();
