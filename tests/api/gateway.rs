@@ -1,6 +1,6 @@
 //! The gateway: token, request ids, body limits, and answers when pipeline-svc is down.
 
-use crate::helpers::{Options, no_runner, spawn_with};
+use crate::helpers::{Options, envelope, no_runner, spawn_with};
 use serde_json::Value;
 
 #[tokio::test]
@@ -124,6 +124,59 @@ async fn bodies_over_the_limit_are_refused_with_413() {
         .await
         .expect("get");
     assert_eq!(r.status(), 200, "still serving");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_limit_gets_429_with_retry_after_and_others_do_not() {
+    let app = spawn_with(Options {
+        rate_limit: Some((2, 3)),
+        ..no_runner()
+    })
+    .await;
+    let get = |http: &reqwest::Client| http.get(app.api("/templates")).send();
+    for i in 0..3 {
+        let r = get(&app.http).await.expect("get");
+        assert_eq!(r.status(), 200, "request {i} of the burst");
+    }
+    let r = get(&app.http).await.expect("get");
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let (_, code, message) = envelope(r).await;
+    assert_eq!(code, "rate_limited");
+    assert!(
+        message.contains("127.0.0.1") && message.contains("2 per second"),
+        "{message}"
+    );
+    // Health checks are not limited; another client address has its own allowance.
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.gateway))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    assert_eq!(get(&other).await.expect("get").status(), 200);
+    // After Retry-After, the first client is served again.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(get(&app.http).await.expect("get").status(), 200);
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.gateway))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("gateway_rate_limited_total 1"),
+        "{metrics}"
+    );
     app.shutdown().await;
 }
 

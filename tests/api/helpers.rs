@@ -43,6 +43,8 @@ pub struct Options {
     pub api_token: Option<String>,
     /// `RUNNER_REGISTRATION_TOKEN` for pipeline-svc and the runner.
     pub registration_token: Option<String>,
+    /// The gateway's `GATEWAY_RATE_LIMIT` and `GATEWAY_RATE_BURST` (default: the gateway's).
+    pub rate_limit: Option<(u32, u32)>,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             reaper_interval_ms: 5_000,
             api_token: None,
             registration_token: None,
+            rate_limit: None,
         }
     }
 }
@@ -277,6 +280,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
 
     let mut gconfig = api_gateway::Config::for_pipeline(&pipeline);
     gconfig.api_token = opts.api_token.clone();
+    if let Some((rate, burst)) = opts.rate_limit {
+        (gconfig.rate_limit, gconfig.rate_burst) = (rate, burst);
+    }
     let gapp = api_gateway::App::build(gconfig)
         .await
         .expect("build api-gateway");

@@ -30,6 +30,13 @@ pub struct Config {
     /// flow for as long as it lasts).
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value_t = 30_000)]
     pub upstream_timeout_ms: u64,
+    /// Requests per second each client address may send to /api/v1 after its burst; 0 turns
+    /// the limit off.
+    #[arg(long, env = "GATEWAY_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+    /// Requests a client address may send at once before the rate applies.
+    #[arg(long, env = "GATEWAY_RATE_BURST", default_value_t = 200)]
+    pub rate_burst: u32,
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
@@ -45,6 +52,8 @@ impl Config {
             body_limit: 1024 * 1024,
             webhook_body_limit: 25 * 1024 * 1024,
             upstream_timeout_ms: 30_000,
+            rate_limit: 100,
+            rate_burst: 200,
             log_format: LogFormat::Pretty,
         }
     }

@@ -1,11 +1,12 @@
 //! api-gateway: the only public entry.
 //!
 //! It authenticates (`GITWEAVE_API_TOKEN`), assigns and propagates `x-request-id`, enforces
-//! body limits and an upstream timeout, and proxies `/api/v1/*` to pipeline-svc with bodies
+//! per-client rate limits, body limits and an upstream timeout, and proxies `/api/v1/*` to pipeline-svc with bodies
 //! streamed both ways (so a followed log flows through as it is written). When pipeline-svc is
 //! down it answers with the JSON error envelope (503), never a bare connection error.
 
 pub mod config;
+pub mod limit;
 pub mod proxy;
 pub mod startup;
 

@@ -7,9 +7,10 @@ use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 use gitweave_http::{REQUEST_ID_HEADER, error_response};
 use http::{HeaderMap, HeaderName, StatusCode, header};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1); never forwarded.
@@ -51,9 +52,36 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
+/// 429 with `Retry-After` when `client` has spent its requests (before anything else, so
+/// guessing the API token is limited too).
+fn over_limit(state: &GatewayState, client: Option<IpAddr>) -> Option<Response> {
+    let (limiter, client) = (state.limiter.as_ref()?, client?);
+    let wait = limiter.check(client, Instant::now()).err()?;
+    state.metrics.inc("gateway_rate_limited_total", "");
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut resp = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "too many requests from {client}: the limit is {} per second after a burst; retry after {secs} s",
+            limiter.rate()
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs));
+    Some(resp)
+}
+
 /// Proxies one `/api/v1` request.
 pub async fn forward(State(state): State<GatewayState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(refused) = over_limit(&state, client) {
+        return refused;
+    }
     let path = parts.uri.path().to_owned();
     let webhook = is_webhook(&path);
     if let Some(expected) = &state.config.api_token
@@ -94,15 +122,10 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     }
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
-    if let Some(addr) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
+    if let Some(ip) = client {
         headers.insert(
             HeaderName::from_static("x-forwarded-for"),
-            addr.0
-                .ip()
-                .to_string()
+            ip.to_string()
                 .parse()
                 .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
         );

@@ -1,6 +1,7 @@
 //! Building and running the gateway.
 
 use crate::config::Config;
+use crate::limit::RateLimiter;
 use crate::proxy;
 use axum::Router;
 use axum::extract::State;
@@ -24,6 +25,8 @@ pub struct GatewayState {
     pub client: reqwest::Client,
     /// Numbers for `/metrics`.
     pub metrics: Metrics,
+    /// Per-client request rate limits (`None`: off).
+    pub limiter: Option<Arc<RateLimiter>>,
 }
 
 /// A bound, not yet serving gateway.
@@ -51,6 +54,11 @@ impl App {
             "gateway_upstream_errors_total",
             "Requests pipeline-svc did not answer.",
         );
+        metrics.describe(
+            "gateway_rate_limited_total",
+            "Requests refused with 429 for going over their client's rate limit.",
+        );
+        let limiter = RateLimiter::new(config.rate_limit, config.rate_burst).map(Arc::new);
         Ok(Self {
             listener,
             state: GatewayState {
@@ -58,6 +66,7 @@ impl App {
                 config: Arc::new(config),
                 client,
                 metrics,
+                limiter,
             },
         })
     }
