@@ -60,6 +60,80 @@ async fn trigger_creates_a_queued_run_with_all_jobs_in_order() {
 }
 
 #[tokio::test]
+async fn the_trigger_answers_the_run_as_committed_with_its_first_plan_step() {
+    let app = spawn_with(no_runner()).await;
+    let i = image();
+    app.repo_with(
+        "r",
+        "flow",
+        &format!(
+            "jobs:\n  - {{ name: a, image: {i}, script: [\"true\"] }}\n  - {{ name: b, image: {i}, script: [\"true\"], needs: [a] }}\n  - {{ name: m, image: {i}, script: [\"true\"], when: manual }}\n"
+        ),
+    )
+    .await;
+    let r = app.post_json("/repos/r/pipelines/run", &json!({})).await;
+    assert_eq!(r.status(), 201);
+    let answered: Value = r.json().await.expect("json");
+    let statuses: Vec<(&str, &str)> = answered["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["name"].as_str().expect("name"),
+                j["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("flow/a", "queued"),
+            ("flow/b", "queued"),
+            ("flow/m", "manual")
+        ]
+    );
+    let id = answered["id"].as_str().expect("id");
+    let shown: Value = app
+        .get(&format!("/pipelines/runs/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown, answered, "the answer is what was committed");
+    let run_id = id.parse().expect("uuid");
+    let events = app.events(run_id).await;
+    let kinds: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            let job = e.job_id.and_then(|j| {
+                answered["jobs"]
+                    .as_array()
+                    .and_then(|js| js.iter().find(|x| x["id"] == j.to_string()))
+                    .and_then(|x| x["name"].as_str())
+            });
+            (e.event_type.as_str(), job)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("run.created", None),
+            ("job.queued", Some("flow/a")),
+            ("job.queued", Some("flow/b")),
+            ("job.queued", Some("flow/m")),
+            ("job.manual", Some("flow/m")),
+        ]
+    );
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    app.assert_replays(run_id).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn trigger_errors_name_the_problem_and_create_nothing() {
     let app = spawn_with(no_runner()).await;
     let (s, _, msg) = envelope(

@@ -76,6 +76,15 @@ pub enum Action {
     Skip(usize),
 }
 
+impl Action {
+    /// The job it acts on.
+    pub fn job(self) -> usize {
+        match self {
+            Self::Release(i) | Self::AwaitApproval(i) | Self::Skip(i) => i,
+        }
+    }
+}
+
 /// What [`advance`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {

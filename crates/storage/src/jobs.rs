@@ -45,13 +45,11 @@ pub struct JobRow {
     pub ended_at: Option<OffsetDateTime>,
 }
 
-/// A job to insert (status `queued`, not yet offered).
+/// A job to insert.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     /// Id.
     pub id: Uuid,
-    /// Run.
-    pub run_id: Uuid,
     /// Pipeline order.
     pub position: i32,
     /// Template index.
@@ -70,6 +68,12 @@ pub struct NewJob<'a> {
     pub allow_failure: bool,
     /// `on_success`, `manual` or `always` (copied out of `spec` for the planner).
     pub when: &'a str,
+    /// Its status from the run's first plan step (wire name): `queued`, `manual` or `skipped`.
+    pub status: &'a str,
+    /// Offered to runners at once (a `queued` job the first plan step releases).
+    pub released: bool,
+    /// Whether `status` is terminal (ended now).
+    pub terminal: bool,
 }
 
 /// What the planner reads of a job: no spec, no timestamps (bench/FINDINGS.md #5).
@@ -91,27 +95,88 @@ pub struct PlanRow {
     pub run_when: String,
 }
 
-/// Inserts a job.
-pub async fn insert(e: impl PgExecutor<'_>, j: &NewJob<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "INSERT INTO jobs (id, run_id, position, stage, template, template_version, name, spec, depends_on,
-                           allow_failure, run_when, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued')",
-        j.id,
-        j.run_id,
-        j.position,
-        j.stage,
-        j.template,
-        j.template_version,
-        j.name,
-        j.spec,
-        j.depends_on,
-        j.allow_failure,
-        j.when
+/// Inserts a run's jobs in one statement and returns them as stored, in pipeline order.
+pub async fn insert_all(
+    e: impl PgExecutor<'_>,
+    run_id: Uuid,
+    jobs: &[NewJob<'_>],
+) -> Result<Vec<JobRow>, sqlx::Error> {
+    let n = jobs.len();
+    let (mut ids, mut positions, mut stages) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut templates, mut versions, mut names) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut specs, mut deps, mut allow) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut whens, mut statuses) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut released, mut terminal) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for j in jobs {
+        ids.push(j.id);
+        positions.push(j.position);
+        stages.push(j.stage);
+        templates.push(j.template);
+        versions.push(j.template_version);
+        names.push(j.name);
+        specs.push(j.spec.clone());
+        // A two-dimensional array must be rectangular: each job's list goes as an array
+        // literal and is cast back in SQL.
+        deps.push(format!(
+            "{{{}}}",
+            j.depends_on
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        allow.push(j.allow_failure);
+        whens.push(j.when);
+        statuses.push(j.status);
+        released.push(j.released);
+        terminal.push(j.terminal);
+    }
+    let mut rows = sqlx::query_as!(
+        JobRow,
+        r#"INSERT INTO jobs (id, run_id, position, stage, template, template_version, name, spec,
+                           depends_on, allow_failure, run_when, status, runnable_at, ended_at)
+           SELECT j.id, $1, j.position, j.stage, j.template, j.version, j.name, j.spec,
+                  j.deps::int4[], j.allow, j.run_when, j.status,
+                  CASE WHEN j.released THEN now() END, CASE WHEN j.terminal THEN now() END
+           FROM UNNEST($2::uuid[], $3::int4[], $4::int4[], $5::text[], $6::int4[], $7::text[],
+                       $8::jsonb[], $9::text[], $10::bool[], $11::text[], $12::text[],
+                       $13::bool[], $14::bool[])
+                AS j(id, position, stage, template, version, name, spec, deps, allow, run_when,
+                     status, released, terminal)
+           RETURNING id, run_id, position, stage, template, name, spec, depends_on, status,
+                     exit_code, error_class, reason, attempt, runnable_at, runner_id, log_end,
+                     started_at, ended_at"#,
+        run_id,
+        &ids,
+        &positions,
+        &stages,
+        &templates as &[&str],
+        &versions,
+        &names as &[&str],
+        &specs,
+        &deps,
+        &allow,
+        &whens as &[&str],
+        &statuses as &[&str],
+        &released,
+        &terminal
     )
-    .execute(e)
+    .fetch_all(e)
     .await?;
-    Ok(())
+    rows.sort_by_key(|j| j.position);
+    Ok(rows)
 }
 
 /// A run's jobs in pipeline order.

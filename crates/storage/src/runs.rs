@@ -54,14 +54,27 @@ pub struct NewRun<'a> {
     pub rerun_of: Option<Uuid>,
     /// How many jobs it has.
     pub job_count: i32,
+    /// Its status from the first plan step (wire name; `queued` unless that step settles it
+    /// otherwise). Any status but `queued` counts as started, a terminal one as ended.
+    pub status: &'a str,
+    /// Whether `status` is terminal.
+    pub terminal: bool,
 }
 
-/// Inserts a run in `queued`.
-pub async fn insert(e: impl PgExecutor<'_>, r: &NewRun<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "INSERT INTO pipeline_runs (id, repo_id, ref, commit_sha, status, trigger, templates, inputs, rerun_of,
-                                    job_count)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9)",
+/// Inserts a run and returns it as stored (`repo` is the repo's name, given by the caller).
+pub async fn insert(
+    e: impl PgExecutor<'_>,
+    r: &NewRun<'_>,
+    repo: &str,
+) -> Result<RunRow, sqlx::Error> {
+    sqlx::query_as!(
+        RunRow,
+        r#"INSERT INTO pipeline_runs (id, repo_id, ref, commit_sha, status, trigger, templates, inputs,
+                                    rerun_of, job_count, started_at, ended_at)
+           VALUES ($1, $2, $3, $4, $10, $5, $6, $7, $8, $9,
+                   CASE WHEN $10 <> 'queued' THEN now() END, CASE WHEN $11 THEN now() END)
+           RETURNING id, repo_id, $12::text AS "repo!", ref AS git_ref, commit_sha, status, trigger,
+                     templates, inputs, created_at, started_at, ended_at"#,
         r.id,
         r.repo_id,
         r.git_ref,
@@ -70,11 +83,13 @@ pub async fn insert(e: impl PgExecutor<'_>, r: &NewRun<'_>) -> Result<(), sqlx::
         r.templates,
         r.inputs,
         r.rerun_of,
-        r.job_count
+        r.job_count,
+        r.status,
+        r.terminal,
+        repo
     )
-    .execute(e)
-    .await?;
-    Ok(())
+    .fetch_one(e)
+    .await
 }
 
 /// A run by id.

@@ -62,7 +62,7 @@ pub async fn approve(
 
 /// A new run of the same repo, ref, commit, templates and inputs (the templates' current
 /// versions).
-pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Uuid, ApiError> {
+pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Triggered, ApiError> {
     let run = runs::get(&state.pool, run_id)
         .await?
         .ok_or_else(|| ApiError::not_found("run", run_id))?;
@@ -70,7 +70,7 @@ pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Uuid, 
         .map_err(|e| {
             ApiError::Internal(format!("stored inputs of run {run_id} do not load: {e}"))
         })?;
-    let triggered = trigger(
+    trigger(
         state,
         TriggerParams {
             repo: run.repo,
@@ -84,6 +84,5 @@ pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Uuid, 
             delivery: None,
         },
     )
-    .await?;
-    Ok(triggered.run_id)
+    .await
 }

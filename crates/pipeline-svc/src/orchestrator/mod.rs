@@ -28,6 +28,7 @@ mod trigger;
 pub use attempts::{EndAttempt, Ended, claim, end_attempt, finish, retry_delay, stale};
 pub use control::{approve, cancel, rerun};
 pub use planning::{Advanced, advance, advance_locked, set_run_status};
+use planning::{action_event, run_completed_event, run_status_event};
 pub use reaper::reap_expired;
 pub use run_tx::RunTx;
 pub use trigger::{Delivery, TriggerParams, Triggered, input_strings, trigger};

@@ -92,36 +92,27 @@ pub async fn advance_locked(
             .collect::<Result<_, ApiError>>()?;
     let step = plan::advance(&nodes);
     let mut released = Vec::new();
-    for action in &step.actions {
-        match *action {
-            Action::Release(i) => released.push(rows[i].id),
-            Action::AwaitApproval(i) => {
-                jobs::set_status(&mut **tx, rows[i].id, JobStatus::Manual.as_str(), false).await?;
-                tx.record(NewEvent {
-                    event_type: "job.manual",
-                    job_id: Some(rows[i].id),
-                    actor: actor.to_owned(),
-                    reason: Some("waiting for approval (when: manual)".into()),
-                    ..Default::default()
-                });
+    for &action in &step.actions {
+        let job = &rows[action.job()];
+        match action {
+            Action::Release(_) => released.push(job.id),
+            Action::AwaitApproval(_) => {
+                jobs::set_status(&mut **tx, job.id, JobStatus::Manual.as_str(), false).await?;
             }
-            Action::Skip(i) => {
-                jobs::set_status(&mut **tx, rows[i].id, JobStatus::Skipped.as_str(), true).await?;
-                let blocker = rows[i]
-                    .depends_on
-                    .iter()
-                    .filter_map(|&d| rows.get(d as usize))
-                    .map(|d| d.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                tx.record(NewEvent {
-                    event_type: "job.skipped",
-                    job_id: Some(rows[i].id),
-                    actor: actor.to_owned(),
-                    reason: Some(format!("upstream did not succeed ({blocker})")),
-                    ..Default::default()
-                });
+            Action::Skip(_) => {
+                jobs::set_status(&mut **tx, job.id, JobStatus::Skipped.as_str(), true).await?;
             }
+        }
+        let blockers = || {
+            job.depends_on
+                .iter()
+                .filter_map(|&d| rows.get(d as usize))
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(event) = action_event(action, job.id, blockers, actor) {
+            tx.record(event);
         }
     }
     // Released jobs have no event: they stay `queued` and become claimable.
@@ -145,22 +136,62 @@ pub async fn set_run_status(
 ) -> Result<(), ApiError> {
     let run_id = tx.run_id();
     runs::set_status(&mut **tx, run_id, to.as_str(), to.is_terminal()).await?;
-    tx.record(NewEvent {
+    tx.record(run_status_event(from, to, actor, reason));
+    if to.is_terminal() {
+        tx.record(run_completed_event(to, actor));
+    }
+    Ok(())
+}
+
+/// `run.state_changed` from `from` to `to`.
+pub(super) fn run_status_event(
+    from: RunStatus,
+    to: RunStatus,
+    actor: &str,
+    reason: Option<&str>,
+) -> NewEvent {
+    NewEvent {
         event_type: "run.state_changed",
         actor: actor.to_owned(),
         reason: reason.map(str::to_owned),
         data: Some(serde_json::json!({ "from": from.as_str(), "to": to.as_str() })),
         ..Default::default()
-    });
-    if to.is_terminal() {
-        tx.record(NewEvent {
-            event_type: "run.completed",
-            actor: actor.to_owned(),
-            reason: Some(to.as_str().to_owned()),
-            ..Default::default()
-        });
     }
-    Ok(())
+}
+
+/// `run.completed`, the last event of a run that ended `status`.
+pub(super) fn run_completed_event(status: RunStatus, actor: &str) -> NewEvent {
+    NewEvent {
+        event_type: "run.completed",
+        actor: actor.to_owned(),
+        reason: Some(status.as_str().to_owned()),
+        ..Default::default()
+    }
+}
+
+/// The event of a plan action on job `id` (a release has none: the job stays `queued` and
+/// becomes claimable). `blockers` names the jobs a skipped job waited for.
+pub(super) fn action_event(
+    action: Action,
+    id: Uuid,
+    blockers: impl FnOnce() -> String,
+    actor: &str,
+) -> Option<NewEvent> {
+    let (event_type, reason) = match action {
+        Action::Release(_) => return None,
+        Action::AwaitApproval(_) => ("job.manual", "waiting for approval (when: manual)".into()),
+        Action::Skip(_) => (
+            "job.skipped",
+            format!("upstream did not succeed ({})", blockers()),
+        ),
+    };
+    Some(NewEvent {
+        event_type,
+        job_id: Some(id),
+        actor: actor.to_owned(),
+        reason: Some(reason),
+        ..Default::default()
+    })
 }
 
 /// Under a cancel: cancels every job that has not started, and ends the run `canceled` once no

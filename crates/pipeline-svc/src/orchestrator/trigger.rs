@@ -36,12 +36,14 @@ pub struct Delivery {
 }
 
 /// What a trigger made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Triggered {
     /// The run.
     pub run_id: Uuid,
     /// True when the delivery had been seen: `run_id` is the run it made then.
     pub duplicate: bool,
+    /// The new run as committed (`None` for a duplicate delivery).
+    pub run: Option<gitweave_api::public::Run>,
 }
 
 fn input_string(name: &str, v: &serde_json::Value) -> Result<String, ApiError> {
@@ -109,6 +111,7 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
         return Ok(Triggered {
             run_id,
             duplicate: true,
+            run: None,
         });
     }
     let git_ref = p
@@ -219,12 +222,72 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
         .collect();
     let deps = plan::dependencies(&stage_jobs, &dag);
 
+    // A new run's first plan step is decided here, before anything is written: every job
+    // is pending, so the step depends only on the template. Run and jobs are then inserted
+    // already in the state that step leaves them in, and the answer is made from what the
+    // inserts return, with no re-planning and no read after the commit.
+    let nodes: Vec<Node> = planned
+        .iter()
+        .zip(&deps)
+        .map(|(pj, deps)| Node {
+            state: JobState::Pending,
+            depends_on: deps.clone(),
+            allow_failure: pj.job.allow_failure,
+            when: pj.job.when,
+        })
+        .collect();
+    let step = plan::advance(&nodes);
+    let mut first: Vec<Option<Action>> = vec![None; planned.len()];
+    for &action in &step.actions {
+        first[action.job()] = Some(action);
+    }
+
     let run_id = Uuid::now_v7();
+    let job_ids: Vec<Uuid> = planned.iter().map(|_| Uuid::now_v7()).collect();
+    let names: Vec<String> = planned
+        .iter()
+        .map(|pj| format!("{}/{}", pj.template, pj.job.name))
+        .collect();
+    let specs = planned
+        .iter()
+        .map(|pj| serde_json::to_value(&pj.job).map_err(|e| ApiError::Internal(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let depends_on: Vec<Vec<i32>> = deps
+        .iter()
+        .map(|d| d.iter().map(|&i| i as i32).collect())
+        .collect();
+    let new_jobs: Vec<jobs::NewJob<'_>> = planned
+        .iter()
+        .enumerate()
+        .map(|(i, pj)| {
+            let status = match first[i] {
+                Some(Action::AwaitApproval(_)) => JobStatus::Manual,
+                Some(Action::Skip(_)) => JobStatus::Skipped,
+                Some(Action::Release(_)) | None => JobStatus::Queued,
+            };
+            jobs::NewJob {
+                id: job_ids[i],
+                position: i as i32,
+                stage: pj.stage as i32,
+                template: &pj.template,
+                template_version: pj.template_version,
+                name: &names[i],
+                spec: &specs[i],
+                depends_on: &depends_on[i],
+                allow_failure: pj.job.allow_failure,
+                when: pj.job.when.as_str(),
+                status: status.as_str(),
+                released: matches!(first[i], Some(Action::Release(_))),
+                terminal: status.is_terminal(),
+            }
+        })
+        .collect();
+
     let template_names: Vec<String> = selected.iter().map(|a| a.name.clone()).collect();
     let inputs_json =
         serde_json::to_value(&p.inputs).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = RunTx::begin(state, run_id).await?;
-    runs::insert(
+    let run_row = runs::insert(
         &mut *tx,
         &runs::NewRun {
             id: run_id,
@@ -236,7 +299,10 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             inputs: &inputs_json,
             rerun_of: p.rerun_of,
             job_count: planned.len() as i32,
+            status: step.run_status.as_str(),
+            terminal: step.run_status.is_terminal(),
         },
+        &repo.name,
     )
     .await?;
     if let Some(d) = &p.delivery {
@@ -254,9 +320,11 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             return Ok(Triggered {
                 run_id,
                 duplicate: true,
+                run: None,
             });
         }
     }
+    let job_rows = jobs::insert_all(&mut *tx, run_id, &new_jobs).await?;
     tx.record(NewEvent {
         event_type: "run.created",
         actor: p.actor.clone(),
@@ -266,46 +334,56 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
         )),
         ..Default::default()
     });
-    for (position, (pj, deps)) in planned.iter().zip(&deps).enumerate() {
-        let job_id = Uuid::now_v7();
-        let spec = serde_json::to_value(&pj.job).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let depends_on: Vec<i32> = deps.iter().map(|&d| d as i32).collect();
-        jobs::insert(
-            &mut *tx,
-            &jobs::NewJob {
-                id: job_id,
-                run_id,
-                position: position as i32,
-                stage: pj.stage as i32,
-                template: &pj.template,
-                template_version: pj.template_version,
-                name: &format!("{}/{}", pj.template, pj.job.name),
-                spec: &spec,
-                depends_on: &depends_on,
-                allow_failure: pj.job.allow_failure,
-                when: pj.job.when.as_str(),
-            },
-        )
-        .await?;
+    for id in &job_ids {
         tx.record(NewEvent {
             event_type: "job.queued",
-            job_id: Some(job_id),
+            job_id: Some(*id),
             actor: p.actor.clone(),
             ..Default::default()
         });
     }
-    let advanced = advance(&mut tx, &p.actor).await?;
+    // The first plan step's events, in the order re-planning records them.
+    for &action in &step.actions {
+        let i = action.job();
+        let blockers = || {
+            deps[i]
+                .iter()
+                .map(|&d| names[d].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(event) = action_event(action, job_ids[i], blockers, &p.actor) {
+            tx.record(event);
+        }
+    }
+    if step.run_status != RunStatus::Queued {
+        tx.record(run_status_event(
+            RunStatus::Queued,
+            step.run_status,
+            &p.actor,
+            None,
+        ));
+        if step.run_status.is_terminal() {
+            tx.record(run_completed_event(step.run_status, &p.actor));
+        }
+    }
     tx.commit().await?;
+    let released = step
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Release(_)))
+        .count();
     state.metrics.inc(
         "gitweave_runs_triggered_total",
         &format!("trigger=\"{}\"", p.trigger),
     );
-    if advanced.released > 0 {
-        state.wake_runners(advanced.released);
+    if released > 0 {
+        state.wake_runners(released);
     }
     tracing::info!(run.id = %run_id, repo = %repo.name, jobs = planned.len(), "run created");
     Ok(Triggered {
         run_id,
         duplicate: false,
+        run: Some(crate::views::run(&run_row, &job_rows)?),
     })
 }

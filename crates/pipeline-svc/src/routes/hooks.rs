@@ -8,7 +8,7 @@
 //! through [`orchestrator::trigger`], which records the delivery id in the run's transaction,
 //! so a delivery sent twice makes one run and the second answer points at it.
 
-use super::runs::{created, load};
+use super::runs::{created, made};
 use super::valid_name;
 use crate::error::ApiError;
 use crate::extract::body_error;
@@ -162,8 +162,9 @@ async fn receive(
         },
     )
     .await?;
-    let run = load(&state, triggered.run_id).await?;
-    if triggered.duplicate {
+    let duplicate = triggered.duplicate;
+    let run = made(&state, triggered).await?;
+    if duplicate {
         state
             .metrics
             .inc("gitweave_webhooks_total", &result("duplicate"));

@@ -70,7 +70,15 @@ async fn trigger(
         },
     )
     .await?;
-    Ok(created(load(&state, triggered.run_id).await?))
+    Ok(created(made(&state, triggered).await?))
+}
+
+/// The run a trigger made, as it committed it (loaded only for a repeated delivery).
+pub(crate) async fn made(state: &AppState, t: orchestrator::Triggered) -> Result<Run, ApiError> {
+    match t.run {
+        Some(run) => Ok(run),
+        None => load(state, t.run_id).await,
+    }
 }
 
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -157,5 +165,5 @@ async fn rerun(
 ) -> Result<Response, ApiError> {
     let id = parse_id("run", &id)?;
     let new = orchestrator::rerun(&state, id, "api").await?;
-    Ok(created(load(&state, new).await?))
+    Ok(created(made(&state, new).await?))
 }
