@@ -42,12 +42,7 @@ async fn the_api_token_is_required_except_for_webhooks() {
         401,
         "webhooks carry their own signatures, not the API token"
     );
-    let r = app
-        .http
-        .get(format!("{}/healthz", app.gateway))
-        .send()
-        .await
-        .expect("get");
+    let r = app.gateway_get("/healthz").await;
     assert_eq!(r.status(), 200, "health is outside /api/v1");
     app.shutdown().await;
 }
@@ -149,12 +144,7 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after_and_others_do_no
         "{message}"
     );
     // Health checks are not limited; another client address has its own allowance.
-    let r = app
-        .http
-        .get(format!("{}/healthz", app.gateway))
-        .send()
-        .await
-        .expect("get");
+    let r = app.gateway_get("/healthz").await;
     assert_eq!(r.status(), 200);
     let other = reqwest::Client::builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
@@ -165,11 +155,8 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after_and_others_do_no
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(get(&app.http).await.expect("get").status(), 200);
     let metrics = app
-        .http
-        .get(format!("{}/metrics", app.gateway))
-        .send()
+        .gateway_get("/metrics")
         .await
-        .expect("metrics")
         .text()
         .await
         .expect("text");

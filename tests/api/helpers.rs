@@ -329,7 +329,16 @@ impl TestApp {
         }
     }
 
-    /// GET through the gateway.
+    /// GET a gateway path outside `/api/v1` (`/healthz`, `/metrics`), without the token.
+    pub async fn gateway_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.gateway))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// GET through the gateway under `/api/v1`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.auth(self.http.get(self.api(path)))
             .send()
