@@ -30,6 +30,24 @@ impl Drop for Proc {
     }
 }
 
+impl Proc {
+    /// SIGTERM, then waits (at most 15 s) for the exit without blocking the test's runtime,
+    /// which may be serving the in-process pipeline-svc that a stopping runner reports to.
+    async fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while matches!(self.0.try_wait(), Ok(None)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            matches!(self.0.try_wait(), Ok(Some(_))),
+            "the process did not stop within 15 s of SIGTERM"
+        );
+    }
+}
+
 fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
     let child = Command::new(bin("runner-svc"))
         .env("PIPELINE_SVC_URL", pipeline)
@@ -140,7 +158,7 @@ async fn a_runner_killed_mid_job_is_detected_and_its_job_retried_by_the_restarte
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The restarted runner removes what its earlier life left, then runs attempt 2.
-    let _runner = runner_process(app.pipeline_url(), &app.runner_name, &app.prefix);
+    let restarted = runner_process(app.pipeline_url(), &app.runner_name, &app.prefix);
     let done = app.wait_run(run.id, LIMIT).await;
     assert_eq!(done.status, RunStatus::Success, "{done:#?}");
     assert_eq!(done.jobs[0].attempt, 2);
@@ -154,6 +172,8 @@ async fn a_runner_killed_mid_job_is_detected_and_its_job_retried_by_the_restarte
         "no container left behind"
     );
     app.assert_replays(run.id).await;
+    // SIGTERM: the restarted runner stops and removes its warm sandboxes too.
+    restarted.terminate().await;
     app.shutdown().await;
 }
 

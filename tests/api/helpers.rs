@@ -591,5 +591,12 @@ impl TestApp {
             let _ = tx.send(());
             let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
         }
+        // A runner that has stopped leaves no container behind: no job, no checkout, no
+        // network sandbox (not even one its warm pool was still creating).
+        let left = self.all_containers_of_runner();
+        assert!(
+            left.is_empty(),
+            "containers left after the runner stopped: {left:?}"
+        );
     }
 }

@@ -527,6 +527,11 @@ impl Engine for DockerEngine {
             .all(true)
             .filters(&filters)
             .build();
+        // Sandboxes first: none is started from here on, and a refill in flight has ended
+        // (and removed what it made) before the list is taken.
+        if let Some(sandboxes) = &self.sandboxes {
+            sandboxes.clear().await;
+        }
         let containers = self
             .docker
             .list_containers(Some(options))
@@ -550,9 +555,6 @@ impl Engine for DockerEngine {
                 Err(e) if status_of(&e) == Some(404) => {}
                 Err(e) => return Err(engine_err(e)),
             }
-        }
-        if let Some(sandboxes) = &self.sandboxes {
-            sandboxes.clear().await;
         }
         Ok(removed)
     }

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Mutex;
+use tokio_util::task::TaskTracker;
 
 /// Label on sandbox containers (its value is the runner's name).
 pub const LABEL_SANDBOX: &str = "gitweave.sandbox";
@@ -84,6 +85,8 @@ pub struct Sandboxes {
     /// Run sandboxes kept at most (idle ones beyond it are removed, oldest first).
     keep: usize,
     state: Mutex<State>,
+    /// The background refill, so that [`Sandboxes::clear`] can wait for one in flight.
+    refills: TaskTracker,
 }
 
 impl Sandboxes {
@@ -105,6 +108,7 @@ impl Sandboxes {
             warm_target,
             keep: (warm_target * 2).max(4),
             state: Mutex::default(),
+            refills: TaskTracker::new(),
         })
     }
 
@@ -201,18 +205,25 @@ impl Sandboxes {
     }
 
     /// Forgets every sandbox (their containers are removed with the runner's leftovers), and
-    /// starts no more until [`Sandboxes::warm_up`].
+    /// starts no more until [`Sandboxes::warm_up`]. Returns once a refill in flight has ended:
+    /// one still creating a container when the runner lists its leftovers would leave it
+    /// behind, in `created` state, if the process exited before the refill saw `closed`.
     pub async fn clear(&self) {
-        let mut state = self.state.lock().await;
-        state.warm.clear();
-        state.runs.clear();
-        state.closed = true;
+        {
+            let mut state = self.state.lock().await;
+            state.warm.clear();
+            state.runs.clear();
+            state.closed = true;
+        }
+        self.refills.close();
+        self.refills.wait().await;
+        self.refills.reopen();
     }
 
     /// Tops the warm pool up in the background.
     fn refill_later(self: &Arc<Self>) {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        self.refills.spawn(async move {
             {
                 let mut state = this.state.lock().await;
                 if state.refilling {
