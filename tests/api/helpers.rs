@@ -338,6 +338,11 @@ impl TestApp {
             .expect("GET")
     }
 
+    /// GET through the gateway under `/api/v1`, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("json")
+    }
+
     /// GET through the gateway under `/api/v1`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.auth(self.http.get(self.api(path)))

@@ -42,15 +42,11 @@ fn slow_log() -> String {
     )
 }
 
-async fn json(app: &TestApp, path: &str) -> Value {
-    app.get(path).await.json().await.expect("json")
-}
-
 #[tokio::test]
 async fn a_200000_line_log_is_reassembled_exactly_through_pagination() {
     let app = spawn_app().await;
     let job = one_job(&app, "big", &["seq 1 200000"]).await;
-    let run_id = json(&app, &format!("/jobs/{job}")).await["run_id"]
+    let run_id = app.get_json(&format!("/jobs/{job}")).await["run_id"]
         .as_str()
         .expect("run_id")
         .parse()
@@ -99,7 +95,7 @@ async fn raw_logs_keep_invalid_utf8_nul_bytes_and_a_last_line_without_newline() 
     let app = spawn_app().await;
     let line = r"printf 'caf\303\251 \377\376 nul:\000: end\nlast line without newline'";
     let job = one_job(&app, "bin", &[line]).await;
-    let run_id = json(&app, &format!("/jobs/{job}")).await["run_id"]
+    let run_id = app.get_json(&format!("/jobs/{job}")).await["run_id"]
         .as_str()
         .expect("run_id")
         .parse()
@@ -145,7 +141,7 @@ async fn follow_streams_the_log_until_the_job_ends() {
         .expect("body");
     let text = String::from_utf8(body.to_vec()).expect("utf8");
     assert_eq!(text, slow_log());
-    let j = json(&app, &format!("/jobs/{job}")).await;
+    let j = app.get_json(&format!("/jobs/{job}")).await;
     assert_eq!(j["status"], "success");
     app.shutdown().await;
 }
@@ -169,7 +165,7 @@ async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
     };
     // Wait until the job runs and its first line is stored ("sleep 2" keeps it running).
     let (run_id, early) = loop {
-        let j = json(&app, &format!("/jobs/{job}")).await;
+        let j = app.get_json(&format!("/jobs/{job}")).await;
         if j["status"] == "running" {
             let p = page("").await;
             if p["chunks"].as_array().is_some_and(|c| !c.is_empty()) {
@@ -181,7 +177,7 @@ async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
     let early_attempt = page("&attempt=1").await;
     assert_eq!(early["complete"], false, "{early}");
     assert_eq!(early_attempt["complete"], false, "{early_attempt}");
-    let running = json(&app, &format!("/pipelines/runs/{run_id}")).await;
+    let running = app.get_json(&format!("/pipelines/runs/{run_id}")).await;
     assert_eq!(running["status"], "running");
 
     let run = app.wait_run(run_id.parse().expect("uuid"), LIMIT).await;
@@ -193,7 +189,7 @@ async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
             assert_eq!(p["chunks"][0]["data"], whole.as_str(), "{p}");
             assert_eq!(p["next_offset"], whole.len());
         }
-        let ended = json(&app, &format!("/pipelines/runs/{run_id}")).await;
+        let ended = app.get_json(&format!("/pipelines/runs/{run_id}")).await;
         assert_eq!(ended["status"], "success", "{ended}");
     }
     app.shutdown().await;

@@ -180,11 +180,8 @@ async fn retries_count_attempts_keep_each_attempts_log_and_respect_exit_codes() 
         "{second}"
     );
     let page: Value = app
-        .get(&format!("/jobs/{}/logs?attempt=1", once.id))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/jobs/{}/logs?attempt=1", once.id))
+        .await;
     assert_eq!(page["attempt"], 1);
     assert_eq!(page["complete"], true);
     let events = app.events(run.id).await;

@@ -36,10 +36,10 @@ async fn create_update_show_and_list_never_return_the_secret() {
     let cleared: Value = r.json().await.expect("json");
     assert_eq!(cleared["clone_url"], Value::Null, "null clears");
 
-    let shown: Value = app.get("/repos/web-app").await.json().await.expect("json");
+    let shown: Value = app.get_json("/repos/web-app").await;
     assert_eq!(shown["default_branch"], "trunk");
     app.create_repo("api").await;
-    let list: Value = app.get("/repos").await.json().await.expect("json");
+    let list: Value = app.get_json("/repos").await;
     let names: Vec<&str> = list["repos"]
         .as_array()
         .expect("array")
@@ -90,7 +90,7 @@ async fn bad_repo_requests_get_clear_errors_and_the_service_keeps_serving() {
     assert!(msg.contains("colne_url"), "unknown fields are named: {msg}");
 
     // Still serving, and nothing was stored by the refused requests.
-    let list: Value = app.get("/repos").await.json().await.expect("json");
+    let list: Value = app.get_json("/repos").await;
     assert_eq!(list["repos"], json!([]));
     app.create_repo("ok").await;
     app.shutdown().await;

@@ -44,12 +44,7 @@ async fn trigger_creates_a_queued_run_with_all_jobs_in_order() {
         assert_eq!(j["attempt"], 0);
         assert_eq!(j["template"], "build");
     }
-    let shown: Value = app
-        .get(&location.replace("/api/v1", ""))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = app.get_json(&location.replace("/api/v1", "")).await;
     assert_eq!(shown, run);
 
     // Default ref is the repo's default branch.
@@ -94,12 +89,7 @@ async fn the_trigger_answers_the_run_as_committed_with_its_first_plan_step() {
         ]
     );
     let id = answered["id"].as_str().expect("id");
-    let shown: Value = app
-        .get(&format!("/pipelines/runs/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = app.get_json(&format!("/pipelines/runs/{id}")).await;
     assert_eq!(shown, answered, "the answer is what was committed");
     let run_id = id.parse().expect("uuid");
     let events = app.events(run_id).await;
@@ -203,12 +193,7 @@ async fn trigger_errors_name_the_problem_and_create_nothing() {
     let (s, code, _) = envelope(r).await;
     assert_eq!((s, code.as_str()), (400, "malformed_json"));
 
-    let list: Value = app
-        .get("/repos/r/pipelines/runs")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/repos/r/pipelines/runs").await;
     assert_eq!(list["runs"], json!([]), "no refused trigger made a run");
     app.shutdown().await;
 }
@@ -254,11 +239,8 @@ async fn runs_are_listed_newest_first_with_a_cursor() {
             .as_ref()
             .map_or(String::new(), |c| format!("&cursor={c}"));
         let page: Value = app
-            .get(&format!("/repos/r/pipelines/runs?limit=3{q}"))
-            .await
-            .json()
-            .await
-            .expect("json");
+            .get_json(&format!("/repos/r/pipelines/runs?limit=3{q}"))
+            .await;
         let runs = page["runs"].as_array().expect("runs");
         assert!(runs.len() <= 3);
         for r in runs {

@@ -33,15 +33,10 @@ async fn upload_versions_only_on_change_and_shows_the_body() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.expect("json")["version"], 2);
 
-    let shown: Value = app
-        .get("/templates/build")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = app.get_json("/templates/build").await;
     assert_eq!(shown["version"], 2);
     assert_eq!(shown["body"], build_yaml("b"));
-    let list: Value = app.get("/templates").await.json().await.expect("json");
+    let list: Value = app.get_json("/templates").await;
     assert_eq!(list["templates"][0]["name"], "build");
     assert!(
         list["templates"][0].get("body").is_none(),
@@ -138,7 +133,7 @@ async fn invalid_templates_are_refused_with_the_problem_named_and_nothing_stored
     let (s, code, _) = envelope(app.put_template("bad name", "jobs: []").await).await;
     assert_eq!((s, code.as_str()), (400, "invalid_name"));
 
-    let list: Value = app.get("/templates").await.json().await.expect("json");
+    let list: Value = app.get_json("/templates").await;
     assert_eq!(list["templates"], json!([]), "nothing stored");
     app.shutdown().await;
 }
@@ -172,12 +167,7 @@ async fn attach_in_order_with_default_inputs_and_detach() {
         .await;
     assert_eq!(r.status(), 200, "re-attaching updates in place");
 
-    let list: Value = app
-        .get("/repos/r/templates")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/repos/r/templates").await;
     let names: Vec<&str> = list["templates"]
         .as_array()
         .expect("array")
@@ -220,12 +210,7 @@ async fn attach_in_order_with_default_inputs_and_detach() {
         .await
         .expect("delete");
     assert_eq!(r.status(), 404);
-    let list: Value = app
-        .get("/repos/r/templates")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/repos/r/templates").await;
     assert_eq!(list["templates"].as_array().map(Vec::len), Some(1));
     app.shutdown().await;
 }

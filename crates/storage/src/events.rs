@@ -51,14 +51,14 @@ pub struct EventRow {
 
 /// Appends events to a run, in order, with its next `seq`s, in one statement. Call inside the
 /// transaction that makes the changes they record; the `event_seq` bump also serializes
-/// appends per run. Returns the last `seq` written (`None` when `evs` is empty).
+/// appends per run.
 pub async fn append_all(
     conn: &mut PgConnection,
     run_id: Uuid,
     evs: &[NewEvent],
-) -> Result<Option<i64>, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     if evs.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let mut types = Vec::with_capacity(evs.len());
     let mut job_ids = Vec::with_capacity(evs.len());
@@ -74,24 +74,20 @@ pub async fn append_all(
         attempts.push(e.attempt);
         classes.push(e.error_class);
         reasons.push(e.reason.as_deref());
-        data.push(e.data.clone());
+        data.push(e.data.as_ref());
     }
-    let last = sqlx::query_scalar!(
-        r#"WITH s AS (
-               UPDATE pipeline_runs SET event_seq = event_seq + cardinality($2::text[])
-               WHERE id = $1 RETURNING event_seq
-           ),
-           ins AS (
-               INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, error_class, reason, data)
-               SELECT $1, s.event_seq - cardinality($2::text[]) + e.n, e.event_type, e.job_id,
-                      e.actor, e.attempt, e.error_class, e.reason, e.data
-               FROM s, UNNEST($2::text[], $3::uuid[], $4::text[], $5::int4[], $6::text[],
-                              $7::text[], $8::jsonb[])
-                       WITH ORDINALITY AS e(event_type, job_id, actor, attempt, error_class,
-                                            reason, data, n)
-               RETURNING seq
-           )
-           SELECT max(seq) AS "last!" FROM ins"#,
+    sqlx::query!(
+        "WITH s AS (
+             UPDATE pipeline_runs SET event_seq = event_seq + cardinality($2::text[])
+             WHERE id = $1 RETURNING event_seq
+         )
+         INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, error_class, reason, data)
+         SELECT $1, s.event_seq - cardinality($2::text[]) + e.n, e.event_type, e.job_id,
+                e.actor, e.attempt, e.error_class, e.reason, e.data
+         FROM s, UNNEST($2::text[], $3::uuid[], $4::text[], $5::int4[], $6::text[],
+                        $7::text[], $8::jsonb[])
+                 WITH ORDINALITY AS e(event_type, job_id, actor, attempt, error_class,
+                                      reason, data, n)",
         run_id,
         &types as &[&str],
         &job_ids as &[Option<Uuid>],
@@ -99,11 +95,11 @@ pub async fn append_all(
         &attempts as &[Option<i32>],
         &classes as &[Option<&str>],
         &reasons as &[Option<&str>],
-        &data as &[Option<serde_json::Value>],
+        &data as &[Option<&serde_json::Value>],
     )
-    .fetch_one(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(Some(last))
+    Ok(())
 }
 
 /// A run's events after `after`, in order.

@@ -1,5 +1,6 @@
 //! `jobs`: one row per job of a run, carrying its current attempt and lease.
 
+use gitweave_model::status::JobStatus;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -68,12 +69,11 @@ pub struct NewJob<'a> {
     pub allow_failure: bool,
     /// `on_success`, `manual` or `always` (copied out of `spec` for the planner).
     pub when: &'a str,
-    /// Its status from the run's first plan step (wire name): `queued`, `manual` or `skipped`.
-    pub status: &'a str,
+    /// Its status from the run's first plan step: `queued`, `manual` or `skipped` (a terminal
+    /// status ends it now).
+    pub status: JobStatus,
     /// Offered to runners at once (a `queued` job the first plan step releases).
     pub released: bool,
-    /// Whether `status` is terminal (ended now).
-    pub terminal: bool,
 }
 
 /// What the planner reads of a job: no spec, no timestamps (bench/FINDINGS.md #5).
@@ -126,7 +126,7 @@ pub async fn insert_all(
         templates.push(j.template);
         versions.push(j.template_version);
         names.push(j.name);
-        specs.push(j.spec.clone());
+        specs.push(j.spec);
         // A two-dimensional array must be rectangular: each job's list goes as an array
         // literal and is cast back in SQL.
         deps.push(format!(
@@ -139,9 +139,9 @@ pub async fn insert_all(
         ));
         allow.push(j.allow_failure);
         whens.push(j.when);
-        statuses.push(j.status);
+        statuses.push(j.status.as_str());
         released.push(j.released);
-        terminal.push(j.terminal);
+        terminal.push(j.status.is_terminal());
     }
     let mut rows = sqlx::query_as!(
         JobRow,
@@ -165,7 +165,7 @@ pub async fn insert_all(
         &templates as &[&str],
         &versions,
         &names as &[&str],
-        &specs,
+        &specs as &[&serde_json::Value],
         &deps,
         &allow,
         &whens as &[&str],

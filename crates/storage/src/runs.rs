@@ -1,5 +1,6 @@
 //! `pipeline_runs`.
 
+use gitweave_model::status::RunStatus;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -54,11 +55,9 @@ pub struct NewRun<'a> {
     pub rerun_of: Option<Uuid>,
     /// How many jobs it has.
     pub job_count: i32,
-    /// Its status from the first plan step (wire name; `queued` unless that step settles it
-    /// otherwise). Any status but `queued` counts as started, a terminal one as ended.
-    pub status: &'a str,
-    /// Whether `status` is terminal.
-    pub terminal: bool,
+    /// Its status from the first plan step (`queued` unless that step settles it otherwise).
+    /// Any status but `queued` counts as started, a terminal one as ended.
+    pub status: RunStatus,
 }
 
 /// Inserts a run and returns it as stored (`repo` is the repo's name, given by the caller).
@@ -84,8 +83,8 @@ pub async fn insert(
         r.inputs,
         r.rerun_of,
         r.job_count,
-        r.status,
-        r.terminal,
+        r.status.as_str(),
+        r.status.is_terminal(),
         repo
     )
     .fetch_one(e)

@@ -116,7 +116,6 @@ pub async fn finish(
         &locked,
         EndAttempt {
             job_id,
-            run_id,
             attempt,
             class: req.error_class,
             exit_code: req.exit_code,
@@ -145,10 +144,8 @@ pub async fn finish(
 /// How an attempt ended, from whoever knows (its runner, or the lease reaper).
 #[derive(Debug, Clone)]
 pub struct EndAttempt {
-    /// Job.
+    /// Job (of the transaction's run, locked by the caller).
     pub job_id: Uuid,
-    /// Its run (locked by the caller).
-    pub run_id: Uuid,
     /// The attempt that ended.
     pub attempt: i32,
     /// `None`: success.

@@ -46,7 +46,6 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
             &locked,
             EndAttempt {
                 job_id: e.id,
-                run_id: e.run_id,
                 attempt: e.attempt,
                 class: Some(ErrorClass::RunnerFailure),
                 exit_code: None,

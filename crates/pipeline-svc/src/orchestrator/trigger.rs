@@ -276,9 +276,8 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
                 depends_on: &depends_on[i],
                 allow_failure: pj.job.allow_failure,
                 when: pj.job.when.as_str(),
-                status: status.as_str(),
+                status,
                 released: matches!(first[i], Some(Action::Release(_))),
-                terminal: status.is_terminal(),
             }
         })
         .collect();
@@ -299,8 +298,7 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             inputs: &inputs_json,
             rerun_of: p.rerun_of,
             job_count: planned.len() as i32,
-            status: step.run_status.as_str(),
-            terminal: step.run_status.is_terminal(),
+            status: step.run_status,
         },
         &repo.name,
     )
