@@ -3,6 +3,7 @@
 //! A runner registers, then long-polls for work; every write it makes afterwards names the
 //! job **and the attempt** it holds, so a runner that lost its lease is refused (409).
 
+use gitweave_model::resources::Resources;
 use gitweave_model::status::ErrorClass;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,6 +70,10 @@ pub struct Assignment {
     /// a run, such as a network namespace, when there are several.
     #[serde(default)]
     pub run_jobs: u32,
+    /// Memory and CPU limits the job asks for (absent: the runner's defaults). A runner
+    /// whose maximum is lower fails the job with `config_error`.
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 /// A commit to check out into the run's workspace.

@@ -12,6 +12,7 @@
 
 use crate::duration::serde_secs;
 use crate::names::{InputName, JobName, quoted};
+use crate::resources::Resources;
 use crate::template::{JobTemplate, RetryPolicy, Template, When};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -207,6 +208,9 @@ pub struct ExpandedJob {
     pub retry: RetryPolicy,
     /// When the job runs.
     pub when: When,
+    /// Memory and CPU limits it asks for (absent in specs stored before it existed).
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 /// Expands `job` (a job of `template`) with resolved `inputs`, normally the output of
@@ -253,6 +257,7 @@ pub fn expand_job(
         allow_failure: job.allow_failure,
         retry: job.retry.clone(),
         when: job.when,
+        resources: job.resources,
     })
 }
 

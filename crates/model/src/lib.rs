@@ -7,6 +7,7 @@
 //! - [`status`]: run/job statuses and error classes, with their wire names.
 //! - [`plan`]: the fail-closed scheduling state machine (which job may start, which are skipped, how a run ends).
 //! - [`logs`]: byte-offset arithmetic for paginated logs.
+//! - [`resources`]: a job's memory and CPU limits (`resources:`), and the runner's maxima.
 //! - [`webhook`]: forge webhooks: signature checks and push payloads → what to run.
 
 pub mod duration;
@@ -14,6 +15,7 @@ pub mod expand;
 pub mod logs;
 pub mod names;
 pub mod plan;
+pub mod resources;
 pub mod status;
 pub mod template;
 pub mod webhook;

@@ -13,6 +13,7 @@
 use crate::duration::{DEFAULT_JOB_TIMEOUT, parse_duration, serde_secs};
 use crate::expand::{Segment, segments};
 use crate::names::{EnvKey, InputName, JobName, NameError, TemplateName, quoted};
+use crate::resources::Resources;
 use crate::status::ErrorClass;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,9 @@ pub struct JobTemplate {
     pub retry: RetryPolicy,
     /// When the job runs.
     pub when: When,
+    /// Memory and CPU limits it asks for (absent: the runner's defaults).
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 /// When a job runs.
@@ -304,7 +308,7 @@ struct RawInput {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when"
+    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources"
 )]
 struct RawJob {
     name: Option<String>,
@@ -317,6 +321,17 @@ struct RawJob {
     allow_failure: Option<bool>,
     retry: Option<RawRetry>,
     when: Option<When>,
+    resources: Option<RawResources>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a resources mapping with keys memory, cpus"
+)]
+struct RawResources {
+    memory: Option<Scalar>,
+    cpus: Option<Scalar>,
 }
 
 enum RawRetry {
@@ -630,6 +645,8 @@ impl Builder {
             Some(r) => self.retry(&p, r),
         };
 
+        let resources = self.resources(&p, raw.resources);
+
         let name = name?;
         (self.errors.len() == before).then(|| JobTemplate {
             name,
@@ -641,7 +658,29 @@ impl Builder {
             allow_failure: raw.allow_failure.unwrap_or(false),
             retry,
             when: raw.when.unwrap_or_default(),
+            resources,
         })
+    }
+
+    fn resources(&mut self, p: &str, raw: Option<RawResources>) -> Resources {
+        let Some(raw) = raw else {
+            return Resources::default();
+        };
+        Resources {
+            memory: self.limit(&format!("{p}.resources.memory"), raw.memory),
+            cpus: self.limit(&format!("{p}.resources.cpus"), raw.cpus),
+        }
+    }
+
+    fn limit<T: std::str::FromStr<Err = String>>(
+        &mut self,
+        path: &str,
+        value: Option<Scalar>,
+    ) -> Option<T> {
+        let Scalar(text) = value?;
+        text.parse()
+            .map_err(|e: String| self.err(format!("{path}: {e}")))
+            .ok()
     }
 
     fn image(&mut self, p: &str, image: &str) {

@@ -64,6 +64,7 @@ pub async fn claim(
         timeout_secs: job.timeout.as_secs(),
         workspace: c.run_id.to_string(),
         run_jobs: u32::try_from(c.run_jobs).unwrap_or(0),
+        resources: job.resources,
         checkout: c
             .clone_url
             .zip(c.commit_sha)
