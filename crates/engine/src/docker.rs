@@ -3,14 +3,15 @@
 //! Output is attached **before** the container starts, so no byte is missed, and drained
 //! continuously. Job containers have no daemon-side log (the `none` driver), so the attach
 //! asks for none (`logs=false`). The jobs of a run share one network namespace
-//! ([`crate::sandbox`]). The run's
+//! ([`crate::sandbox`]), loopback only unless egress is on, never Docker's default bridge.
+//! Every container is held to [`Limits`] and [`harden`]ed (SPEC §15). The run's
 //! workspace is a named volume, not a bind mount: it works the same whether the runner runs on
 //! the host or in a container beside the jobs (compose), where host paths differ. For the same
 //! reason the checkout runs in a helper container that mounts that volume
 //! ([`DockerEngine::with_helper_image`]).
 
 use crate::checkout::{self, Checkout, DEFAULT_HELPER_IMAGE, WorkspaceLocks};
-use crate::sandbox::{JobNetwork, LABEL_SANDBOX, Sandboxes};
+use crate::sandbox::{JobNetwork, LABEL_SANDBOX, PodKind, Sandboxes, remove_network};
 use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
 use async_trait::async_trait;
 use bollard::Docker;
@@ -21,10 +22,11 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures::StreamExt;
+use gitweave_model::resources::Resources;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +37,56 @@ pub const LABEL_JOB: &str = "gitweave.job";
 pub const LABEL_RUNNER: &str = "gitweave.runner";
 /// Label on workspace volumes.
 pub const LABEL_WORKSPACE: &str = "gitweave.workspace";
+
+/// Capabilities taken from job containers on top of what Docker already withholds. Docker's
+/// default set keeps CHOWN, DAC_OVERRIDE, FOWNER, FSETID, SETUID, SETGID, KILL and
+/// NET_BIND_SERVICE, which package managers, builds and test servers (a service on port 80)
+/// need; these go, since builds do not: raw sockets (spoofing, sniffing the run's network),
+/// device nodes, `chroot`, setting file capabilities, changing the capability sets, writing
+/// the kernel audit log.
+pub const DROPPED_CAPS: [&str; 6] = [
+    "NET_RAW",
+    "MKNOD",
+    "SYS_CHROOT",
+    "SETFCAP",
+    "SETPCAP",
+    "AUDIT_WRITE",
+];
+
+/// Default of `RUNNER_JOB_PIDS`.
+pub const DEFAULT_JOB_PIDS: i64 = 4096;
+
+/// What each job container may use (`RUNNER_JOB_PIDS`, `RUNNER_JOB_MEMORY`,
+/// `RUNNER_JOB_CPUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Processes (and threads) at once.
+    pub pids: i64,
+    /// Each job's default memory and CPUs, and the most it may ask for (`None`: no limit).
+    pub max: Resources,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            pids: DEFAULT_JOB_PIDS,
+            max: Resources::default(),
+        }
+    }
+}
+
+/// What no GitWeave container gets, whatever it runs: not privileged, no new privileges
+/// through setuid binaries or file capabilities (`no-new-privileges`), [`DROPPED_CAPS`]
+/// dropped, a private IPC namespace. The PID, user and network namespaces are never the
+/// host's either: nothing here asks for them (network modes are set by the callers, and are
+/// only ever `none`, a run's sandbox or network, or, for the checkout helper, the default
+/// bridge).
+pub fn harden(host: &mut HostConfig) {
+    host.privileged = Some(false);
+    host.security_opt = Some(vec!["no-new-privileges:true".into()]);
+    host.cap_drop = Some(DROPPED_CAPS.iter().map(|c| (*c).to_owned()).collect());
+    host.ipc_mode = Some("private".into());
+}
 
 /// When to pull a missing image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +126,10 @@ pub struct DockerEngine {
     sandboxes: Option<Arc<Sandboxes>>,
     /// Containers holding a sandbox, with the workspace whose sandbox they hold.
     in_sandbox: Arc<Mutex<HashMap<String, String>>>,
+    /// Whether run networks have a route out (`RUNNER_JOB_EGRESS`).
+    egress: bool,
+    /// Per-container limits.
+    limits: Limits,
 }
 
 impl DockerEngine {
@@ -98,26 +154,40 @@ impl DockerEngine {
             locks: Arc::default(),
             sandboxes: None,
             in_sandbox: Arc::default(),
+            egress: false,
+            limits: Limits::default(),
         })
     }
 
-    /// How job containers get their network. [`JobNetwork::Run`]: the jobs (and the checkout)
-    /// of a run join one network namespace held by a sandbox container of the helper image
-    /// (set the helper image first), with `warm` sandboxes started ahead of time
-    /// ([`crate::sandbox`]). [`JobNetwork::Job`] (the default): Docker's default bridge, a new
-    /// namespace per container.
-    pub fn with_job_network(mut self, network: JobNetwork, warm: usize) -> Self {
-        self.sandboxes = match network {
-            JobNetwork::Job => None,
-            JobNetwork::Run => Some(Sandboxes::new(
+    /// How job containers get their network ([`crate::sandbox`]). [`JobNetwork::Run`]: the
+    /// jobs of a run with several jobs join one network namespace held by a sandbox container
+    /// of the helper image (set the helper image first); a one-job run's container gets a
+    /// namespace of its own. [`JobNetwork::Job`] (the default before this is called): every
+    /// container its own. Without `egress` a namespace has only loopback; with it, it is on
+    /// its run's bridge network, with NAT. `warm` sandboxes (or networks) are made ahead.
+    pub fn with_job_network(mut self, network: JobNetwork, egress: bool, warm: usize) -> Self {
+        self.egress = egress;
+        let kind = PodKind {
+            sandbox: network == JobNetwork::Run,
+            egress,
+        };
+        self.sandboxes = (kind.sandbox || kind.egress).then(|| {
+            Sandboxes::new(
                 self.docker.clone(),
                 &self.helper_image,
                 &self.runner,
                 &self.prefix,
                 vec![(LABEL_RUNNER.to_owned(), self.runner.clone())],
+                kind,
                 warm,
-            )),
-        };
+            )
+        });
+        self
+    }
+
+    /// Holds every job container to `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -229,9 +299,9 @@ impl DockerEngine {
         Ok(created.id)
     }
 
-    /// [`DockerEngine::create`] for a container of `spec`'s run: when the run shares a network
-    /// namespace, the container joins its sandbox, and holds it until
-    /// [`DockerEngine::leave_sandbox`].
+    /// [`DockerEngine::create`] for a container of `spec`'s run, on its run's network: the
+    /// run's sandbox or network when it has one (held until [`DockerEngine::leave_sandbox`]),
+    /// else a loopback-only namespace of its own. Never Docker's default bridge.
     async fn create_in_run(
         &self,
         name: &str,
@@ -239,17 +309,21 @@ impl DockerEngine {
         mut body: ContainerCreateBody,
         spec: &JobSpec,
     ) -> Result<String, EngineError> {
-        let sandboxes = self.sandboxes.as_ref().filter(|_| spec.shares_run);
-        let network_mode = match sandboxes {
-            Some(s) => s.acquire(&spec.workspace).await,
-            None => None,
-        };
-        let (Some(sandboxes), Some(mode)) = (sandboxes, network_mode) else {
+        // A one-job run without egress has nothing to share: `none` is as isolated, and
+        // cheaper than making and removing a sandbox for it (bench/FINDINGS.md #16).
+        let pooled = self
+            .sandboxes
+            .as_ref()
+            .filter(|_| spec.shares_run || self.egress);
+        let host = body.host_config.get_or_insert_with(Default::default);
+        let Some(sandboxes) = pooled else {
+            host.network_mode = Some("none".into());
             return self.create(name, image, body).await;
         };
-        body.host_config
-            .get_or_insert_with(Default::default)
-            .network_mode = Some(mode);
+        let mode = sandboxes.acquire(&spec.workspace).await.map_err(|e| {
+            EngineError::Engine(format!("making the run's network sandbox failed: {e}"))
+        })?;
+        host.network_mode = Some(mode);
         let created = self.create(name, image, body).await;
         match &created {
             Ok(handle) => {
@@ -273,6 +347,25 @@ impl DockerEngine {
         if let (Some(sandboxes), Some(workspace)) = (&self.sandboxes, workspace) {
             sandboxes.release(&workspace).await;
         }
+    }
+
+    /// A hardened host config with the runner's process limit and `resources`. Memory is a
+    /// hard limit: swap is capped at the same size, so a job past it is OOM killed.
+    fn limited(&self, resources: Resources) -> HostConfig {
+        let memory = resources
+            .memory
+            .map(|m| i64::try_from(m.bytes()).unwrap_or(i64::MAX));
+        let mut host = HostConfig {
+            pids_limit: Some(self.limits.pids),
+            memory,
+            memory_swap: memory,
+            nano_cpus: resources
+                .cpus
+                .map(|c| i64::try_from(c.nanos()).unwrap_or(i64::MAX)),
+            ..Default::default()
+        };
+        harden(&mut host);
+        host
     }
 
     async fn stop(&self, id: &str) {
@@ -323,6 +416,10 @@ impl Engine for DockerEngine {
         let image = spec.image.as_deref().ok_or_else(|| {
             EngineError::Config("the job has no image; the docker engine needs one".into())
         })?;
+        let resources = spec
+            .resources
+            .within(self.limits.max)
+            .map_err(|e| EngineError::Config(e.to_string()))?;
         self.ensure_image(image).await?;
         let volume = self.ensure_volume(&spec.workspace).await?;
         let mut labels = HashMap::new();
@@ -351,7 +448,7 @@ impl Engine for DockerEngine {
                 }]),
                 init: Some(true),
                 log_config: Some(no_daemon_log()),
-                ..Default::default()
+                ..self.limited(resources)
             }),
             ..Default::default()
         };
@@ -467,9 +564,15 @@ impl Engine for DockerEngine {
                 (LABEL_RUNNER.to_owned(), self.runner.clone()),
             ],
         );
-        let handle = self
-            .create_in_run(&name, &self.helper_image, body, spec)
-            .await?;
+        let mut body = body;
+        let host = body.host_config.get_or_insert_with(Default::default);
+        harden(host);
+        host.pids_limit = Some(self.limits.pids);
+        // Never the run's namespace: without egress it has no route to a remote clone URL, and
+        // the helper (trusted code) should not share a namespace with the job. A local
+        // repository needs no network at all.
+        host.network_mode = c.local_path().map(|_| "none".to_owned());
+        let handle = self.create(&name, &self.helper_image, body).await?;
         let helper = Prepared {
             handle,
             spec: spec.clone(),
@@ -554,6 +657,25 @@ impl Engine for DockerEngine {
                 Ok(()) => removed += usize::from(is_job),
                 Err(e) if status_of(&e) == Some(404) => {}
                 Err(e) => return Err(engine_err(e)),
+            }
+        }
+        // Run networks last: a network goes only once no container is on it.
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_owned(),
+            vec![format!("{LABEL_SANDBOX}={}", self.runner)],
+        );
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let networks = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(engine_err)?;
+        for net in networks {
+            if let Some(name) = net.name {
+                remove_network(&self.docker, &name).await;
             }
         }
         Ok(removed)

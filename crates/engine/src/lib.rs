@@ -41,9 +41,12 @@ pub struct JobSpec {
     pub env: BTreeMap<String, String>,
     /// Workspace key: every job with the same key sees the same `/workspace`.
     pub workspace: String,
-    /// Whether the run will have more than one container on this runner (several jobs, or a
-    /// checkout before the job): only then do its containers share a network namespace.
+    /// Whether the run has more than one job: only then do its containers share a network
+    /// namespace.
     pub shares_run: bool,
+    /// Memory and CPUs the job asks for (the docker engine holds it to them, and refuses more
+    /// than its maximum with [`EngineError::Config`]).
+    pub resources: gitweave_model::resources::Resources,
     /// Stop after this long.
     pub timeout: Duration,
 }

@@ -1,21 +1,32 @@
 //! One network namespace per run, held by a small "sandbox" container that job containers join
-//! (`network_mode: container:<sandbox>`), as a Kubernetes pod's pause container.
+//! (`network_mode: container:<sandbox>`), as a Kubernetes pod's pause container; and, when jobs
+//! may reach the internet (`RUNNER_JOB_EGRESS=true`), one Docker bridge network per run.
 //!
-//! Why: Docker makes a fresh network namespace for every container, with a veth pair on the
-//! bridge, and that is most of a container's start time here. Joining an existing namespace
-//! measured 275 ms per `docker run` against 494–504 ms on the default bridge and 389–418 ms
-//! with `--network none` (bench/FINDINGS.md #2).
+//! Why a sandbox: Docker makes a fresh network namespace for every container, with a veth pair
+//! on the bridge, and that is most of a container's start time here. Joining an existing
+//! namespace measured 275 ms per `docker run` against 494–504 ms on the default bridge and
+//! 389–418 ms with `--network none` (bench/FINDINGS.md #2).
 //!
-//! Isolation: jobs of one run share the namespace (its IP, `/etc/hosts` and
-//! `/etc/resolv.conf`), never jobs of two runs — the run is already one trust domain, since its
-//! jobs share `/workspace`. A job's processes die with its container (`init`), so nothing it
-//! started keeps listening for the next one. A few sandboxes are started ahead of time (the warm
-//! pool), so the first job of a run does not wait for one.
+//! Isolation (SPEC §15): no job container is ever on Docker's default bridge. By default a
+//! run's namespace has **only a loopback interface** (the sandbox runs with Docker's `none`
+//! network): no route to the host, to pipeline-svc, to other runs or out. An `internal: true`
+//! bridge network is not enough for that: its isolation rules sit in iptables' FORWARD chain,
+//! and a container on it still reaches every address of the host itself (the bridge's gateway,
+//! `docker0`'s, the host's own), which go through INPUT (measured on Docker 20.10). With
+//! egress on, each run gets its own bridge network with NAT, created ahead with its sandbox:
+//! other runs' networks stay unreachable (Docker drops traffic between bridges), but services
+//! of the host that listen on the network's gateway address are reachable; firewall them.
+//!
+//! Jobs of one run share the namespace (its IP, `/etc/hosts` and `/etc/resolv.conf`), never
+//! jobs of two runs — the run is already one trust domain, since its jobs share `/workspace`.
+//! A job's processes die with its container (`init`), so nothing it started keeps listening for
+//! the next one. A few sandboxes (with their networks) are made ahead of time (the warm pool),
+//! so the first job of a run pays neither a sandbox start nor a `network create`.
 
-use crate::docker::status_of;
+use crate::docker::{harden, status_of};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,8 +34,11 @@ use std::time::Instant;
 use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
-/// Label on sandbox containers (its value is the runner's name).
+/// Label on sandbox containers and run networks (its value is the runner's name).
 pub const LABEL_SANDBOX: &str = "gitweave.sandbox";
+
+/// Processes a sandbox may hold (its `sh`, a `sleep`, `init`).
+const SANDBOX_PIDS: i64 = 32;
 
 /// How job containers get their network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,7 +46,8 @@ pub enum JobNetwork {
     /// The jobs of a run share one network namespace (the default; faster starts).
     #[default]
     Run,
-    /// Every job container gets its own, on Docker's default bridge.
+    /// Every job container gets its own namespace: loopback only, or with egress on, an
+    /// interface on its run's network.
     Job,
 }
 
@@ -51,20 +66,40 @@ impl std::str::FromStr for JobNetwork {
 /// so any helper image works (Debian's `sleep infinity` is not in BusyBox everywhere).
 const IDLE: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
 
+/// What holds one run's network: a sandbox container, a network, or both. Neither means a
+/// loopback-only namespace of each container's own (Docker's `none`).
+#[derive(Debug, Clone, Default)]
+struct Pod {
+    sandbox: Option<String>,
+    network: Option<String>,
+}
+
+impl Pod {
+    /// The `network_mode` of a container that uses it.
+    fn mode(&self) -> String {
+        match (&self.sandbox, &self.network) {
+            (Some(id), _) => format!("container:{id}"),
+            (None, Some(net)) => net.clone(),
+            (None, None) => "none".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Held {
-    id: String,
+    pod: Pod,
     users: usize,
     last_used: Instant,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Started, not yet given to a run.
-    warm: Vec<String>,
+    /// Made, not yet given to a run.
+    warm: Vec<Pod>,
     /// By workspace key.
     runs: HashMap<String, Held>,
-    /// Set once the image turned out to be unusable: jobs fall back to their own network.
+    /// Set once the image turned out to be unusable: no sandbox containers from then on (a
+    /// run's containers each get their own namespace, on the run's network with egress).
     disabled: bool,
     /// Set by [`Sandboxes::clear`] (the runner stops): nothing more is started.
     closed: bool,
@@ -72,7 +107,17 @@ struct State {
     refilling: bool,
 }
 
-/// The sandboxes of one runner.
+/// What the pool makes for each run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodKind {
+    /// A sandbox container whose namespace the run's containers join ([`JobNetwork::Run`]).
+    pub sandbox: bool,
+    /// A bridge network with NAT for the run (`RUNNER_JOB_EGRESS=true`); without it a run
+    /// has only loopback.
+    pub egress: bool,
+}
+
+/// The sandboxes (and run networks) of one runner.
 #[derive(Debug)]
 pub struct Sandboxes {
     docker: Docker,
@@ -80,6 +125,7 @@ pub struct Sandboxes {
     runner: String,
     prefix: String,
     labels: Vec<(String, String)>,
+    kind: PodKind,
     /// Sandboxes kept warm.
     warm_target: usize,
     /// Run sandboxes kept at most (idle ones beyond it are removed, oldest first).
@@ -90,13 +136,15 @@ pub struct Sandboxes {
 }
 
 impl Sandboxes {
-    /// Sandboxes from `image` (any image with `/bin/sh`), `warm_target` of them started ahead.
+    /// Pods of `kind`, sandboxes from `image` (any image with `/bin/sh`), `warm_target` of
+    /// them made ahead.
     pub fn new(
         docker: Docker,
         image: &str,
         runner: &str,
         prefix: &str,
         labels: Vec<(String, String)>,
+        kind: PodKind,
         warm_target: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -105,6 +153,7 @@ impl Sandboxes {
             runner: runner.to_owned(),
             prefix: prefix.to_owned(),
             labels,
+            kind,
             warm_target,
             keep: (warm_target * 2).max(4),
             state: Mutex::default(),
@@ -112,54 +161,43 @@ impl Sandboxes {
         })
     }
 
-    /// The network mode for a job of `workspace`: `container:<sandbox>`, or `None` (Docker's
-    /// default) when sandboxes cannot be made here. Pair with [`Sandboxes::release`].
-    pub async fn acquire(self: &Arc<Self>, workspace: &str) -> Option<String> {
+    /// The network mode for a container of `workspace`'s run: `container:<sandbox>`, the
+    /// run's network, or `none`; never Docker's default bridge. Pair with
+    /// [`Sandboxes::release`]. An error (the run's network could not be made) fails the job:
+    /// it never falls back to a less isolated network.
+    pub async fn acquire(self: &Arc<Self>, workspace: &str) -> Result<String, DockerError> {
         let mut state = self.state.lock().await;
-        if state.disabled {
-            return None;
-        }
         if let Some(held) = state.runs.get_mut(workspace) {
-            if self.is_running(&held.id).await {
+            if self.is_alive(&held.pod).await {
                 held.users += 1;
                 held.last_used = Instant::now();
-                return Some(format!("container:{}", held.id));
+                return Ok(held.pod.mode());
             }
             // Someone removed it (or the daemon restarted): make another.
-            let gone = state.runs.remove(workspace).map(|h| h.id);
-            if let Some(id) = gone {
-                self.remove(&id).await;
+            let gone = state.runs.remove(workspace).map(|h| h.pod);
+            if let Some(pod) = gone {
+                self.remove(&pod).await;
             }
         }
-        let mut id = None;
+        let mut pod = None;
         while let Some(candidate) = state.warm.pop() {
-            if self.is_running(&candidate).await {
-                id = Some(candidate);
+            if self.is_alive(&candidate).await {
+                pod = Some(candidate);
                 break;
             }
             self.remove(&candidate).await;
         }
-        // None warm (more runs at once than slots + 1, or the pool is still filling): start
-        // one now, under the lock, so two jobs of this run do not start two.
-        let id = match id {
-            Some(id) => id,
-            None => match self.start().await {
-                Ok(id) => id,
-                Err(e) if is_missing_image(&e) => {
-                    tracing::warn!(image = %self.image, error = %e, "no network sandbox: the helper image is missing, so jobs get their own network namespace from now on (set RUNNER_JOB_NETWORK=job to silence this)");
-                    state.disabled = true;
-                    return None;
-                }
-                Err(e) => {
-                    tracing::warn!(image = %self.image, error = %e, "no network sandbox for this job; it gets its own network namespace");
-                    return None;
-                }
-            },
+        // None warm (more runs at once than slots + 1, or the pool is still filling): make one
+        // now, under the lock, so two jobs of this run do not make two.
+        let pod = match pod {
+            Some(pod) => pod,
+            None => self.start_or_disable(&mut state).await?,
         };
+        let mode = pod.mode();
         state.runs.insert(
             workspace.to_owned(),
             Held {
-                id: id.clone(),
+                pod,
                 users: 1,
                 last_used: Instant::now(),
             },
@@ -171,7 +209,20 @@ impl Sandboxes {
         }
         // No refill here: starting a sandbox now would compete with this job's own container
         // start. The pool is topped up when a job's container has exited and when a run ends.
-        Some(format!("container:{id}"))
+        Ok(mode)
+    }
+
+    /// Makes a pod; when the sandbox image is missing, stops making sandboxes and makes one
+    /// without.
+    async fn start_or_disable(&self, state: &mut State) -> Result<Pod, DockerError> {
+        match self.start(state.disabled).await {
+            Err(e) if !state.disabled && is_missing_image(&e) => {
+                tracing::warn!(image = %self.image, error = %e, "no network sandbox: the helper image is missing, so each job container gets a namespace of its own from now on (set RUNNER_JOB_NETWORK=job to silence this)");
+                state.disabled = true;
+                self.start(true).await
+            }
+            other => other,
+        }
     }
 
     /// A job of `workspace` no longer uses its sandbox (its container has exited); a good
@@ -184,16 +235,17 @@ impl Sandboxes {
         self.refill_later();
     }
 
-    /// The run of `workspace` ended: its sandbox goes, unless a job of it still runs here.
+    /// The run of `workspace` ended: its sandbox and network go, unless a job of it still
+    /// runs here.
     pub async fn run_ended(self: &Arc<Self>, workspace: &str) {
         let mut state = self.state.lock().await;
-        let id = match state.runs.get(workspace) {
-            Some(held) if held.users == 0 => state.runs.remove(workspace).map(|h| h.id),
+        let pod = match state.runs.get(workspace) {
+            Some(held) if held.users == 0 => state.runs.remove(workspace).map(|h| h.pod),
             _ => None,
         };
         drop(state);
-        if let Some(id) = id {
-            self.remove(&id).await;
+        if let Some(pod) = pod {
+            self.remove(&pod).await;
         }
         self.refill_later();
     }
@@ -204,10 +256,11 @@ impl Sandboxes {
         self.refill_later();
     }
 
-    /// Forgets every sandbox (their containers are removed with the runner's leftovers), and
-    /// starts no more until [`Sandboxes::warm_up`]. Returns once a refill in flight has ended:
-    /// one still creating a container when the runner lists its leftovers would leave it
-    /// behind, in `created` state, if the process exited before the refill saw `closed`.
+    /// Forgets every sandbox (their containers and networks are removed with the runner's
+    /// leftovers), and starts no more until [`Sandboxes::warm_up`]. Returns once a refill in
+    /// flight has ended: one still creating a container when the runner lists its leftovers
+    /// would leave it behind, in `created` state, if the process exited before the refill saw
+    /// `closed`.
     pub async fn clear(&self) {
         {
             let mut state = self.state.lock().await;
@@ -236,42 +289,42 @@ impl Sandboxes {
         });
     }
 
-    /// Starts sandboxes until the warm pool is full (one task at a time).
+    /// Makes pods until the warm pool is full (one task at a time).
     async fn refill(&self) {
         loop {
-            {
+            let disabled = {
                 let state = self.state.lock().await;
-                if state.disabled || state.closed || state.warm.len() >= self.warm_target {
+                if state.closed || state.warm.len() >= self.warm_target {
                     return;
                 }
-            }
-            // Started outside the lock: a job of another run does not wait for it.
-            match self.start().await {
-                Ok(id) => {
+                state.disabled
+            };
+            // Made outside the lock: a job of another run does not wait for it.
+            match self.start(disabled).await {
+                Ok(pod) => {
                     let mut state = self.state.lock().await;
                     if state.closed {
                         drop(state);
-                        self.remove(&id).await;
+                        self.remove(&pod).await;
                         return;
                     }
-                    state.warm.push(id);
+                    state.warm.push(pod);
                 }
-                Err(e) if is_missing_image(&e) => {
-                    tracing::warn!(image = %self.image, error = %e, "no network sandboxes: the helper image is missing, so jobs get their own network namespace (set RUNNER_JOB_NETWORK=job to silence this)");
+                Err(e) if !disabled && is_missing_image(&e) => {
+                    tracing::warn!(image = %self.image, error = %e, "no network sandboxes: the helper image is missing, so each job container gets a namespace of its own (set RUNNER_JOB_NETWORK=job to silence this)");
                     self.state.lock().await.disabled = true;
-                    return;
                 }
                 Err(e) => {
-                    tracing::warn!(image = %self.image, error = %e, "starting a warm network sandbox failed");
+                    tracing::warn!(image = %self.image, error = %e, "making a warm network sandbox failed");
                     return;
                 }
             }
         }
     }
 
-    /// Idle run sandboxes beyond [`Sandboxes::keep`], oldest first (runs whose end this runner
+    /// Idle run pods beyond [`Sandboxes::keep`], oldest first (runs whose end this runner
     /// did not see, because their last job ran elsewhere).
-    fn evict(&self, state: &mut State) -> Vec<String> {
+    fn evict(&self, state: &mut State) -> Vec<Pod> {
         let mut idle: Vec<(Instant, String)> = state
             .runs
             .iter()
@@ -282,43 +335,106 @@ impl Sandboxes {
         idle.sort();
         idle.into_iter()
             .take(excess)
-            .filter_map(|(_, key)| state.runs.remove(&key).map(|h| h.id))
+            .filter_map(|(_, key)| state.runs.remove(&key).map(|h| h.pod))
             .collect()
     }
 
-    async fn is_running(&self, id: &str) -> bool {
+    /// Whether the pod's sandbox still runs (a network alone is taken to be there).
+    async fn is_alive(&self, pod: &Pod) -> bool {
+        let Some(id) = &pod.sandbox else {
+            return true;
+        };
         matches!(
             self.docker.inspect_container(id, None).await,
             Ok(c) if c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
         )
     }
 
-    async fn start(&self) -> Result<String, DockerError> {
-        let name = format!("{}sandbox-{}", self.prefix, uuid::Uuid::new_v4().simple());
+    fn labels(&self) -> HashMap<String, String> {
         let mut labels: HashMap<String, String> = self.labels.iter().cloned().collect();
         labels.insert(LABEL_SANDBOX.to_owned(), self.runner.clone());
+        labels
+    }
+
+    /// Makes a run's network (with egress) and sandbox (unless `no_sandbox`).
+    async fn start(&self, no_sandbox: bool) -> Result<Pod, DockerError> {
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let network = match self.kind.egress {
+            true => Some(self.create_network(&key).await?),
+            false => None,
+        };
+        let mut pod = Pod {
+            sandbox: None,
+            network,
+        };
+        if self.kind.sandbox && !no_sandbox {
+            match self.start_sandbox(&key, pod.network.as_deref()).await {
+                Ok(id) => pod.sandbox = Some(id),
+                Err(e) => {
+                    self.remove(&pod).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(pod)
+    }
+
+    /// A bridge network with NAT of its own: Docker drops traffic between two such networks,
+    /// so runs cannot reach each other.
+    async fn create_network(&self, key: &str) -> Result<String, DockerError> {
+        let name = format!("{}net-{key}", self.prefix);
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                internal: Some(false),
+                labels: Some(self.labels()),
+                ..Default::default()
+            })
+            .await?;
+        Ok(name)
+    }
+
+    async fn start_sandbox(&self, key: &str, network: Option<&str>) -> Result<String, DockerError> {
+        let name = format!("{}sandbox-{key}", self.prefix);
+        let mut host = HostConfig {
+            init: Some(true),
+            log_config: Some(crate::docker::no_daemon_log()),
+            network_mode: Some(network.unwrap_or("none").to_owned()),
+            pids_limit: Some(SANDBOX_PIDS),
+            ..Default::default()
+        };
+        harden(&mut host);
+        // The sandbox only sleeps: it needs no capability at all.
+        host.cap_drop = Some(vec!["ALL".into()]);
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
             cmd: Some(vec![IDLE.into()]),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                init: Some(true),
-                log_config: Some(crate::docker::no_daemon_log()),
-                ..Default::default()
-            }),
+            labels: Some(self.labels()),
+            host_config: Some(host),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self.docker.create_container(Some(options), body).await?;
         if let Err(e) = self.docker.start_container(&created.id, None).await {
-            self.remove(&created.id).await;
+            self.remove_container(&created.id).await;
             return Err(e);
         }
         Ok(created.id)
     }
 
-    async fn remove(&self, id: &str) {
+    /// Removes the pod's sandbox, then its network.
+    async fn remove(&self, pod: &Pod) {
+        if let Some(id) = &pod.sandbox {
+            self.remove_container(id).await;
+        }
+        if let Some(net) = &pod.network {
+            remove_network(&self.docker, net).await;
+        }
+    }
+
+    async fn remove_container(&self, id: &str) {
         let force = RemoveContainerOptionsBuilder::default().force(true).build();
         match self.docker.remove_container(id, Some(force)).await {
             Ok(()) => {}
@@ -327,6 +443,16 @@ impl Sandboxes {
                 tracing::warn!(container = id, error = %e, "removing a network sandbox failed")
             }
         }
+    }
+}
+
+/// Removes a run network; one already gone is fine, one still in use is left to the runner's
+/// leftover removal (at its next start or stop).
+pub(crate) async fn remove_network(docker: &Docker, name: &str) {
+    match docker.remove_network(name).await {
+        Ok(()) => {}
+        Err(e) if status_of(&e) == Some(404) => {}
+        Err(e) => tracing::warn!(network = name, error = %e, "removing a run network failed"),
     }
 }
 

@@ -300,6 +300,7 @@ mod tests {
             env: Default::default(),
             workspace: workspace.into(),
             shares_run: false,
+            resources: Default::default(),
             timeout: Duration::from_secs(60),
         };
         let out = OutputBuffer::new(1 << 20);

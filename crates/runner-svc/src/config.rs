@@ -1,9 +1,10 @@
 //! Configuration from flags or environment (SPEC §8).
 
 use gitweave_engine::checkout::DEFAULT_HELPER_IMAGE;
-use gitweave_engine::docker::PullPolicy;
+use gitweave_engine::docker::{DEFAULT_JOB_PIDS, Limits, PullPolicy};
 use gitweave_engine::sandbox::JobNetwork;
 use gitweave_http::LogFormat;
+use gitweave_model::resources::{Cpus, Memory, Resources};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -56,7 +57,8 @@ pub struct Config {
     pub helper_image: String,
     /// Docker engine: `run` (the jobs of a run share one network namespace, held by a sandbox
     /// container of the helper image; containers start faster) or `job` (every job container
-    /// gets its own on Docker's default bridge).
+    /// gets its own). Never Docker's default bridge: loopback only, or the run's own network
+    /// with `RUNNER_JOB_EGRESS`.
     #[arg(long, env = "RUNNER_JOB_NETWORK", default_value = "run")]
     pub job_network: JobNetwork,
     /// Prefix of the containers and volumes this runner makes.
@@ -68,6 +70,22 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Docker engine: the most processes (and threads) a job container may hold at once.
+    #[arg(long, env = "RUNNER_JOB_PIDS", default_value_t = DEFAULT_JOB_PIDS, value_parser = clap::value_parser!(i64).range(1..))]
+    pub job_pids: i64,
+    /// Docker engine: each job's memory limit and the most a job's `resources.memory` may
+    /// ask for (`512m`, `2g`; unset: no limit). Past it the job is OOM killed (`oom_killed`).
+    #[arg(long, env = "RUNNER_JOB_MEMORY")]
+    pub job_memory: Option<Memory>,
+    /// Docker engine: each job's CPU limit and the most a job's `resources.cpus` may ask
+    /// for (`1.5`; unset: no limit).
+    #[arg(long, env = "RUNNER_JOB_CPUS")]
+    pub job_cpus: Option<Cpus>,
+    /// Docker engine: give each run a bridge network with NAT, so jobs reach the internet
+    /// (and the Docker host's services on the network's gateway: firewall them). Unset: a
+    /// run's containers have only loopback.
+    #[arg(long, env = "RUNNER_JOB_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub job_egress: bool,
 }
 
 impl Config {
@@ -86,6 +104,21 @@ impl Config {
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
+            job_pids: DEFAULT_JOB_PIDS,
+            job_memory: None,
+            job_cpus: None,
+            job_egress: false,
+        }
+    }
+
+    /// What each job container may use.
+    pub fn job_limits(&self) -> Limits {
+        Limits {
+            pids: self.job_pids,
+            max: Resources {
+                memory: self.job_memory,
+                cpus: self.job_cpus,
+            },
         }
     }
 

@@ -165,8 +165,10 @@ impl Executor {
             script: a.script.clone(),
             env: a.env.clone(),
             workspace: a.workspace.clone(),
-            // 0: a pipeline-svc that does not say; share, as with several jobs.
-            shares_run: a.run_jobs != 1 || a.checkout.is_some(),
+            // 0: a pipeline-svc that does not say; share, as with several jobs. The checkout
+            // helper never joins the run's namespace, so it does not count.
+            shares_run: a.run_jobs != 1,
+            resources: a.resources,
             timeout,
         };
         let buffer = Arc::new(OutputBuffer::new(BUFFER_CAP));

@@ -47,7 +47,12 @@ impl App {
                 DockerEngine::connect(&name, config.pull_policy, &config.container_prefix)
                     .await?
                     .with_helper_image(&config.helper_image)
-                    .with_job_network(config.job_network, config.concurrency.max(1) as usize + 1),
+                    .with_limits(config.job_limits())
+                    .with_job_network(
+                        config.job_network,
+                        config.job_egress,
+                        config.concurrency.max(1) as usize + 1,
+                    ),
             ),
             EngineKind::Shell => Arc::new(ShellEngine::new(&config.workdir)),
         };
