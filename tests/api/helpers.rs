@@ -45,6 +45,10 @@ pub struct Options {
     pub registration_token: Option<String>,
     /// The gateway's `GATEWAY_RATE_LIMIT` and `GATEWAY_RATE_BURST` (default: the gateway's).
     pub rate_limit: Option<(u32, u32)>,
+    /// The runner's `RUNNER_JOB_MEMORY` (e.g. `"32m"`; default: no limit).
+    pub job_memory: Option<&'static str>,
+    /// The runner's `RUNNER_JOB_EGRESS`.
+    pub job_egress: bool,
 }
 
 impl Default for Options {
@@ -58,6 +62,8 @@ impl Default for Options {
             api_token: None,
             registration_token: None,
             rate_limit: None,
+            job_memory: None,
+            job_egress: false,
         }
     }
 }
@@ -111,6 +117,28 @@ impl Drop for Cleanup {
                     .arg("rm")
                     .arg("-f")
                     .args(&ids)
+                    .output();
+            }
+        }
+        // Run networks (RUNNER_JOB_EGRESS), once no container is on them.
+        let nets = std::process::Command::new("docker")
+            .args([
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name={}", self.prefix),
+            ])
+            .output();
+        if let Ok(out) = nets {
+            let nets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if !nets.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["network", "rm"])
+                    .args(&nets)
                     .output();
             }
         }
@@ -263,6 +291,10 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
         rconfig.concurrency = opts.concurrency;
         rconfig.registration_token = opts.registration_token.clone();
         rconfig.workdir = std::env::temp_dir().join(format!("gitweave-test-{short}"));
+        rconfig.job_memory = opts
+            .job_memory
+            .map(|m| m.parse().expect("RUNNER_JOB_MEMORY of the test"));
+        rconfig.job_egress = opts.job_egress;
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");

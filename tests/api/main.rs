@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod containment;
 mod execution;
 mod faults;
 mod gateway;
