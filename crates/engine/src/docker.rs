@@ -88,6 +88,26 @@ pub fn harden(host: &mut HostConfig) {
     host.ipc_mode = Some("private".into());
 }
 
+/// A [`harden`]ed host config with a process limit of `pids` and `resources`' memory and
+/// CPUs. Memory is a hard limit: swap is capped at the same size, so a job past it is OOM
+/// killed rather than slowed down.
+pub fn limited(pids: i64, resources: Resources) -> HostConfig {
+    let memory = resources
+        .memory
+        .map(|m| i64::try_from(m.bytes()).unwrap_or(i64::MAX));
+    let mut host = HostConfig {
+        pids_limit: Some(pids),
+        memory,
+        memory_swap: memory,
+        nano_cpus: resources
+            .cpus
+            .map(|c| i64::try_from(c.nanos()).unwrap_or(i64::MAX)),
+        ..Default::default()
+    };
+    harden(&mut host);
+    host
+}
+
 /// When to pull a missing image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullPolicy {
@@ -349,25 +369,6 @@ impl DockerEngine {
         }
     }
 
-    /// A hardened host config with the runner's process limit and `resources`. Memory is a
-    /// hard limit: swap is capped at the same size, so a job past it is OOM killed.
-    fn limited(&self, resources: Resources) -> HostConfig {
-        let memory = resources
-            .memory
-            .map(|m| i64::try_from(m.bytes()).unwrap_or(i64::MAX));
-        let mut host = HostConfig {
-            pids_limit: Some(self.limits.pids),
-            memory,
-            memory_swap: memory,
-            nano_cpus: resources
-                .cpus
-                .map(|c| i64::try_from(c.nanos()).unwrap_or(i64::MAX)),
-            ..Default::default()
-        };
-        harden(&mut host);
-        host
-    }
-
     async fn stop(&self, id: &str) {
         let options = StopContainerOptionsBuilder::default()
             .t(STOP_GRACE.as_secs() as i32)
@@ -448,7 +449,7 @@ impl Engine for DockerEngine {
                 }]),
                 init: Some(true),
                 log_config: Some(no_daemon_log()),
-                ..self.limited(resources)
+                ..limited(self.limits.pids, resources)
             }),
             ..Default::default()
         };
@@ -685,5 +686,47 @@ impl Engine for DockerEngine {
         if let Some(sandboxes) = &self.sandboxes {
             sandboxes.warm_up().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DEFAULT_JOB_PIDS, DROPPED_CAPS, limited};
+    use gitweave_model::resources::Resources;
+
+    #[test]
+    fn every_container_is_unprivileged_with_no_new_privileges_and_the_limits() {
+        let resources = Resources {
+            memory: "512m".parse().ok(),
+            cpus: "1.5".parse().ok(),
+        };
+        let host = limited(DEFAULT_JOB_PIDS, resources);
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges:true".to_owned()])
+        );
+        let dropped = host.cap_drop.unwrap_or_default();
+        for cap in ["NET_RAW", "MKNOD", "SYS_CHROOT", "SETFCAP", "AUDIT_WRITE"] {
+            assert!(dropped.iter().any(|c| c == cap), "{cap} is dropped");
+        }
+        assert_eq!(dropped.len(), DROPPED_CAPS.len());
+        assert_eq!(host.cap_add, None, "nothing is added back");
+        assert_eq!(host.ipc_mode.as_deref(), Some("private"));
+        assert_eq!(host.pids_limit, Some(4096));
+        assert_eq!(host.memory, Some(512 << 20));
+        assert_eq!(host.memory_swap, host.memory, "no swap beyond the limit");
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        for unset in [&host.network_mode, &host.pid_mode, &host.userns_mode] {
+            assert_eq!(unset, &None, "never the host's namespaces");
+        }
+        assert_eq!(host.binds, None, "no host bind mount");
+
+        let unlimited = limited(7, Resources::default());
+        assert_eq!(
+            (unlimited.memory, unlimited.memory_swap, unlimited.nano_cpus),
+            (None, None, None)
+        );
+        assert_eq!(unlimited.pids_limit, Some(7));
     }
 }

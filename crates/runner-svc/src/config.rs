@@ -134,3 +134,45 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+    use clap::Parser;
+
+    #[test]
+    fn job_limits_come_from_their_settings() {
+        let c = Config::try_parse_from(["runner-svc"]).expect("defaults");
+        let limits = c.job_limits();
+        assert_eq!(limits.pids, 4096);
+        assert_eq!((limits.max.memory, limits.max.cpus), (None, None));
+        assert!(!c.job_egress);
+
+        let c = Config::try_parse_from([
+            "runner-svc",
+            "--job-pids",
+            "100",
+            "--job-memory",
+            "2g",
+            "--job-cpus",
+            "1.5",
+            "--job-egress",
+            "true",
+        ])
+        .expect("valid");
+        let limits = c.job_limits();
+        assert_eq!(limits.pids, 100);
+        assert_eq!(limits.max.memory.map(|m| m.bytes()), Some(2 << 30));
+        assert_eq!(limits.max.cpus.map(|c| c.nanos()), Some(1_500_000_000));
+        assert!(c.job_egress);
+
+        for bad in [
+            ["--job-pids", "0"],
+            ["--job-memory", "lots"],
+            ["--job-cpus", "-1"],
+        ] {
+            let args = ["runner-svc", bad[0], bad[1]];
+            assert!(Config::try_parse_from(args).is_err(), "{bad:?} is refused");
+        }
+    }
+}
