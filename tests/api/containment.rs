@@ -217,7 +217,22 @@ fn probe_script(addrs: &str, port: u16) -> String {
 
 #[tokio::test]
 async fn a_job_cannot_reach_a_service_listening_on_the_host() {
-    let app = spawn_with(Options::default()).await;
+    jobs_cannot_reach_the_host(Options::default()).await;
+}
+
+/// `RUNNER_JOB_NETWORK=job` gives each container a namespace of its own, never one on Docker's
+/// default bridge.
+#[tokio::test]
+async fn with_a_namespace_per_job_a_job_still_cannot_reach_the_host() {
+    jobs_cannot_reach_the_host(Options {
+        job_network: Some("job"),
+        ..Options::default()
+    })
+    .await;
+}
+
+async fn jobs_cannot_reach_the_host(opts: Options) {
+    let app = spawn_with(opts).await;
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
         .await
         .expect("bind on every address");
@@ -319,6 +334,7 @@ async fn one_run_tries_to_reach_another(app: &TestApp) -> String {
   - name: connect
     image: {img}
     script:
+      - ip -4 -o addr show
       - for a in {addrs}; do echo "trying $a"; if nc -w 3 "$a" 8000 </dev/null; then echo "REACHED $a"; fi; done
       - echo probed
 "#
@@ -376,7 +392,18 @@ async fn with_egress_each_run_has_its_own_network_and_cannot_reach_another_run()
         tried.iter().any(|a| *a != "127.0.0.1"),
         "run A had an address on its run's network: {log}"
     );
-    assert!(!printed(&log, "REACHED"), "run B reached run A: {log}");
+    if printed(&log, "REACHED") {
+        // What the daemon had then, to tell a containment bug from a shared daemon's state.
+        let diag = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "docker network ls; docker network inspect $(docker network ls -q) --format '{{.Name}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}'; iptables -S FORWARD; iptables -S DOCKER-USER",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        panic!("run B reached run A: {log}\n{diag}");
+    }
     // The networks are this runner's, labelled, and go with it.
     let networks = || {
         let out = std::process::Command::new("docker")

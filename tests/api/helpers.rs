@@ -49,6 +49,8 @@ pub struct Options {
     pub job_memory: Option<&'static str>,
     /// The runner's `RUNNER_JOB_EGRESS`.
     pub job_egress: bool,
+    /// The runner's `RUNNER_JOB_NETWORK` (`"run"` or `"job"`; default `run`).
+    pub job_network: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             rate_limit: None,
             job_memory: None,
             job_egress: false,
+            job_network: None,
         }
     }
 }
@@ -295,6 +298,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
             .job_memory
             .map(|m| m.parse().expect("RUNNER_JOB_MEMORY of the test"));
         rconfig.job_egress = opts.job_egress;
+        if let Some(network) = opts.job_network {
+            rconfig.job_network = network.parse().expect("RUNNER_JOB_NETWORK of the test");
+        }
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");
