@@ -45,6 +45,8 @@ pub struct Options {
     pub registration_token: Option<String>,
     /// The gateway's `GATEWAY_RATE_LIMIT` and `GATEWAY_RATE_BURST` (default: the gateway's).
     pub rate_limit: Option<(u32, u32)>,
+    /// The runner's `RUNNER_LOG_LIMIT` (default: the runner's).
+    pub log_limit: Option<u64>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             api_token: None,
             registration_token: None,
             rate_limit: None,
+            log_limit: None,
         }
     }
 }
@@ -263,6 +266,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
         rconfig.concurrency = opts.concurrency;
         rconfig.registration_token = opts.registration_token.clone();
         rconfig.workdir = std::env::temp_dir().join(format!("gitweave-test-{short}"));
+        if let Some(limit) = opts.log_limit {
+            rconfig.log_limit = limit;
+        }
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");

@@ -4,8 +4,10 @@ use gitweave_engine::checkout::DEFAULT_HELPER_IMAGE;
 use gitweave_engine::docker::PullPolicy;
 use gitweave_engine::sandbox::JobNetwork;
 use gitweave_http::LogFormat;
+use gitweave_model::duration::parse_duration;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Which engine runs jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,7 +70,22 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Bytes of log kept per attempt (SPEC §15); past it the job goes on, its output is
+    /// dropped, and the log ends with a `[gitweave] log truncated at …` line.
+    #[arg(long, env = "RUNNER_LOG_LIMIT", default_value_t = DEFAULT_LOG_LIMIT)]
+    pub log_limit: u64,
+    /// On SIGTERM, how long running jobs may take to end by themselves before they are
+    /// stopped and handed back to pipeline-svc (queued again as a new attempt), e.g. `30s`.
+    #[arg(long, env = "RUNNER_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// How long the runner keeps retrying log chunks and a job's end while pipeline-svc does
+    /// not answer (the job's output waits on disk under `RUNNER_WORKDIR`), e.g. `15m`.
+    #[arg(long, env = "RUNNER_OUTAGE_TOLERANCE", default_value = "15m", value_parser = parse_duration)]
+    pub outage_tolerance: Duration,
 }
+
+/// `RUNNER_LOG_LIMIT`'s default: 100 MiB.
+pub const DEFAULT_LOG_LIMIT: u64 = 100 * 1024 * 1024;
 
 impl Config {
     /// Defaults for a given pipeline-svc, for tests and embedding.
@@ -86,6 +103,9 @@ impl Config {
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
+            log_limit: DEFAULT_LOG_LIMIT,
+            shutdown_grace: Duration::from_secs(30),
+            outage_tolerance: Duration::from_secs(15 * 60),
         }
     }
 
