@@ -105,20 +105,24 @@ impl OutputBuffer {
         if data.is_empty() {
             return;
         }
-        let data = {
-            let mut st = self.lock();
-            let room = self.limit.saturating_sub(st.written);
-            let keep = usize::try_from(room).unwrap_or(usize::MAX).min(data.len());
-            st.dropped += (data.len() - keep) as u64;
-            &data[..keep]
-        };
-        if data.is_empty() {
-            return;
-        }
+        // What the limit keeps is decided once, on the first pass (one lock on the fast path).
+        let mut kept: Option<&[u8]> = None;
         loop {
             let writable = self.writable.notified();
             {
                 let mut st = self.lock();
+                let data = match kept {
+                    Some(d) => d,
+                    None => {
+                        let room = self.limit.saturating_sub(st.written);
+                        let keep = usize::try_from(room).unwrap_or(usize::MAX).min(data.len());
+                        st.dropped += (data.len() - keep) as u64;
+                        *kept.insert(&data[..keep])
+                    }
+                };
+                if data.is_empty() {
+                    return;
+                }
                 if self.append(&mut st, data) {
                     st.written += data.len() as u64;
                     st.last = data.last().copied();

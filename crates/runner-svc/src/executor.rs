@@ -439,9 +439,16 @@ async fn heartbeat(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
+    // While pipeline-svc is down the job runs on; say so once, and again when it answers.
+    let mut failing = false;
     loop {
         tick.tick().await;
-        match client.heartbeat(a.job_id, a.attempt).await {
+        let beat = client.heartbeat(a.job_id, a.attempt).await;
+        if beat.is_ok() && failing {
+            tracing::info!("heartbeats get through again");
+            failing = false;
+        }
+        match beat {
             Ok(s) if s.cancel => {
                 tracing::info!("cancel requested");
                 cancel.cancel();
@@ -453,7 +460,11 @@ async fn heartbeat(
                 cancel.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "heartbeat failed; the job runs on, retrying");
+                failing = true;
+            }
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
     }
 }
