@@ -1,6 +1,8 @@
 //! Faults, with the real binaries as processes: a runner killed with SIGKILL mid-job,
-//! pipeline-svc killed with SIGKILL mid-run, Postgres restarted under load, and a runner
-//! stopped with SIGTERM mid-job.
+//! pipeline-svc killed with SIGKILL mid-run, Postgres restarted under load, a runner
+//! stopped with SIGTERM mid-job (finishing it, or handing it back past its grace), a runner
+//! whose job writes on through an outage of pipeline-svc, and pipeline-svc and a runner stopped
+//! together.
 
 use crate::helpers::{Options, bin, free_port, fresh_database, image, spawn_with};
 use gitweave_model::status::{JobStatus, RunStatus};
@@ -49,7 +51,12 @@ impl Proc {
 }
 
 fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
+    runner_process_with(pipeline, name, prefix, &[])
+}
+
+fn runner_process_with(pipeline: &str, name: &str, prefix: &str, env: &[(&str, &str)]) -> Proc {
     let child = Command::new(bin("runner-svc"))
+        .envs(env.iter().copied())
         .env("PIPELINE_SVC_URL", pipeline)
         .env("RUNNER_NAME", name)
         .env("RUNNER_CONTAINER_PREFIX", prefix)
@@ -459,4 +466,350 @@ impl Drop for Stop {
         let _ = Command::new(script).args(["stop", &self.0]).output();
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// SPEC §15: SIGTERM to a runner whose job runs past `RUNNER_SHUTDOWN_GRACE` stops the job and
+/// hands the attempt back: the job is queued again (not failed, no retry used), a
+/// `job.handed_back` event names the runner, no container is left, and another runner runs
+/// the next attempt.
+#[tokio::test]
+async fn a_runner_stopped_with_sigterm_hands_back_a_job_that_outlasts_its_grace() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - name: a\n    image: {}\n    script:\n      - echo attempt $GITWEAVE_JOB_ATTEMPT\n      - if [ \"$GITWEAVE_JOB_ATTEMPT\" = 1 ]; then sleep 60; fi\n",
+            image()
+        ),
+    )
+    .await;
+    let runner = runner_process_with(
+        app.pipeline_url(),
+        &app.runner_name,
+        &app.prefix,
+        &[("RUNNER_SHUTDOWN_GRACE", "2s")],
+    );
+    let run = app.trigger("r", &json!({})).await;
+    let job = run.jobs[0].id;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !String::from_utf8_lossy(&app.raw_log(job).await).contains("\nattempt 1\n") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job never printed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = std::time::Instant::now();
+    runner.terminate().await;
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "the runner stopped {took:?} after SIGTERM; its grace is 2 s"
+    );
+    let back = app.run(run.id).await;
+    assert_eq!(
+        (back.jobs[0].status, back.jobs[0].attempt),
+        (JobStatus::Queued, 1),
+        "queued again for a new attempt: {back:#?}"
+    );
+    let events = app.events(run.id).await;
+    let handed = events
+        .iter()
+        .find(|e| e.event_type == "job.handed_back")
+        .expect("a job.handed_back event");
+    assert_eq!(handed.actor, format!("runner:{}", app.runner_name));
+    assert_eq!((handed.job_id, handed.attempt), (Some(job), Some(1)));
+    assert!(
+        !events.iter().any(|e| matches!(
+            e.event_type.as_str(),
+            "job.failed" | "job.retried" | "runner.lost"
+        )),
+        "handed back, not failed: {events:#?}"
+    );
+    assert!(
+        containers_of(job).is_empty(),
+        "the stopped runner left the job's container"
+    );
+    assert_eq!(app.all_containers_of_runner(), Vec::<String>::new());
+    app.assert_replays(run.id).await;
+
+    let second = runner_process(app.pipeline_url(), &app.runner_name, &app.prefix);
+    let done = app.wait_run(run.id, LIMIT).await;
+    assert_eq!(done.status, RunStatus::Success, "{done:#?}");
+    assert_eq!(done.jobs[0].attempt, 2);
+    let log = String::from_utf8(app.raw_log(job).await).expect("utf8");
+    assert!(log.contains("attempt 2\n"), "attempt 2's own log: {log}");
+    app.assert_replays(run.id).await;
+    second.terminate().await;
+    app.shutdown().await;
+}
+
+fn exited_containers_of(job: uuid::Uuid) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gitweave.job={job}"),
+            "--filter",
+            "status=exited",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// SPEC §15: a runner that cannot reach pipeline-svc keeps running its job — here one that
+/// writes 20 MB, more than the runner holds in memory, while pipeline-svc is down — keeps the
+/// output on disk, and once pipeline-svc answers again the stored log is byte-exact.
+#[tokio::test]
+async fn a_job_writes_on_through_an_outage_of_pipeline_svc_and_its_log_is_byte_exact() {
+    let db = fresh_database().await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let api = format!("{url}/api/v1");
+    let mut pipeline = pipeline_process(&db, port);
+    wait_ready(&url).await;
+    let name = format!(
+        "test-runner-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let workdir = std::env::temp_dir().join(format!("gitweave-outage-{name}"));
+    let workdir_s = workdir.display().to_string();
+    let runner = runner_process_with(
+        &url,
+        &name,
+        &format!("{name}-"),
+        &[("RUNNER_WORKDIR", &workdir_s)],
+    );
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.put(format!("{api}/repos/r"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("repo")
+            .status(),
+        201
+    );
+    let lines = [
+        "for i in $(seq 1 50); do echo line $i; sleep 0.1; done",
+        "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 20000000",
+        "echo done",
+    ];
+    let yaml = format!(
+        "jobs:\n  - name: a\n    image: {}\n    script:\n{}",
+        image(),
+        lines
+            .iter()
+            .map(|l| format!("      - {}\n", serde_json::to_string(l).expect("json")))
+            .collect::<String>()
+    );
+    let r = http
+        .put(format!("{api}/templates/t"))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .expect("t");
+    assert_eq!(r.status(), 201);
+    http.put(format!("{api}/repos/r/templates/t"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("attach");
+    let run: gitweave_api::public::Run = http
+        .post(format!("{api}/repos/r/pipelines/run"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let job = run.jobs[0].id;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let page: serde_json::Value = http
+            .get(format!("{api}/jobs/{job}/logs"))
+            .send()
+            .await
+            .expect("logs")
+            .json()
+            .await
+            .expect("json");
+        if page["next_offset"].as_i64().unwrap_or(0) > 80 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pipeline.0.kill().expect("SIGKILL pipeline-svc");
+    let _ = pipeline.0.wait();
+    let down = std::time::Instant::now();
+    // The job goes on without pipeline-svc, past what fits in memory, to its end.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while exited_containers_of(job).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job did not run to its end while pipeline-svc was down (its output blocked it)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // An outage of about 20 s in all.
+    if let Some(rest) = Duration::from_secs(20).checked_sub(down.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let _pipeline = pipeline_process(&db, port);
+    wait_ready(&url).await;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let done = loop {
+        let r: gitweave_api::public::Run = http
+            .get(format!("{api}/pipelines/runs/{}", run.id))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if r.status.is_terminal() {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run did not end: {r:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done.status, RunStatus::Success, "{done:#?}");
+    let raw = http
+        .get(format!("{api}/jobs/{job}/logs/raw"))
+        .send()
+        .await
+        .expect("raw")
+        .bytes()
+        .await
+        .expect("bytes");
+    let mut want = Vec::new();
+    want.extend_from_slice(format!("$ {}\n", lines[0]).as_bytes());
+    for i in 1..=50 {
+        want.extend_from_slice(format!("line {i}\n").as_bytes());
+    }
+    want.extend_from_slice(format!("$ {}\n", lines[1]).as_bytes());
+    want.extend(
+        "0123456789abcdefghijklmnopqrstuvwxyz\n"
+            .bytes()
+            .cycle()
+            .take(20_000_000),
+    );
+    want.extend_from_slice(format!("$ {}\ndone\n", lines[2]).as_bytes());
+    let first_diff = raw.iter().zip(&want).position(|(a, b)| a != b);
+    assert!(
+        raw.len() == want.len() && first_diff.is_none(),
+        "stored {} bytes, want {}; first difference at {first_diff:?}",
+        raw.len(),
+        want.len()
+    );
+    // The spool went once the log was stored.
+    let spool = workdir.join("spool").join(&name);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&spool)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "spool files left: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    runner.terminate().await;
+    let _ = std::fs::remove_dir_all(&workdir);
+}
+
+fn containers_of_runner(name: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gitweave.runner={name}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `docker compose down` sends SIGTERM to every service at once: pipeline-svc ends the
+/// runner's claim long-polls instead of waiting for them, the runner does not wait for claims
+/// it cannot end, and both exit within a few seconds, leaving no container of the runner.
+#[tokio::test]
+async fn pipeline_svc_and_an_idle_runner_stopped_together_both_exit_within_5_s() {
+    let db = fresh_database().await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut pipeline = pipeline_process(&db, port);
+    wait_ready(&url).await;
+    let name = format!(
+        "test-runner-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let mut runner = runner_process(&url, &name, &format!("{name}-"));
+    // Registered and warmed up (its network sandboxes run), then long-polling for a while.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while containers_of_runner(&name).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the runner never started its sandboxes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args([
+                "-TERM",
+                &pipeline.0.id().to_string(),
+                &runner.0.id().to_string()
+            ])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    let (mut p_done, mut r_done) = (None, None);
+    while (p_done.is_none() || r_done.is_none()) && tokio::time::Instant::now() < deadline {
+        if p_done.is_none() && matches!(pipeline.0.try_wait(), Ok(Some(_))) {
+            p_done = Some(sent.elapsed());
+        }
+        if r_done.is_none() && matches!(runner.0.try_wait(), Ok(Some(_))) {
+            r_done = Some(sent.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let within = |d: Option<Duration>| d.is_some_and(|d| d < Duration::from_secs(5));
+    assert!(
+        within(p_done) && within(r_done),
+        "pipeline-svc exited after {p_done:?}, the runner after {r_done:?} (None: still running 12 s later)"
+    );
+    assert_eq!(
+        containers_of_runner(&name),
+        Vec::<String>::new(),
+        "the runner left containers behind"
+    );
 }

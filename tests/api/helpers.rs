@@ -51,6 +51,8 @@ pub struct Options {
     pub job_egress: bool,
     /// The runner's `RUNNER_JOB_NETWORK` (`"run"` or `"job"`; default `run`).
     pub job_network: Option<&'static str>,
+    /// The runner's `RUNNER_LOG_LIMIT` (default: the runner's).
+    pub log_limit: Option<u64>,
 }
 
 impl Default for Options {
@@ -67,6 +69,7 @@ impl Default for Options {
             job_memory: None,
             job_egress: false,
             job_network: None,
+            log_limit: None,
         }
     }
 }
@@ -300,6 +303,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
         rconfig.job_egress = opts.job_egress;
         if let Some(network) = opts.job_network {
             rconfig.job_network = network.parse().expect("RUNNER_JOB_NETWORK of the test");
+        }
+        if let Some(limit) = opts.log_limit {
+            rconfig.log_limit = limit;
         }
         let rapp = runner_svc::App::build(rconfig)
             .await

@@ -1,6 +1,6 @@
 //! Logs: exact bytes, byte-offset pagination, limits, follow.
 
-use crate::helpers::{TestApp, image, spawn_app};
+use crate::helpers::{Options, TestApp, image, spawn_app, spawn_with};
 use gitweave_model::status::RunStatus;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -192,5 +192,64 @@ async fn a_page_and_a_run_asked_while_running_are_fresh_after_the_end() {
         let ended = app.get_json(&format!("/pipelines/runs/{run_id}")).await;
         assert_eq!(ended["status"], "success", "{ended}");
     }
+    app.shutdown().await;
+}
+
+/// SPEC §15: past `RUNNER_LOG_LIMIT` bytes the job goes on, its output is dropped, and the log
+/// ends with one line saying where it was cut and how much was dropped; the job view says so.
+#[tokio::test]
+async fn a_log_past_the_runner_log_limit_is_cut_with_one_line_and_the_job_succeeds() {
+    let app = spawn_with(Options {
+        log_limit: Some(1000),
+        ..Options::default()
+    })
+    .await;
+    let line = "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 5000";
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: big, image: {img}, script: [\"{line}\", echo after] }}\n  - {{ name: small, image: {img}, script: [echo hi] }}\n",
+            img = image()
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let done = app.wait_run(run.id, Duration::from_secs(120)).await;
+    assert_eq!(done.status, RunStatus::Success, "{done:#?}");
+    let big = &done.jobs[0];
+    let small = &done.jobs[1];
+    let mut full = format!("$ {line}\n").into_bytes();
+    full.extend(
+        "0123456789abcdefghijklmnopqrstuvwxyz\n"
+            .bytes()
+            .cycle()
+            .take(5000),
+    );
+    full.extend_from_slice(b"$ echo after\nafter\n");
+    let mut want = full[..1000].to_vec();
+    if want.last() != Some(&b'\n') {
+        want.push(b'\n');
+    }
+    want.extend_from_slice(
+        format!(
+            "[gitweave] log truncated at 1000 bytes; {} bytes dropped\n",
+            full.len() - 1000
+        )
+        .as_bytes(),
+    );
+    let log = app.raw_log(big.id).await;
+    assert_eq!(
+        String::from_utf8_lossy(&log),
+        String::from_utf8_lossy(&want),
+        "the first 1000 bytes, then the truncation line"
+    );
+    assert!(big.log_truncated, "the run's job view says the log was cut");
+    assert!(!small.log_truncated);
+    let view = app.get_json(&format!("/jobs/{}", big.id)).await;
+    assert_eq!(view["log_truncated"], json!(true), "{view}");
+    let view = app.get_json(&format!("/jobs/{}", small.id)).await;
+    assert_eq!(view["log_truncated"], json!(false), "{view}");
+    assert_eq!(app.raw_log(small.id).await, b"$ echo hi\nhi\n");
     app.shutdown().await;
 }

@@ -45,6 +45,22 @@ impl Runner {
         (r.status().as_u16(), r.json().await.expect("json"))
     }
 
+    async fn hand_back(&self, a: &Assignment, attempt: i32, log_end: i64) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!(
+                "{}/internal/v1/jobs/{}/attempts/{attempt}/hand-back",
+                self.base, a.job_id
+            ))
+            .bearer_auth(&self.token)
+            .json(&json!({ "log_end": log_end }))
+            .send()
+            .await
+            .expect("hand-back");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     async fn finish(&self, a: &Assignment, body: Value) -> (u16, Value) {
         let r = self
             .http
@@ -215,4 +231,108 @@ async fn log_chunks_are_idempotent_by_offset_and_writes_need_the_attempt() {
     assert_eq!(done.status, RunStatus::Failed);
     assert_eq!(done.jobs[1].exit_code, Some(1));
     app.shutdown().await;
+}
+
+/// A hand-back is a runner write like the others: only the holder of `(job, attempt)`, with
+/// its whole log stored. It queues the job again for a new attempt that does not use up the
+/// job's `retry`.
+#[tokio::test]
+async fn a_hand_back_needs_the_attempt_and_its_log_and_uses_no_retry() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    let mut runners = Vec::new();
+    for _ in 0..2 {
+        let reg: RegisterResponse = register(&app.http, &app.pipeline, None)
+            .await
+            .json()
+            .await
+            .expect("json");
+        runners.push(Runner {
+            base: app.pipeline.clone(),
+            token: reg.token,
+            http: app.http.clone(),
+        });
+    }
+    let (holder, other) = (&runners[0], &runners[1]);
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!("jobs:\n  - {{ name: a, image: {img}, script: [x], retry: {{ max: 1, when: [exit_code] }} }}\n"),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let a = holder.claim(5_000).await.expect("a job");
+    assert_eq!(runner_append_ok(holder, &a, "part").await, 4);
+
+    let (s, body) = other.hand_back(&a, 1, 4).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("stale_attempt")),
+        "not its attempt"
+    );
+    let (s, body) = holder.hand_back(&a, 2, 4).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("stale_attempt")),
+        "not that attempt"
+    );
+    let (s, body) = holder.hand_back(&a, 1, 9).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("log_incomplete")),
+        "a gap"
+    );
+    assert_eq!(holder.hand_back(&a, 1, 4).await.0, 204);
+    let shown = app.run(run.id).await;
+    assert_eq!(
+        (shown.jobs[0].status, shown.jobs[0].attempt),
+        (gitweave_model::status::JobStatus::Queued, 1)
+    );
+    assert_eq!(holder.hand_back(&a, 1, 4).await.0, 409, "handed back once");
+
+    // Attempt 2 fails: its one retry is still there, since attempt 1 was handed back.
+    let a2 = other.claim(5_000).await.expect("the job again");
+    assert_eq!(a2.attempt, 2);
+    let (s, _) = other
+        .finish(
+            &a2,
+            json!({"exit_code": 1, "error_class": "exit_code", "log_end": 0}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let a3 = other.claim(10_000).await.expect("retried once");
+    assert_eq!(a3.attempt, 3);
+    let (s, _) = other
+        .finish(
+            &a3,
+            json!({"exit_code": 1, "error_class": "exit_code", "log_end": 0}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let done = app.wait_run(run.id, Duration::from_secs(30)).await;
+    assert_eq!(done.status, RunStatus::Failed, "no second retry");
+    let events = app.events(run.id).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "job.handed_back").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "job.retried").count(),
+        1,
+        "{kinds:?}"
+    );
+    app.assert_replays(run.id).await;
+    app.shutdown().await;
+}
+
+async fn runner_append_ok(r: &Runner, a: &Assignment, data: &str) -> i64 {
+    let (s, body) = r.append(a, 0, data).await;
+    assert_eq!(s, 200, "{body}");
+    body["next_offset"].as_i64().expect("offset")
 }

@@ -175,6 +175,10 @@ pub struct Job {
     /// When it ended.
     #[serde(with = "crate::ts::optional")]
     pub ended_at: Option<OffsetDateTime>,
+    /// The current attempt's log was cut at the runner's `RUNNER_LOG_LIMIT` (always present;
+    /// `false` otherwise).
+    #[serde(default)]
+    pub log_truncated: bool,
 }
 
 /// A run with its jobs in pipeline order.

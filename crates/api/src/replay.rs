@@ -2,7 +2,7 @@
 //! reproduces its stored state"). Used by tests to check that claim, and by the CLI summary.
 
 use crate::public::Event;
-use gitweave_model::status::{JobStatus, RunStatus};
+use gitweave_model::status::{EventType, JobStatus, RunStatus};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -116,6 +116,8 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
                 job.status = JobStatus::Queued;
                 job.retries += 1;
             }
+            // Queued again for a new attempt; not a retry.
+            t if t == EventType::JobHandedBack.as_str() => job.status = JobStatus::Queued,
             // runner.lost is followed by job.failed or job.retried, which carry the change.
             _ => {}
         }

@@ -105,6 +105,19 @@ pub struct FinishRequest {
     pub reason: Option<String>,
     /// The log length the runner sent; the server refuses to finish with a gap.
     pub log_end: i64,
+    /// The runner cut the log at `RUNNER_LOG_LIMIT` (SPEC §15): the stored log ends with the
+    /// runner's `[gitweave] log truncated at …` line.
+    #[serde(default)]
+    pub log_truncated: bool,
+}
+
+/// `POST /internal/v1/jobs/{id}/attempts/{n}/hand-back`: a stopping runner gives back an
+/// attempt it did not finish within `RUNNER_SHUTDOWN_GRACE`; the job is queued again for a new
+/// attempt (not failed, not counted against its `retry`). Its container is already stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandBackRequest {
+    /// The log length the runner sent; the server refuses a hand-back with a gap.
+    pub log_end: i64,
 }
 
 /// Answer to start, heartbeat and finish.

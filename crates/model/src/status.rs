@@ -122,6 +122,43 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// The type of an event (SPEC §6).
+    EventType {
+        /// A run was created.
+        RunCreated => "run.created",
+        /// A run's status changed.
+        RunStateChanged => "run.state_changed",
+        /// A run ended (its last event).
+        RunCompleted => "run.completed",
+        /// A job was planned.
+        JobQueued => "job.queued",
+        /// A runner took an attempt of a job.
+        JobStarted => "job.started",
+        /// An attempt succeeded.
+        JobSucceeded => "job.succeeded",
+        /// An attempt failed.
+        JobFailed => "job.failed",
+        /// A failed job was put back in the queue for another attempt.
+        JobRetried => "job.retried",
+        /// A job can no longer run.
+        JobSkipped => "job.skipped",
+        /// A job was canceled.
+        JobCanceled => "job.canceled",
+        /// A `manual` job waits for approval.
+        JobManual => "job.manual",
+        /// A `manual` job was approved.
+        JobManualApproved => "job.manual_approved",
+        /// A stopping runner gave back an attempt it could not finish within its grace: the
+        /// job is queued again for a new attempt (not failed, not counted against `retry`).
+        JobHandedBack => "job.handed_back",
+        /// A job that had to succeed failed; everything downstream is skipped.
+        GateFailed => "gate.failed",
+        /// A runner stopped renewing an attempt's lease.
+        RunnerLost => "runner.lost",
+    }
+);
+
 impl RunStatus {
     /// Whether the run can change no more.
     pub const fn is_terminal(self) -> bool {

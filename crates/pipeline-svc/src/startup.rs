@@ -6,7 +6,7 @@ use crate::routes;
 use crate::state::AppState;
 use gitweave_http::Metrics;
 use gitweave_storage::PoolConfig;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,10 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
 }
+
+/// How long requests in flight may take to finish once the service stops (kept well inside
+/// the 10 s `docker compose down` waits before SIGKILL).
+const DRAIN: Duration = Duration::from_secs(3);
 
 /// Bytes of settled answers kept in memory ([`crate::settled`]).
 const SETTLED_BUDGET: usize = 32 * 1024 * 1024;
@@ -73,6 +77,7 @@ impl App {
             stopping_runners: Arc::default(),
             metrics,
             settled: Arc::new(crate::settled::Settled::new(SETTLED_BUDGET)),
+            shutting_down: Arc::default(),
         };
         Ok(Self { listener, state })
     }
@@ -87,7 +92,9 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    /// Serves until `shutdown` resolves, then stops accepting, answers the runners' waiting
+    /// claims "no job" at once, and finishes the other requests in flight for at most
+    /// [`DRAIN`] (a follower of a log or of events that never ends would hold it up forever).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -96,9 +103,27 @@ impl App {
         tracing::info!(%addr, "pipeline-svc listening");
         let router = routes::router(self.state.clone());
         let reaper = tokio::spawn(reap_forever(self.state.clone()));
-        axum::serve(gitweave_http::no_delay(self.listener), router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let state = self.state.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("stopping: no new connections; ending runners' long-polls");
+            state.begin_shutdown();
+            let _ = stopping_tx.send(());
+        };
+        let serve = axum::serve(gitweave_http::no_delay(self.listener), router)
+            .with_graceful_shutdown(signal)
+            .into_future();
+        tokio::pin!(serve);
+        tokio::select! {
+            served = &mut serve => served?,
+            () = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(DRAIN).await;
+            } => {
+                tracing::warn!(drain_ms = DRAIN.as_millis() as u64, "requests still open after the drain period; closing them");
+            }
+        }
         reaper.abort();
         self.state.pool.close().await;
         tracing::info!("pipeline-svc stopped");

@@ -32,6 +32,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Serialised answers that can no longer change (ended runs, complete log pages).
     pub settled: Arc<crate::settled::Settled>,
+    /// Set when the service starts shutting down: claims answer "no job" at once.
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -47,6 +49,18 @@ impl AppState {
     /// Wakes every waiting long-poll (a runner stopping must see it at once).
     pub fn wake_all_runners(&self) {
         self.jobs_ready.notify_waiters();
+    }
+
+    /// The service stops: every waiting long-poll answers "no job" now, and new ones at once.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake_all_runners();
+    }
+
+    /// Whether the service is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether a runner asked to stop taking jobs.

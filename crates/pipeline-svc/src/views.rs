@@ -41,6 +41,7 @@ pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
         attempt: j.attempt,
         started_at: j.started_at,
         ended_at: j.ended_at,
+        log_truncated: j.log_truncated,
     })
 }
 

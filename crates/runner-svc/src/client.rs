@@ -4,8 +4,8 @@
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use gitweave_api::runner::{
-    Assignment, AttemptState, ClaimRequest, FinishRequest, LogAck, RegisterRequest,
-    RegisterResponse,
+    Assignment, AttemptState, ClaimRequest, FinishRequest, HandBackRequest, LogAck,
+    RegisterRequest, RegisterResponse,
 };
 use gitweave_http::ErrorEnvelope;
 use std::time::Duration;
@@ -44,6 +44,8 @@ pub struct PipelineClient {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// How long a call that must get through is retried while pipeline-svc does not answer.
+    tolerance: Duration,
 }
 
 fn transient(e: reqwest::Error) -> ClientError {
@@ -72,14 +74,21 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError
     })
 }
 
-/// Retries for calls that must get through (log chunks, finish): up to about two minutes.
+/// Retries for calls that must get through (log chunks, finish, hand-back): capped backoff,
+/// for as long as the caller's deadline allows (`RUNNER_OUTAGE_TOLERANCE`, checked in `when`).
 fn persistent() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
         .with_max_delay(Duration::from_secs(5))
-        .with_max_times(30)
+        .with_max_times(usize::MAX)
         .with_jitter()
 }
+
+/// How long a hand-back is retried.
+const HAND_BACK_FOR: Duration = Duration::from_secs(5);
+
+/// How long the stop call may take: past it, the runner abandons its claims by itself.
+const STOP_CALL: Duration = Duration::from_secs(2);
 
 impl PipelineClient {
     /// Registers, retrying until pipeline-svc answers (it may start after the runner).
@@ -118,8 +127,20 @@ impl PipelineClient {
             http,
             base,
             token: reg.token.clone(),
+            tolerance: Duration::from_secs(15 * 60),
         };
         Ok((client, reg))
+    }
+
+    /// Retries calls that must get through for this long while pipeline-svc does not answer.
+    pub fn with_outage_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Whether to retry `e` now, given when the retries started.
+    fn retry_until(&self, since: tokio::time::Instant) -> impl Fn(&ClientError) -> bool + '_ {
+        move |e| e.is_transient() && since.elapsed() < self.tolerance
     }
 
     fn url(&self, path: &str) -> String {
@@ -152,7 +173,7 @@ impl PipelineClient {
             .http
             .post(self.url("/runners/stop"))
             .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(5))
+            .timeout(STOP_CALL)
             .send()
             .await
             .map_err(transient)?;
@@ -197,7 +218,7 @@ impl PipelineClient {
             check(resp).await?.json::<LogAck>().await.map_err(transient)
         };
         call.retry(persistent())
-            .when(ClientError::is_transient)
+            .when(self.retry_until(tokio::time::Instant::now()))
             .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "log upload failed; retrying"))
             .await
     }
@@ -227,8 +248,38 @@ impl PipelineClient {
                 .map_err(transient)
         };
         call.retry(persistent())
-            .when(ClientError::is_transient)
+            .when(self.retry_until(tokio::time::Instant::now()))
             .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "finish failed; retrying"))
+            .await
+    }
+
+    /// Gives back an attempt this stopping runner did not finish (its container is stopped,
+    /// its log stored up to `log_end`); retried for at most [`HAND_BACK_FOR`]: a runner that
+    /// stops must not wait out an outage (the attempt's lease then runs out on pipeline-svc,
+    /// which takes it back as lost).
+    pub async fn hand_back(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        req: &HandBackRequest,
+    ) -> Result<(), ClientError> {
+        let url = self.url(&format!("/jobs/{job}/attempts/{attempt}/hand-back"));
+        let call = || async {
+            let resp = self
+                .http
+                .post(&url)
+                .bearer_auth(&self.token)
+                .json(req)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .map_err(transient)?;
+            check(resp).await.map(|_| ())
+        };
+        let since = tokio::time::Instant::now();
+        call.retry(persistent())
+            .when(|e| e.is_transient() && since.elapsed() < HAND_BACK_FOR)
+            .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "hand-back failed; retrying"))
             .await
     }
 }

@@ -4,9 +4,11 @@ use gitweave_engine::checkout::DEFAULT_HELPER_IMAGE;
 use gitweave_engine::docker::{DEFAULT_JOB_PIDS, Limits, PullPolicy};
 use gitweave_engine::sandbox::JobNetwork;
 use gitweave_http::LogFormat;
+use gitweave_model::duration::parse_duration;
 use gitweave_model::resources::{Cpus, Memory, Resources};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Which engine runs jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +72,18 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Bytes of log kept per attempt (SPEC §15); past it the job goes on, its output is
+    /// dropped, and the log ends with a `[gitweave] log truncated at …` line.
+    #[arg(long, env = "RUNNER_LOG_LIMIT", default_value_t = DEFAULT_LOG_LIMIT)]
+    pub log_limit: u64,
+    /// On SIGTERM, how long running jobs may take to end by themselves before they are
+    /// stopped and handed back to pipeline-svc (queued again as a new attempt), e.g. `30s`.
+    #[arg(long, env = "RUNNER_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// How long the runner keeps retrying log chunks and a job's end while pipeline-svc does
+    /// not answer (the job's output waits on disk under `RUNNER_WORKDIR`), e.g. `15m`.
+    #[arg(long, env = "RUNNER_OUTAGE_TOLERANCE", default_value = "15m", value_parser = parse_duration)]
+    pub outage_tolerance: Duration,
     /// Docker engine: the most processes (and threads) a job container may hold at once.
     #[arg(long, env = "RUNNER_JOB_PIDS", default_value_t = DEFAULT_JOB_PIDS, value_parser = clap::value_parser!(i64).range(1..))]
     pub job_pids: i64,
@@ -88,6 +102,9 @@ pub struct Config {
     pub job_egress: bool,
 }
 
+/// `RUNNER_LOG_LIMIT`'s default: 100 MiB.
+pub const DEFAULT_LOG_LIMIT: u64 = 100 * 1024 * 1024;
+
 impl Config {
     /// Defaults for a given pipeline-svc, for tests and embedding.
     pub fn for_pipeline(url: impl Into<String>, engine: EngineKind) -> Self {
@@ -104,6 +121,9 @@ impl Config {
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
+            log_limit: DEFAULT_LOG_LIMIT,
+            shutdown_grace: Duration::from_secs(30),
+            outage_tolerance: Duration::from_secs(15 * 60),
             job_pids: DEFAULT_JOB_PIDS,
             job_memory: None,
             job_cpus: None,

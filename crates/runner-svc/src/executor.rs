@@ -9,14 +9,22 @@
 //! and the heartbeat renewing the lease (and noticing cancel or a lost lease). The report
 //! (`finish`) goes out only after every byte is stored, with the log length, so the server can
 //! tell a complete log from a gap.
+//!
+//! The buffer keeps at most `RUNNER_LOG_LIMIT` bytes of the attempt's output (the rest is
+//! dropped and the log says so), and spills what the uploader cannot send yet — pipeline-svc is
+//! down — to a spool file under `RUNNER_WORKDIR`, so the job never waits for the network; the
+//! spool goes when the attempt's log is stored. While the runner stops (SIGTERM), a job gets
+//! `RUNNER_SHUTDOWN_GRACE` to end by itself; then its container is stopped and the attempt is
+//! handed back to pipeline-svc, which queues the job again.
 
 use crate::client::{ClientError, PipelineClient};
 use bytes::Bytes;
-use gitweave_api::runner::{Assignment, FinishRequest};
+use gitweave_api::runner::{Assignment, FinishRequest, HandBackRequest};
 use gitweave_engine::{Checkout, Engine, EngineError, JobSpec, Outcome, OutputBuffer};
 use gitweave_http::Metrics;
 use gitweave_model::duration::format_duration;
 use gitweave_model::status::ErrorClass;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -44,6 +52,12 @@ pub struct Executor {
     pub metrics: Metrics,
     /// Container removals still under way (waited for at shutdown).
     pub cleanup: tokio_util::task::TaskTracker,
+    /// `RUNNER_LOG_LIMIT`: bytes of log kept per attempt.
+    pub log_limit: u64,
+    /// Where attempts spool output pipeline-svc has not taken yet.
+    pub spool_dir: PathBuf,
+    /// `RUNNER_SHUTDOWN_GRACE`: how long a job may run on once the runner stops.
+    pub grace: Duration,
 }
 
 struct Report {
@@ -156,7 +170,7 @@ impl Executor {
         let _ = tracing::Instrument::instrument(self.run_inner(a, stop), span).await;
     }
 
-    async fn run_inner(&self, a: Assignment, _stop: &CancellationToken) {
+    async fn run_inner(&self, a: Assignment, stop: &CancellationToken) {
         let timeout = Duration::from_secs(a.timeout_secs);
         let spec = JobSpec {
             job_id: a.job_id.to_string(),
@@ -171,9 +185,37 @@ impl Executor {
             resources: a.resources,
             timeout,
         };
-        let buffer = Arc::new(OutputBuffer::new(BUFFER_CAP));
+        let buffer = Arc::new(
+            OutputBuffer::new(BUFFER_CAP)
+                .with_limit(self.log_limit)
+                .with_spool(
+                    self.spool_dir
+                        .join(format!("{}-{}.log", a.job_id, a.attempt)),
+                ),
+        );
         let cancel = CancellationToken::new();
         let lost = Arc::new(AtomicBool::new(false));
+        // Once the runner stops, the job has its grace to end; then it is stopped and handed
+        // back.
+        let handing_back = Arc::new(AtomicBool::new(false));
+        let grace = tokio::spawn({
+            let (stop, cancel, handing_back, grace) = (
+                stop.clone(),
+                cancel.clone(),
+                handing_back.clone(),
+                self.grace,
+            );
+            async move {
+                stop.cancelled().await;
+                tokio::time::sleep(grace).await;
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "the job did not end within the shutdown grace; stopping it to hand it back"
+                );
+                handing_back.store(true, Ordering::SeqCst);
+                cancel.cancel();
+            }
+        });
         let uploader = tokio::spawn(upload(
             self.client.clone(),
             a.clone(),
@@ -216,9 +258,15 @@ impl Executor {
             Err(e) => (report_of(Err(e), timeout), None),
         };
         self.metrics.gauge_add("runner_jobs_running", -1);
-        let run_ended = self
-            .report(&a, &report, &buffer, uploader, heartbeat, &lost)
-            .await;
+        grace.abort();
+        let run_ended = if handing_back.load(Ordering::SeqCst) {
+            self.hand_back(&a, &buffer, uploader, heartbeat, &lost)
+                .await;
+            false
+        } else {
+            self.report(&a, &report, &buffer, uploader, heartbeat, &lost)
+                .await
+        };
         // Remove the container after the end is reported, off the slot's path: the next job of
         // the run is released by the report, and need not wait for the removal
         // (bench/FINDINGS.md #3). The runner waits for these tasks before it exits.
@@ -247,7 +295,7 @@ impl Executor {
         lost: &AtomicBool,
     ) -> bool {
         if let Some(note) = &report.note {
-            buffer.write(note.as_bytes()).await;
+            buffer.write_note(note.as_bytes()).await;
         }
         buffer.close();
         let log_end = match uploader.await {
@@ -268,6 +316,7 @@ impl Executor {
             error_class: report.class,
             reason: report.reason.clone(),
             log_end,
+            log_truncated: buffer.truncated(),
         };
         match self.client.finish(a.job_id, a.attempt, &req).await {
             Ok(state) => {
@@ -280,6 +329,44 @@ impl Executor {
             Err(e) => {
                 tracing::error!(error = %e, "reporting the end of the job failed");
                 false
+            }
+        }
+    }
+}
+
+impl Executor {
+    /// Sends the rest of the log of an attempt stopped at the end of the shutdown grace, then
+    /// gives it back to pipeline-svc.
+    async fn hand_back(
+        &self,
+        a: &Assignment,
+        buffer: &OutputBuffer,
+        uploader: tokio::task::JoinHandle<Option<i64>>,
+        heartbeat: tokio::task::JoinHandle<()>,
+        lost: &AtomicBool,
+    ) {
+        buffer
+            .write_note(b"gitweave: the runner stopped; this attempt was handed back\n")
+            .await;
+        buffer.close();
+        let log_end = uploader.await.ok().flatten();
+        heartbeat.abort();
+        let Some(log_end) = log_end.filter(|_| !lost.load(Ordering::SeqCst)) else {
+            tracing::warn!("the attempt was lost before it could be handed back");
+            return;
+        };
+        match self
+            .client
+            .hand_back(a.job_id, a.attempt, &HandBackRequest { log_end })
+            .await
+        {
+            Ok(()) => {
+                self.metrics
+                    .inc("runner_jobs_total", "result=\"handed_back\"");
+                tracing::info!(log_bytes = log_end, "attempt handed back");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "handing the attempt back failed; pipeline-svc takes it back when its lease runs out")
             }
         }
     }
@@ -354,9 +441,16 @@ async fn heartbeat(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
+    // While pipeline-svc is down the job runs on; say so once, and again when it answers.
+    let mut failing = false;
     loop {
         tick.tick().await;
-        match client.heartbeat(a.job_id, a.attempt).await {
+        let beat = client.heartbeat(a.job_id, a.attempt).await;
+        if beat.is_ok() && failing {
+            tracing::info!("heartbeats get through again");
+            failing = false;
+        }
+        match beat {
             Ok(s) if s.cancel => {
                 tracing::info!("cancel requested");
                 cancel.cancel();
@@ -368,7 +462,11 @@ async fn heartbeat(
                 cancel.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "heartbeat failed; the job runs on, retrying");
+                failing = true;
+            }
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
     }
 }

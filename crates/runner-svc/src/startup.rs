@@ -65,6 +65,14 @@ impl App {
             );
         }
         engine.warm_up().await;
+        // Spools of an earlier life of this runner belong to attempts pipeline-svc has taken
+        // back as lost by now. One directory per runner name: runners may share a workdir.
+        let spool_dir = config.workdir.join("spool").join(&name);
+        if let Err(e) = std::fs::remove_dir_all(&spool_dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %spool_dir.display(), error = %e, "could not remove old log spools");
+        }
         let (client, reg) = PipelineClient::register(
             &config.pipeline_url,
             config.registration_token.as_deref(),
@@ -75,6 +83,7 @@ impl App {
             },
         )
         .await?;
+        let client = client.with_outage_tolerance(config.outage_tolerance);
         tracing::info!(runner.id = %reg.runner_id, runner.name = %name, engine = engine.name(), concurrency = config.concurrency, "registered");
         let listener = TcpListener::bind(config.addr).await?;
         let metrics = Metrics::new();
@@ -88,6 +97,9 @@ impl App {
                 heartbeat: Duration::from_millis(reg.heartbeat_interval_ms),
                 metrics,
                 cleanup: TaskTracker::new(),
+                log_limit: config.log_limit,
+                spool_dir,
+                grace: config.shutdown_grace,
             },
             config,
             listener,
@@ -135,19 +147,27 @@ impl App {
         });
 
         let slots = TaskTracker::new();
+        let abandon = CancellationToken::new();
         for slot in 0..self.config.concurrency.max(1) {
             let executor = self.executor.clone();
-            let stop = stop.clone();
-            slots.spawn(async move { run_slot(slot, executor, stop).await });
+            let (stop, abandon) = (stop.clone(), abandon.clone());
+            slots.spawn(async move { run_slot(slot, executor, stop, abandon).await });
         }
         slots.close();
         shutdown.await;
-        tracing::info!("stopping: no new jobs; finishing the running ones");
+        tracing::info!(
+            grace_ms = self.config.shutdown_grace.as_millis() as u64,
+            "stopping: no new jobs; the running ones get the grace to finish, then are handed back"
+        );
         stop.cancel();
-        // Claims in flight are not abandoned (the server may be assigning a job right now):
-        // pipeline-svc ends them, and a job that arrives anyway is run to its end.
+        // Claims in flight are not abandoned while pipeline-svc can be told (it may be
+        // assigning a job right now): it ends them, and a job that arrives anyway is run (or
+        // handed back). When it cannot be told within a short timeout (it is stopping too, or
+        // down), the claims are abandoned here: a job it assigned meanwhile is taken back when
+        // its lease runs out.
         if let Err(e) = self.executor.client.stop().await {
-            tracing::warn!(error = %e, "could not tell pipeline-svc that this runner stops");
+            tracing::warn!(error = %e, "could not tell pipeline-svc that this runner stops; abandoning its claims");
+            abandon.cancel();
         }
         slots.wait().await;
         self.executor.cleanup.close();
@@ -175,10 +195,18 @@ async fn readyz(State(s): State<HealthState>) -> Response {
     }
 }
 
-async fn run_slot(slot: u32, executor: Executor, stop: CancellationToken) {
+async fn run_slot(
+    slot: u32,
+    executor: Executor,
+    stop: CancellationToken,
+    abandon: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
-        let claimed = executor.client.claim(CLAIM_WAIT).await;
+        let claimed = tokio::select! {
+            claimed = executor.client.claim(CLAIM_WAIT) => claimed,
+            () = abandon.cancelled() => break,
+        };
         match claimed {
             Ok(Some(a)) => {
                 backoff = Duration::from_millis(100);

@@ -44,6 +44,10 @@ pub struct JobRow {
     pub started_at: Option<OffsetDateTime>,
     /// Ended.
     pub ended_at: Option<OffsetDateTime>,
+    /// The current attempt's log was cut at the runner's log limit.
+    pub log_truncated: bool,
+    /// Attempts handed back by stopping runners (not counted against `retry`).
+    pub handed_back: i32,
 }
 
 /// A job to insert.
@@ -157,7 +161,7 @@ pub async fn insert_all(
                      status, released, terminal)
            RETURNING id, run_id, position, stage, template, name, spec, depends_on, status,
                      exit_code, error_class, reason, attempt, runnable_at, runner_id, log_end,
-                     started_at, ended_at"#,
+                     started_at, ended_at, log_truncated, handed_back"#,
         run_id,
         &ids,
         &positions,
@@ -184,7 +188,8 @@ pub async fn of_run(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<JobRow>,
     sqlx::query_as!(
         JobRow,
         "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
-                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at
+                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
+                log_truncated, handed_back
          FROM jobs WHERE run_id = $1 ORDER BY position",
         run_id
     )
@@ -250,7 +255,8 @@ pub async fn of_runs(e: impl PgExecutor<'_>, run_ids: &[Uuid]) -> Result<Vec<Job
     sqlx::query_as!(
         JobRow,
         "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
-                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at
+                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
+                log_truncated, handed_back
          FROM jobs WHERE run_id = ANY($1) ORDER BY run_id, position",
         run_ids
     )
@@ -263,7 +269,8 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, sql
     sqlx::query_as!(
         JobRow,
         "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
-                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at
+                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
+                log_truncated, handed_back
          FROM jobs WHERE id = $1",
         id
     )
@@ -384,7 +391,7 @@ pub async fn claim(
                UPDATE jobs SET status = 'running', attempt = attempt + 1, runner_id = $1,
                    lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
                    started_at = now(), ended_at = NULL, exit_code = NULL, error_class = NULL,
-                   reason = NULL, log_end = 0, runnable_at = NULL
+                   reason = NULL, log_end = 0, log_truncated = false, runnable_at = NULL
                FROM next
                WHERE jobs.id = next.id
                RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec
@@ -508,6 +515,8 @@ pub struct Outcome<'a> {
     pub error_class: Option<&'a str>,
     /// Failure sentence.
     pub reason: Option<&'a str>,
+    /// The runner cut the attempt's log at its limit.
+    pub log_truncated: bool,
 }
 
 /// Records the end of the current attempt.
@@ -523,7 +532,7 @@ pub async fn finish(
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query!(
         "UPDATE jobs SET status = $2, exit_code = $3, error_class = $4, reason = $5, ended_at = now(),
-             lease_expires_at = NULL
+             lease_expires_at = NULL, log_truncated = $9
          WHERE id = $1
            AND ($6::uuid IS NULL
                 OR (runner_id = $6 AND attempt = $7 AND status = 'running' AND log_end = $8))",
@@ -534,7 +543,8 @@ pub async fn finish(
         o.reason,
         guard.map(|g| g.runner_id),
         guard.map(|g| g.attempt),
-        guard.map(|g| g.log_end)
+        guard.map(|g| g.log_end),
+        o.log_truncated
     )
     .execute(e)
     .await?;
@@ -564,6 +574,28 @@ pub async fn requeue(e: impl PgExecutor<'_>, id: Uuid, delay_ms: i64) -> Result<
     .execute(e)
     .await?;
     Ok(())
+}
+
+/// Puts a running attempt that its stopping runner gave back in the queue again, runnable
+/// now, and counts it as handed back; only if that runner still holds that attempt with exactly
+/// `log_end` bytes stored. Returns whether the row was updated.
+pub async fn hand_back(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    guard: &Guard,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
+        "UPDATE jobs SET status = 'queued', runner_id = NULL, lease_expires_at = NULL,
+             ended_at = NULL, runnable_at = now(), handed_back = handed_back + 1
+         WHERE id = $1 AND runner_id = $2 AND attempt = $3 AND status = 'running' AND log_end = $4",
+        id,
+        guard.runner_id,
+        guard.attempt,
+        guard.log_end
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Asks the runner holding a running job to stop it (seen on its next heartbeat).

@@ -127,6 +127,7 @@ pub async fn finish(
                 attempt,
                 log_end: req.log_end,
             }),
+            log_truncated: req.log_truncated,
         },
     )
     .await?;
@@ -159,21 +160,23 @@ pub struct EndAttempt {
     pub actor: String,
     /// When a runner reports it: the attempt must still be held by it, with its whole log.
     pub guard: Option<jobs::Guard>,
+    /// The runner cut the attempt's log at its `RUNNER_LOG_LIMIT`.
+    pub log_truncated: bool,
 }
 
 /// Why a guarded end was refused: the attempt is no longer this runner's, or its log is not
 /// all stored yet.
-async fn refused(conn: &mut PgConnection, e: &EndAttempt, guard: &jobs::Guard) -> ApiError {
-    match jobs::holding(conn, e.job_id).await {
+async fn refused(conn: &mut PgConnection, job_id: Uuid, guard: &jobs::Guard) -> ApiError {
+    match jobs::holding(conn, job_id).await {
         Ok(Some(held)) if held.is_held_by(guard.runner_id, guard.attempt) => ApiError::Conflict(
             "log_incomplete",
             format!(
                 "the stored log of job {} ends at byte {} but the runner sent {}; send the rest first",
-                e.job_id, held.log_end, guard.log_end
+                job_id, held.log_end, guard.log_end
             ),
         ),
-        Ok(Some(_)) => stale(e.job_id, e.attempt),
-        Ok(None) => ApiError::not_found("job", e.job_id),
+        Ok(Some(_)) => stale(job_id, guard.attempt),
+        Ok(None) => ApiError::not_found("job", job_id),
         Err(err) => err.into(),
     }
 }
@@ -235,7 +238,7 @@ pub async fn end_attempt(
         let spec: ExpandedJob = serde_json::from_value(job.spec).map_err(|err| {
             ApiError::Internal(format!("job {} spec does not load: {err}", e.job_id))
         })?;
-        Some((job.name, spec))
+        Some((job.name, spec, job.handed_back))
     } else {
         None
     };
@@ -252,6 +255,7 @@ pub async fn end_attempt(
             exit_code: e.exit_code,
             error_class: e.class.map(ErrorClass::as_str),
             reason: reason.as_deref(),
+            log_truncated: e.log_truncated,
         },
         e.guard.as_ref(),
     )
@@ -259,7 +263,7 @@ pub async fn end_attempt(
     if let Some(guard) = &e.guard
         && !recorded
     {
-        return Err(refused(tx, &e, guard).await);
+        return Err(refused(tx, e.job_id, guard).await);
     }
     let event_type = match status {
         JobStatus::Success => "job.succeeded",
@@ -276,15 +280,19 @@ pub async fn end_attempt(
         data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
     });
     let retry = !canceling
-        && failed.as_ref().zip(e.class).is_some_and(|((_, spec), c)| {
-            spec.retry.allows(
-                c,
-                e.exit_code.map(i64::from),
-                u32::try_from(e.attempt).unwrap_or(u32::MAX),
-            )
-        });
+        && failed
+            .as_ref()
+            .zip(e.class)
+            .is_some_and(|((_, spec, handed_back), c)| {
+                // Attempts a stopping runner handed back are not the job's fault.
+                spec.retry.allows(
+                    c,
+                    e.exit_code.map(i64::from),
+                    u32::try_from(e.attempt - handed_back).unwrap_or(u32::MAX),
+                )
+            });
     let retry_after = retry.then(|| retry_delay(state.config.retry_base(), e.attempt));
-    if let (Some(delay), Some((_, spec))) = (retry_after, &failed) {
+    if let (Some(delay), Some((_, spec, _))) = (retry_after, &failed) {
         jobs::requeue(&mut **tx, e.job_id, delay.as_millis() as i64).await?;
         tx.record(NewEvent {
             event_type: "job.retried",
@@ -301,7 +309,7 @@ pub async fn end_attempt(
             ..Default::default()
         });
     }
-    if let Some((name, spec)) = &failed
+    if let Some((name, spec, _)) = &failed
         && !retry
         && !spec.allow_failure
     {
@@ -324,4 +332,70 @@ pub async fn end_attempt(
         retry_after,
         advanced,
     })
+}
+
+/// Takes back an attempt its stopping runner could not finish within its grace
+/// (`RUNNER_SHUTDOWN_GRACE`): the job is queued again, runnable at once, for a new attempt
+/// that does not count against its `retry`, with a `job.handed_back` event by the runner. Only
+/// the runner holding the attempt, with its whole log stored, may hand it back. Under a cancel
+/// the attempt ends as canceled instead, as it would have on the runner.
+pub async fn hand_back(
+    state: &AppState,
+    runner: &RunnerIdentity,
+    job_id: Uuid,
+    attempt: i32,
+    req: &HandBackRequest,
+) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let locked = runs::lock_of_job(&mut *tx, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    let run_id = locked.id;
+    let mut tx = RunTx::new(tx, run_id);
+    let guard = jobs::Guard {
+        runner_id: runner.id,
+        attempt,
+        log_end: req.log_end,
+    };
+    if locked.cancel_requested {
+        let ended = end_attempt(
+            &mut tx,
+            state,
+            &locked,
+            EndAttempt {
+                job_id,
+                attempt,
+                class: Some(ErrorClass::Canceled),
+                exit_code: None,
+                reason: Some("canceled".into()),
+                actor: runner.actor(),
+                guard: Some(guard),
+                log_truncated: false,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        ended.after_commit(state, job_id, run_id);
+        return Ok(());
+    }
+    if !jobs::hand_back(&mut *tx, job_id, &guard).await? {
+        return Err(refused(&mut tx, job_id, &guard).await);
+    }
+    tx.record(NewEvent {
+        event_type: EventType::JobHandedBack.as_str(),
+        job_id: Some(job_id),
+        actor: runner.actor(),
+        attempt: Some(attempt),
+        reason: Some(format!(
+            "runner {} stopped before attempt {attempt} ended; queued for a new attempt",
+            runner.name
+        )),
+        ..Default::default()
+    });
+    tx.commit().await?;
+    state.job_changed(job_id);
+    state.run_changed(run_id);
+    state.wake_runners(1);
+    tracing::info!(job.id = %job_id, attempt, runner.name = %runner.name, "attempt handed back; job queued again");
+    Ok(())
 }

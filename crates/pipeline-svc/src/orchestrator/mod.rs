@@ -5,10 +5,10 @@
 use crate::auth::RunnerIdentity;
 use crate::error::ApiError;
 use crate::state::AppState;
-use gitweave_api::runner::{Assignment, AttemptState, Checkout, FinishRequest};
+use gitweave_api::runner::{Assignment, AttemptState, Checkout, FinishRequest, HandBackRequest};
 use gitweave_model::expand::{self, ExpandedJob};
 use gitweave_model::plan::{self, Action, JobState, Node, StageJob};
-use gitweave_model::status::{ErrorClass, JobStatus, RunStatus, Trigger};
+use gitweave_model::status::{ErrorClass, EventType, JobStatus, RunStatus, Trigger};
 use gitweave_model::template::{Template, When};
 use gitweave_storage::events::{self, NewEvent};
 use gitweave_storage::{deliveries, jobs, repos, runs, templates};
@@ -25,7 +25,7 @@ mod reaper;
 mod run_tx;
 mod trigger;
 
-pub use attempts::{EndAttempt, Ended, claim, end_attempt, finish, retry_delay, stale};
+pub use attempts::{EndAttempt, Ended, claim, end_attempt, finish, hand_back, retry_delay, stale};
 pub use control::{approve, cancel, rerun};
 pub use planning::{Advanced, advance, advance_locked, set_run_status};
 use planning::{action_event, run_completed_event, run_status_event};

@@ -52,6 +52,7 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
                 reason: Some(reason.clone()),
                 actor: ACTOR.to_owned(),
                 guard: None,
+                log_truncated: false,
             },
         )
         .await?;

@@ -1,6 +1,8 @@
 //! The internal runner protocol (`/internal/v1`): register, claim (woken long-poll), start,
-//! heartbeat, log chunks by offset, finish. Every job write names `(job, attempt)` and is
-//! refused (409) unless the calling runner holds that attempt.
+//! heartbeat, log chunks by offset, finish, and hand-back (a stopping runner returns an attempt
+//! it could not finish). Every job write names `(job, attempt)` and is refused (409) unless the
+//! calling runner holds that attempt. While pipeline-svc shuts down, claims answer "no job" at
+//! once, so no runner's long-poll holds the shutdown up.
 
 use crate::auth::{self, RunnerIdentity};
 use crate::error::ApiError;
@@ -14,7 +16,8 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use gitweave_api::runner::{
-    AttemptState, ClaimRequest, FinishRequest, LogAck, RegisterRequest, RegisterResponse,
+    AttemptState, ClaimRequest, FinishRequest, HandBackRequest, LogAck, RegisterRequest,
+    RegisterResponse,
 };
 use gitweave_storage::{jobs, logs, runners, runs};
 use http::{HeaderMap, StatusCode};
@@ -36,6 +39,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/runners/stop", post(stop))
         .route("/jobs/{id}/attempts/{attempt}/heartbeat", post(heartbeat))
         .route("/jobs/{id}/attempts/{attempt}/finish", post(finish))
+        .route("/jobs/{id}/attempts/{attempt}/hand-back", post(hand_back))
         .route(
             "/jobs/{id}/attempts/{attempt}/logs",
             put(append_log).layer(DefaultBodyLimit::max(MAX_CHUNK_BYTES)),
@@ -110,7 +114,7 @@ async fn claim(
         let woken = state.jobs_ready.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        if state.is_stopping(runner.id) {
+        if state.is_stopping(runner.id) || state.is_shutting_down() {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         if let Some(a) = orchestrator::claim(&state, &runner).await? {
@@ -278,4 +282,21 @@ async fn finish(
         }
         Err(e) => Err(e),
     }
+}
+
+async fn hand_back(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, attempt)): Path<(String, i32)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let runner = auth::runner(&state, &headers).await?;
+    let (id, attempt) = ids(&id, attempt)?;
+    let body = body.map_err(body_error)?;
+    let req: Option<HandBackRequest> = parse_json(&body)?;
+    let req = req.ok_or_else(|| {
+        ApiError::BadRequest("missing_body", "a hand-back body is required".into())
+    })?;
+    orchestrator::hand_back(&state, &runner, id, attempt, &req).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
