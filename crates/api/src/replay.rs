@@ -124,3 +124,54 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
     }
     Ok(run)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{JobReplay, replay};
+    use crate::public::Event;
+    use gitweave_model::status::{EventType, JobStatus};
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    fn event(seq: i64, kind: EventType, run: Uuid, job: Uuid, attempt: Option<i32>) -> Event {
+        Event {
+            seq,
+            event_type: kind.as_str().to_owned(),
+            run_id: run,
+            job_id: Some(job),
+            timestamp_utc: OffsetDateTime::UNIX_EPOCH,
+            actor: "runner:r".into(),
+            attempt,
+            error_class: None,
+            reason: None,
+            data: None,
+        }
+    }
+
+    #[test]
+    fn a_handed_back_job_is_queued_again_without_a_retry() {
+        let (run, job) = (Uuid::nil(), Uuid::from_u128(1));
+        let events = [
+            event(1, EventType::JobQueued, run, job, None),
+            event(2, EventType::JobStarted, run, job, Some(1)),
+            event(3, EventType::JobHandedBack, run, job, Some(1)),
+        ];
+        let r = replay(&events).expect("replays");
+        assert_eq!(
+            r.jobs[&job],
+            JobReplay {
+                status: JobStatus::Queued,
+                attempt: 1,
+                retries: 0,
+            }
+        );
+        let mut more = events.to_vec();
+        more.push(event(4, EventType::JobStarted, run, job, Some(2)));
+        more.push(event(5, EventType::JobSucceeded, run, job, Some(2)));
+        let r = replay(&more).expect("replays");
+        assert_eq!(
+            (r.jobs[&job].status, r.jobs[&job].attempt),
+            (JobStatus::Success, 2)
+        );
+    }
+}
