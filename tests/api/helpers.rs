@@ -45,6 +45,9 @@ pub struct Options {
     pub registration_token: Option<String>,
     /// The gateway's `GATEWAY_RATE_LIMIT` and `GATEWAY_RATE_BURST` (default: the gateway's).
     pub rate_limit: Option<(u32, u32)>,
+    /// The runner's `RUNNER_LOCAL_REPO_ROOT` (default: the system's temp dir, where tests make
+    /// their repositories).
+    pub local_repo_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             api_token: None,
             registration_token: None,
             rate_limit: None,
+            local_repo_root: Some(std::env::temp_dir()),
         }
     }
 }
@@ -263,6 +267,7 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
         rconfig.concurrency = opts.concurrency;
         rconfig.registration_token = opts.registration_token.clone();
         rconfig.workdir = std::env::temp_dir().join(format!("gitweave-test-{short}"));
+        rconfig.local_repo_root = opts.local_repo_root.clone();
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");

@@ -9,7 +9,7 @@
 //! reason the checkout runs in a helper container that mounts that volume
 //! ([`DockerEngine::with_helper_image`]).
 
-use crate::checkout::{self, Checkout, DEFAULT_HELPER_IMAGE, WorkspaceLocks};
+use crate::checkout::{self, DEFAULT_HELPER_IMAGE, Verified, WorkspaceLocks};
 use crate::sandbox::{JobNetwork, LABEL_SANDBOX, Sandboxes};
 use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
 use async_trait::async_trait;
@@ -167,8 +167,22 @@ impl DockerEngine {
         Ok(())
     }
 
+    /// Name of the private volume of a run's checkout (its git dir and marker): only the
+    /// checkout helper mounts it, never a job.
+    pub fn private_volume_name(&self, workspace: &str) -> String {
+        format!("{}git-{workspace}", self.prefix)
+    }
+
     async fn ensure_volume(&self, workspace: &str) -> Result<String, EngineError> {
-        let name = self.volume_name(workspace);
+        self.ensure_named_volume(self.volume_name(workspace), workspace)
+            .await
+    }
+
+    async fn ensure_named_volume(
+        &self,
+        name: String,
+        workspace: &str,
+    ) -> Result<String, EngineError> {
         let mut labels = HashMap::new();
         labels.insert(LABEL_WORKSPACE.to_owned(), workspace.to_owned());
         labels.insert(LABEL_RUNNER.to_owned(), self.runner.clone());
@@ -449,19 +463,22 @@ impl Engine for DockerEngine {
     async fn checkout(
         &self,
         spec: &JobSpec,
-        c: &Checkout,
+        c: &Verified,
         out: &OutputBuffer,
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError> {
-        c.validate()?;
         self.ensure_image(&self.helper_image).await?;
         let volume = self.ensure_volume(&spec.workspace).await?;
+        let private = self
+            .ensure_named_volume(self.private_volume_name(&spec.workspace), &spec.workspace)
+            .await?;
         let _held = self.locks.lock(&spec.workspace).await;
         let name = format!("{}checkout-{}-{}", self.prefix, spec.job_id, spec.attempt);
         let body = checkout::helper_container(
             &self.helper_image,
             c,
             &volume,
+            &private,
             [
                 (LABEL_JOB.to_owned(), spec.job_id.clone()),
                 (LABEL_RUNNER.to_owned(), self.runner.clone()),
@@ -504,17 +521,20 @@ impl Engine for DockerEngine {
         if let Some(sandboxes) = &self.sandboxes {
             sandboxes.run_ended(workspace).await;
         }
-        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match self
-            .docker
-            .remove_volume(&self.volume_name(workspace), Some(options))
-            .await
-        {
-            Ok(()) => Ok(()),
-            // 404: already gone; 409: still in use by a job of this run on another slot.
-            Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(()),
-            Err(e) => Err(engine_err(e)),
+        for name in [
+            self.volume_name(workspace),
+            self.private_volume_name(workspace),
+        ] {
+            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+            match self.docker.remove_volume(&name, Some(options)).await {
+                Ok(()) => {}
+                // 404: already gone (or never made); 409: still in use by a job (or
+                // checkout) of this run on another slot.
+                Err(e) if matches!(status_of(&e), Some(404 | 409)) => {}
+                Err(e) => return Err(engine_err(e)),
+            }
         }
+        Ok(())
     }
 
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {

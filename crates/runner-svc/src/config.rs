@@ -68,6 +68,11 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Local clone URLs (`file://…` or a path) must resolve (symlinks and `..` followed) to a
+    /// git repository under this directory; unset, they are refused. For the docker engine
+    /// the path is one on the Docker host, which the runner must see at the same path.
+    #[arg(long, env = "RUNNER_LOCAL_REPO_ROOT")]
+    pub local_repo_root: Option<PathBuf>,
 }
 
 impl Config {
@@ -86,6 +91,7 @@ impl Config {
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
+            local_repo_root: None,
         }
     }
 

@@ -83,6 +83,7 @@ impl App {
                 heartbeat: Duration::from_millis(reg.heartbeat_interval_ms),
                 metrics,
                 cleanup: TaskTracker::new(),
+                local_repo_root: config.local_repo_root.clone(),
             },
             config,
             listener,
