@@ -9,7 +9,10 @@
 //! the runner itself uses ([`USED`]) travel through a pipe on the new process's stdin, which
 //! it reads to the end before anything else. The new process's `/proc/<pid>/environ` holds no
 //! secret; the others (`GITWEAVE_API_TOKEN`, `DATABASE_URL`, …, which a runner never needs)
-//! are dropped. The per-runner token from registration lives in memory only.
+//! are dropped. The per-runner token from registration lives in memory only, and
+//! [`protect`] makes that memory unreadable to the runner's user: the process is not dumpable,
+//! so no process of that user (a shell job) can ptrace it or read its `/proc/<pid>/mem` or
+//! `environ` (jobs it starts are dumpable again: exec resets the flag).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -158,6 +161,14 @@ pub fn scrub() -> Result<Handed, SecretsError> {
         cmd.env_remove(k);
     }
     Err(SecretsError::Io(cmd.exec()))
+}
+
+/// Makes this process non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`): its `/proc/<pid>` entries
+/// then belong to root, and processes of the same user cannot ptrace it. Call it after
+/// [`scrub`], in the process that keeps running.
+pub fn protect() -> Result<(), SecretsError> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| SecretsError::Io(e.into()))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     // First, before any thread: re-executes without secrets in the environment if need be.
     let secrets = runner_svc::secrets::scrub()?;
+    runner_svc::secrets::protect()?;
     let mut config = runner_svc::Config::parse();
     secrets.apply(&mut config);
     tokio::runtime::Runtime::new()?.block_on(async {
