@@ -53,6 +53,9 @@ pub struct Options {
     pub job_network: Option<&'static str>,
     /// The runner's `RUNNER_LOG_LIMIT` (default: the runner's).
     pub log_limit: Option<u64>,
+    /// The runner's `RUNNER_LOCAL_REPO_ROOT` (default: the system's temp dir, where tests make
+    /// their repositories).
+    pub local_repo_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             job_egress: false,
             job_network: None,
             log_limit: None,
+            local_repo_root: Some(std::env::temp_dir()),
         }
     }
 }
@@ -307,6 +311,7 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
         if let Some(limit) = opts.log_limit {
             rconfig.log_limit = limit;
         }
+        rconfig.local_repo_root = opts.local_repo_root.clone();
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");

@@ -7,8 +7,12 @@
 //! - [`checkout`]: the run's workspace holds exactly the pushed commit (docker and shell
 //!   engines), hostile ref names stay data, clone failures fail the run with a reason, and a
 //!   real `git push` to a local bare repository through `gitweave hook install`.
+//! - [`checkout_hardening`]: what a job plants in `.git` never runs; local clone URLs only
+//!   under `RUNNER_LOCAL_REPO_ROOT`; the helper mounts that repository read-only and nothing
+//!   else of the host.
 
 mod checkout;
+mod checkout_hardening;
 mod receive;
 mod signatures;
 

@@ -17,6 +17,7 @@ mod hooks;
 mod logs;
 mod orchestration;
 mod repos;
+mod runner_env;
 mod runner_protocol;
 mod runs;
 mod templates;

@@ -1,33 +1,78 @@
-//! Checking out a run's commit into its workspace before a job starts (SPEC §3, "Workspace").
+//! Checking out a run's commit into its workspace before a job starts (SPEC §3, "Workspace";
+//! §15).
 //!
 //! One POSIX `sh` program ([`SCRIPT`]) does it for both engines: the docker engine runs it in a
-//! short-lived helper container (`RUNNER_HELPER_IMAGE`, which needs `sh` and `git`) that
-//! mounts the run's workspace volume, and the shell engine runs it on the host in the
-//! workspace directory. The program text is constant: the clone URL, the commit and the ref
-//! reach it only as environment variables, so a ref like `zzz";echo${IFS}"hello";#` is data,
-//! never shell.
+//! short-lived helper container (`RUNNER_HELPER_IMAGE`, which needs `sh` and `git`), and the
+//! shell engine runs it on the host. The program text is constant: the clone URL, the commit
+//! and the ref reach it only as environment variables, so a ref like
+//! `zzz";echo${IFS}"hello";#` is data, never shell.
 //!
 //! It checks out exactly the commit (detached), not the branch head: it fetches every branch
-//! and tag, and asks for the commit by name when no ref reaches it. It is idempotent: once a
-//! checkout succeeded it leaves a marker in `.git`, and later jobs (and retries) of the run
-//! skip it, keeping whatever earlier jobs left in the workspace.
+//! and tag, and asks for the commit by name when no ref reaches it.
+//!
+//! **git never runs against anything a job can write.** Jobs can write the whole workspace,
+//! `.git` included, so a `.git/config` they leave (`core.fsmonitor`, `core.hooksPath`, hooks,
+//! `url.*.insteadOf`, `core.sshCommand`) would run as the checkout on its next try. So git
+//! fetches into a *private* git dir that no job mounts (a runner-owned volume per run for the
+//! docker engine, a fresh directory outside the workspace for the shell engine) and checks
+//! out with `--work-tree` into the workspace; the jobs then get a *copy* of that git dir as
+//! `/workspace/.git` (so `git log` and `git describe` work in CI), which the runner never
+//! runs git against again. git runs without system or global config, with hooks, fsmonitor,
+//! credential helpers and submodules off, a plain `ssh`, and only the transports the source
+//! needs ([`Verified::env`]). The "already checked out" marker lives in the private git dir
+//! (docker) or in the runner's memory (shell), so a job cannot forge it: later jobs (and
+//! retries) of the run skip the checkout and keep whatever earlier jobs left.
+//!
+//! A local clone URL is checked by [`local::resolve`] and is the only host path the helper
+//! mounts, read-only.
+
+pub mod local;
 
 use crate::EngineError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use local::LocalRepo;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The helper image the docker engine runs `git` in, unless `RUNNER_HELPER_IMAGE` says
 /// otherwise. Built locally from `scripts/git-image/Dockerfile` (debian:bookworm-slim + git).
 pub const DEFAULT_HELPER_IMAGE: &str = "gitweave-git:latest";
 
-/// Only these git transports are allowed (`ext::` and friends could run commands).
-const ALLOWED_PROTOCOLS: &str = "file:git:http:https:ssh";
+/// Where the helper sees the run's workspace (as the jobs do).
+pub const WORKSPACE_MOUNT: &str = "/workspace";
+/// Where the helper sees its private volume (the git dir and the marker).
+pub const PRIVATE_MOUNT: &str = "/gitweave-private";
+/// Where the helper sees a local source repository (read-only).
+pub const SOURCE_MOUNT: &str = "/gitweave-source";
 
-/// The program that checks out `$GW_COMMIT` from `$GW_URL` into `$GW_WORKSPACE`.
+/// Transports for a remote clone URL (`ext::` and friends could run commands; `file` could
+/// read the host through a submodule or an alternate).
+const REMOTE_PROTOCOLS: &[&str] = &["git", "http", "https", "ssh"];
+/// The only transport for a local repository.
+const LOCAL_PROTOCOLS: &[&str] = &["file"];
+
+/// Command-line-scope git configuration for every git the checkout runs (it wins over the
+/// private repository's own config, which the runner alone writes anyway).
+const HARDENING: &[(&str, &str)] = &[
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.sshCommand", "ssh"),
+    // An empty value clears the list of credential helpers.
+    ("credential.helper", ""),
+    ("submodule.recurse", "false"),
+    ("fetch.recurseSubmodules", "false"),
+    ("protocol.allow", "never"),
+    ("init.defaultBranch", "gitweave"),
+    ("advice.detachedHead", "false"),
+];
+
+/// The program that checks out `$GW_COMMIT` from `$GW_URL`: into the private git dir
+/// `$GIT_DIR` (under `$GW_PRIVATE`, with the marker) and the work tree `$GIT_WORK_TREE` (the
+/// workspace), then copies the git dir to the workspace's `.git` for the jobs.
 pub const SCRIPT: &str = r#"set -eu
-cd "$GW_WORKSPACE"
-marker=.git/gitweave-checkout
+cd "$GW_PRIVATE"
+marker="$GW_PRIVATE/checked-out"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$GW_COMMIT" ]; then
   printf 'gitweave: the workspace already holds %s; checkout skipped\n' "$GW_COMMIT"
   exit 0
@@ -37,24 +82,28 @@ if ! command -v git >/dev/null 2>&1; then
   exit 127
 fi
 printf 'gitweave: checking out %s (%s) from %s\n' "$GW_COMMIT" "$GW_REF" "$GW_URL_SHOWN"
-git -c init.defaultBranch=gitweave init -q .
-git config remote.origin.url "$GW_URL"
+git init -q --template=
+git config remote.origin.url "$GW_URL_SHOWN"
 git config remote.origin.fetch '+refs/heads/*:refs/remotes/origin/*'
-git fetch -q --tags origin
+git fetch -q --no-tags "$GW_URL" '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'
 if ! git cat-file -e "$GW_COMMIT^{commit}" 2>/dev/null; then
   # On no branch or tag (any more): ask for the commit itself.
-  git fetch -q origin "$GW_COMMIT" || true
+  git fetch -q --no-tags "$GW_URL" "$GW_COMMIT" || true
 fi
 if ! git cat-file -e "$GW_COMMIT^{commit}" 2>/dev/null; then
   printf 'gitweave: commit %s is not in %s\n' "$GW_COMMIT" "$GW_URL_SHOWN"
   exit 1
 fi
 git checkout -q -f --detach "$GW_COMMIT^{commit}"
+# The jobs' copy of the git dir; the runner never runs git against it.
+rm -rf "$GIT_WORK_TREE/.git"
+cp -R "$GIT_DIR" "$GIT_WORK_TREE/.git"
 printf '%s\n' "$GW_COMMIT" > "$marker"
 printf 'gitweave: HEAD is now at %s\n' "$(git log -1 --format='%H %s')"
 "#;
 
-/// What to check out into a run's workspace.
+/// What to check out into a run's workspace, as the assignment says; [`Checkout::verify`]
+/// makes it something an engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
     /// From the repo's configuration (never from a webhook payload).
@@ -65,15 +114,50 @@ pub struct Checkout {
     pub git_ref: String,
 }
 
+/// Where a verified checkout fetches from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A remote URL (https, ssh, git), given to git as it is.
+    Remote(String),
+    /// A local repository under `RUNNER_LOCAL_REPO_ROOT`.
+    Local(LocalRepo),
+}
+
+/// A checkout whose values git cannot mistake for options, whose commit is a sha, and whose
+/// source is decided: what the engines run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    commit: String,
+    git_ref: String,
+    shown_url: String,
+    source: Source,
+}
+
+/// Where the checkout program sees things.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    /// The workspace (the work tree).
+    pub workspace: &'a str,
+    /// The private directory (git dir and marker), which no job can write.
+    pub private: &'a str,
+    /// A local source repository, when it is seen elsewhere than at its own path (the
+    /// docker helper's [`SOURCE_MOUNT`]).
+    pub source: Option<&'a str>,
+}
+
 impl Checkout {
-    /// Refuses values git could mistake for options, or that are not a commit sha.
-    pub fn validate(&self) -> Result<(), EngineError> {
+    /// Refuses values git could mistake for options, commits that are not a sha, and local
+    /// repositories that [`local::resolve`] refuses (`local_root`: `RUNNER_LOCAL_REPO_ROOT`).
+    pub fn verify(&self, local_root: Option<&Path>) -> Result<Verified, EngineError> {
         let url = &self.clone_url;
-        if url.is_empty() || url.starts_with('-') || url.chars().any(char::is_control) {
-            return Err(EngineError::Config(format!(
-                "clone_url {:?} cannot be cloned",
+        let refuse = |why: &str| {
+            EngineError::Config(format!(
+                "clone_url {:?} cannot be cloned: {why}",
                 self.shown_url()
-            )));
+            ))
+        };
+        if url.is_empty() || url.starts_with('-') || url.chars().any(char::is_control) {
+            return Err(refuse("empty, option-like or with control characters"));
         }
         let c = &self.commit;
         if !(4..=64).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -81,7 +165,25 @@ impl Checkout {
                 "commit {c:?} is not a hex sha"
             )));
         }
-        Ok(())
+        let source = match classify(url) {
+            Kind::Local(path) => Source::Local(
+                local::resolve(Path::new(path), local_root)
+                    .map_err(|e| EngineError::Config(e.to_string()))?,
+            ),
+            Kind::Remote => Source::Remote(url.clone()),
+            Kind::Helper => return Err(refuse("git remote helpers (`<transport>::`) are refused")),
+            Kind::Scheme(s) => {
+                return Err(refuse(&format!(
+                    "the {s:?} scheme is refused (https, http, ssh, git or a local path)"
+                )));
+            }
+        };
+        Ok(Verified {
+            commit: self.commit.clone(),
+            git_ref: self.git_ref.clone(),
+            shown_url: self.shown_url(),
+            source,
+        })
     }
 
     /// The clone URL with any user and password replaced by `***`, for logs.
@@ -96,81 +198,168 @@ impl Checkout {
             None => url.clone(),
         }
     }
+}
 
-    /// The repository's path when the clone URL is local (`file:///srv/x.git` or
-    /// `/srv/x.git`). For the docker engine it is a path on the Docker host, bind-mounted
-    /// read-only into the helper at the same place.
-    pub fn local_path(&self) -> Option<&str> {
-        let url = self.clone_url.as_str();
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        path.starts_with('/').then_some(path)
+/// What kind of URL git would make of a clone URL.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind<'a> {
+    /// A path on this host (`file://` + path, or any URL git would read as a path).
+    Local(&'a str),
+    /// https, http, ssh, git, or scp-like `host:path`.
+    Remote,
+    /// `<transport>::<address>`: runs `git-remote-<transport>`.
+    Helper,
+    /// A scheme git would hand to some other helper.
+    Scheme(&'a str),
+}
+
+fn classify(url: &str) -> Kind<'_> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Kind::Local(path);
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && !scheme.contains('/')
+    {
+        return match scheme.to_ascii_lowercase().as_str() {
+            "http" | "https" | "ssh" | "git" | "git+ssh" | "ssh+git" => Kind::Remote,
+            _ => Kind::Scheme(scheme),
+        };
+    }
+    if let Some((transport, _)) = url.split_once("::")
+        && !transport.contains('/')
+    {
+        return Kind::Helper;
+    }
+    // git's rule: a colon before the first slash is scp-like ssh (`host:path`); anything
+    // else is a path (relative ones are refused by local::resolve).
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), Some(slash)) if colon < slash => Kind::Remote,
+        (Some(_), None) => Kind::Remote,
+        _ => Kind::Local(url),
+    }
+}
+
+impl Verified {
+    /// The commit.
+    pub fn commit(&self) -> &str {
+        &self.commit
     }
 
-    /// The program's environment; `workspace` is where the workspace is as the program sees
-    /// it.
-    pub fn env(&self, workspace: &str) -> Vec<(String, String)> {
-        [
-            ("GW_WORKSPACE", workspace.to_owned()),
-            ("GW_URL", self.clone_url.clone()),
-            ("GW_URL_SHOWN", self.shown_url()),
+    /// Where it fetches from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The program's whole environment (the shell engine adds `PATH` and `HOME`). Hardened:
+    /// no system or global git config, [`HARDENING`] at command-line scope, only the
+    /// transports the source needs, `safe.directory` only for the read-only source (the
+    /// private git dir belongs to whoever runs git), never a prompt.
+    pub fn env(&self, at: Layout<'_>) -> Vec<(String, String)> {
+        let (url, protocols, safe): (String, &[&str], Vec<String>) = match &self.source {
+            Source::Remote(url) => (url.clone(), REMOTE_PROTOCOLS, vec![]),
+            Source::Local(repo) => {
+                let path = at
+                    .source
+                    .map_or_else(|| repo.path().display().to_string(), str::to_owned);
+                let mut safe = vec![path.clone()];
+                if !repo.is_bare() {
+                    safe.push(format!("{path}/.git"));
+                }
+                (path, LOCAL_PROTOCOLS, safe)
+            }
+        };
+        let mut config: Vec<(String, String)> = HARDENING
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        config.extend(
+            protocols
+                .iter()
+                .map(|p| (format!("protocol.{p}.allow"), "always".to_owned())),
+        );
+        config.extend(safe.into_iter().map(|d| ("safe.directory".to_owned(), d)));
+        let mut env: Vec<(String, String)> = [
+            ("GW_WORKSPACE", at.workspace.to_owned()),
+            ("GW_PRIVATE", at.private.to_owned()),
+            ("GIT_DIR", format!("{}/repo.git", at.private)),
+            ("GIT_WORK_TREE", at.workspace.to_owned()),
+            ("GW_URL", url),
+            ("GW_URL_SHOWN", self.shown_url.clone()),
             ("GW_COMMIT", self.commit.clone()),
             ("GW_REF", self.git_ref.clone()),
+            ("GIT_CONFIG_NOSYSTEM", "1".to_owned()),
+            ("GIT_CONFIG_GLOBAL", "/dev/null".to_owned()),
             // Never wait for a password that nobody will type.
             ("GIT_TERMINAL_PROMPT", "0".to_owned()),
-            ("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS.to_owned()),
+            ("GIT_ALLOW_PROTOCOL", protocols.join(":")),
+            ("GIT_CONFIG_COUNT", config.len().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        .collect();
+        for (i, (k, v)) in config.into_iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{i}"), k));
+            env.push((format!("GIT_CONFIG_VALUE_{i}"), v));
+        }
+        env
     }
 }
 
 /// The docker engine's helper container: `image` runs [`SCRIPT`] with the workspace volume at
-/// `/workspace` and, for a local clone URL, the repository bind-mounted read-only at its own
-/// path. That path is one on the Docker host: the daemon resolves bind sources, so it works
-/// the same when runner-svc runs in a container (compose) and cannot see the path itself.
+/// [`WORKSPACE_MOUNT`], the run's private volume (which no job mounts) at [`PRIVATE_MOUNT`]
+/// and, for a local source, that one repository bind-mounted read-only at [`SOURCE_MOUNT`].
+/// Nothing else of the host: no Docker socket, no other bind. The repository's path is one on
+/// the Docker host (the daemon resolves bind sources), which the runner must see at the same
+/// path to have resolved it.
 pub fn helper_container(
     image: &str,
-    c: &Checkout,
+    c: &Verified,
     volume: &str,
+    private_volume: &str,
     labels: impl IntoIterator<Item = (String, String)>,
 ) -> ContainerCreateBody {
-    let mut mounts = vec![Mount {
-        target: Some("/workspace".into()),
-        source: Some(volume.to_owned()),
-        typ: Some(MountType::VOLUME),
-        ..Default::default()
-    }];
-    if let Some(path) = c.local_path() {
+    let mut mounts = vec![
+        Mount {
+            target: Some(WORKSPACE_MOUNT.into()),
+            source: Some(volume.to_owned()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        },
+        Mount {
+            target: Some(PRIVATE_MOUNT.into()),
+            source: Some(private_volume.to_owned()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        },
+    ];
+    let mut source = None;
+    if let Source::Local(repo) = &c.source {
         mounts.push(Mount {
-            target: Some(path.to_owned()),
-            source: Some(path.to_owned()),
+            target: Some(SOURCE_MOUNT.to_owned()),
+            source: Some(repo.path().display().to_string()),
             typ: Some(MountType::BIND),
             read_only: Some(true),
             ..Default::default()
         });
+        source = Some(SOURCE_MOUNT);
     }
     let mut env: Vec<String> = c
-        .env("/workspace")
+        .env(Layout {
+            workspace: WORKSPACE_MOUNT,
+            private: PRIVATE_MOUNT,
+            source,
+        })
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    // The helper runs as root, and a bind-mounted repository belongs to someone else, which
-    // git (>= 2.35.2) refuses unless told the directory is safe. GIT_CONFIG_* is command-line
-    // scope, where safe.directory counts.
-    env.extend([
-        "HOME=/tmp".to_owned(),
-        "GIT_CONFIG_COUNT=1".to_owned(),
-        "GIT_CONFIG_KEY_0=safe.directory".to_owned(),
-        "GIT_CONFIG_VALUE_0=*".to_owned(),
-    ]);
+    env.push("HOME=/tmp".to_owned());
     ContainerCreateBody {
         image: Some(image.to_owned()),
         // Override the image's entrypoint (alpine/git's is `git`): any image with sh and git.
         entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
         cmd: Some(vec![SCRIPT.into(), "gitweave-checkout".into()]),
         env: Some(env),
-        working_dir: Some("/workspace".into()),
+        working_dir: Some(PRIVATE_MOUNT.into()),
         labels: Some(labels.into_iter().collect()),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
@@ -180,6 +369,11 @@ pub fn helper_container(
             mounts: Some(mounts),
             init: Some(true),
             log_config: Some(crate::docker::no_daemon_log()),
+            // root in the helper reads a repository whatever its owner and writes the
+            // workspace; nothing more.
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["DAC_OVERRIDE".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
             ..Default::default()
         }),
         ..Default::default()
@@ -214,7 +408,13 @@ impl WorkspaceLocks {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        Checkout, Kind, Layout, PRIVATE_MOUNT, SOURCE_MOUNT, Source, WORKSPACE_MOUNT,
+        WorkspaceLocks, classify, helper_container,
+    };
+    use bollard::models::MountType;
+    use std::collections::HashMap;
+    use std::sync::Arc;
 
     fn c(url: &str) -> Checkout {
         Checkout {
@@ -238,20 +438,161 @@ mod tests {
     }
 
     #[test]
-    fn local_paths_are_recognised() {
-        assert_eq!(c("file:///srv/x.git").local_path(), Some("/srv/x.git"));
-        assert_eq!(c("/srv/x.git").local_path(), Some("/srv/x.git"));
-        assert_eq!(c("https://h/x.git").local_path(), None);
-        assert_eq!(c("git@h:x.git").local_path(), None);
+    fn urls_are_classified_as_git_would_read_them() {
+        assert_eq!(classify("file:///srv/x.git"), Kind::Local("/srv/x.git"));
+        assert_eq!(classify("/srv/x.git"), Kind::Local("/srv/x.git"));
+        assert_eq!(classify("x.git"), Kind::Local("x.git"));
+        assert_eq!(classify("./a:b"), Kind::Local("./a:b"));
+        assert_eq!(classify("https://h/x.git"), Kind::Remote);
+        assert_eq!(classify("SSH://h/x.git"), Kind::Remote);
+        assert_eq!(classify("git@h:x.git"), Kind::Remote);
+        assert_eq!(classify("h:dir/x.git"), Kind::Remote);
+        assert_eq!(classify("ext::sh -c touch% /tmp/x"), Kind::Helper);
+        assert_eq!(classify("fd::3"), Kind::Helper);
+        assert_eq!(classify("ftp://h/x"), Kind::Scheme("ftp"));
     }
 
     #[test]
-    fn option_like_urls_and_non_shas_are_refused() {
-        assert!(c("-uevil@h:x").validate().is_err());
-        assert!(c("https://h/x.git").validate().is_ok());
+    fn option_like_urls_helpers_odd_schemes_and_non_shas_are_refused() {
+        for url in ["-uevil@h:x", "ext::sh -c id", "ftp://h/x", "https://h/\nx"] {
+            assert!(c(url).verify(None).is_err(), "{url}");
+        }
+        assert!(c("https://h/x.git").verify(None).is_ok());
         let mut bad = c("https://h/x.git");
         bad.commit = "HEAD".into();
-        assert!(bad.validate().is_err());
+        assert!(bad.verify(None).is_err());
+    }
+
+    #[test]
+    fn a_local_url_without_a_root_is_refused_naming_the_setting() {
+        let e = c("file:///srv/x.git").verify(None).expect_err("refused");
+        assert!(e.to_string().contains("RUNNER_LOCAL_REPO_ROOT"), "{e}");
+        let e = c("relative.git")
+            .verify(Some(std::path::Path::new("/")))
+            .expect_err("refused");
+        assert!(e.to_string().contains("not an absolute path"), "{e}");
+    }
+
+    fn env_of(v: &super::Verified, source: Option<&str>) -> HashMap<String, String> {
+        v.env(Layout {
+            workspace: "/w",
+            private: "/p",
+            source,
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// The `-c` settings the environment gives git, in order.
+    fn config_of(env: &HashMap<String, String>) -> Vec<(String, String)> {
+        let n: usize = env["GIT_CONFIG_COUNT"].parse().expect("count");
+        (0..n)
+            .map(|i| {
+                (
+                    env[&format!("GIT_CONFIG_KEY_{i}")].clone(),
+                    env[&format!("GIT_CONFIG_VALUE_{i}")].clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn git_runs_hardened_against_a_private_git_dir() {
+        let v = c("https://u:p@h/x.git").verify(None).expect("remote");
+        let env = env_of(&v, None);
+        assert_eq!(env["GIT_DIR"], "/p/repo.git");
+        assert_eq!(env["GIT_WORK_TREE"], "/w");
+        assert_eq!(env["GIT_CONFIG_NOSYSTEM"], "1");
+        assert_eq!(env["GIT_CONFIG_GLOBAL"], "/dev/null");
+        assert_eq!(env["GIT_TERMINAL_PROMPT"], "0");
+        assert_eq!(env["GIT_ALLOW_PROTOCOL"], "git:http:https:ssh");
+        assert_eq!(env["GW_URL"], "https://u:p@h/x.git");
+        assert_eq!(env["GW_URL_SHOWN"], "https://***@h/x.git");
+        let config = config_of(&env);
+        for want in [
+            ("core.hooksPath", "/dev/null"),
+            ("core.fsmonitor", "false"),
+            ("core.sshCommand", "ssh"),
+            ("credential.helper", ""),
+            ("protocol.allow", "never"),
+            ("protocol.https.allow", "always"),
+        ] {
+            assert!(
+                config.contains(&(want.0.to_owned(), want.1.to_owned())),
+                "{want:?} in {config:?}"
+            );
+        }
+        assert!(
+            config
+                .iter()
+                .all(|(k, v)| k != "safe.directory" && !k.contains("gitProxy") && v != "*"),
+            "{config:?}"
+        );
+        assert!(!config.iter().any(|(k, _)| k == "protocol.file.allow"));
+    }
+
+    #[test]
+    fn the_helper_mounts_the_workspace_its_private_volume_and_the_repo_read_only() {
+        let root =
+            std::env::temp_dir().join(format!("gitweave-helper-{}", uuid::Uuid::new_v4().simple()));
+        let repo = root.join("r.git");
+        for d in ["objects", "refs"] {
+            std::fs::create_dir_all(repo.join(d)).expect("dir");
+        }
+        std::fs::write(repo.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
+        let v = c(&format!("file://{}", repo.display()))
+            .verify(Some(&root))
+            .expect("inside the root");
+        let Source::Local(local) = v.source() else {
+            panic!("a local source: {v:?}");
+        };
+        let canonical = local.path().display().to_string();
+        let body = helper_container("img", &v, "ws-vol", "git-vol", []);
+        let host = body.host_config.expect("host config");
+        let mounts: Vec<_> = host
+            .mounts
+            .expect("mounts")
+            .into_iter()
+            .map(|m| (m.typ, m.source, m.target, m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![
+                (
+                    Some(MountType::VOLUME),
+                    Some("ws-vol".into()),
+                    Some(WORKSPACE_MOUNT.into()),
+                    None
+                ),
+                (
+                    Some(MountType::VOLUME),
+                    Some("git-vol".into()),
+                    Some(PRIVATE_MOUNT.into()),
+                    None
+                ),
+                (
+                    Some(MountType::BIND),
+                    Some(canonical),
+                    Some(SOURCE_MOUNT.into()),
+                    Some(true)
+                ),
+            ]
+        );
+        assert_eq!(host.binds, None);
+        assert_ne!(host.privileged, Some(true));
+        let env = body.env.expect("env");
+        assert!(env.contains(&format!("GW_URL={SOURCE_MOUNT}")), "{env:?}");
+        assert!(
+            env.contains(&"GIT_ALLOW_PROTOCOL=file".to_owned()),
+            "{env:?}"
+        );
+        assert!(
+            env.iter()
+                .any(|e| e.ends_with(&format!("={SOURCE_MOUNT}"))
+                    && e.starts_with("GIT_CONFIG_VALUE_")),
+            "safe.directory is the read-only source only: {env:?}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 //! reason the checkout runs in a helper container that mounts that volume
 //! ([`DockerEngine::with_helper_image`]).
 
-use crate::checkout::{self, Checkout, DEFAULT_HELPER_IMAGE, WorkspaceLocks};
+use crate::checkout::{self, DEFAULT_HELPER_IMAGE, Source, Verified, WorkspaceLocks};
 use crate::sandbox::{JobNetwork, LABEL_SANDBOX, PodKind, Sandboxes, remove_network};
 use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
 use async_trait::async_trait;
@@ -81,10 +81,23 @@ impl Default for Limits {
 /// host's either: nothing here asks for them (network modes are set by the callers, and are
 /// only ever `none`, a run's sandbox or network, or, for the checkout helper, the default
 /// bridge).
+///
+/// It only ever takes away: a caller that already dropped more (the checkout helper drops
+/// `ALL`) keeps its stricter list.
 pub fn harden(host: &mut HostConfig) {
     host.privileged = Some(false);
-    host.security_opt = Some(vec!["no-new-privileges:true".into()]);
-    host.cap_drop = Some(DROPPED_CAPS.iter().map(|c| (*c).to_owned()).collect());
+    let opts = host.security_opt.get_or_insert_with(Vec::new);
+    if !opts.iter().any(|o| o.starts_with("no-new-privileges")) {
+        opts.push("no-new-privileges:true".into());
+    }
+    let dropped = host.cap_drop.get_or_insert_with(Vec::new);
+    if !dropped.iter().any(|c| c == "ALL") {
+        for cap in DROPPED_CAPS {
+            if !dropped.iter().any(|c| c == cap) {
+                dropped.push((*cap).to_owned());
+            }
+        }
+    }
     host.ipc_mode = Some("private".into());
 }
 
@@ -257,8 +270,22 @@ impl DockerEngine {
         Ok(())
     }
 
+    /// Name of the private volume of a run's checkout (its git dir and marker): only the
+    /// checkout helper mounts it, never a job.
+    pub fn private_volume_name(&self, workspace: &str) -> String {
+        format!("{}git-{workspace}", self.prefix)
+    }
+
     async fn ensure_volume(&self, workspace: &str) -> Result<String, EngineError> {
-        let name = self.volume_name(workspace);
+        self.ensure_named_volume(self.volume_name(workspace), workspace)
+            .await
+    }
+
+    async fn ensure_named_volume(
+        &self,
+        name: String,
+        workspace: &str,
+    ) -> Result<String, EngineError> {
         let mut labels = HashMap::new();
         labels.insert(LABEL_WORKSPACE.to_owned(), workspace.to_owned());
         labels.insert(LABEL_RUNNER.to_owned(), self.runner.clone());
@@ -547,19 +574,22 @@ impl Engine for DockerEngine {
     async fn checkout(
         &self,
         spec: &JobSpec,
-        c: &Checkout,
+        c: &Verified,
         out: &OutputBuffer,
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError> {
-        c.validate()?;
         self.ensure_image(&self.helper_image).await?;
         let volume = self.ensure_volume(&spec.workspace).await?;
+        let private = self
+            .ensure_named_volume(self.private_volume_name(&spec.workspace), &spec.workspace)
+            .await?;
         let _held = self.locks.lock(&spec.workspace).await;
         let name = format!("{}checkout-{}-{}", self.prefix, spec.job_id, spec.attempt);
         let body = checkout::helper_container(
             &self.helper_image,
             c,
             &volume,
+            &private,
             [
                 (LABEL_JOB.to_owned(), spec.job_id.clone()),
                 (LABEL_RUNNER.to_owned(), self.runner.clone()),
@@ -572,7 +602,10 @@ impl Engine for DockerEngine {
         // Never the run's namespace: without egress it has no route to a remote clone URL, and
         // the helper (trusted code) should not share a namespace with the job. A local
         // repository needs no network at all.
-        host.network_mode = c.local_path().map(|_| "none".to_owned());
+        host.network_mode = match c.source() {
+            Source::Local(_) => Some("none".to_owned()),
+            Source::Remote(_) => None,
+        };
         let handle = self.create(&name, &self.helper_image, body).await?;
         let helper = Prepared {
             handle,
@@ -608,17 +641,20 @@ impl Engine for DockerEngine {
         if let Some(sandboxes) = &self.sandboxes {
             sandboxes.run_ended(workspace).await;
         }
-        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match self
-            .docker
-            .remove_volume(&self.volume_name(workspace), Some(options))
-            .await
-        {
-            Ok(()) => Ok(()),
-            // 404: already gone; 409: still in use by a job of this run on another slot.
-            Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(()),
-            Err(e) => Err(engine_err(e)),
+        for name in [
+            self.volume_name(workspace),
+            self.private_volume_name(workspace),
+        ] {
+            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+            match self.docker.remove_volume(&name, Some(options)).await {
+                Ok(()) => {}
+                // 404: already gone (or never made); 409: still in use by a job (or
+                // checkout) of this run on another slot.
+                Err(e) if matches!(status_of(&e), Some(404 | 409)) => {}
+                Err(e) => return Err(engine_err(e)),
+            }
         }
+        Ok(())
     }
 
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {

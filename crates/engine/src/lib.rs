@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use checkout::Checkout;
+pub use checkout::{Checkout, Verified};
 pub use output::OutputBuffer;
 
 /// What an engine needs to run one job attempt.
@@ -117,15 +117,16 @@ pub trait Engine: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError>;
 
-    /// Checks out `checkout` into the workspace of `spec` (made by [`Engine::prepare`]),
-    /// writing what git says to `out`. Call it after prepare and before execute, for every
-    /// job of the run: once a checkout succeeded, later calls for the same commit skip it.
+    /// Checks out `checkout` (see [`Checkout::verify`]) into the workspace of `spec` (made by
+    /// [`Engine::prepare`]), writing what git says to `out`. Call it after prepare and before
+    /// execute, for every job of the run: once a checkout succeeded, later calls for the same
+    /// commit skip it. git never runs against anything a job can write ([`checkout`]).
     /// `Exited { code: 0 }` means the workspace holds the commit; another code means git
     /// failed (its output says why). `spec.timeout` bounds it, `cancel` stops it.
     async fn checkout(
         &self,
         spec: &JobSpec,
-        checkout: &Checkout,
+        checkout: &Verified,
         out: &OutputBuffer,
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError>;

@@ -3,12 +3,17 @@
 //! For machines without Docker, and for fast scheduling tests. The workspace is a directory
 //! under the runner's work dir. stdout and stderr share one pipe, so their bytes interleave in
 //! the order the job wrote them, exactly as in a container without a TTY. The checkout runs
-//! `git` on the host, in the workspace directory.
+//! `git` on the host, hardened as in the helper container ([`checkout`]): into a fresh private
+//! git dir beside the workspace (removed once the workspace has its copy), with the "already
+//! checked out" marker in this engine's memory. Jobs run as the runner's user, though, so
+//! this engine isolates nothing: a job can read and write whatever the runner can.
 
-use crate::checkout::{self, Checkout, WorkspaceLocks};
+use crate::checkout::{self, Layout, Verified, WorkspaceLocks};
 use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
 use async_trait::async_trait;
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -26,6 +31,9 @@ pub struct ShellEngine {
     workdir: PathBuf,
     /// Serialises checkouts into one workspace.
     locks: Arc<WorkspaceLocks>,
+    /// The commit each workspace holds, once its checkout succeeded: in memory, where no job
+    /// can forge it.
+    checked_out: Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
 impl ShellEngine {
@@ -34,11 +42,25 @@ impl ShellEngine {
         Self {
             workdir: workdir.into(),
             locks: Arc::default(),
+            checked_out: Arc::default(),
         }
     }
 
     fn workspace_dir(&self, workspace: &str) -> PathBuf {
         self.workdir.join(workspace)
+    }
+
+    /// The private git dir of a workspace's checkout, outside the workspace.
+    fn private_dir(&self, workspace: &str) -> PathBuf {
+        self.workdir.join(format!(".checkout-{workspace}"))
+    }
+
+    fn holds(&self, workspace: &str) -> Option<String> {
+        self.checked_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(workspace)
+            .cloned()
     }
 }
 
@@ -107,26 +129,57 @@ impl Engine for ShellEngine {
     async fn checkout(
         &self,
         spec: &JobSpec,
-        c: &Checkout,
+        c: &Verified,
         out: &OutputBuffer,
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError> {
-        c.validate()?;
         let dir = self.workspace_dir(&spec.workspace);
         tokio::fs::create_dir_all(&dir).await.map_err(io_err)?;
         let dir = dir.to_string_lossy().into_owned();
         let _held = self.locks.lock(&spec.workspace).await;
-        run_program(
+        if self.holds(&spec.workspace).as_deref() == Some(c.commit()) {
+            out.write(
+                format!(
+                    "gitweave: the workspace already holds {}; checkout skipped\n",
+                    c.commit()
+                )
+                .as_bytes(),
+            )
+            .await;
+            return Ok(Outcome::Exited {
+                code: 0,
+                oom_killed: false,
+            });
+        }
+        // Fresh every time: whatever is there (a job could have written it) is not trusted.
+        let private = self.private_dir(&spec.workspace);
+        remove_dir(&private).await?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        builder.create(&private).map_err(io_err)?;
+        let outcome = run_program(
             Program {
                 text: checkout::SCRIPT.to_owned(),
-                env: c.env(&dir),
+                env: c.env(Layout {
+                    workspace: &dir,
+                    private: &private.to_string_lossy(),
+                    source: None,
+                }),
                 dir: &dir,
                 timeout: spec.timeout,
             },
             out,
             cancel,
         )
-        .await
+        .await;
+        remove_dir(&private).await?;
+        if let Ok(Outcome::Exited { code: 0, .. }) = outcome {
+            self.checked_out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(spec.workspace.clone(), c.commit().to_owned());
+        }
+        outcome
     }
 
     async fn collect(&self, _prepared: &Prepared) -> Result<(), EngineError> {
@@ -135,16 +188,26 @@ impl Engine for ShellEngine {
 
     async fn remove_workspace(&self, workspace: &str) -> Result<(), EngineError> {
         self.locks.forget(workspace);
-        match tokio::fs::remove_dir_all(self.workspace_dir(workspace)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(e)),
-        }
+        self.checked_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(workspace);
+        remove_dir(&self.private_dir(workspace)).await?;
+        remove_dir(&self.workspace_dir(workspace)).await
     }
 
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {
         // Host processes die with the runner (kill_on_drop, process groups); nothing to do.
         Ok(0)
+    }
+}
+
+/// Removes a directory tree, if there is one.
+async fn remove_dir(dir: &std::path::Path) -> Result<(), EngineError> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(e)),
     }
 }
 
@@ -240,9 +303,13 @@ async fn stop_group(pgid: u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::path::Path;
+    use super::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, ShellEngine};
+    use crate::Checkout;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
 
     fn git(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
@@ -304,9 +371,14 @@ mod tests {
             timeout: Duration::from_secs(60),
         };
         let out = OutputBuffer::new(1 << 20);
-        let r = engine
-            .checkout(&spec, c, &out, &CancellationToken::new())
-            .await;
+        let r = match c.verify(Some(&std::env::temp_dir())) {
+            Ok(v) => {
+                engine
+                    .checkout(&spec, &v, &out, &CancellationToken::new())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         out.close();
         let mut log = Vec::new();
         while let Some(b) = out.take(1 << 20).await {
@@ -368,6 +440,76 @@ mod tests {
             "{log}"
         );
         assert!(log.contains("is not in"), "{log}");
+        let _ = std::fs::remove_dir_all(&origin);
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
+    #[tokio::test]
+    async fn git_never_runs_what_a_job_planted_in_the_workspace_git_dir() {
+        let (origin, older, _) = repo();
+        let work = temp("planted");
+        let c = Checkout {
+            clone_url: origin.display().to_string(),
+            commit: older.clone(),
+            git_ref: "refs/heads/main".into(),
+        };
+        let engine = ShellEngine::new(&work);
+        let (r, log) = check_out(&engine, "run", &c).await;
+        assert_eq!(r.ok(), Some(OK), "{log}");
+        let ws = work.join("run");
+        // The jobs get a git dir of their own: git works in the workspace.
+        assert_eq!(git(&ws, &["rev-parse", "HEAD"]), older);
+        // A job plants commands in it, where git would run them on its next checkout.
+        let pwned = work.join("pwned");
+        let cmd = |what: &str| format!("touch {}-{what}", pwned.display());
+        let hooks = work.join("evil-hooks");
+        std::fs::create_dir_all(&hooks).expect("hooks");
+        for dir in [hooks.clone(), ws.join(".git/hooks")] {
+            std::fs::create_dir_all(&dir).expect("hooks dir");
+            for hook in ["post-checkout", "reference-transaction", "pre-auto-gc"] {
+                let path = dir.join(hook);
+                std::fs::write(&path, format!("#!/bin/sh\n{}\n", cmd(hook))).expect("hook");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
+            }
+        }
+        let config = format!(
+            "[core]\n\tfsmonitor = {}\n\thooksPath = {}\n\tsshCommand = {}\n\
+             [url \"ssh://evil.invalid/x\"]\n\tinsteadOf = {}\n",
+            cmd("fsmonitor"),
+            hooks.display(),
+            cmd("ssh"),
+            origin.display(),
+        );
+        let mut existing = std::fs::read_to_string(ws.join(".git/config")).expect("config");
+        existing.push_str(&config);
+        std::fs::write(ws.join(".git/config"), existing).expect("plant");
+        std::fs::write(ws.join("left-by-a-job"), "x").expect("write");
+        // And removes (or forges) whatever marker it can find there.
+        let _ = std::fs::remove_file(ws.join(".git/gitweave-checkout"));
+
+        // A later job of the run skips the checkout (no job can forge that) and keeps the
+        // workspace.
+        let (r, log) = check_out(&engine, "run", &c).await;
+        assert_eq!(r.ok(), Some(OK), "{log}");
+        assert!(log.contains("already holds"), "{log}");
+        assert!(ws.join("left-by-a-job").exists());
+        // A new runner life (the marker was in the old one's memory) checks out again:
+        // from a git dir of its own, never the planted one.
+        let (r, log) = check_out(&ShellEngine::new(&work), "run", &c).await;
+        assert_eq!(r.ok(), Some(OK), "{log}");
+        assert!(log.contains("checking out"), "{log}");
+        assert!(ws.join("left-by-a-job").exists());
+        assert_eq!(git(&ws, &["rev-parse", "HEAD"]), older);
+        let fired: Vec<_> = std::fs::read_dir(&work)
+            .expect("work dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("pwned"))
+            .collect();
+        assert_eq!(fired, Vec::<String>::new(), "planted commands ran");
+        // The private git dir is gone once the workspace has its copy.
+        assert!(!work.join(".checkout-run").exists());
         let _ = std::fs::remove_dir_all(&origin);
         let _ = std::fs::remove_dir_all(&work);
     }

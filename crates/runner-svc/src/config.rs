@@ -72,6 +72,11 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Local clone URLs (`file://…` or a path) must resolve (symlinks and `..` followed) to a
+    /// git repository under this directory; unset, they are refused. For the docker engine
+    /// the path is one on the Docker host, which the runner must see at the same path.
+    #[arg(long, env = "RUNNER_LOCAL_REPO_ROOT")]
+    pub local_repo_root: Option<PathBuf>,
     /// Bytes of log kept per attempt (SPEC §15); past it the job goes on, its output is
     /// dropped, and the log ends with a `[gitweave] log truncated at …` line.
     #[arg(long, env = "RUNNER_LOG_LIMIT", default_value_t = DEFAULT_LOG_LIMIT)]
@@ -121,6 +126,7 @@ impl Config {
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
+            local_repo_root: None,
             log_limit: DEFAULT_LOG_LIMIT,
             shutdown_grace: Duration::from_secs(30),
             outage_tolerance: Duration::from_secs(15 * 60),

@@ -2,7 +2,9 @@
 //!
 //! When the assignment carries a checkout, the engine first puts that commit into the run's
 //! workspace (after prepare, before execute); what git says goes into the job's log, and a
-//! failed checkout fails the job without running it.
+//! failed checkout fails the job without running it. A clone URL that
+//! [`Checkout::verify`] refuses (a local path outside `RUNNER_LOCAL_REPO_ROOT`, say) fails it
+//! the same way, with `config_error`, before anything runs.
 //!
 //! Three things run side by side while the job runs: the engine writing output into an
 //! [`OutputBuffer`], the uploader draining it to pipeline-svc in chunks at contiguous offsets,
@@ -58,6 +60,8 @@ pub struct Executor {
     pub spool_dir: PathBuf,
     /// `RUNNER_SHUTDOWN_GRACE`: how long a job may run on once the runner stops.
     pub grace: Duration,
+    /// `RUNNER_LOCAL_REPO_ROOT`: local clone URLs must lie under it (none: refused).
+    pub local_repo_root: Option<std::path::PathBuf>,
 }
 
 struct Report {
@@ -241,7 +245,10 @@ impl Executor {
                             commit: c.commit.clone(),
                             git_ref: c.git_ref.clone(),
                         };
-                        let outcome = self.engine.checkout(&spec, &c, &buffer, &cancel).await;
+                        let outcome = match c.verify(self.local_repo_root.as_deref()) {
+                            Ok(v) => self.engine.checkout(&spec, &v, &buffer, &cancel).await,
+                            Err(e) => Err(e),
+                        };
                         checkout_report(&c, outcome, timeout)
                     }
                     None => None,

@@ -4,11 +4,12 @@
 //! runs it through the configured [`gitweave_engine::Engine`] (prepare → execute → collect),
 //! streams the output back in chunks idempotent by offset while the job runs, renews its lease
 //! by heartbeat, and reports how the job ended. On SIGTERM it stops taking jobs and finishes
-//! those it runs.
+//! those it runs. Its secrets never stay in its process environment ([`secrets`]).
 
 pub mod client;
 pub mod config;
 pub mod executor;
+pub mod secrets;
 pub mod startup;
 
 pub use config::Config;

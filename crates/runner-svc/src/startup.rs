@@ -100,6 +100,7 @@ impl App {
                 log_limit: config.log_limit,
                 spool_dir,
                 grace: config.shutdown_grace,
+                local_repo_root: config.local_repo_root.clone(),
             },
             config,
             listener,

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use uuid::Uuid;
 
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn new(name: &str) -> Self {
+    pub(super) fn new(name: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("gitweave-hooks-{name}-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -26,7 +26,7 @@ impl Drop for TempDir {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
         .args([
@@ -45,7 +45,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A repository whose `main` has two commits: the older one has `old.txt`, the newer one
 /// (the branch head) removed it. Returns (older, newer).
-fn two_commits(dir: &Path) -> (String, String) {
+pub(super) fn two_commits(dir: &Path) -> (String, String) {
     git(dir, &["init", "-q"]);
     std::fs::write(dir.join("old.txt"), "only in the older commit\n").expect("write");
     git(dir, &["add", "."]);
@@ -64,7 +64,7 @@ async fn output_of(cmd: &mut tokio::process::Command) -> std::process::Output {
     cmd.output().await.expect("the program runs")
 }
 
-fn text(bytes: Vec<u8>) -> String {
+pub(super) fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).expect("utf8 log")
 }
 
