@@ -13,6 +13,7 @@ mod faults;
 mod gateway;
 mod health;
 mod hooks;
+mod limits;
 mod logs;
 mod orchestration;
 mod repos;
