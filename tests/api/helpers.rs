@@ -45,6 +45,9 @@ pub struct Options {
     pub registration_token: Option<String>,
     /// The gateway's `GATEWAY_RATE_LIMIT` and `GATEWAY_RATE_BURST` (default: the gateway's).
     pub rate_limit: Option<(u32, u32)>,
+    /// pipeline-svc's `PIPELINE_RETENTION_DAYS` and `PIPELINE_RETENTION_INTERVAL_S`
+    /// (default: keep forever).
+    pub retention: Option<(u32, u64)>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             api_token: None,
             registration_token: None,
             rate_limit: None,
+            retention: None,
         }
     }
 }
@@ -234,6 +238,10 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
     pconfig.retry_base_ms = 100;
     pconfig.lease_ms = opts.lease_ms;
     pconfig.reaper_interval_ms = opts.reaper_interval_ms;
+    if let Some((days, interval_s)) = opts.retention {
+        pconfig.retention_days = Some(days);
+        pconfig.retention_interval_s = interval_s;
+    }
     let papp = pipeline_svc::App::build(pconfig)
         .await
         .expect("build pipeline-svc");

@@ -17,6 +17,7 @@ mod limits;
 mod logs;
 mod orchestration;
 mod repos;
+mod retention;
 mod runner_protocol;
 mod runs;
 mod templates;

@@ -61,8 +61,13 @@ impl App {
             "gitweave_webhooks_total",
             "Webhook deliveries, by provider and result.",
         );
+        metrics.describe(
+            crate::retention::DELETED_METRIC,
+            "Ended runs deleted by retention (PIPELINE_RETENTION_DAYS).",
+        );
         let (job_updates, _) = broadcast::channel(4096);
         let (run_updates, _) = broadcast::channel(4096);
+        let retention = config.retention();
         let state = AppState {
             pool,
             config: Arc::new(config),
@@ -72,7 +77,9 @@ impl App {
             runner_cache: Arc::default(),
             stopping_runners: Arc::default(),
             metrics,
-            settled: Arc::new(crate::settled::Settled::new(SETTLED_BUDGET)),
+            settled: Arc::new(
+                crate::settled::Settled::new(SETTLED_BUDGET).with_retention(retention),
+            ),
         };
         Ok(Self { listener, state })
     }
@@ -96,10 +103,12 @@ impl App {
         tracing::info!(%addr, "pipeline-svc listening");
         let router = routes::router(self.state.clone());
         let reaper = tokio::spawn(reap_forever(self.state.clone()));
+        let retention = tokio::spawn(crate::retention::run_forever(self.state.clone()));
         axum::serve(gitweave_http::no_delay(self.listener), router)
             .with_graceful_shutdown(shutdown)
             .await?;
         reaper.abort();
+        retention.abort();
         self.state.pool.close().await;
         tracing::info!("pipeline-svc stopped");
         Ok(())
