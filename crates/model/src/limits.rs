@@ -11,7 +11,7 @@
 //! | limit | value | why |
 //! |---|---|---|
 //! | [`MAX_INPUT_VALUE_BYTES`] | 64 KiB | an input is a version, a flag, a path; a secret's cap is the same |
-//! | [`MAX_INPUTS`] | 100 | per template, per trigger, per attachment; GitHub Actions allows 25 |
+//! | [`MAX_INPUTS`] | 100 | per template, per trigger, per attachment |
 //! | [`MAX_YAML_NODES`] | 524,288 | one node per byte of the largest template: what it could hold without aliases |
 //! | [`MAX_YAML_SCALAR_BYTES`] | 2 MiB | scalar text after aliases: four times the largest template |
 //! | [`YAML_EXPANSION_FACTOR`] | 4 | aliases may make a document at most 4 times (plus 4 KiB) what its source holds |
