@@ -415,6 +415,39 @@ mod tests {
         assert_eq!(count(src, 15, 100).unwrap_err(), Some(Limit::YamlNodes));
     }
 
+    fn nodes(v: &yaml_serde::Value) -> usize {
+        match v {
+            yaml_serde::Value::Sequence(s) => 1 + s.iter().map(nodes).sum::<usize>(),
+            yaml_serde::Value::Mapping(m) => {
+                1 + m.iter().map(|(k, v)| nodes(k) + nodes(v)).sum::<usize>()
+            }
+            yaml_serde::Value::Tagged(t) => nodes(&t.value),
+            _ => 1,
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the aliases, a document either fits the budget (and holds no more nodes
+        /// than it allows) or is refused for the budget, never anything else.
+        #[test]
+        fn expansion_never_passes_the_budget(
+            width in 1usize..40,
+            uses in 0usize..200,
+            depth in 1usize..4,
+            budget in 1usize..3000,
+        ) {
+            let mut src = format!("l0: &l0 [{}]\n", vec!["x"; width].join(", "));
+            for d in 1..depth {
+                src.push_str(&format!("l{d}: &l{d} [{}]\n", vec![format!("*l{}", d - 1); width].join(", ")));
+            }
+            src.push_str(&format!("top: [{}]\n", vec![format!("*l{}", depth - 1); uses].join(", ")));
+            match count(&src, budget, usize::MAX) {
+                Ok(v) => proptest::prop_assert!(nodes(&v) <= budget),
+                Err(limit) => proptest::prop_assert_eq!(limit, Some(Limit::YamlNodes)),
+            }
+        }
+    }
+
     #[test]
     fn a_billion_laughs_stops_at_the_budget() {
         let mut src = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
