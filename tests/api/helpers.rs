@@ -56,6 +56,9 @@ pub struct Options {
     /// The runner's `RUNNER_LOCAL_REPO_ROOT` (default: the system's temp dir, where tests make
     /// their repositories).
     pub local_repo_root: Option<std::path::PathBuf>,
+    /// pipeline-svc's `PIPELINE_RETENTION_DAYS` and `PIPELINE_RETENTION_INTERVAL_S`
+    /// (default: keep forever).
+    pub retention: Option<(u32, u64)>,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             job_network: None,
             log_limit: None,
             local_repo_root: Some(std::env::temp_dir()),
+            retention: None,
         }
     }
 }
@@ -272,6 +276,10 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
     pconfig.retry_base_ms = 100;
     pconfig.lease_ms = opts.lease_ms;
     pconfig.reaper_interval_ms = opts.reaper_interval_ms;
+    if let Some((days, interval_s)) = opts.retention {
+        pconfig.retention_days = Some(days);
+        pconfig.retention_interval_s = interval_s;
+    }
     let papp = pipeline_svc::App::build(pconfig)
         .await
         .expect("build pipeline-svc");

@@ -9,8 +9,13 @@
 //! Expansion is a single left-to-right pass over the template text: a substituted value is
 //! copied verbatim and never scanned again, so an input value containing `${{ inputs.x }}`
 //! cannot pull in other inputs.
+//!
+//! Expansion is metered ([`RunBudget`]): every piece is paid for before it is appended, so a
+//! job stops expanding the moment it would pass [`MAX_JOB_EXPANDED_BYTES`] (or the run
+//! [`MAX_RUN_EXPANDED_BYTES`]); the oversized text is never built.
 
 use crate::duration::serde_secs;
+use crate::limits::{self, Limit, LimitExceeded, MAX_JOB_EXPANDED_BYTES, MAX_RUN_EXPANDED_BYTES};
 use crate::names::{InputName, JobName, quoted};
 use crate::resources::Resources;
 use crate::template::{JobTemplate, RetryPolicy, Template, When};
@@ -109,6 +114,10 @@ pub enum ExpandError {
         /// The expanded image.
         image: String,
     },
+    /// A size cap was hit: an input value too large, or a job or the run expanding to more
+    /// than it may hold. Expansion stopped there.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
 }
 
 fn by_template(t: &Option<String>) -> String {
@@ -156,6 +165,7 @@ pub fn resolve_inputs(
             .or(spec.default.as_ref());
         match value {
             Some(v) => {
+                limits::check_input_value(name.as_str(), v)?;
                 out.insert(name.clone(), v.clone());
             }
             None if spec.required => {
@@ -213,18 +223,109 @@ pub struct ExpandedJob {
     pub resources: Resources,
 }
 
+/// What the jobs of one run have spent so far of the expansion caps. One per run, passed
+/// to every [`expand_job`] of it.
+#[derive(Debug, Clone)]
+pub struct RunBudget {
+    job_max: usize,
+    run_max: usize,
+    used: usize,
+}
+
+impl Default for RunBudget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunBudget {
+    /// The caps of the service: [`MAX_JOB_EXPANDED_BYTES`] and [`MAX_RUN_EXPANDED_BYTES`].
+    pub fn new() -> Self {
+        Self::with_caps(MAX_JOB_EXPANDED_BYTES, MAX_RUN_EXPANDED_BYTES)
+    }
+
+    /// Other caps (tests and fuzzing use small ones).
+    pub fn with_caps(job_max: usize, run_max: usize) -> Self {
+        Self {
+            job_max,
+            run_max,
+            used: 0,
+        }
+    }
+
+    /// Bytes the run's expanded jobs hold so far.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+}
+
+/// One job's spending, checked before each append.
+struct Meter<'a> {
+    job: &'a str,
+    job_max: usize,
+    run_max: usize,
+    run_before: usize,
+    used: usize,
+}
+
+impl Meter<'_> {
+    fn pay(&mut self, bytes: usize) -> Result<(), LimitExceeded> {
+        let used = self.used.saturating_add(bytes);
+        if used > self.job_max {
+            return Err(LimitExceeded::new(
+                Limit::JobExpandedBytes,
+                self.job_max,
+                format!(
+                    "job {:?} holds more than {} bytes once its inputs are substituted",
+                    self.job, self.job_max
+                ),
+            ));
+        }
+        if self.run_before.saturating_add(used) > self.run_max {
+            return Err(LimitExceeded::new(
+                Limit::RunExpandedBytes,
+                self.run_max,
+                format!(
+                    "the run's jobs hold more than {} bytes once their inputs are substituted (reached at job {:?})",
+                    self.run_max, self.job
+                ),
+            ));
+        }
+        self.used = used;
+        Ok(())
+    }
+
+    fn push(&mut self, out: &mut String, s: &str) -> Result<(), LimitExceeded> {
+        self.pay(s.len())?;
+        out.push_str(s);
+        Ok(())
+    }
+}
+
 /// Expands `job` (a job of `template`) with resolved `inputs`, normally the output of
-/// [`resolve_inputs`].
+/// [`resolve_inputs`], paying for its text from `run`.
 ///
 /// A declared input missing from `inputs` falls back to the template's default; if it has
 /// none it expands to the empty string, unless it is `required`
-/// ([`ExpandError::MissingInput`]). Substituted values are never re-expanded.
+/// ([`ExpandError::MissingInput`]). Substituted values are never re-expanded. The job's
+/// name, image, script lines and env keys and values may hold at most the job cap, and all
+/// the run's jobs the run cap ([`RunBudget`]); passing either stops the expansion at once
+/// with [`ExpandError::Limit`], before the oversized text is built.
 pub fn expand_job(
     template: &Template,
     job: &JobTemplate,
     inputs: &BTreeMap<InputName, String>,
+    run: &mut RunBudget,
 ) -> Result<ExpandedJob, ExpandError> {
-    let expand = |s: &str| expand_str(template, s, inputs);
+    let mut meter = Meter {
+        job: job.name.as_str(),
+        job_max: run.job_max,
+        run_max: run.run_max,
+        run_before: run.used,
+        used: 0,
+    };
+    meter.pay(job.name.as_str().len())?;
+    let mut expand = |s: &str| expand_str(template, s, inputs, &mut meter);
     let image = match &job.image {
         Some(raw) => {
             let image = expand(raw)?;
@@ -243,10 +344,17 @@ pub fn expand_job(
         .iter()
         .map(|line| expand(line))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut env = BTreeMap::new();
+    // The job's env wins over the template's; only the value that is kept is expanded.
+    let mut raw_env: BTreeMap<&str, &str> = BTreeMap::new();
     for (k, v) in template.env.iter().chain(&job.env) {
-        env.insert(k.as_str().to_owned(), expand(v)?);
+        raw_env.insert(k.as_str(), v.as_str());
     }
+    let mut env = BTreeMap::new();
+    for (k, v) in raw_env {
+        let key = expand(k)?;
+        env.insert(key, expand(v)?);
+    }
+    run.used = run.used.saturating_add(meter.used);
     Ok(ExpandedJob {
         name: job.name.clone(),
         image,
@@ -261,24 +369,27 @@ pub fn expand_job(
     })
 }
 
-/// Substitutes every input reference in `s` in one pass.
+/// Substitutes every input reference in `s` in one pass, paying `meter` for each piece
+/// before it is appended.
 fn expand_str(
     template: &Template,
     s: &str,
     inputs: &BTreeMap<InputName, String>,
+    meter: &mut Meter<'_>,
 ) -> Result<String, ExpandError> {
     // Fast path, and a guarantee: text without an expression comes back byte for byte.
     if !s.contains(OPEN) {
+        meter.pay(s.len())?;
         return Ok(s.to_owned());
     }
     let segs = segments(s).map_err(|message| ExpandError::InvalidExpression { message })?;
-    let mut out = String::with_capacity(s.len());
+    let mut out = String::new();
     for seg in segs {
         match seg {
-            Segment::Text(t) => out.push_str(t),
+            Segment::Text(t) => meter.push(&mut out, t)?,
             Segment::Input(name) => {
                 if let Some(v) = inputs.get(name) {
-                    out.push_str(v);
+                    meter.push(&mut out, v)?;
                     continue;
                 }
                 let Some(spec) = template.inputs.get(name) else {
@@ -288,7 +399,7 @@ fn expand_str(
                     });
                 };
                 match &spec.default {
-                    Some(d) => out.push_str(d),
+                    Some(d) => meter.push(&mut out, d)?,
                     None if spec.required => {
                         return Err(ExpandError::MissingInput {
                             template: template_label(template),
@@ -462,7 +573,7 @@ jobs:
     fn expand_job_substitutes_everywhere_and_overlays_env() {
         let t = build();
         let inputs = resolve_inputs(&t, &BTreeMap::new(), &map(&[("version", "1.82")])).unwrap();
-        let job = expand_job(&t, &t.jobs[0], &inputs).unwrap();
+        let job = expand_job(&t, &t.jobs[0], &inputs, &mut RunBudget::new()).unwrap();
         assert_eq!(job.name.as_str(), "compile");
         assert_eq!(job.image.as_deref(), Some("rust:1.82"));
         assert_eq!(
@@ -484,7 +595,7 @@ jobs:
         assert_eq!(job.retry.max, 2);
         assert_eq!(job.when, When::OnSuccess);
 
-        let test = expand_job(&t, &t.jobs[1], &inputs).unwrap();
+        let test = expand_job(&t, &t.jobs[1], &inputs, &mut RunBudget::new()).unwrap();
         assert_eq!(test.needs, vec![JobName::parse("compile").unwrap()]);
         assert_eq!(test.image, None);
         assert_eq!(test.env, map(&[("RUST_LOG", "info"), ("VERSION", "v1.82")]));
@@ -497,9 +608,15 @@ jobs:
     fn expand_job_falls_back_to_defaults_and_reports_missing_required() {
         let t = build();
         // Not resolved first: defaults still apply, required still enforced.
-        let err = expand_job(&t, &t.jobs[0], &BTreeMap::new()).unwrap_err();
+        let err = expand_job(&t, &t.jobs[0], &BTreeMap::new(), &mut RunBudget::new()).unwrap_err();
         assert!(matches!(err, ExpandError::MissingInput { ref name, .. } if name == "version"));
-        let job = expand_job(&t, &t.jobs[0], &resolved(&[("version", "1")])).unwrap();
+        let job = expand_job(
+            &t,
+            &t.jobs[0],
+            &resolved(&[("version", "1")]),
+            &mut RunBudget::new(),
+        )
+        .unwrap();
         assert_eq!(job.script[0], "cargo build --profile release");
     }
 
@@ -511,7 +628,7 @@ jobs:
             ("version", "${{ inputs.profile }}"),
             ("profile", "${{ inputs.version }} $(id) ${{"),
         ]);
-        let job = expand_job(&t, &t.jobs[0], &inputs).unwrap();
+        let job = expand_job(&t, &t.jobs[0], &inputs, &mut RunBudget::new()).unwrap();
         assert_eq!(
             job.script[0],
             "cargo build --profile ${{ inputs.version }} $(id) ${{"
@@ -524,14 +641,20 @@ jobs:
     fn invalid_image_after_expansion_is_rejected() {
         let t = build();
         for bad in ["1 2", "a\nb", "x\t"] {
-            let err = expand_job(&t, &t.jobs[0], &resolved(&[("version", bad)])).unwrap_err();
+            let err = expand_job(
+                &t,
+                &t.jobs[0],
+                &resolved(&[("version", bad)]),
+                &mut RunBudget::new(),
+            )
+            .unwrap_err();
             assert!(matches!(err, ExpandError::InvalidImage { .. }), "{err}");
         }
         let t = parse_template(
             "inputs: {img: {}}\njobs: [{name: j, image: '${{ inputs.img }}', script: [x]}]",
         )
         .unwrap();
-        let err = expand_job(&t, &t.jobs[0], &BTreeMap::new()).unwrap_err();
+        let err = expand_job(&t, &t.jobs[0], &BTreeMap::new(), &mut RunBudget::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"job "j" has image "" after expanding inputs: an image must be non-empty and contain no whitespace"#
@@ -542,15 +665,93 @@ jobs:
     fn unknown_input_and_bad_expression_in_unvalidated_templates() {
         let mut t = build();
         t.jobs[1].script = vec!["echo ${{ inputs.nope }}".into()];
-        let err = expand_job(&t, &t.jobs[1], &BTreeMap::new()).unwrap_err();
+        let err = expand_job(&t, &t.jobs[1], &BTreeMap::new(), &mut RunBudget::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"input "nope" is used by template "build" but not declared under inputs"#
         );
         t.jobs[1].script = vec!["echo ${{ github.sha }}".into()];
-        let err = expand_job(&t, &t.jobs[1], &BTreeMap::new()).unwrap_err();
+        let err = expand_job(&t, &t.jobs[1], &BTreeMap::new(), &mut RunBudget::new()).unwrap_err();
         assert!(matches!(err, ExpandError::InvalidExpression { .. }));
         assert!(err.to_string().contains("github.sha"));
+    }
+
+    fn size(job: &ExpandedJob) -> usize {
+        job.name.as_str().len()
+            + job.image.as_ref().map_or(0, String::len)
+            + job.script.iter().map(String::len).sum::<usize>()
+            + job
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
+    #[test]
+    fn a_job_stops_expanding_at_its_cap() {
+        let refs = "${{ inputs.a }}".repeat(17);
+        let mut t = one_input_template();
+        t.jobs[0].script = vec![refs];
+        let big = "x".repeat(limits::MAX_INPUT_VALUE_BYTES);
+        let err = expand_job(
+            &t,
+            &t.jobs[0],
+            &resolved(&[("a", &big)]),
+            &mut RunBudget::new(),
+        )
+        .unwrap_err();
+        let ExpandError::Limit(e) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(e.limit, Limit::JobExpandedBytes);
+        assert_eq!(
+            err.to_string(),
+            "job \"j\" holds more than 1048576 bytes once its inputs are substituted (limit job_expanded_bytes: 1048576)"
+        );
+        // Sixteen values of 64 KiB plus the one-byte name pass the cap by one byte; fifteen fit.
+        t.jobs[0].script = vec!["${{ inputs.a }}".repeat(15)];
+        let mut run = RunBudget::new();
+        let job = expand_job(&t, &t.jobs[0], &resolved(&[("a", &big)]), &mut run).unwrap();
+        assert_eq!(run.used(), size(&job));
+    }
+
+    #[test]
+    fn the_run_stops_expanding_at_its_cap() {
+        let mut t = one_input_template();
+        t.jobs[0].script = vec!["${{ inputs.a }}".into()];
+        let inputs = resolved(&[("a", &"y".repeat(999))]);
+        let mut run = RunBudget::with_caps(1000, 2500);
+        // Each job is its name (1 byte) and 999 bytes of script: exactly the job cap.
+        expand_job(&t, &t.jobs[0], &inputs, &mut run).unwrap();
+        expand_job(&t, &t.jobs[0], &inputs, &mut run).unwrap();
+        assert_eq!(run.used(), 2000);
+        let err = expand_job(&t, &t.jobs[0], &inputs, &mut run).unwrap_err();
+        assert!(
+            matches!(&err, ExpandError::Limit(e) if e.limit == Limit::RunExpandedBytes && e.max == 2500),
+            "{err:?}"
+        );
+        assert_eq!(run.used(), 2000, "a refused job spends nothing");
+    }
+
+    #[test]
+    fn oversized_input_values_are_refused_wherever_they_come_from() {
+        let t = one_input_template();
+        let big = "x".repeat(limits::MAX_INPUT_VALUE_BYTES + 1);
+        for (attach, trigger) in [
+            (map(&[("a", &big)]), BTreeMap::new()),
+            (BTreeMap::new(), map(&[("a", &big)])),
+        ] {
+            let err = resolve_inputs(&t, &attach, &trigger).unwrap_err();
+            assert!(
+                matches!(&err, ExpandError::Limit(e) if e.limit == Limit::InputValueBytes),
+                "{err:?}"
+            );
+        }
+        let mut t = t;
+        t.inputs
+            .values_mut()
+            .for_each(|s| s.default = Some(big.clone()));
+        assert!(resolve_inputs(&t, &BTreeMap::new(), &BTreeMap::new()).is_err());
     }
 
     fn one_input_template() -> Template {
@@ -567,7 +768,7 @@ jobs:
             let mut t = one_input_template();
             t.jobs[0].script = vec![format!("{before}${{{{ inputs.a }}}}{after}")];
             let inputs = resolved(&[("a", &value)]);
-            let job = expand_job(&t, &t.jobs[0], &inputs).unwrap();
+            let job = expand_job(&t, &t.jobs[0], &inputs, &mut RunBudget::new()).unwrap();
             prop_assert_eq!(&job.script[0], &format!("{before}{value}{after}"));
         }
 
@@ -579,7 +780,7 @@ jobs:
             let mut t = one_input_template();
             t.jobs[0].script = vec!["${{ inputs.a }}".into()];
             let value = format!("{prefix}${{{{ inputs.{name} }}}}");
-            let job = expand_job(&t, &t.jobs[0], &resolved(&[("a", &value)])).unwrap();
+            let job = expand_job(&t, &t.jobs[0], &resolved(&[("a", &value)]), &mut RunBudget::new()).unwrap();
             prop_assert_eq!(&job.script[0], &value);
         }
 
@@ -589,9 +790,43 @@ jobs:
             let mut t = one_input_template();
             t.jobs[0].script = vec![s.clone()];
             t.jobs[0].env.insert(crate::names::EnvKey::parse("K").unwrap(), s.clone());
-            let job = expand_job(&t, &t.jobs[0], &resolved(&[("a", "v")])).unwrap();
+            let job = expand_job(&t, &t.jobs[0], &resolved(&[("a", "v")]), &mut RunBudget::new()).unwrap();
             prop_assert_eq!(&job.script[0], &s);
             prop_assert_eq!(&job.env["K"], &s);
+        }
+
+        #[test]
+        fn expansion_never_passes_its_caps(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![
+                    Just("${{ inputs.a }}".to_owned()),
+                    Just("${{ inputs.b }}".to_owned()),
+                    "[a-z ]{0,8}",
+                ], 0..12),
+                1..6,
+            ),
+            a_len in 0usize..400,
+            b_len in 0usize..400,
+            job_max in 0usize..3000,
+            run_max in 0usize..6000,
+            jobs in 1usize..6,
+        ) {
+            let mut t = parse_template("inputs: {a: {}, b: {}}\njobs: [{name: j, script: [x]}]").unwrap();
+            t.jobs[0].script = lines.into_iter().map(|l| l.concat()).collect();
+            let inputs = resolved(&[("a", &"a".repeat(a_len)), ("b", &"b".repeat(b_len))]);
+            let mut run = RunBudget::with_caps(job_max, run_max);
+            for _ in 0..jobs {
+                let before = run.used();
+                match expand_job(&t, &t.jobs[0], &inputs, &mut run) {
+                    Ok(job) => {
+                        prop_assert!(size(&job) <= job_max);
+                        prop_assert_eq!(run.used(), before + size(&job));
+                    }
+                    Err(ExpandError::Limit(_)) => prop_assert_eq!(run.used(), before),
+                    Err(e) => prop_assert!(false, "unexpected error {e}"),
+                }
+                prop_assert!(run.used() <= run_max);
+            }
         }
 
         #[test]

@@ -4,6 +4,7 @@
 //! - [`duration`]: `10m`/`1h30m` job timeouts.
 //! - [`template`]: YAML → [`template::Template`], parsed once and validated ("parse, don't validate").
 //! - [`expand`]: `${{ inputs.NAME }}` resolution at trigger time.
+//! - [`limits`]: the size caps on templates, inputs and expanded runs.
 //! - [`status`]: run/job statuses and error classes, with their wire names.
 //! - [`plan`]: the fail-closed scheduling state machine (which job may start, which are skipped, how a run ends).
 //! - [`logs`]: byte-offset arithmetic for paginated logs.
@@ -12,6 +13,7 @@
 
 pub mod duration;
 pub mod expand;
+pub mod limits;
 pub mod logs;
 pub mod names;
 pub mod plan;
@@ -19,3 +21,4 @@ pub mod resources;
 pub mod status;
 pub mod template;
 pub mod webhook;
+mod yaml_budget;

@@ -12,6 +12,7 @@
 
 use crate::duration::{DEFAULT_JOB_TIMEOUT, parse_duration, serde_secs};
 use crate::expand::{Segment, segments};
+use crate::limits::{self, LimitExceeded};
 use crate::names::{EnvKey, InputName, JobName, NameError, TemplateName, quoted};
 use crate::resources::Resources;
 use crate::status::ErrorClass;
@@ -43,6 +44,9 @@ pub struct TemplateError {
     pub line: Option<usize>,
     /// 1-based column, for YAML syntax and type errors.
     pub column: Option<usize>,
+    /// Set when the template was refused for a size cap ([`crate::limits`]) rather than
+    /// for its content.
+    pub limit: Option<LimitExceeded>,
 }
 
 fn location(line: Option<usize>, column: Option<usize>) -> String {
@@ -59,6 +63,7 @@ impl TemplateError {
             message,
             line: None,
             column: None,
+            limit: None,
         }
     }
 
@@ -84,6 +89,7 @@ impl TemplateError {
             message,
             line: loc.as_ref().map(|l| l.line()),
             column: loc.as_ref().map(|l| l.column()),
+            limit: None,
         }
     }
 }
@@ -440,7 +446,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for UniqueMap<T> {
 /// Parses and validates a template.
 ///
 /// Checks, in order: the size cap ([`MAX_TEMPLATE_BYTES`]); YAML syntax and shapes (with
-/// line and column); then every rule of the template format, reporting all problems found
+/// line and column), while counting nodes and scalar bytes as aliases are expanded
+/// ([`limits::yaml_node_cap`], [`limits::yaml_scalar_cap`]); then every rule of the template format, reporting all problems found
 /// joined with `"; "` (the first 20 of them). Cross-job rules (`needs`
 /// targets, cycles) and input references are checked once the jobs themselves are valid.
 pub fn parse_template(src: &str) -> Result<Template, TemplateError> {
@@ -450,18 +457,35 @@ pub fn parse_template(src: &str) -> Result<Template, TemplateError> {
             src.len()
         )));
     }
-    let raw: RawTemplate = yaml_serde::from_str(src).map_err(|e| TemplateError::from_yaml(&e))?;
+    // Aliases are followed lazily by the YAML library: counting what each visitor is handed
+    // bounds their expansion before it is copied anywhere.
+    let budget = crate::yaml_budget::Budget::new(
+        limits::yaml_node_cap(src.len()),
+        limits::yaml_scalar_cap(src.len()),
+    );
+    let de = crate::yaml_budget::Counted::new(yaml_serde::Deserializer::from_str(src), &budget);
+    let raw = RawTemplate::deserialize(de).map_err(|e| {
+        let mut err = TemplateError::from_yaml(&e);
+        err.limit = budget.exceeded();
+        err
+    })?;
     let mut b = Builder::default();
     let template = b.template(raw);
     match (template, b.errors.is_empty()) {
         (Some(t), true) => Ok(t),
-        _ => Err(TemplateError::new(b.message())),
+        _ => {
+            let mut err = TemplateError::new(b.message());
+            err.limit = b.limit.take();
+            Err(err)
+        }
     }
 }
 
 #[derive(Default)]
 struct Builder {
     errors: Vec<String>,
+    /// The first size cap reported, if any.
+    limit: Option<LimitExceeded>,
 }
 
 fn invalid(path: &str, e: &NameError) -> String {
@@ -475,6 +499,11 @@ fn invalid(path: &str, e: &NameError) -> String {
 impl Builder {
     fn err(&mut self, msg: String) {
         self.errors.push(msg);
+    }
+
+    fn over(&mut self, path: &str, e: LimitExceeded) {
+        self.err(format!("{path}: {e}"));
+        self.limit.get_or_insert(e);
     }
 
     fn message(&self) -> String {
@@ -508,7 +537,22 @@ impl Builder {
         });
 
         let mut inputs = BTreeMap::new();
-        for (key, spec) in raw.inputs.map(|m| m.0).unwrap_or_default() {
+        let raw_inputs = raw.inputs.map(|m| m.0).unwrap_or_default();
+        if raw_inputs.len() > limits::MAX_INPUTS {
+            self.over(
+                "inputs",
+                LimitExceeded::new(
+                    limits::Limit::Inputs,
+                    limits::MAX_INPUTS,
+                    format!(
+                        "the template declares {} inputs, more than {}",
+                        raw_inputs.len(),
+                        limits::MAX_INPUTS
+                    ),
+                ),
+            );
+        }
+        for (key, spec) in raw_inputs {
             let Ok(key) = InputName::parse(&key).map_err(|e| self.err(invalid("input name", &e)))
             else {
                 continue;
@@ -518,6 +562,11 @@ impl Builder {
                 required: None,
                 description: None,
             });
+            if let Some(d) = &spec.default
+                && let Err(e) = limits::check_input_value(key.as_str(), d)
+            {
+                self.over(&format!("inputs.{key}.default"), e);
+            }
             inputs.insert(
                 key,
                 InputSpec {
@@ -1050,6 +1099,7 @@ jobs:
             message: "boom".into(),
             line: Some(3),
             column: Some(5),
+            limit: None,
         };
         assert_eq!(e.to_string(), "boom at line 3 column 5");
         assert_eq!(TemplateError::new("boom".into()).to_string(), "boom");
@@ -1648,6 +1698,91 @@ jobs:
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\njobs: [{name: j, script: [x], env: {A: *g}}]";
         assert!(parse_template(bomb).is_err());
         assert!(parse_template("\u{0}").is_err());
+    }
+
+    #[test]
+    fn alias_expansion_is_capped_before_it_is_built() {
+        // One 1 KiB scalar aliased 100,000 times: a 300 KB document that would expand to
+        // 100 MB of script.
+        let src = format!(
+            "inputs: {{x: {{description: &a \"{}\"}}}}\njobs: [{{name: j, image: i, script: [{}x]}}]\n",
+            "l".repeat(1024),
+            "*a, ".repeat(100_000)
+        );
+        let e = err(&src);
+        let limit = e.limit.clone().expect("a limit error");
+        assert_eq!(limit.limit, crate::limits::Limit::YamlScalarBytes);
+        // Four times the source (plus 4 KiB), below the absolute cap.
+        assert_eq!(limit.max, 4 * src.len() + 4096);
+        assert!(limit.max < crate::limits::MAX_YAML_SCALAR_BYTES);
+        assert!(
+            e.message
+                .contains(&format!("(limit yaml_scalar_bytes: {})", limit.max)),
+            "{e}"
+        );
+        assert!(e.line.is_some(), "{e:?}");
+
+        // Many aliases of a sequence of empty strings: the node count trips first.
+        let src = format!(
+            "jobs:\n  - {{name: a, image: i, script: &s [{}]}}\n{}",
+            "'', ".repeat(200),
+            (0..2000)
+                .map(|i| format!("  - {{name: j{i}, image: i, script: *s}}\n"))
+                .collect::<String>()
+        );
+        let e = err(&src);
+        // Too many jobs as well, but the expansion is refused before that is looked at.
+        assert_eq!(
+            e.limit.as_ref().map(|l| l.limit),
+            Some(crate::limits::Limit::YamlNodes)
+        );
+    }
+
+    #[test]
+    fn honest_anchors_are_fine() {
+        let src = "jobs:\n  - name: a\n    image: &img rust:1.82\n    script: &s [cargo build, cargo test]\n    env: &e {A: '1', B: '2'}\n  - {name: b, image: *img, script: *s, env: *e}\n  - {name: c, image: *img, script: *s, env: *e}\n";
+        let t = ok(src);
+        assert_eq!(t.jobs[2].script, vec!["cargo build", "cargo test"]);
+        assert_eq!(t.jobs[1].env["B"], "2");
+    }
+
+    #[test]
+    fn input_counts_and_defaults_are_capped() {
+        let inputs = |n: usize| {
+            (0..n)
+                .map(|i| format!("  i{i}: {{}}\n"))
+                .collect::<String>()
+        };
+        ok(&format!(
+            "inputs:\n{}jobs: [{{name: j, script: [x]}}]",
+            inputs(crate::limits::MAX_INPUTS)
+        ));
+        let e = err(&format!(
+            "inputs:\n{}jobs: [{{name: j, script: [x]}}]",
+            inputs(crate::limits::MAX_INPUTS + 1)
+        ));
+        assert_eq!(
+            e.limit.as_ref().map(|l| l.limit),
+            Some(crate::limits::Limit::Inputs)
+        );
+        assert!(
+            e.message
+                .starts_with("inputs: the template declares 101 inputs, more than 100"),
+            "{e}"
+        );
+        let big = "d".repeat(crate::limits::MAX_INPUT_VALUE_BYTES + 1);
+        let e = err(&format!(
+            "inputs: {{v: {{default: {big}}}}}\njobs: [{{name: j, script: [x]}}]"
+        ));
+        assert_eq!(
+            e.limit.as_ref().map(|l| l.limit),
+            Some(crate::limits::Limit::InputValueBytes)
+        );
+        assert!(
+            e.message
+                .starts_with("inputs.v.default: input \"v\" is 65537 bytes"),
+            "{e}"
+        );
     }
 
     /// Invariants every successfully parsed template satisfies.

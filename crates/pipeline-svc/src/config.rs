@@ -34,12 +34,26 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Delete ended runs (with their jobs, logs, events and deliveries) whose end is older
+    /// than this many days; unset keeps them forever.
+    #[arg(long, env = "PIPELINE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days: Option<u32>,
+    /// Seconds between retention passes; the first runs after this or 30 s, whichever is
+    /// shorter.
+    #[arg(long, env = "PIPELINE_RETENTION_INTERVAL_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_interval_s: u64,
 }
 
 impl Config {
     /// The retry backoff base.
     pub fn retry_base(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.retry_base_ms)
+    }
+
+    /// How long ended runs are kept, when they are not kept forever.
+    pub fn retention(&self) -> Option<time::Duration> {
+        self.retention_days
+            .map(|d| time::Duration::days(i64::from(d)))
     }
 
     /// Defaults for a given database, for tests and embedding.
@@ -54,6 +68,8 @@ impl Config {
             reaper_interval_ms: 5_000,
             db_max_connections: 20,
             log_format: LogFormat::Pretty,
+            retention_days: None,
+            retention_interval_s: 3600,
         }
     }
 }

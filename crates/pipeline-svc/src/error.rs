@@ -40,6 +40,13 @@ impl ApiError {
     }
 }
 
+impl From<gitweave_model::limits::LimitExceeded> for ApiError {
+    /// A size cap: 422 `limit_exceeded`, the message naming the limit and its value.
+    fn from(e: gitweave_model::limits::LimitExceeded) -> Self {
+        ApiError::Invalid("limit_exceeded", e.to_string())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {

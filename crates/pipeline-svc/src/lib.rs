@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod orchestrator;
+pub mod retention;
 pub mod routes;
 pub mod settled;
 pub mod startup;

@@ -65,8 +65,13 @@ impl App {
             "gitweave_webhooks_total",
             "Webhook deliveries, by provider and result.",
         );
+        metrics.describe(
+            crate::retention::DELETED_METRIC,
+            "Ended runs deleted by retention (PIPELINE_RETENTION_DAYS).",
+        );
         let (job_updates, _) = broadcast::channel(4096);
         let (run_updates, _) = broadcast::channel(4096);
+        let retention = config.retention();
         let state = AppState {
             pool,
             config: Arc::new(config),
@@ -76,7 +81,9 @@ impl App {
             runner_cache: Arc::default(),
             stopping_runners: Arc::default(),
             metrics,
-            settled: Arc::new(crate::settled::Settled::new(SETTLED_BUDGET)),
+            settled: Arc::new(
+                crate::settled::Settled::new(SETTLED_BUDGET).with_retention(retention),
+            ),
             shutting_down: Arc::default(),
         };
         Ok(Self { listener, state })
@@ -103,6 +110,7 @@ impl App {
         tracing::info!(%addr, "pipeline-svc listening");
         let router = routes::router(self.state.clone());
         let reaper = tokio::spawn(reap_forever(self.state.clone()));
+        let retention = tokio::spawn(crate::retention::run_forever(self.state.clone()));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let state = self.state.clone();
         let signal = async move {
@@ -125,6 +133,7 @@ impl App {
             }
         }
         reaper.abort();
+        retention.abort();
         self.state.pool.close().await;
         tracing::info!("pipeline-svc stopped");
         Ok(())

@@ -9,6 +9,7 @@ pub mod events;
 pub mod jobs;
 pub mod logs;
 pub mod repos;
+pub mod retention;
 pub mod runners;
 pub mod runs;
 pub mod templates;

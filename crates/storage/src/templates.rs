@@ -132,15 +132,27 @@ pub struct AttachedRow {
     pub parsed: serde_json::Value,
 }
 
-/// Attaches (appended to the end) or, when already attached, replaces the default inputs in
-/// place. Returns whether it was newly attached. Locks the repo row so concurrent attaches get
-/// distinct positions.
+/// What [`attach`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// Newly attached, at the end.
+    Created,
+    /// Already attached: its default inputs were replaced in place.
+    Updated,
+    /// Not attached: the repo already has `max` templates.
+    Full,
+}
+
+/// Attaches (appended to the end) unless the repo already has `max` templates attached, or,
+/// when already attached, replaces the default inputs in place. Locks the repo row so
+/// concurrent attaches get distinct positions and cannot pass `max` together.
 pub async fn attach(
     conn: &mut PgConnection,
     repo_id: Uuid,
     name: &str,
     inputs: &serde_json::Value,
-) -> Result<bool, sqlx::Error> {
+    max: i64,
+) -> Result<Attached, sqlx::Error> {
     sqlx::query!("SELECT id FROM repos WHERE id = $1 FOR UPDATE", repo_id)
         .fetch_one(&mut *conn)
         .await?;
@@ -153,18 +165,24 @@ pub async fn attach(
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() > 0 {
-        return Ok(false);
+        return Ok(Attached::Updated);
     }
-    sqlx::query!(
+    let inserted = sqlx::query!(
         "INSERT INTO repo_templates (repo_id, template_name, position, inputs)
-         SELECT $1, $2, COALESCE(MAX(position), 0) + 1, $3 FROM repo_templates WHERE repo_id = $1",
+         SELECT $1, $2, COALESCE(MAX(position), 0) + 1, $3 FROM repo_templates WHERE repo_id = $1
+         HAVING COUNT(*) < $4",
         repo_id,
         name,
-        inputs
+        inputs,
+        max
     )
     .execute(&mut *conn)
     .await?;
-    Ok(true)
+    Ok(if inserted.rows_affected() > 0 {
+        Attached::Created
+    } else {
+        Attached::Full
+    })
 }
 
 /// Detaches; false when it was not attached.

@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use gitweave_api::runner::{Assignment, AttemptState, Checkout, FinishRequest, HandBackRequest};
 use gitweave_model::expand::{self, ExpandedJob};
+use gitweave_model::limits;
 use gitweave_model::plan::{self, Action, JobState, Node, StageJob};
 use gitweave_model::status::{ErrorClass, EventType, JobStatus, RunStatus, Trigger};
 use gitweave_model::template::{Template, When};

@@ -58,14 +58,25 @@ fn input_string(name: &str, v: &serde_json::Value) -> Result<String, ApiError> {
     }
 }
 
-/// Converts JSON input values to the strings templates substitute.
+/// Converts JSON input values to the strings templates substitute, refusing more than
+/// [`limits::MAX_INPUTS`] of them or one longer than [`limits::MAX_INPUT_VALUE_BYTES`].
 pub fn input_strings(
     inputs: &BTreeMap<String, serde_json::Value>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
-    inputs
+    let out = inputs
         .iter()
         .map(|(k, v)| Ok((k.clone(), input_string(k, v)?)))
-        .collect()
+        .collect::<Result<BTreeMap<_, _>, ApiError>>()?;
+    limits::check_inputs(out.iter())?;
+    Ok(out)
+}
+
+/// The 422 for an expansion failure: `limit_exceeded` for a size cap, else `invalid_input`.
+fn expand_error(e: expand::ExpandError, template: &str) -> ApiError {
+    match e {
+        expand::ExpandError::Limit(l) => l.into(),
+        other => ApiError::Invalid("invalid_input", other.with_template(template).to_string()),
+    }
 }
 
 fn validate_ref(r: &str) -> Result<(), ApiError> {
@@ -164,6 +175,18 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             })
         })
         .collect::<Result<_, _>>()?;
+    let job_count: usize = parsed.iter().map(|t| t.jobs.len()).sum();
+    if job_count > limits::MAX_RUN_JOBS {
+        return Err(limits::LimitExceeded::new(
+            limits::Limit::RunJobs,
+            limits::MAX_RUN_JOBS,
+            format!(
+                "the run would have {job_count} jobs, more than {}",
+                limits::MAX_RUN_JOBS
+            ),
+        )
+        .into());
+    }
     let given = input_strings(&p.inputs)?;
     let undeclared = expand::undeclared(&parsed.iter().collect::<Vec<_>>(), given.keys());
     if !undeclared.is_empty() {
@@ -183,18 +206,18 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
 
     let mut planned = Vec::new();
     let mut dag = Vec::new();
+    // One budget for the whole run: expansion stops as soon as a job or the run passes its cap.
+    let mut budget = expand::RunBudget::new();
     for (stage, (a, t)) in selected.iter().zip(&parsed).enumerate() {
         let defaults: BTreeMap<String, String> =
             serde_json::from_value(a.inputs.clone()).map_err(|e| {
                 ApiError::Internal(format!("stored inputs of {} do not load: {e}", a.name))
             })?;
-        let values = expand::resolve_inputs(t, &defaults, &given).map_err(|e| {
-            ApiError::Invalid("invalid_input", e.with_template(&a.name).to_string())
-        })?;
+        let values =
+            expand::resolve_inputs(t, &defaults, &given).map_err(|e| expand_error(e, &a.name))?;
         for j in &t.jobs {
-            let job = expand::expand_job(t, j, &values).map_err(|e| {
-                ApiError::Invalid("invalid_input", e.with_template(&a.name).to_string())
-            })?;
+            let job = expand::expand_job(t, j, &values, &mut budget)
+                .map_err(|e| expand_error(e, &a.name))?;
             planned.push(PlannedJob {
                 stage,
                 template: a.name.clone(),

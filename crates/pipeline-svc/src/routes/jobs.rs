@@ -117,7 +117,10 @@ async fn page(
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let body = Bytes::from(body);
     if !growing {
-        state.settled.put(settled_key, body.clone());
+        // The job's end, or now for an earlier attempt of a job still running: either is no
+        // later than the end of its run.
+        let settled_at = job.ended_at.unwrap_or_else(time::OffsetDateTime::now_utc);
+        state.settled.put(settled_key, body.clone(), settled_at);
     }
     Ok(super::json_body(body))
 }

@@ -91,7 +91,8 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<R
     let body =
         Bytes::from(serde_json::to_vec(&run).map_err(|e| ApiError::Internal(e.to_string()))?);
     if run.status.is_terminal() {
-        state.settled.put(key, body.clone());
+        let ended_at = run.ended_at.unwrap_or_else(time::OffsetDateTime::now_utc);
+        state.settled.put(key, body.clone(), ended_at);
     }
     Ok(json_body(body))
 }

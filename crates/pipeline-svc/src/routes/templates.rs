@@ -14,10 +14,11 @@ use gitweave_api::public::{
     AttachTemplate, AttachedTemplate, AttachedTemplateList, Template as TemplateView, TemplateList,
     TemplatePut,
 };
+use gitweave_model::limits::{Limit, LimitExceeded, MAX_ATTACHED_TEMPLATES};
 use gitweave_model::names::{RepoName, TemplateName};
 use gitweave_model::template::{MAX_TEMPLATE_BYTES, Template, parse_template};
 use gitweave_storage::repos;
-use gitweave_storage::templates::{self, PutOutcome, TemplateRow};
+use gitweave_storage::templates::{self, Attached, PutOutcome, TemplateRow};
 use http::StatusCode;
 use std::collections::BTreeMap;
 
@@ -65,8 +66,10 @@ async fn upload(
             format!("the template is not UTF-8 text: {e}"),
         )
     })?;
-    let template =
-        parse_template(text).map_err(|e| ApiError::Invalid("invalid_template", e.to_string()))?;
+    let template = parse_template(text).map_err(|e| match e.limit {
+        Some(_) => ApiError::Invalid("limit_exceeded", e.to_string()),
+        None => ApiError::Invalid("invalid_template", e.to_string()),
+    })?;
     if state.config.require_image {
         let missing = template.missing_images();
         if !missing.is_empty() {
@@ -152,8 +155,24 @@ async fn attach(
     let inputs_json =
         serde_json::to_value(&inputs).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = state.pool.begin().await?;
-    let created = templates::attach(&mut tx, repo_id, name.as_str(), &inputs_json).await?;
+    let outcome = templates::attach(
+        &mut tx,
+        repo_id,
+        name.as_str(),
+        &inputs_json,
+        MAX_ATTACHED_TEMPLATES as i64,
+    )
+    .await?;
+    if outcome == Attached::Full {
+        return Err(LimitExceeded::new(
+            Limit::AttachedTemplates,
+            MAX_ATTACHED_TEMPLATES,
+            format!("repo {repo} already has {MAX_ATTACHED_TEMPLATES} templates attached"),
+        )
+        .into());
+    }
     tx.commit().await?;
+    let created = outcome == Attached::Created;
     let attached = templates::attached(&state.pool, repo_id).await?;
     let a = attached
         .iter()
