@@ -235,6 +235,8 @@ fn pipeline_process(db: &str, port: u16) -> Proc {
     let child = Command::new(bin("pipeline-svc"))
         .env("DATABASE_URL", db)
         .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
+        .env("PIPELINE_INSECURE_OPEN_REGISTRATION", "true")
+        .env("RUNNER_LOCAL_REPO_ROOT", std::env::temp_dir())
         .env("RUST_LOG", "warn")
         .env_remove("RUNNER_REGISTRATION_TOKEN")
         .stdout(Stdio::null())

@@ -45,6 +45,12 @@ pub struct Options {
     pub registration_token: Option<String>,
     /// The gateway's `GATEWAY_RATE_LIMIT` and `GATEWAY_RATE_BURST` (default: the gateway's).
     pub rate_limit: Option<(u32, u32)>,
+    /// pipeline-svc's `PIPELINE_INSECURE_OPEN_REGISTRATION` (default true, so runners without
+    /// a `registration_token` register; it has no effect when that token is set).
+    pub insecure_open_registration: bool,
+    /// `RUNNER_LOCAL_REPO_ROOT` (default: the temporary directory, where tests make their
+    /// repositories).
+    pub local_repo_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -58,6 +64,8 @@ impl Default for Options {
             api_token: None,
             registration_token: None,
             rate_limit: None,
+            insecure_open_registration: true,
+            local_repo_root: Some(std::env::temp_dir()),
         }
     }
 }
@@ -231,6 +239,10 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
 
     let mut pconfig = pipeline_svc::Config::for_database(db_url);
     pconfig.runner_registration_token = opts.registration_token.clone();
+    // pipeline-svc asks for the gateway's token itself (SPEC §15).
+    pconfig.api_token = opts.api_token.clone();
+    pconfig.insecure_open_registration = opts.insecure_open_registration;
+    pconfig.local_repo_root = opts.local_repo_root.clone();
     pconfig.retry_base_ms = 100;
     pconfig.lease_ms = opts.lease_ms;
     pconfig.reaper_interval_ms = opts.reaper_interval_ms;

@@ -15,6 +15,7 @@ mod health;
 mod hooks;
 mod logs;
 mod orchestration;
+mod pipeline_access;
 mod repos;
 mod runner_protocol;
 mod runs;

@@ -1,19 +1,23 @@
 //! Configuration from flags or environment (SPEC §8).
 
 use gitweave_http::LogFormat;
+use gitweave_http::secret::{self, SecretFileError};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// pipeline-svc settings.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "pipeline-svc", version, about = "GitWeave pipeline service")]
 pub struct Config {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "PIPELINE_ADDR", default_value = "0.0.0.0:8081")]
+    /// Address to listen on (port 0 picks a free port). Loopback by default: only the gateway
+    /// and runners talk to pipeline-svc (compose sets `0.0.0.0:8081` on its private network).
+    #[arg(long, env = "PIPELINE_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
     /// Postgres URL; migrations run at start-up.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Runners must present this to register; unset means open registration.
+    /// Runners must present this to register. Unset (and no `RUNNER_REGISTRATION_TOKEN_FILE`):
+    /// registration is refused unless `PIPELINE_INSECURE_OPEN_REGISTRATION=true`.
     #[arg(long, env = "RUNNER_REGISTRATION_TOKEN", hide_env_values = true)]
     pub runner_registration_token: Option<String>,
     /// Refuse templates whose jobs have no image (the docker engine needs one).
@@ -34,9 +38,47 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Bearer token every `/api/v1` request needs (webhooks excepted: their HMAC authenticates
+    /// them); the same value as the gateway's. Unset or empty: no token is asked for.
+    #[arg(long, env = "GITWEAVE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// A file holding `GITWEAVE_API_TOKEN` (used when the variable is unset).
+    #[arg(long, env = "GITWEAVE_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// A file holding `RUNNER_REGISTRATION_TOKEN` (used when the variable is unset).
+    #[arg(long, env = "RUNNER_REGISTRATION_TOKEN_FILE")]
+    pub runner_registration_token_file: Option<PathBuf>,
+    /// Let any runner register without a token when `RUNNER_REGISTRATION_TOKEN` is unset.
+    /// Anyone who reaches pipeline-svc can then take jobs (and their secrets): for a laptop.
+    #[arg(long, env = "PIPELINE_INSECURE_OPEN_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub insecure_open_registration: bool,
+    /// The directory local clone URLs (`file://…` or an absolute path) must be under, after
+    /// symlinks and `..` are resolved; unset: local clone URLs are refused.
+    #[arg(long, env = "RUNNER_LOCAL_REPO_ROOT")]
+    pub local_repo_root: Option<PathBuf>,
 }
 
 impl Config {
+    /// Reads the `*_FILE` secrets into their settings (a set variable wins) and turns empty
+    /// values into unset ones. [`crate::App::build`] calls it.
+    pub fn resolve_secrets(&mut self) -> Result<(), SecretFileError> {
+        self.api_token = secret::resolve(
+            self.api_token.take(),
+            self.api_token_file.as_deref(),
+            "GITWEAVE_API_TOKEN_FILE",
+        )?;
+        self.runner_registration_token = secret::resolve(
+            self.runner_registration_token.take(),
+            self.runner_registration_token_file.as_deref(),
+            "RUNNER_REGISTRATION_TOKEN_FILE",
+        )?;
+        self.local_repo_root = self
+            .local_repo_root
+            .take()
+            .filter(|p| !p.as_os_str().is_empty());
+        Ok(())
+    }
+
     /// The retry backoff base.
     pub fn retry_base(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.retry_base_ms)
@@ -54,6 +96,11 @@ impl Config {
             reaper_interval_ms: 5_000,
             db_max_connections: 20,
             log_format: LogFormat::Pretty,
+            api_token: None,
+            api_token_file: None,
+            runner_registration_token_file: None,
+            insecure_open_registration: false,
+            local_repo_root: None,
         }
     }
 }

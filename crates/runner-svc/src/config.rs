@@ -68,6 +68,9 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// A file holding `RUNNER_REGISTRATION_TOKEN` (used when the variable is unset).
+    #[arg(long, env = "RUNNER_REGISTRATION_TOKEN_FILE")]
+    pub registration_token_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Config {
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
+            registration_token_file: None,
         }
     }
 
