@@ -239,6 +239,7 @@ fn pipeline_process(db: &str, port: u16) -> Proc {
         .env("RUNNER_LOCAL_REPO_ROOT", std::env::temp_dir())
         .env("RUST_LOG", "warn")
         .env_remove("RUNNER_REGISTRATION_TOKEN")
+        .env_remove("RUNNER_REGISTRATION_TOKEN_FILE")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
