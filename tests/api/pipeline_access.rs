@@ -535,3 +535,33 @@ async fn log_offsets_near_the_largest_integer_are_a_400_not_a_500() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn runner_svc_reads_its_registration_token_from_a_file() {
+    let app = spawn_with(Options {
+        registration_token: Some("token-in-a-file".into()),
+        runner: Some(EngineKind::Shell),
+        ..Options::default()
+    })
+    .await;
+    let dir = TempDir(std::env::temp_dir().join(format!("gitweave-tokfile-{}", Uuid::new_v4())));
+    std::fs::create_dir_all(&dir.0).expect("mkdir");
+    let file = dir.0.join("token");
+    std::fs::write(&file, "token-in-a-file\n").expect("write");
+    let build = |token_file: Option<PathBuf>, suffix: &str| {
+        let mut c = runner_svc::Config::for_pipeline(&app.pipeline, EngineKind::Shell);
+        c.name = Some(format!("{}-{suffix}", app.runner_name));
+        c.workdir = dir.0.join(suffix);
+        c.registration_token = Some(String::new());
+        c.registration_token_file = token_file;
+        runner_svc::App::build(c)
+    };
+    let registered = build(Some(file.clone()), "file").await;
+    assert!(registered.is_ok(), "{:?}", registered.err());
+    std::fs::write(&file, "not-the-token\n").expect("write");
+    let refused = build(Some(file), "wrong").await;
+    let err = refused.err().expect("a wrong token is refused").to_string();
+    assert!(err.contains("401"), "{err}");
+    drop(registered);
+    app.shutdown().await;
+}

@@ -104,3 +104,52 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_are_closed() {
+        // Flags only: an environment variable of the same name would win over a default.
+        let c = Config::try_parse_from(["pipeline-svc", "--database-url", "postgres://x/y"])
+            .expect("parses");
+        if std::env::var_os("PIPELINE_ADDR").is_none() {
+            assert_eq!(c.addr.to_string(), "127.0.0.1:8081", "loopback by default");
+        }
+        if std::env::var_os("PIPELINE_INSECURE_OPEN_REGISTRATION").is_none() {
+            assert!(!c.insecure_open_registration);
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_files_when_the_variables_are_empty() {
+        let dir = std::env::temp_dir().join(format!("gw-pcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("reg"), "reg-from-file\n").expect("write");
+        std::fs::write(dir.join("api"), "api-from-file").expect("write");
+        let mut c = Config::for_database("postgres://x/y");
+        c.runner_registration_token = Some(String::new());
+        c.runner_registration_token_file = Some(dir.join("reg"));
+        c.api_token_file = Some(dir.join("api"));
+        c.local_repo_root = Some(std::path::PathBuf::new());
+        c.resolve_secrets().expect("resolves");
+        assert_eq!(
+            c.runner_registration_token.as_deref(),
+            Some("reg-from-file")
+        );
+        assert_eq!(c.api_token.as_deref(), Some("api-from-file"));
+        assert_eq!(c.local_repo_root, None, "empty is unset");
+        let mut c = Config::for_database("postgres://x/y");
+        c.api_token = Some("from-env".into());
+        c.api_token_file = Some(dir.join("api"));
+        c.resolve_secrets().expect("resolves");
+        assert_eq!(
+            c.api_token.as_deref(),
+            Some("from-env"),
+            "the variable wins"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
