@@ -9,7 +9,8 @@
 #   GATEWAY_PORT          host port of the gateway (default 18080)
 #   E2E_TIMEOUT           seconds to wait for the stack, and again for the run (default 120)
 #   KEEP_STACK=1          leave the stack running at the end (default: down -v)
-#   GITWEAVE_API_TOKEN    passed to the gateway and sent as the bearer token (default unset)
+#   GITWEAVE_API_TOKEN    passed to the gateway and pipeline-svc, and sent as the bearer token
+#                         (default unset)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,16 +31,25 @@ BASE="http://127.0.0.1:$GATEWAY_PORT"
 API="$BASE/api/v1"
 JOB_IMAGE=gitweave-busybox:latest
 
+# docker-compose.local-repos.yml: pipeline-svc and runner-svc see RUNNER_LOCAL_REPO_ROOT (the
+# work directory below), so the checkout step's file:// clone URL is accepted.
+FILES=(-f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.local-repos.yml")
 if command -v docker-compose >/dev/null; then
-  COMPOSE=(docker-compose -p "$PROJECT")
+  COMPOSE=(docker-compose -p "$PROJECT" "${FILES[@]}")
 elif docker compose version >/dev/null 2>&1; then
-  COMPOSE=(docker compose -p "$PROJECT")
+  COMPOSE=(docker compose -p "$PROJECT" "${FILES[@]}")
 else
   echo "compose-e2e: neither docker-compose nor 'docker compose' is installed" >&2
   exit 1
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gitweave-e2e.XXXXXX")
+# Resolved: pipeline-svc stores (and compares) local clone URLs with symlinks resolved.
+RUNNER_LOCAL_REPO_ROOT=$(cd "$WORK" && pwd -P)
+export RUNNER_LOCAL_REPO_ROOT
+# The stack makes its own random registration token (secrets-init); a token from the caller's
+# environment would replace it.
+unset RUNNER_REGISTRATION_TOKEN
 STEP=0
 step() { STEP=$((STEP + 1)); printf '\n[e2e %02d] %s\n' "$STEP" "$*"; }
 info() { printf '         %s\n' "$*"; }
@@ -141,6 +151,20 @@ for probe in healthz readyz; do
     sleep 2
   done
 done
+
+step "runner registration: a generated token, and none is refused"
+TOKEN_LEN=$("${COMPOSE[@]}" exec -T runner-svc bash -c 'tr -d "\n" </run/gitweave-secrets/runner-registration-token | wc -c' | tr -d '[:space:]')
+[ "$TOKEN_LEN" = 64 ] || fail "the generated registration token has $TOKEN_LEN characters, not 64"
+info "secrets-init made a 64-character token"
+# From inside the compose network (pipeline-svc publishes no port): register without it.
+# shellcheck disable=SC2016 # expanded by the container's bash
+REG=$("${COMPOSE[@]}" exec -T runner-svc bash -c '
+  body="{\"name\": \"e2e-intruder\", \"capacity\": 1, \"engine\": \"shell\"}"
+  exec 3<>/dev/tcp/pipeline-svc/8081
+  printf "POST /internal/v1/runners/register HTTP/1.1\r\nHost: pipeline-svc\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s" "${#body}" "$body" >&3
+  head -n 1 <&3' | awk '{print $2}')
+[ "$REG" = 401 ] || fail "a registration without the token got HTTP ${REG:-nothing}, not 401"
+info "registration without the token -> HTTP 401"
 
 step "PUT /api/v1/repos/demo"
 expect "create repo demo" "$(request PUT "$API/repos/demo" '{}')" 200 201

@@ -53,12 +53,15 @@ pub struct Options {
     pub job_network: Option<&'static str>,
     /// The runner's `RUNNER_LOG_LIMIT` (default: the runner's).
     pub log_limit: Option<u64>,
-    /// The runner's `RUNNER_LOCAL_REPO_ROOT` (default: the system's temp dir, where tests make
+    /// `RUNNER_LOCAL_REPO_ROOT` of pipeline-svc and the runner (default: the system's temp dir, where tests make
     /// their repositories).
     pub local_repo_root: Option<std::path::PathBuf>,
     /// pipeline-svc's `PIPELINE_RETENTION_DAYS` and `PIPELINE_RETENTION_INTERVAL_S`
     /// (default: keep forever).
     pub retention: Option<(u32, u64)>,
+    /// pipeline-svc's `PIPELINE_INSECURE_OPEN_REGISTRATION` (default true, so runners without
+    /// a `registration_token` register; it has no effect when that token is set).
+    pub insecure_open_registration: bool,
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             log_limit: None,
             local_repo_root: Some(std::env::temp_dir()),
             retention: None,
+            insecure_open_registration: true,
         }
     }
 }
@@ -273,6 +277,10 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
 
     let mut pconfig = pipeline_svc::Config::for_database(db_url);
     pconfig.runner_registration_token = opts.registration_token.clone();
+    // pipeline-svc asks for the gateway's token itself (SPEC §15).
+    pconfig.api_token = opts.api_token.clone();
+    pconfig.insecure_open_registration = opts.insecure_open_registration;
+    pconfig.local_repo_root = opts.local_repo_root.clone();
     pconfig.retry_base_ms = 100;
     pconfig.lease_ms = opts.lease_ms;
     pconfig.reaper_interval_ms = opts.reaper_interval_ms;

@@ -46,7 +46,7 @@ mod double_option {
 pub struct Repo {
     /// The `{repo}` in every path.
     pub name: String,
-    /// Where the runner clones from.
+    /// Where the runner clones from, without credentials (`https://user:***@host/repo.git`).
     pub clone_url: Option<String>,
     /// Branch used when a trigger names no ref.
     pub default_branch: String,

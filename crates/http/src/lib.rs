@@ -7,6 +7,7 @@
 pub mod error;
 pub mod metrics;
 pub mod request_id;
+pub mod secret;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

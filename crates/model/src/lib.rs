@@ -1,6 +1,7 @@
 //! The GitWeave pipeline model: everything about pipelines that needs no I/O.
 //!
 //! - [`names`]: validated names (repos, templates, jobs, inputs, env keys).
+//! - [`clone_url`]: clone URLs: remote or local, and shown without credentials.
 //! - [`duration`]: `10m`/`1h30m` job timeouts.
 //! - [`template`]: YAML → [`template::Template`], parsed once and validated ("parse, don't validate").
 //! - [`expand`]: `${{ inputs.NAME }}` resolution at trigger time.
@@ -11,6 +12,7 @@
 //! - [`resources`]: a job's memory and CPU limits (`resources:`), and the runner's maxima.
 //! - [`webhook`]: forge webhooks: signature checks and push payloads → what to run.
 
+pub mod clone_url;
 pub mod duration;
 pub mod expand;
 pub mod limits;

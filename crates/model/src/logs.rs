@@ -28,6 +28,17 @@ pub enum PageError {
     /// Zero or negative limit.
     #[error("limit must be at least 1, got {0}")]
     BadLimit(i64),
+    /// The window's end does not fit in a 64-bit offset.
+    #[error(
+        "offset + limit must be at most {max} (the largest byte offset), got offset {offset} and limit {limit}",
+        max = i64::MAX
+    )]
+    PastTheEnd {
+        /// Offset asked for.
+        offset: i64,
+        /// Limit used (after clamping).
+        limit: i64,
+    },
 }
 
 impl PageRequest {
@@ -42,10 +53,12 @@ impl PageRequest {
         if limit < 1 {
             return Err(PageError::BadLimit(limit));
         }
-        Ok(Self {
-            offset,
-            limit: limit.min(MAX_PAGE_BYTES),
-        })
+        let limit = limit.min(MAX_PAGE_BYTES);
+        // The window's end is computed here, in SQL and for `next_offset`: it must not overflow.
+        if offset.checked_add(limit).is_none() {
+            return Err(PageError::PastTheEnd { offset, limit });
+        }
+        Ok(Self { offset, limit })
     }
 }
 
@@ -179,6 +192,36 @@ mod tests {
             Err(PageError::NegativeOffset(-1))
         );
         assert_eq!(PageRequest::new(None, Some(0)), Err(PageError::BadLimit(0)));
+    }
+
+    #[test]
+    fn a_window_past_the_last_offset_is_refused() {
+        assert_eq!(
+            PageRequest::new(Some(i64::MAX), None),
+            Err(PageError::PastTheEnd {
+                offset: i64::MAX,
+                limit: DEFAULT_PAGE_BYTES
+            })
+        );
+        assert!(PageRequest::new(Some(i64::MAX), Some(1)).is_err());
+        assert!(PageRequest::new(Some(i64::MAX - 1), Some(2)).is_err());
+        assert_eq!(
+            PageRequest::new(Some(i64::MAX - 1), Some(1)).map(|r| r.offset + r.limit),
+            Ok(i64::MAX)
+        );
+        let msg = PageRequest::new(Some(i64::MAX), None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("9223372036854775807"), "{msg}");
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_window_never_overflows(offset in any::<i64>(), limit in any::<i64>()) {
+            if let Ok(r) = PageRequest::new(Some(offset), Some(limit)) {
+                prop_assert!(r.offset.checked_add(r.limit).is_some());
+            }
+        }
     }
 
     #[test]

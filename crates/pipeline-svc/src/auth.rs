@@ -1,10 +1,16 @@
-//! Runner authentication: registration with the shared token, then a per-runner bearer token
-//! `<runner-id>.<secret>` whose secret is stored only as a SHA-256.
+//! Authentication: the API token on `/api/v1` (the same `GITWEAVE_API_TOKEN` as the
+//! gateway's, so pipeline-svc is not open to whoever reaches its port), runner registration
+//! with the shared token, then a per-runner bearer token `<runner-id>.<secret>` whose secret is
+//! stored only as a SHA-256.
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, KnownRunner, RUNNER_RECHECK};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
+use std::time::Instant;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -18,9 +24,29 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Constant-time string equality.
+/// Constant-time string equality. Both sides are hashed first, so not even the length of the
+/// expected secret shows in the time taken.
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
+    hash(a).ct_eq(&hash(b)).into()
+}
+
+/// The layer on the `/api/v1` router (webhooks are outside it): when `GITWEAVE_API_TOKEN` is
+/// set, a request needs `Authorization: Bearer <token>`, else 401 `unauthenticated`.
+pub async fn require_api_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = &state.config.api_token {
+        let ok = bearer(request.headers()).is_some_and(|t| same_secret(t, expected));
+        if !ok {
+            return ApiError::Unauthorized(
+                "this API needs Authorization: Bearer <GITWEAVE_API_TOKEN>".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// SHA-256 of a secret.
@@ -55,22 +81,33 @@ pub async fn runner(state: &AppState, headers: &HeaderMap) -> Result<RunnerIdent
         .runner_cache
         .read()
         .ok()
-        .and_then(|c| c.get(&id).cloned());
-    let (stored, name) = match cached {
-        Some(c) => c,
+        .and_then(|c| c.get(&id).cloned())
+        .filter(|k| k.checked_at.elapsed() < RUNNER_RECHECK);
+    let known = match cached {
+        Some(k) => k,
         None => {
-            let (name, hash) = gitweave_storage::runners::authenticate(&state.pool, id)
+            let (name, token_hash) = gitweave_storage::runners::authenticate(&state.pool, id)
                 .await?
-                .ok_or_else(unauthorized)?;
-            let found = (hash, name);
+                .ok_or_else(|| {
+                    state.forget_runners(&[id]);
+                    unauthorized()
+                })?;
+            let found = KnownRunner {
+                token_hash,
+                name,
+                checked_at: Instant::now(),
+            };
             if let Ok(mut c) = state.runner_cache.write() {
                 c.insert(id, found.clone());
             }
             found
         }
     };
-    if bool::from(stored.ct_eq(&presented)) {
-        Ok(RunnerIdentity { id, name })
+    if bool::from(known.token_hash.ct_eq(&presented)) {
+        Ok(RunnerIdentity {
+            id,
+            name: known.name,
+        })
     } else {
         Err(unauthorized())
     }

@@ -1,19 +1,23 @@
 //! Configuration from flags or environment (SPEC §8).
 
 use gitweave_http::LogFormat;
+use gitweave_http::secret::{self, SecretFileError};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// pipeline-svc settings.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "pipeline-svc", version, about = "GitWeave pipeline service")]
 pub struct Config {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "PIPELINE_ADDR", default_value = "0.0.0.0:8081")]
+    /// Address to listen on (port 0 picks a free port). Loopback by default: only the gateway
+    /// and runners talk to pipeline-svc (compose sets `0.0.0.0:8081` on its private network).
+    #[arg(long, env = "PIPELINE_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
     /// Postgres URL; migrations run at start-up.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Runners must present this to register; unset means open registration.
+    /// Runners must present this to register. Unset (and no `RUNNER_REGISTRATION_TOKEN_FILE`):
+    /// registration is refused unless `PIPELINE_INSECURE_OPEN_REGISTRATION=true`.
     #[arg(long, env = "RUNNER_REGISTRATION_TOKEN", hide_env_values = true)]
     pub runner_registration_token: Option<String>,
     /// Refuse templates whose jobs have no image (the docker engine needs one).
@@ -42,9 +46,47 @@ pub struct Config {
     /// shorter.
     #[arg(long, env = "PIPELINE_RETENTION_INTERVAL_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention_interval_s: u64,
+    /// Bearer token every `/api/v1` request needs (webhooks excepted: their HMAC authenticates
+    /// them); the same value as the gateway's. Unset or empty: no token is asked for.
+    #[arg(long, env = "GITWEAVE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// A file holding `GITWEAVE_API_TOKEN` (used when the variable is unset).
+    #[arg(long, env = "GITWEAVE_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// A file holding `RUNNER_REGISTRATION_TOKEN` (used when the variable is unset).
+    #[arg(long, env = "RUNNER_REGISTRATION_TOKEN_FILE")]
+    pub runner_registration_token_file: Option<PathBuf>,
+    /// Let any runner register without a token when `RUNNER_REGISTRATION_TOKEN` is unset.
+    /// Anyone who reaches pipeline-svc can then take jobs (and their secrets): for a laptop.
+    #[arg(long, env = "PIPELINE_INSECURE_OPEN_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub insecure_open_registration: bool,
+    /// The directory local clone URLs (`file://…` or an absolute path) must be under, after
+    /// symlinks and `..` are resolved; unset: local clone URLs are refused.
+    #[arg(long, env = "RUNNER_LOCAL_REPO_ROOT")]
+    pub local_repo_root: Option<PathBuf>,
 }
 
 impl Config {
+    /// Reads the `*_FILE` secrets into their settings (a set variable wins) and turns empty
+    /// values into unset ones. [`crate::App::build`] calls it.
+    pub fn resolve_secrets(&mut self) -> Result<(), SecretFileError> {
+        self.api_token = secret::resolve(
+            self.api_token.take(),
+            self.api_token_file.as_deref(),
+            "GITWEAVE_API_TOKEN_FILE",
+        )?;
+        self.runner_registration_token = secret::resolve(
+            self.runner_registration_token.take(),
+            self.runner_registration_token_file.as_deref(),
+            "RUNNER_REGISTRATION_TOKEN_FILE",
+        )?;
+        self.local_repo_root = self
+            .local_repo_root
+            .take()
+            .filter(|p| !p.as_os_str().is_empty());
+        Ok(())
+    }
+
     /// The retry backoff base.
     pub fn retry_base(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.retry_base_ms)
@@ -70,6 +112,60 @@ impl Config {
             log_format: LogFormat::Pretty,
             retention_days: None,
             retention_interval_s: 3600,
+            api_token: None,
+            api_token_file: None,
+            runner_registration_token_file: None,
+            insecure_open_registration: false,
+            local_repo_root: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_are_closed() {
+        // Flags only: an environment variable of the same name would win over a default.
+        let c = Config::try_parse_from(["pipeline-svc", "--database-url", "postgres://x/y"])
+            .expect("parses");
+        if std::env::var_os("PIPELINE_ADDR").is_none() {
+            assert_eq!(c.addr.to_string(), "127.0.0.1:8081", "loopback by default");
+        }
+        if std::env::var_os("PIPELINE_INSECURE_OPEN_REGISTRATION").is_none() {
+            assert!(!c.insecure_open_registration);
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_files_when_the_variables_are_empty() {
+        let dir = std::env::temp_dir().join(format!("gw-pcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("reg"), "reg-from-file\n").expect("write");
+        std::fs::write(dir.join("api"), "api-from-file").expect("write");
+        let mut c = Config::for_database("postgres://x/y");
+        c.runner_registration_token = Some(String::new());
+        c.runner_registration_token_file = Some(dir.join("reg"));
+        c.api_token_file = Some(dir.join("api"));
+        c.local_repo_root = Some(std::path::PathBuf::new());
+        c.resolve_secrets().expect("resolves");
+        assert_eq!(
+            c.runner_registration_token.as_deref(),
+            Some("reg-from-file")
+        );
+        assert_eq!(c.api_token.as_deref(), Some("api-from-file"));
+        assert_eq!(c.local_repo_root, None, "empty is unset");
+        let mut c = Config::for_database("postgres://x/y");
+        c.api_token = Some("from-env".into());
+        c.api_token_file = Some(dir.join("api"));
+        c.resolve_secrets().expect("resolves");
+        assert_eq!(
+            c.api_token.as_deref(),
+            Some("from-env"),
+            "the variable wins"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

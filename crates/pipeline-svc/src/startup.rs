@@ -29,9 +29,8 @@ const SETTLED_BUDGET: usize = 32 * 1024 * 1024;
 impl App {
     /// Connects, migrates and binds.
     pub async fn build(mut config: Config) -> anyhow::Result<Self> {
-        // An empty token (a variable set to nothing) means open registration.
-        config.runner_registration_token =
-            config.runner_registration_token.filter(|t| !t.is_empty());
+        config.resolve_secrets()?;
+        warn_about_open_doors(&config);
         let pool = gitweave_storage::pool(&PoolConfig {
             url: config.database_url.clone(),
             max_connections: config.db_max_connections,
@@ -137,6 +136,30 @@ impl App {
         self.state.pool.close().await;
         tracing::info!("pipeline-svc stopped");
         Ok(())
+    }
+}
+
+/// Says loudly, once at start, what is left open.
+fn warn_about_open_doors(config: &Config) {
+    match (
+        &config.runner_registration_token,
+        config.insecure_open_registration,
+    ) {
+        (None, true) => tracing::warn!(
+            "PIPELINE_INSECURE_OPEN_REGISTRATION=true and no RUNNER_REGISTRATION_TOKEN: ANY client that reaches pipeline-svc can register as a runner and take jobs, with their secrets. Set RUNNER_REGISTRATION_TOKEN (or RUNNER_REGISTRATION_TOKEN_FILE) on pipeline-svc and runner-svc instead."
+        ),
+        (None, false) => tracing::warn!(
+            "no RUNNER_REGISTRATION_TOKEN: runner registration is refused; set RUNNER_REGISTRATION_TOKEN (or RUNNER_REGISTRATION_TOKEN_FILE) on pipeline-svc and runner-svc"
+        ),
+        (Some(_), true) => tracing::info!(
+            "PIPELINE_INSECURE_OPEN_REGISTRATION is ignored: RUNNER_REGISTRATION_TOKEN is set"
+        ),
+        (Some(_), false) => {}
+    }
+    if config.api_token.is_none() {
+        tracing::info!(
+            "no GITWEAVE_API_TOKEN: /api/v1 needs no token (keep PIPELINE_ADDR private)"
+        );
     }
 }
 

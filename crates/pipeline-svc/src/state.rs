@@ -8,8 +8,21 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-/// A runner's token hash and name, cached after its first authentication.
-pub type KnownRunner = (Vec<u8>, String);
+/// A runner's token hash and name, cached after an authentication.
+#[derive(Debug, Clone)]
+pub struct KnownRunner {
+    /// SHA-256 of its token's secret.
+    pub token_hash: Vec<u8>,
+    /// Its name.
+    pub name: String,
+    /// When the database last said this registration is live.
+    pub checked_at: std::time::Instant,
+}
+
+/// How long a cached runner authentication is trusted before the database is asked again.
+/// A registration revoked by this instance leaves the cache at once; one revoked by another
+/// pipeline-svc instance is refused here within this time.
+pub const RUNNER_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -61,6 +74,15 @@ impl AppState {
     /// Whether the service is shutting down.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Forgets cached authentications of registrations that were revoked.
+    pub fn forget_runners(&self, ids: &[Uuid]) {
+        if let Ok(mut c) = self.runner_cache.write() {
+            for id in ids {
+                c.remove(id);
+            }
+        }
     }
 
     /// Whether a runner asked to stop taking jobs.

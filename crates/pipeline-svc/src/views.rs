@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use gitweave_api::public;
+use gitweave_model::clone_url;
 use gitweave_storage::jobs::JobRow;
 use gitweave_storage::repos::RepoRow;
 use gitweave_storage::runs::RunRow;
@@ -12,11 +13,11 @@ fn parse<T: FromStr>(what: &str, s: &str) -> Result<T, ApiError> {
         .map_err(|_| ApiError::Internal(format!("stored {what} {s:?} is not a known value")))
 }
 
-/// A repo (the secret stays behind).
+/// A repo (the secret stays behind, and the clone URL's credentials: SPEC §15).
 pub fn repo(r: &RepoRow) -> public::Repo {
     public::Repo {
         name: r.name.clone(),
-        clone_url: r.clone_url.clone(),
+        clone_url: r.clone_url.as_deref().map(clone_url::redact),
         default_branch: r.default_branch.clone(),
         has_webhook_secret: r.webhook_secret.is_some(),
         created_at: r.created_at,

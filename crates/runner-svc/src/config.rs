@@ -72,6 +72,9 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// A file holding `RUNNER_REGISTRATION_TOKEN` (used when the variable is unset).
+    #[arg(long, env = "RUNNER_REGISTRATION_TOKEN_FILE")]
+    pub registration_token_file: Option<PathBuf>,
     /// Local clone URLs (`file://…` or a path) must resolve (symlinks and `..` followed) to a
     /// git repository under this directory; unset, they are refused. For the docker engine
     /// the path is one on the Docker host, which the runner must see at the same path.
@@ -126,6 +129,7 @@ impl Config {
             container_prefix: "gitweave-".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log_format: LogFormat::Pretty,
+            registration_token_file: None,
             local_repo_root: None,
             log_limit: DEFAULT_LOG_LIMIT,
             shutdown_grace: Duration::from_secs(30),

@@ -40,7 +40,11 @@ struct HealthState {
 impl App {
     /// Connects the engine, removes what an earlier life of this runner left, registers.
     pub async fn build(mut config: Config) -> anyhow::Result<Self> {
-        config.registration_token = config.registration_token.filter(|t| !t.is_empty());
+        config.registration_token = gitweave_http::secret::resolve(
+            config.registration_token.take(),
+            config.registration_token_file.as_deref(),
+            "RUNNER_REGISTRATION_TOKEN_FILE",
+        )?;
         let name = config.runner_name();
         let engine: Arc<dyn Engine> = match config.engine {
             EngineKind::Docker => Arc::new(

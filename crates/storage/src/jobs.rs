@@ -339,13 +339,14 @@ pub struct Claimed {
     pub git_ref: String,
     /// The run's commit, when known.
     pub commit_sha: Option<String>,
-    /// The repo's clone URL, when set.
+    /// The clone URL copied into the run when it was made, when the repo had one.
     pub clone_url: Option<String>,
     /// How many jobs the run has.
     pub run_jobs: i32,
 }
 
-/// Claims the oldest runnable job: marks it running with a new attempt and a lease, and
+/// Claims the oldest runnable job for a live (not revoked) runner: marks it running with a new
+/// attempt and a lease, and
 /// records it, all in one statement (it needs no transaction of its own): the job's
 /// `job.started` event by `actor`, and when the run was still `queued`, the run's move to
 /// `running` with its `run.state_changed` event, exactly as the orchestrator writes them.
@@ -372,11 +373,12 @@ pub async fn claim(
         r#"WITH cand AS (
                SELECT run_id FROM jobs
                WHERE status = 'queued' AND runnable_at IS NOT NULL AND runnable_at <= now()
+                 AND EXISTS (SELECT 1 FROM runners WHERE id = $1 AND revoked_at IS NULL)
                ORDER BY runnable_at, run_id, position
                LIMIT 1
            ),
            run AS (
-               SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id, r.job_count
+               SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id, r.job_count, r.clone_url
                FROM pipeline_runs r JOIN cand ON r.id = cand.run_id
                FOR UPDATE OF r
            ),
@@ -424,7 +426,7 @@ pub async fn claim(
            SELECT claimed.id AS "id!", claimed.run_id AS "run_id!", claimed.attempt AS "attempt!",
                   claimed.name AS "name!", claimed.spec AS "spec!",
                   run.status AS "run_status!", p.name AS "repo!",
-                  run.ref AS "git_ref!", run.commit_sha, p.clone_url,
+                  run.ref AS "git_ref!", run.commit_sha, run.clone_url,
                   run.job_count AS "run_jobs!"
            FROM claimed, run JOIN repos p ON p.id = run.repo_id"#,
         runner_id,

@@ -1,37 +1,92 @@
 //! `runners`: registered runner-svc instances.
 
-use sqlx::PgExecutor;
+use sqlx::{Acquire, PgConnection, PgExecutor};
 use uuid::Uuid;
 
-/// Registers a runner; the token is stored only as its SHA-256.
-pub async fn insert(
-    e: impl PgExecutor<'_>,
-    id: Uuid,
-    name: &str,
-    token_hash: &[u8],
-    capacity: i32,
-    engine: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "INSERT INTO runners (id, name, token_hash, capacity, engine) VALUES ($1, $2, $3, $4, $5)",
-        id,
-        name,
-        token_hash,
-        capacity,
-        engine
-    )
-    .execute(e)
-    .await?;
-    Ok(())
+/// A runner to register.
+#[derive(Debug, Clone)]
+pub struct NewRunner<'a> {
+    /// Its id (UUID v7).
+    pub id: Uuid,
+    /// Its name.
+    pub name: &'a str,
+    /// SHA-256 of its token.
+    pub token_hash: &'a [u8],
+    /// Job slots.
+    pub capacity: i32,
+    /// `docker` or `shell`.
+    pub engine: &'a str,
 }
 
-/// A runner's name and token hash, touching `last_seen_at`.
+/// What registering under a name took over from earlier registrations of it.
+#[derive(Debug, Clone, Default)]
+pub struct TakenOver {
+    /// The registrations of the same name that were live and are now revoked.
+    pub revoked: Vec<Uuid>,
+    /// Their running jobs, whose leases now end at once (the reaper takes them back).
+    pub jobs_released: u64,
+}
+
+/// Registers a runner (the token is stored only as its SHA-256). A live registration of the
+/// same name is revoked first: its token stops working and the leases of its running jobs
+/// end now, so the lease reaper takes them back without waiting (a restarted runner removes
+/// its earlier containers anyway). Same-name registrations are serialised by an advisory lock,
+/// so two live registrations never share a name (the unique index `runners_live_name` holds
+/// it too).
+pub async fn register(
+    conn: &mut PgConnection,
+    r: &NewRunner<'_>,
+) -> Result<TakenOver, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('gitweave.runner:' || $1, 0))",
+        r.name
+    )
+    .execute(&mut *tx)
+    .await?;
+    let revoked = sqlx::query_scalar!(
+        "UPDATE runners SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING id",
+        r.name
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let jobs_released = if revoked.is_empty() {
+        0
+    } else {
+        sqlx::query!(
+            "UPDATE jobs SET lease_expires_at = now()
+             WHERE status = 'running' AND runner_id = ANY($1)",
+            &revoked
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    };
+    sqlx::query!(
+        "INSERT INTO runners (id, name, token_hash, capacity, engine) VALUES ($1, $2, $3, $4, $5)",
+        r.id,
+        r.name,
+        r.token_hash,
+        r.capacity,
+        r.engine
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(TakenOver {
+        revoked,
+        jobs_released,
+    })
+}
+
+/// A live (not revoked) runner's name and token hash, touching `last_seen_at`.
 pub async fn authenticate(
     e: impl PgExecutor<'_>,
     id: Uuid,
 ) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
     let row = sqlx::query!(
-        "UPDATE runners SET last_seen_at = now() WHERE id = $1 RETURNING name, token_hash",
+        "UPDATE runners SET last_seen_at = now() WHERE id = $1 AND revoked_at IS NULL
+         RETURNING name, token_hash",
         id
     )
     .fetch_optional(e)

@@ -58,6 +58,8 @@ pub struct NewRun<'a> {
     /// Its status from the first plan step (`queued` unless that step settles it otherwise).
     /// Any status but `queued` counts as started, a terminal one as ended.
     pub status: RunStatus,
+    /// The repo's clone URL now: the run's jobs check out from this copy.
+    pub clone_url: Option<&'a str>,
 }
 
 /// Inserts a run and returns it as stored (`repo` is the repo's name, given by the caller).
@@ -69,9 +71,9 @@ pub async fn insert(
     sqlx::query_as!(
         RunRow,
         r#"INSERT INTO pipeline_runs (id, repo_id, ref, commit_sha, status, trigger, templates, inputs,
-                                    rerun_of, job_count, started_at, ended_at)
+                                    rerun_of, job_count, started_at, ended_at, clone_url)
            VALUES ($1, $2, $3, $4, $10, $5, $6, $7, $8, $9,
-                   CASE WHEN $10 <> 'queued' THEN now() END, CASE WHEN $11 THEN now() END)
+                   CASE WHEN $10 <> 'queued' THEN now() END, CASE WHEN $11 THEN now() END, $13)
            RETURNING id, repo_id, $12::text AS "repo!", ref AS git_ref, commit_sha, status, trigger,
                      templates, inputs, created_at, started_at, ended_at"#,
         r.id,
@@ -85,7 +87,8 @@ pub async fn insert(
         r.job_count,
         r.status.as_str(),
         r.status.is_terminal(),
-        repo
+        repo,
+        r.clone_url
     )
     .fetch_one(e)
     .await

@@ -176,6 +176,10 @@ impl Stack {
             Command::new(bin.join("pipeline-svc"))
                 .env("DATABASE_URL", &database_url)
                 .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
+                // Loopback only, and the bench's runners carry no token.
+                .env("PIPELINE_INSECURE_OPEN_REGISTRATION", "true")
+                .env_remove("RUNNER_REGISTRATION_TOKEN")
+                .env_remove("RUNNER_REGISTRATION_TOKEN_FILE")
                 .env("RUST_LOG", rust_log),
             format!("http://127.0.0.1:{port}"),
         )?;
@@ -243,7 +247,8 @@ impl Stack {
                 .env("RUNNER_WORKDIR", &workdir)
                 .env("RUNNER_ADDR", format!("127.0.0.1:{port}"))
                 .env("RUST_LOG", &self.rust_log)
-                .env_remove("RUNNER_REGISTRATION_TOKEN"),
+                .env_remove("RUNNER_REGISTRATION_TOKEN")
+                .env_remove("RUNNER_REGISTRATION_TOKEN_FILE"),
             format!("http://127.0.0.1:{port}"),
         )?;
         let http = reqwest::Client::new();

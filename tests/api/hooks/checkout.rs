@@ -202,13 +202,15 @@ async fn a_clone_failure_fails_the_run_with_a_reason_and_a_class() {
             older.clone(),
             "unable to access",
         ),
-        // A local repository that does not exist on the Docker host.
-        (
-            format!("file://{}/does-not-exist.git", origin.0.display()),
-            older.clone(),
-            "does not exist",
-        ),
     ];
+    // A local repository that does not exist is refused before it is stored (SPEC §15).
+    let r = app
+        .put_json(
+            "/repos/missing",
+            &json!({ "clone_url": format!("file://{}/does-not-exist.git", origin.0.display()) }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     for (i, (url, commit, said)) in cases.iter().enumerate() {
         let repo = format!("fail{i}");
         repo_with(

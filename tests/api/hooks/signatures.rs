@@ -1,5 +1,5 @@
-//! Refusals: a missing, wrong, stale or tampered signature, or a repo without a secret, is a
-//! 401 that says what was wrong, and creates nothing.
+//! Refusals: a missing, wrong, stale or tampered signature, a repo without a secret, or an
+//! unknown repo, is a 401 that says what was wrong with the signature, and creates nothing.
 //!
 //! "Stale" means signed with a secret the repo no longer has: GitHub's and Gitea's signatures
 //! carry no timestamp, so the only staleness a receiver can see is a rotated secret.
@@ -136,31 +136,35 @@ async fn missing_wrong_stale_and_tampered_signatures_are_refused_and_create_noth
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(runs_of(&app, "locked").await.len(), 1);
 
-    // A repo without a secret refuses every webhook, signed or not.
+    // A repo without a secret refuses every webhook, signed or not, and answers as if its
+    // secret were one nobody knows (SPEC §7: its existence does not show).
     repo_with(&app, "open", json!({}), &simple_yaml()).await;
-    for secret in [None, Some(""), Some(SECRET)] {
+    for (secret, says) in [
+        (None, "missing"),
+        (Some(""), "does not match"),
+        (Some(SECRET), "does not match"),
+    ] {
         let h = headers("github", "push", "x", secret, &body);
         refused(
             post_hook(&app, "open", "github", &h, body.clone()).await,
-            "no webhook_secret",
+            says,
         )
         .await;
     }
     let h = headers("gitlab", "Push Hook", "x", Some(""), &body);
     refused(
         post_hook(&app, "open", "gitlab", &h, body.clone()).await,
-        "no webhook_secret",
+        "has a webhook_secret",
     )
     .await;
     assert!(runs_of(&app, "open").await.is_empty());
 
-    // Unknown repo: 404, like every other path under /repos/{repo}.
+    // Unknown repo: the same 401 as a wrong signature, so repo names cannot be probed.
     let h = headers("github", "push", "y", Some(SECRET), &body);
-    assert_eq!(
-        post_hook(&app, "nope", "github", &h, body.clone())
-            .await
-            .status(),
-        StatusCode::NOT_FOUND
-    );
+    refused(
+        post_hook(&app, "nope", "github", &h, body.clone()).await,
+        "does not match",
+    )
+    .await;
     app.shutdown().await;
 }

@@ -322,6 +322,7 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
             rerun_of: p.rerun_of,
             job_count: planned.len() as i32,
             status: step.run_status,
+            clone_url: repo.clone_url.as_deref(),
         },
         &repo.name,
     )

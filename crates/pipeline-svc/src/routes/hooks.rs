@@ -2,8 +2,9 @@
 //! (SPEC §7).
 //!
 //! The order of the checks is the order of trust: the raw body is read (at most
-//! [`WEBHOOK_BODY_LIMIT`], else 413), the repo must exist (404) and have a secret, the
-//! signature must match the raw body (401); only then is the body parsed (400 when it is not
+//! [`WEBHOOK_BODY_LIMIT`], else 413), the repo must exist and have a secret and the signature
+//! must match the raw body (401, the same answer for all three, so repo names cannot be
+//! probed); only then is the body parsed (400 when it is not
 //! JSON). A refused delivery creates nothing, not even its delivery record. A push makes a run
 //! through [`orchestrator::trigger`], which records the delivery id in the run's transaction,
 //! so a delivery sent twice makes one run and the second answer points at it.
@@ -22,9 +23,10 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use gitweave_model::names::RepoName;
 use gitweave_model::status::Trigger;
-use gitweave_model::webhook::{self, Decision, PayloadError, Provider};
+use gitweave_model::webhook::{self, Decision, PayloadError, Provider, VerifyError};
 use gitweave_storage::repos;
 use http::{HeaderMap, StatusCode, header};
+use rand::Rng;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -69,17 +71,43 @@ async fn receive(
             "no webhook receiver for provider {provider:?}; use github, gitea, forgejo or gitlab"
         ))
     })?;
-    let row = repos::get(&state.pool, repo.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("repo", &repo))?;
+    let row = repos::get(&state.pool, repo.as_str()).await?;
     let lookup = |name: &str| header_value(&headers, name);
-    if let Err(e) = webhook::verify(provider, row.webhook_secret.as_deref(), lookup, &body) {
+    // An unknown repo, and a repo without a secret, are checked against a secret nobody
+    // knows and always refused: the answer (status, message, and the work done) is the one a
+    // wrong signature gets, so webhooks cannot probe which repos exist (SPEC §7).
+    let verified = match row.as_ref().and_then(|r| r.webhook_secret.as_deref()) {
+        Some(secret) => {
+            webhook::verify(provider, Some(secret), lookup, &body).map_err(|e| (e.to_string(), e))
+        }
+        None => {
+            let decoy: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect();
+            let e = webhook::verify(provider, Some(&decoy), lookup, &body)
+                .err()
+                .unwrap_or(VerifyError::Mismatch {
+                    header: provider.signature_headers()[0],
+                });
+            let why = if row.is_none() {
+                "the repo does not exist"
+            } else {
+                "the repo has no webhook_secret"
+            };
+            Err((why.to_owned(), e))
+        }
+    };
+    if let Err((why, e)) = verified {
         state.metrics.inc(
             "gitweave_webhooks_total",
             &format!("provider=\"{provider}\",result=\"refused\""),
         );
-        tracing::warn!(repo = %repo, %provider, reason = %e, "webhook refused");
-        return Err(ApiError::Unauthorized(e.to_string()));
+        tracing::warn!(repo = %repo, %provider, reason = %why, "webhook refused");
+        return Err(ApiError::Unauthorized(format!(
+            "{e}; if the secret is right, check that the repo exists and has a webhook_secret (pipeline-svc's log says which)"
+        )));
     }
 
     let event_headers = provider.event_headers();

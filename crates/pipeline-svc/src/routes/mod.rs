@@ -19,12 +19,18 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
+    // Every route of /api/v1 but the webhook receiver (authenticated by its HMAC) needs the
+    // API token when one is set: one layer, added before the webhook route is merged in.
     let api = Router::new()
         .merge(repos::routes())
         .merge(templates::routes())
         .merge(runs::routes())
         .merge(events::routes())
         .merge(jobs::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_api_token,
+        ))
         .merge(hooks::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     let router = Router::new()

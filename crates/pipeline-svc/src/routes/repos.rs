@@ -1,14 +1,18 @@
-//! `/repos` and `/repos/{repo}`.
+//! `/repos` and `/repos/{repo}`. Clone URLs are checked before they are stored (remote forms
+//! only, or a local repository under `RUNNER_LOCAL_REPO_ROOT`) and never shown with their
+//! credentials.
 
 use super::valid_name;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::local_repo;
 use crate::state::AppState;
 use crate::views;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use gitweave_api::public::{PutRepo, Repo, RepoList};
+use gitweave_model::clone_url::{CloneUrl, Shown};
 use gitweave_model::names::RepoName;
 use gitweave_storage::repos::{self, RepoChanges};
 use http::StatusCode;
@@ -19,21 +23,35 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/repos/{repo}", get(show).put(put))
 }
 
-fn check_clone_url(url: &str) -> Result<(), ApiError> {
-    let known_scheme = ["https://", "http://", "git://", "ssh://", "file://"]
-        .iter()
-        .any(|s| url.starts_with(s))
-        || url.starts_with('/')
-        || (url.contains('@') && url.contains(':'));
-    if url.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) || !known_scheme {
-        return Err(ApiError::Invalid(
-            "invalid_clone_url",
-            format!(
-                "clone_url {url:?} must be an http(s)://, git://, ssh://, file:// or user@host:path URL, or an absolute path, without spaces"
-            ),
-        ));
+/// A clone URL as it is stored: a remote URL as given, a local one as its resolved
+/// `file://` path once it is known to be a git repository under `RUNNER_LOCAL_REPO_ROOT`.
+async fn accepted_clone_url(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    let invalid = |message: String| ApiError::Invalid("invalid_clone_url", message);
+    match CloneUrl::parse(raw).map_err(|e| invalid(e.to_string()))? {
+        CloneUrl::Remote(url) => Ok(url),
+        CloneUrl::Local(path) => {
+            let root = state.config.local_repo_root.clone();
+            let resolved =
+                tokio::task::spawn_blocking(move || local_repo::resolve(root.as_deref(), &path))
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("local clone_url check: {e}")))?
+                    .map_err(|e| invalid(e.to_string()))?;
+            let stored = resolved
+                .to_str()
+                .map(|p| format!("file://{p}"))
+                .ok_or_else(|| invalid(format!("the path {resolved:?} is not UTF-8")))?;
+            // The resolved path must itself be an acceptable URL (a link may lead to a name
+            // with spaces or percent signs).
+            match CloneUrl::parse(&stored) {
+                Ok(CloneUrl::Local(_)) => Ok(stored),
+                Ok(CloneUrl::Remote(_)) => Err(invalid(format!(
+                    "clone_url {} does not resolve to a local path",
+                    Shown(raw)
+                ))),
+                Err(e) => Err(invalid(e.to_string())),
+            }
+        }
     }
-    Ok(())
 }
 
 fn check_branch(b: &str) -> Result<(), ApiError> {
@@ -60,9 +78,10 @@ async fn put(
     JsonBody(body): JsonBody<PutRepo>,
 ) -> Result<(StatusCode, Json<Repo>), ApiError> {
     let name = valid_name(RepoName::parse, &name)?;
-    if let Some(Some(url)) = &body.clone_url {
-        check_clone_url(url)?;
-    }
+    let clone_url = match body.clone_url {
+        Some(Some(url)) => Some(Some(accepted_clone_url(&state, &url).await?)),
+        other => other,
+    };
     if let Some(b) = &body.default_branch {
         check_branch(b)?;
     }
@@ -75,7 +94,7 @@ async fn put(
         ));
     }
     let changes = RepoChanges {
-        clone_url: body.clone_url,
+        clone_url,
         default_branch: body.default_branch,
         webhook_secret: body.webhook_secret,
     };
