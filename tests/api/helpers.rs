@@ -45,6 +45,9 @@ pub struct Options {
     pub registration_token: Option<String>,
     /// The gateway's `GATEWAY_RATE_LIMIT` and `GATEWAY_RATE_BURST` (default: the gateway's).
     pub rate_limit: Option<(u32, u32)>,
+    /// Any other change to the gateway's configuration (timeouts, connection caps), applied
+    /// last.
+    pub gateway: Option<fn(&mut api_gateway::Config)>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             api_token: None,
             registration_token: None,
             rate_limit: None,
+            gateway: None,
         }
     }
 }
@@ -282,6 +286,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
     gconfig.api_token = opts.api_token.clone();
     if let Some((rate, burst)) = opts.rate_limit {
         (gconfig.rate_limit, gconfig.rate_burst) = (rate, burst);
+    }
+    if let Some(change) = opts.gateway {
+        change(&mut gconfig);
     }
     let gapp = api_gateway::App::build(gconfig)
         .await
