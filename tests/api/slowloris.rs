@@ -283,12 +283,10 @@ async fn two_thousand_half_open_connections_from_one_address_leave_healthz_fast(
     let mut held = Vec::with_capacity(2000);
     for _ in 0..2000 {
         // The kernel completes a connect even when the gateway closes it right after; one
-        // that does not complete at once means the listen queue is full (nobody accepts).
-        match tokio::time::timeout(
-            Duration::from_millis(500),
-            connect_from(ATTACKER, gateway.addr),
-        )
-        .await
+        // that does not complete within 2 s (a dropped SYN is resent after 1 s) means the
+        // listen queue is full: nobody accepts.
+        match tokio::time::timeout(Duration::from_secs(2), connect_from(ATTACKER, gateway.addr))
+            .await
         {
             Ok(Ok(mut tcp)) => {
                 let _ = tcp.write_all(b"GET /healthz HTTP/1.1\r\nHo").await;
