@@ -62,6 +62,9 @@ pub struct Options {
     /// pipeline-svc's `PIPELINE_INSECURE_OPEN_REGISTRATION` (default true, so runners without
     /// a `registration_token` register; it has no effect when that token is set).
     pub insecure_open_registration: bool,
+    /// Any other change to the gateway's configuration (timeouts, connection caps), applied
+    /// last.
+    pub gateway: Option<fn(&mut api_gateway::Config)>,
 }
 
 impl Default for Options {
@@ -82,6 +85,7 @@ impl Default for Options {
             local_repo_root: Some(std::env::temp_dir()),
             retention: None,
             insecure_open_registration: true,
+            gateway: None,
         }
     }
 }
@@ -347,6 +351,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
     gconfig.api_token = opts.api_token.clone();
     if let Some((rate, burst)) = opts.rate_limit {
         (gconfig.rate_limit, gconfig.rate_burst) = (rate, burst);
+    }
+    if let Some(change) = opts.gateway {
+        change(&mut gconfig);
     }
     let gapp = api_gateway::App::build(gconfig)
         .await

@@ -40,6 +40,21 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
+    /// A connection that has not sent a request's complete headers within this many ms is
+    /// closed (SPEC §15: 10 s); the same deadline closes an idle kept-alive connection.
+    #[arg(long, env = "GATEWAY_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// A request body that sends nothing for this many ms is cut: 408.
+    #[arg(long, env = "GATEWAY_BODY_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_idle_timeout_ms: u64,
+    /// Client connections open at once; more are closed as soon as they are accepted. Lowered
+    /// at start to what the open-file limit leaves room for (two descriptors a connection).
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Client connections open at once from one client address (IPv6: one /64); more are
+    /// closed as soon as they are accepted.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
 }
 
 impl Config {
@@ -55,6 +70,10 @@ impl Config {
             rate_limit: 100,
             rate_burst: 200,
             log_format: LogFormat::Pretty,
+            header_timeout_ms: 10_000,
+            body_idle_timeout_ms: 30_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }

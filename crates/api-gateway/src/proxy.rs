@@ -1,15 +1,19 @@
 //! The reverse proxy to pipeline-svc: auth, limits, streaming, and error mapping.
+//!
+//! Every decision (may it go without the token? which body limit? where upstream?) is made on
+//! the [`PublicPath`] parsed from the request, and the upstream URL is built from it, so the
+//! path checked is the path served (SPEC §15).
 
+use crate::body::{self, BodyLimits, Cut};
+use crate::route::{self, Access, PathError, PublicPath};
 use crate::startup::GatewayState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use gitweave_http::{REQUEST_ID_HEADER, error_response};
 use http::{HeaderMap, HeaderName, StatusCode, header};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
@@ -25,16 +29,6 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
     "host",
 ];
-
-fn is_webhook(path: &str) -> bool {
-    // /api/v1/repos/{repo}/hooks/{provider}
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    parts.len() == 7
-        && parts[1] == "api"
-        && parts[2] == "v1"
-        && parts[3] == "repos"
-        && parts[5] == "hooks"
-}
 
 fn authorized(expected: &str, headers: &HeaderMap) -> bool {
     headers
@@ -82,10 +76,13 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     if let Some(refused) = over_limit(&state, client) {
         return refused;
     }
-    let path = parts.uri.path().to_owned();
-    let webhook = is_webhook(&path);
+    let path = match route::parse(parts.uri.path()) {
+        Ok(path) => path,
+        Err(e) => return path_refused(&e),
+    };
+    let access = path.access(&parts.method);
     if let Some(expected) = &state.config.api_token
-        && !webhook
+        && access == Access::Api
         && !authorized(expected, &parts.headers)
     {
         return error_response(
@@ -94,10 +91,9 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
             "this GitWeave needs Authorization: Bearer <GITWEAVE_API_TOKEN>",
         );
     }
-    let limit = if webhook {
-        state.config.webhook_body_limit
-    } else {
-        state.config.body_limit
+    let limit = match access {
+        Access::Webhook(_) => state.config.webhook_body_limit,
+        Access::Api => state.config.body_limit,
     };
     let too_large = || {
         error_response(
@@ -114,12 +110,15 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     if declared.is_some_and(|n| n > limit) {
         return too_large();
     }
+    let Some(url) = upstream_url(&state, &path, parts.uri.query()) else {
+        tracing::warn!(path = %path.upstream_path(), "a parsed path would be rewritten upstream");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "this path cannot be forwarded unchanged",
+        );
+    };
 
-    let mut url = format!("{}{}", state.upstream, path);
-    if let Some(q) = parts.uri.query() {
-        url.push('?');
-        url.push_str(q);
-    }
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
     if let Some(ip) = client {
@@ -130,25 +129,22 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
                 .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
         );
     }
-    // Count bytes as they stream through; past the limit the upload is cut and we answer 413.
-    let exceeded = Arc::new(AtomicBool::new(false));
-    let counter = exceeded.clone();
-    let mut seen: u64 = 0;
     // A request without a body (most GETs) is forwarded without one, not as an empty chunked
     // stream (bench/FINDINGS.md #11).
     let bodiless = axum::body::HttpBody::is_end_stream(&body);
-    let stream = body.into_data_stream().map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        seen += chunk.len() as u64;
-        if seen > limit {
-            counter.store(true, Ordering::SeqCst);
-            return Err(std::io::Error::other("request body over the limit"));
-        }
-        Ok(chunk)
-    });
+    // Count bytes as they stream through, and watch for a client that stops sending; either
+    // cuts the upload, and we answer 413 or 408.
+    let idle = Duration::from_millis(state.config.body_idle_timeout_ms);
+    let (stream, guard) = body::guard(
+        body,
+        BodyLimits {
+            max_bytes: limit,
+            idle,
+        },
+    );
     let request = state
         .client
-        .request(parts.method.clone(), &url)
+        .request(parts.method.clone(), url)
         .headers(headers);
     let request = if bodiless {
         request
@@ -158,7 +154,8 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     let timeout = Duration::from_millis(state.config.upstream_timeout_ms);
     let upstream = match tokio::time::timeout(timeout, request.send()).await {
         Ok(Ok(resp)) => resp,
-        Ok(Err(_)) if exceeded.load(Ordering::SeqCst) => return too_large(),
+        Ok(Err(_)) if guard.cut() == Some(Cut::TooLarge) => return too_large(),
+        Ok(Err(_)) if guard.cut() == Some(Cut::Idle) => return body_stalled(idle),
         Ok(Err(e)) if e.is_connect() => {
             state
                 .metrics
@@ -205,5 +202,47 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     let body = Body::from_stream(upstream.bytes_stream().map_err(std::io::Error::other));
     let mut resp = (status, body).into_response();
     resp.headers_mut().extend(response_headers);
+    resp
+}
+
+/// 404 for a path outside `/api/v1/`, 400 `invalid_path` for one a parser would rewrite.
+fn path_refused(e: &PathError) -> Response {
+    match e {
+        PathError::NotPublic => error_response(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        _ => error_response(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()),
+    }
+}
+
+/// pipeline-svc's URL for `path`, with the query string as received. Built from the parsed
+/// segments; `None` if the URL parser would still change the path (it cannot, by
+/// construction of [`PublicPath`]; this keeps it so should the parser ever change).
+fn upstream_url(
+    state: &GatewayState,
+    path: &PublicPath,
+    query: Option<&str>,
+) -> Option<reqwest::Url> {
+    let wanted = format!("{}{}", state.upstream_base_path, path.upstream_path());
+    let mut raw = format!("{}{}", state.upstream, path.upstream_path());
+    if let Some(q) = query {
+        raw.push('?');
+        raw.push_str(q);
+    }
+    reqwest::Url::parse(&raw)
+        .ok()
+        .filter(|url| url.path() == wanted)
+}
+
+/// 408 for a body the client stopped sending; the connection is closed after it.
+fn body_stalled(idle: Duration) -> Response {
+    let mut resp = error_response(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body sent nothing for {} ms; the request was dropped",
+            idle.as_millis()
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     resp
 }

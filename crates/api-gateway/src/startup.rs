@@ -6,7 +6,7 @@ use crate::proxy;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use gitweave_http::{Metrics, error_response};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +27,9 @@ pub struct GatewayState {
     pub metrics: Metrics,
     /// Per-client request rate limits (`None`: off).
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The path of pipeline-svc's base URL (usually empty), which every upstream path starts
+    /// with.
+    pub upstream_base_path: Arc<str>,
 }
 
 /// A bound, not yet serving gateway.
@@ -59,14 +62,31 @@ impl App {
             "Requests refused with 429 for going over their client's rate limit.",
         );
         let limiter = RateLimiter::new(config.rate_limit, config.rate_burst).map(Arc::new);
+        let upstream = config.pipeline_url.trim_end_matches('/');
+        let upstream_base_path = reqwest::Url::parse(upstream)
+            .map_err(|e| anyhow::anyhow!("PIPELINE_SVC_URL {upstream:?} is not a URL: {e}"))?
+            .path()
+            .trim_end_matches('/')
+            .to_owned();
+        let max_connections =
+            gitweave_http::serve::connections_within_fd_limit(config.max_connections);
+        if max_connections < config.max_connections {
+            tracing::warn!(
+                wanted = config.max_connections,
+                max_connections,
+                "GATEWAY_MAX_CONNECTIONS lowered to fit the open-file limit (ulimit -n); raise it to hold more"
+            );
+            config.max_connections = max_connections;
+        }
         Ok(Self {
             listener,
             state: GatewayState {
-                upstream: Arc::from(config.pipeline_url.trim_end_matches('/')),
+                upstream: Arc::from(upstream),
                 config: Arc::new(config),
                 client,
                 metrics,
                 limiter,
+                upstream_base_path: Arc::from(upstream_base_path),
             },
         })
     }
@@ -83,8 +103,9 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, upstream = %self.state.upstream, "api-gateway listening");
+        // Every other path goes to the proxy, whose path parser alone decides what is
+        // forwarded (only `/api/v1/…`; anything else is a 404 there).
         let router = Router::new()
-            .route("/api/v1/{*rest}", any(proxy::forward))
             .route(
                 "/healthz",
                 get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
@@ -94,19 +115,21 @@ impl App {
                 "/metrics",
                 get(|State(s): State<GatewayState>| async move { s.metrics.response() }),
             )
-            .fallback(gitweave_http::error::not_found_fallback)
+            .fallback(proxy::forward)
             .with_state(self.state.clone());
         let router =
             gitweave_http::request_id_layers(router).layer(axum::middleware::from_fn_with_state(
                 self.state.metrics.clone(),
                 gitweave_http::metrics::count_requests,
             ));
-        axum::serve(
-            gitweave_http::no_delay(self.listener),
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let config = &self.state.config;
+        let options = gitweave_http::ServeOptions {
+            header_read_timeout: Duration::from_millis(config.header_timeout_ms),
+            max_connections: config.max_connections,
+            max_connections_per_client: config.max_connections_per_ip,
+            metrics: self.state.metrics.clone(),
+        };
+        gitweave_http::serve(self.listener, router, options, shutdown).await;
         tracing::info!("api-gateway stopped");
         Ok(())
     }

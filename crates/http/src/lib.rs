@@ -4,6 +4,7 @@
 //! gateway → pipeline-svc → runner, logs as JSON or pretty text, serves Prometheus metrics and
 //! stops cleanly on SIGTERM. Keeping these here means the services cannot drift apart.
 
+pub mod conn_limit;
 pub mod error;
 pub mod metrics;
 pub mod request_id;
@@ -15,6 +16,6 @@ pub mod telemetry;
 pub use error::{ErrorBody, ErrorEnvelope, error_response};
 pub use metrics::Metrics;
 pub use request_id::{REQUEST_ID_HEADER, request_id_layers};
-pub use serve::no_delay;
+pub use serve::{ServeOptions, no_delay, serve};
 pub use shutdown::shutdown_signal;
 pub use telemetry::{LogFormat, init_telemetry};
