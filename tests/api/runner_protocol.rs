@@ -78,9 +78,19 @@ impl Runner {
 }
 
 async fn register(http: &reqwest::Client, base: &str, token: Option<&str>) -> reqwest::Response {
+    register_as(http, base, "hand", token).await
+}
+
+/// Registers a runner under `name` (a name has one live registration at a time).
+async fn register_as(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    token: Option<&str>,
+) -> reqwest::Response {
     let mut rb = http
         .post(format!("{base}/internal/v1/runners/register"))
-        .json(&json!({"name": "hand", "capacity": 1, "engine": "shell"}));
+        .json(&json!({"name": name, "capacity": 1, "engine": "shell"}));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
@@ -244,12 +254,14 @@ async fn a_hand_back_needs_the_attempt_and_its_log_and_uses_no_retry() {
     })
     .await;
     let mut runners = Vec::new();
-    for _ in 0..2 {
-        let reg: RegisterResponse = register(&app.http, &app.pipeline, None)
-            .await
-            .json()
-            .await
-            .expect("json");
+    for n in 0..2 {
+        // Two names: registering a name again would revoke the first registration.
+        let reg: RegisterResponse =
+            register_as(&app.http, &app.pipeline, &format!("hand-{n}"), None)
+                .await
+                .json()
+                .await
+                .expect("json");
         runners.push(Runner {
             base: app.pipeline.clone(),
             token: reg.token,
