@@ -1,11 +1,11 @@
-//! The gateway's path parser (`api_gateway::route::parse`) on arbitrary input: it never
+//! The gateway's path parser (`gitweave_api::route::parse`) on arbitrary input: it never
 //! panics, and whatever it accepts has no dot segment, backslash or encoded `/`, `\` or `.`,
 //! rebuilds to the very path parsed, and is left unchanged by the URL parser reqwest sends
-//! with.
+//! with (the `url` crate).
 
 #![no_main]
 
-use api_gateway::route::{self, Access};
+use gitweave_api::route::{self, Access};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!segment.is_empty(), "empty segment accepted: {path:?}");
         assert!(segment != "." && segment != "..", "dot segment accepted: {path:?}");
     }
-    let url = reqwest::Url::parse(&format!("http://127.0.0.1:8081{rebuilt}"))
+    let url = url::Url::parse(&format!("http://127.0.0.1:8081{rebuilt}"))
         .unwrap_or_else(|e| panic!("an accepted path makes no URL ({e}): {path:?}"));
     assert_eq!(url.path(), path, "the URL parser rewrote an accepted path");
     // A webhook is only ever the exact four-segment POST form.

@@ -3,7 +3,7 @@
 //! It authenticates (`GITWEAVE_API_TOKEN`), assigns and propagates `x-request-id`, enforces
 //! per-client rate limits, body limits and an upstream timeout, and proxies `/api/v1/*` to pipeline-svc with bodies
 //! streamed both ways (so a followed log flows through as it is written). A path is parsed
-//! once ([`route`]) and only a path no URL parser would rewrite is forwarded; connections are
+//! once ([`gitweave_api::route`]) and only a path no URL parser would rewrite is forwarded; connections are
 //! capped and must send their headers in time (`gitweave_http::serve`). When pipeline-svc is
 //! down it answers with the JSON error envelope (503), never a bare connection error.
 
@@ -11,7 +11,6 @@ pub mod body;
 pub mod config;
 pub mod limit;
 pub mod proxy;
-pub mod route;
 pub mod startup;
 
 pub use config::Config;

@@ -5,12 +5,12 @@
 //! path checked is the path served (SPEC §15).
 
 use crate::body::{self, BodyLimits, Cut};
-use crate::route::{self, Access, PathError, PublicPath};
 use crate::startup::GatewayState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
+use gitweave_api::route::{self, Access, PathError, PublicPath};
 use gitweave_http::{REQUEST_ID_HEADER, error_response};
 use http::{HeaderMap, HeaderName, StatusCode, header};
 use std::net::{IpAddr, SocketAddr};

@@ -4,7 +4,7 @@
 //! token (exactly the four webhook receivers) and where it goes upstream. Both decisions are
 //! made on the [`PublicPath`] this module returns, and the upstream URL is rebuilt from its
 //! segments, never pasted from the raw path. So nothing a URL parser would rewrite is
-//! accepted: the `url` crate (inside reqwest) turns `\` into `/` and resolves `.`, `..`,
+//! accepted: the `url` crate (what reqwest sends with) turns `\` into `/` and resolves `.`, `..`,
 //! `%2e` and `%2E%2e` segments, and pipeline-svc's router decodes `%2F` inside a segment;
 //! any of those would let one form of a path be checked and another be served.
 //!
@@ -411,7 +411,7 @@ mod tests {
             let path = format!("{PREFIX}{}", segments.join("/"));
             if let Ok(p) = parse(&path) {
                 prop_assert_eq!(p.upstream_path(), path.clone());
-                let url = reqwest::Url::parse(&format!("http://127.0.0.1:8081{}", p.upstream_path()))
+                let url = url::Url::parse(&format!("http://127.0.0.1:8081{}", p.upstream_path()))
                     .expect("an accepted path makes a URL");
                 prop_assert_eq!(url.path(), path.as_str());
                 prop_assert!(url.query().is_none());
