@@ -30,6 +30,7 @@ pub mod local;
 
 use crate::EngineError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use gitweave_model::clone_url::{CloneUrl, redact};
 use local::LocalRepo;
 use std::collections::HashMap;
 use std::path::Path;
@@ -146,37 +147,26 @@ pub struct Layout<'a> {
 }
 
 impl Checkout {
-    /// Refuses values git could mistake for options, commits that are not a sha, and local
-    /// repositories that [`local::resolve`] refuses (`local_root`: `RUNNER_LOCAL_REPO_ROOT`).
+    /// Refuses clone URLs outside the grammar pipeline-svc accepts
+    /// ([`gitweave_model::clone_url::CloneUrl`]: no option-like values, remote helpers or odd
+    /// schemes; checked again here, since the runner trusts nothing it is sent), commits that
+    /// are not a sha, and local repositories that [`local::resolve`] refuses (`local_root`:
+    /// `RUNNER_LOCAL_REPO_ROOT`).
     pub fn verify(&self, local_root: Option<&Path>) -> Result<Verified, EngineError> {
-        let url = &self.clone_url;
-        let refuse = |why: &str| {
-            EngineError::Config(format!(
-                "clone_url {:?} cannot be cloned: {why}",
-                self.shown_url()
-            ))
-        };
-        if url.is_empty() || url.starts_with('-') || url.chars().any(char::is_control) {
-            return Err(refuse("empty, option-like or with control characters"));
-        }
         let c = &self.commit;
         if !(4..=64).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(EngineError::Config(format!(
                 "commit {c:?} is not a hex sha"
             )));
         }
-        let source = match classify(url) {
-            Kind::Local(path) => Source::Local(
-                local::resolve(Path::new(path), local_root)
+        let source = match CloneUrl::parse(&self.clone_url)
+            .map_err(|e| EngineError::Config(e.to_string()))?
+        {
+            CloneUrl::Local(path) => Source::Local(
+                local::resolve(Path::new(&path), local_root)
                     .map_err(|e| EngineError::Config(e.to_string()))?,
             ),
-            Kind::Remote => Source::Remote(url.clone()),
-            Kind::Helper => return Err(refuse("git remote helpers (`<transport>::`) are refused")),
-            Kind::Scheme(s) => {
-                return Err(refuse(&format!(
-                    "the {s:?} scheme is refused (https, http, ssh, git or a local path)"
-                )));
-            }
+            CloneUrl::Remote(url) => Source::Remote(url),
         };
         Ok(Verified {
             commit: self.commit.clone(),
@@ -186,56 +176,9 @@ impl Checkout {
         })
     }
 
-    /// The clone URL with any user and password replaced by `***`, for logs.
+    /// The clone URL without its credentials, for logs (the same redaction as the API's).
     pub fn shown_url(&self) -> String {
-        let url = &self.clone_url;
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return url.clone();
-        };
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
-            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-            None => url.clone(),
-        }
-    }
-}
-
-/// What kind of URL git would make of a clone URL.
-#[derive(Debug, PartialEq, Eq)]
-enum Kind<'a> {
-    /// A path on this host (`file://` + path, or any URL git would read as a path).
-    Local(&'a str),
-    /// https, http, ssh, git, or scp-like `host:path`.
-    Remote,
-    /// `<transport>::<address>`: runs `git-remote-<transport>`.
-    Helper,
-    /// A scheme git would hand to some other helper.
-    Scheme(&'a str),
-}
-
-fn classify(url: &str) -> Kind<'_> {
-    if let Some(path) = url.strip_prefix("file://") {
-        return Kind::Local(path);
-    }
-    if let Some((scheme, _)) = url.split_once("://")
-        && !scheme.contains('/')
-    {
-        return match scheme.to_ascii_lowercase().as_str() {
-            "http" | "https" | "ssh" | "git" | "git+ssh" | "ssh+git" => Kind::Remote,
-            _ => Kind::Scheme(scheme),
-        };
-    }
-    if let Some((transport, _)) = url.split_once("::")
-        && !transport.contains('/')
-    {
-        return Kind::Helper;
-    }
-    // git's rule: a colon before the first slash is scp-like ssh (`host:path`); anything
-    // else is a path (relative ones are refused by local::resolve).
-    match (url.find(':'), url.find('/')) {
-        (Some(colon), Some(slash)) if colon < slash => Kind::Remote,
-        (Some(_), None) => Kind::Remote,
-        _ => Kind::Local(url),
+        redact(&self.clone_url)
     }
 }
 
@@ -409,11 +352,12 @@ impl WorkspaceLocks {
 #[cfg(test)]
 mod tests {
     use super::{
-        Checkout, Kind, Layout, PRIVATE_MOUNT, SOURCE_MOUNT, Source, WORKSPACE_MOUNT,
-        WorkspaceLocks, classify, helper_container,
+        Checkout, Layout, PRIVATE_MOUNT, SOURCE_MOUNT, Source, WORKSPACE_MOUNT, WorkspaceLocks,
+        helper_container,
     };
     use bollard::models::MountType;
     use std::collections::HashMap;
+    use std::path::Path;
     use std::sync::Arc;
 
     fn c(url: &str) -> Checkout {
@@ -428,7 +372,7 @@ mod tests {
     fn credentials_are_hidden_in_logs() {
         assert_eq!(
             c("https://user:tok@example.com/a/b.git").shown_url(),
-            "https://***@example.com/a/b.git"
+            "https://user:***@example.com/a/b.git"
         );
         assert_eq!(
             c("https://example.com/a@b.git").shown_url(),
@@ -438,23 +382,37 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_classified_as_git_would_read_them() {
-        assert_eq!(classify("file:///srv/x.git"), Kind::Local("/srv/x.git"));
-        assert_eq!(classify("/srv/x.git"), Kind::Local("/srv/x.git"));
-        assert_eq!(classify("x.git"), Kind::Local("x.git"));
-        assert_eq!(classify("./a:b"), Kind::Local("./a:b"));
-        assert_eq!(classify("https://h/x.git"), Kind::Remote);
-        assert_eq!(classify("SSH://h/x.git"), Kind::Remote);
-        assert_eq!(classify("git@h:x.git"), Kind::Remote);
-        assert_eq!(classify("h:dir/x.git"), Kind::Remote);
-        assert_eq!(classify("ext::sh -c touch% /tmp/x"), Kind::Helper);
-        assert_eq!(classify("fd::3"), Kind::Helper);
-        assert_eq!(classify("ftp://h/x"), Kind::Scheme("ftp"));
+    fn urls_are_sorted_into_local_and_remote_sources() {
+        let root = std::env::temp_dir();
+        let remote = |url: &str| match c(url).verify(Some(&root)).map(|v| v.source().clone()) {
+            Ok(Source::Remote(u)) => u == url,
+            _ => false,
+        };
+        for url in [
+            "https://h/x.git",
+            "ssh://git@h/x.git",
+            "git@h:x.git",
+            "git://h/x",
+        ] {
+            assert!(remote(url), "{url}");
+        }
+        // A local path is resolved on the file system: a missing one is refused as missing.
+        let e = c("file:///no/such/repo.git")
+            .verify(Some(Path::new("/")))
+            .expect_err("missing");
+        assert!(e.to_string().contains("does not exist"), "{e}");
     }
 
     #[test]
     fn option_like_urls_helpers_odd_schemes_and_non_shas_are_refused() {
-        for url in ["-uevil@h:x", "ext::sh -c id", "ftp://h/x", "https://h/\nx"] {
+        for url in [
+            "-uevil@h:x",
+            "ext::sh -c id",
+            "fd::3",
+            "ftp://h/x",
+            "https://h/\nx",
+            "relative.git",
+        ] {
             assert!(c(url).verify(None).is_err(), "{url}");
         }
         assert!(c("https://h/x.git").verify(None).is_ok());
@@ -468,9 +426,9 @@ mod tests {
         let e = c("file:///srv/x.git").verify(None).expect_err("refused");
         assert!(e.to_string().contains("RUNNER_LOCAL_REPO_ROOT"), "{e}");
         let e = c("relative.git")
-            .verify(Some(std::path::Path::new("/")))
+            .verify(Some(Path::new("/")))
             .expect_err("refused");
-        assert!(e.to_string().contains("not an absolute path"), "{e}");
+        assert!(e.to_string().contains("is not accepted"), "{e}");
     }
 
     fn env_of(v: &super::Verified, source: Option<&str>) -> HashMap<String, String> {
@@ -507,7 +465,7 @@ mod tests {
         assert_eq!(env["GIT_TERMINAL_PROMPT"], "0");
         assert_eq!(env["GIT_ALLOW_PROTOCOL"], "git:http:https:ssh");
         assert_eq!(env["GW_URL"], "https://u:p@h/x.git");
-        assert_eq!(env["GW_URL_SHOWN"], "https://***@h/x.git");
+        assert_eq!(env["GW_URL_SHOWN"], "https://u:***@h/x.git");
         let config = config_of(&env);
         for want in [
             ("core.hooksPath", "/dev/null"),

@@ -3,7 +3,6 @@
 //! §15). The resolved path is what is stored, so what was checked is what is cloned; the
 //! runner checks it again when it checks out (the file system may change in between).
 
-use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 /// Why a local clone URL is refused. One message for "missing", "outside the root" and "not
@@ -34,45 +33,28 @@ pub enum LocalRepoError {
 }
 
 /// Resolves `path` and checks it is a git repository under `root`; returns the resolved path.
+/// The rule is the runner's own ([`gitweave_engine::checkout::local::resolve`]), so what is
+/// accepted here is what a checkout accepts; only the refusals are folded into one message.
 /// Blocking file system calls: run it off the async workers.
 pub fn resolve(root: Option<&Path>, path: &str) -> Result<PathBuf, LocalRepoError> {
-    let root = root.ok_or(LocalRepoError::NoRoot)?;
-    let root_resolved = std::fs::canonicalize(root)
-        .ok()
-        .filter(|r| r.is_dir())
-        .ok_or_else(|| LocalRepoError::BadRoot {
-            root: root.to_owned(),
-        })?;
-    let refused = || LocalRepoError::Refused {
-        path: path.to_owned(),
-        root: root.to_owned(),
-    };
-    let resolved = std::fs::canonicalize(path).map_err(|_| refused())?;
-    // Component-wise: /srv/git-other is not under /srv/git.
-    if !resolved.starts_with(&root_resolved) {
-        return Err(refused());
-    }
-    // `canonicalize` followed every link, so this is the directory itself (not a socket, a
-    // device or a link to one).
-    let is_dir = std::fs::symlink_metadata(&resolved).is_ok_and(|m| m.is_dir());
-    if !is_dir || !is_git_repository(&resolved) {
-        return Err(refused());
-    }
-    Ok(resolved)
-}
-
-/// A bare repository (`HEAD`, `objects/`, `refs/`) or a work tree with a `.git` directory
-/// holding one. None of these may be a symlink: it could lead out of the root.
-fn is_git_repository(dir: &Path) -> bool {
-    let meta = |p: PathBuf| std::fs::symlink_metadata(p).ok();
-    let real_file = |m: Option<Metadata>| m.is_some_and(|m| m.file_type().is_file());
-    let real_dir = |m: Option<Metadata>| m.is_some_and(|m| m.file_type().is_dir());
-    let bare = |d: &Path| {
-        real_file(meta(d.join("HEAD")))
-            && real_dir(meta(d.join("objects")))
-            && real_dir(meta(d.join("refs")))
-    };
-    bare(dir) || (real_dir(meta(dir.join(".git"))) && bare(&dir.join(".git")))
+    use gitweave_engine::checkout::local::{self, LocalRepoError as Why};
+    local::resolve(Path::new(path), root)
+        .map(|repo| repo.path().to_owned())
+        .map_err(|why| match why {
+            Why::NoRoot => LocalRepoError::NoRoot,
+            Why::BadRoot { .. } => LocalRepoError::BadRoot {
+                root: root.map(Path::to_owned).unwrap_or_default(),
+            },
+            Why::Relative(_)
+            | Why::Missing(_)
+            | Why::Unreadable { .. }
+            | Why::Outside { .. }
+            | Why::NotADirectory(_)
+            | Why::NotARepository(_) => LocalRepoError::Refused {
+                path: path.to_owned(),
+                root: root.map(Path::to_owned).unwrap_or_default(),
+            },
+        })
 }
 
 #[cfg(test)]
