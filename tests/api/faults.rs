@@ -4,51 +4,13 @@
 //! whose job writes on through an outage of pipeline-svc, and pipeline-svc and a runner stopped
 //! together.
 
-use crate::helpers::{Options, bin, free_port, fresh_database, image, spawn_with};
+use crate::helpers::{Options, Proc, bin, free_port, fresh_database, image, spawn_with};
 use gitweave_model::status::{JobStatus, RunStatus};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    /// SIGTERM, so a service still running at the end of a test cleans up after itself (a
-    /// runner removes its network sandboxes); SIGKILL if it is not gone within 15 s.
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
-            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    /// SIGTERM, then waits (at most 15 s) for the exit without blocking the test's runtime,
-    /// which may be serving the in-process pipeline-svc that a stopping runner reports to.
-    async fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while matches!(self.0.try_wait(), Ok(None)) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            matches!(self.0.try_wait(), Ok(Some(_))),
-            "the process did not stop within 15 s of SIGTERM"
-        );
-    }
-}
 
 fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
     runner_process_with(pipeline, name, prefix, &[])
@@ -259,6 +221,56 @@ fn pipeline_process_with(db: &str, port: u16, env: &[(&str, &str)]) -> Proc {
     Proc(child)
 }
 
+/// Uploads `yaml` as template `t`, attaches it to repo `r` (which must exist) and triggers a
+/// run, through the API at `api`.
+async fn attach_and_trigger(
+    http: &reqwest::Client,
+    api: &str,
+    yaml: String,
+) -> gitweave_api::public::Run {
+    let r = http
+        .put(format!("{api}/templates/t"))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .expect("t");
+    assert_eq!(r.status(), 201);
+    http.put(format!("{api}/repos/r/templates/t"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("attach");
+    http.post(format!("{api}/repos/r/pipelines/run"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Waits until `job` has stored more than `bytes` bytes of log.
+async fn wait_for_log_past(http: &reqwest::Client, api: &str, job: uuid::Uuid, bytes: i64) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let page: serde_json::Value = http
+            .get(format!("{api}/jobs/{job}/logs"))
+            .send()
+            .await
+            .expect("logs")
+            .json()
+            .await
+            .expect("json");
+        if page["next_offset"].as_i64().unwrap_or(0) > bytes {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..200 {
@@ -307,46 +319,10 @@ async fn pipeline_svc_killed_mid_run_and_restarted_loses_no_log_byte() {
         "jobs:\n  - name: a\n    image: {}\n    script: [\"for i in $(seq 1 40); do echo line $i; sleep 0.1; done\"]\n",
         image()
     );
-    let r = http
-        .put(format!("{gw}/templates/t"))
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .expect("t");
-    assert_eq!(r.status(), 201);
-    http.put(format!("{gw}/repos/r/templates/t"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("attach");
-    let run: gitweave_api::public::Run = http
-        .post(format!("{gw}/repos/r/pipelines/run"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
+    let run = attach_and_trigger(&http, &gw, yaml).await;
     let job = run.jobs[0].id;
     // Kill it once the job has written some lines.
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        let page: serde_json::Value = http
-            .get(format!("{gw}/jobs/{job}/logs"))
-            .send()
-            .await
-            .expect("logs")
-            .json()
-            .await
-            .expect("json");
-        if page["next_offset"].as_i64().unwrap_or(0) > 60 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log_past(&http, &gw, job, 60).await;
     pipeline.0.kill().expect("SIGKILL pipeline-svc");
     let _ = pipeline.0.wait();
     let down = http
@@ -627,45 +603,9 @@ async fn a_job_writes_on_through_an_outage_of_pipeline_svc_and_its_log_is_byte_e
             .map(|l| format!("      - {}\n", serde_json::to_string(l).expect("json")))
             .collect::<String>()
     );
-    let r = http
-        .put(format!("{api}/templates/t"))
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .expect("t");
-    assert_eq!(r.status(), 201);
-    http.put(format!("{api}/repos/r/templates/t"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("attach");
-    let run: gitweave_api::public::Run = http
-        .post(format!("{api}/repos/r/pipelines/run"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
+    let run = attach_and_trigger(&http, &api, yaml).await;
     let job = run.jobs[0].id;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        let page: serde_json::Value = http
-            .get(format!("{api}/jobs/{job}/logs"))
-            .send()
-            .await
-            .expect("logs")
-            .json()
-            .await
-            .expect("json");
-        if page["next_offset"].as_i64().unwrap_or(0) > 80 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log_past(&http, &api, job, 80).await;
     pipeline.0.kill().expect("SIGKILL pipeline-svc");
     let _ = pipeline.0.wait();
     let down = std::time::Instant::now();

@@ -677,3 +677,43 @@ impl TestApp {
         );
     }
 }
+
+/// A service started as a real process (fault tests, the runner's own environment, peak
+/// memory). Dropped, it gets SIGTERM, so a service still running at the end of a test cleans
+/// up after itself (a runner removes its network sandboxes), then SIGKILL if it is not gone
+/// within 15 s.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then waits (at most 15 s) for the exit without blocking the test's runtime,
+    /// which may be serving the in-process pipeline-svc that a stopping runner reports to.
+    pub async fn terminate(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while matches!(self.0.try_wait(), Ok(None)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            matches!(self.0.try_wait(), Ok(Some(_))),
+            "the process did not stop within 15 s of SIGTERM"
+        );
+    }
+}

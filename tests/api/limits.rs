@@ -3,22 +3,13 @@
 //! service keeps serving, and its peak memory stays under 256 MiB. pipeline-svc runs as the
 //! real binary, so its `VmHWM` can be read from `/proc`.
 
-use crate::helpers::{bin, envelope, free_port, fresh_database};
+use crate::helpers::{Proc, bin, envelope, free_port, fresh_database};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Peak resident memory pipeline-svc may reach under every attack here.
 const PEAK_RSS_LIMIT_KIB: u64 = 256 * 1024;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 impl Proc {
     /// `VmHWM` (peak resident set) in KiB, from `/proc/<pid>/status`.

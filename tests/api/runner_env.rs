@@ -2,31 +2,12 @@
 //! process of the same user) could read them from `/proc/$PPID/environ`. Needs the real
 //! `runner-svc` binary as a process: an in-process runner shares the test's environment.
 
-use crate::helpers::{Options, bin, spawn_with};
+use crate::helpers::{Options, Proc, bin, spawn_with};
 use gitweave_model::status::RunStatus;
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use uuid::Uuid;
-
-/// SIGTERM on drop, then SIGKILL if it has not gone within 15 s.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
-            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Prints the environment of every ancestor of the job, then every `*_TOKEN`-, `*_SECRET`-,
 /// `*_KEY`- or `DATABASE_URL`-looking line of any process environment it can read.
