@@ -44,6 +44,9 @@ else
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gitweave-e2e.XXXXXX")
+# pipeline-svc runs as uid 10001 and checks local repositories when a repo is saved, so it
+# must be able to walk into this root (mktemp makes it 0700).
+chmod 0755 "$WORK"
 # Resolved: pipeline-svc stores (and compares) local clone URLs with symlinks resolved.
 RUNNER_LOCAL_REPO_ROOT=$(cd "$WORK" && pwd -P)
 export RUNNER_LOCAL_REPO_ROOT
