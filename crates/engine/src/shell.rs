@@ -329,10 +329,10 @@ mod tests {
     }
 
     fn temp(name: &str) -> PathBuf {
+        // No spaces or braces: the path becomes a clone URL, which may hold neither.
         let dir = std::env::temp_dir().join(format!(
-            "gitweave-engine-{name}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
+            "gitweave-engine-{name}-{}",
+            uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
