@@ -271,6 +271,33 @@ async fn wait_for_log_past(http: &reqwest::Client, api: &str, job: uuid::Uuid, b
     }
 }
 
+/// Polls run `run` through the API at `api` until it has ended, and returns it.
+async fn wait_run_end(
+    http: &reqwest::Client,
+    api: &str,
+    run: uuid::Uuid,
+) -> gitweave_api::public::Run {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let r: gitweave_api::public::Run = http
+            .get(format!("{api}/pipelines/runs/{run}"))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if r.status.is_terminal() {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run did not end: {r:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..200 {
@@ -334,25 +361,7 @@ async fn pipeline_svc_killed_mid_run_and_restarted_loses_no_log_byte() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _pipeline = pipeline_process(&db, port);
     wait_ready(&url).await;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let done = loop {
-        let r: gitweave_api::public::Run = http
-            .get(format!("{gw}/pipelines/runs/{}", run.id))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        if r.status.is_terminal() {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "run did not end: {r:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = wait_run_end(&http, &gw, run.id).await;
     assert_eq!(done.status, RunStatus::Success, "{done:#?}");
     let raw = http
         .get(format!("{gw}/jobs/{job}/logs/raw"))
@@ -624,25 +633,7 @@ async fn a_job_writes_on_through_an_outage_of_pipeline_svc_and_its_log_is_byte_e
     }
     let _pipeline = pipeline_process_with(&db, port, &lease);
     wait_ready(&url).await;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let done = loop {
-        let r: gitweave_api::public::Run = http
-            .get(format!("{api}/pipelines/runs/{}", run.id))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        if r.status.is_terminal() {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "run did not end: {r:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = wait_run_end(&http, &api, run.id).await;
     assert_eq!(done.status, RunStatus::Success, "{done:#?}");
     assert_eq!(
         done.jobs[0].attempt, 1,
