@@ -386,11 +386,18 @@ build_job() {
 
 # ---------------------------------------------------------------------------- git
 build_git() {
-  needs_build "$GIT_IMAGE" || return 0
+  # Rebuilt when its Dockerfile changed since the image was built (its sha256 is a label).
+  local sum have out
+  sum=$(sha256sum "$ROOT/scripts/git-image/Dockerfile" | cut -c1-64)
+  have=$(docker image inspect -f '{{index .Config.Labels "org.gitweave.dockerfile"}}' "$GIT_IMAGE" 2>/dev/null || true)
+  if image_exists "$GIT_IMAGE" && [ "$have" != "$sum" ]; then
+    log "$GIT_IMAGE: built from another scripts/git-image/Dockerfile, rebuilding"
+  else
+    needs_build "$GIT_IMAGE" || return 0
+  fi
   image_exists "$DEBIAN_IMAGE" || build_debian
   check_mirror_from_containers
-  local out
-  out=$(docker_build -q -t "$GIT_IMAGE" "$ROOT/scripts/git-image" 2>&1) ||
+  out=$(docker_build -q --label "org.gitweave.dockerfile=$sum" -t "$GIT_IMAGE" "$ROOT/scripts/git-image" 2>&1) ||
     { printf '%s\n' "$out" >&2; die "building $GIT_IMAGE failed"; }
   docker run --rm "$GIT_IMAGE" git --version >&2
 }

@@ -292,6 +292,48 @@ async fn jobs_cannot_reach_the_host(opts: Options) {
 
 /// Run A listens on port 8000 and prints its addresses; run B, at the same time, tries them
 /// all. Returns B's log.
+/// Connection attempts B makes to each of A's addresses (0.2 s apart, or 1 s when dropped).
+const PROBES: u32 = 25;
+
+/// Creates and removes Docker networks (named with the test's prefix) until stopped.
+struct NetworkChurn {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u32>,
+}
+
+impl NetworkChurn {
+    fn start(prefix: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let name = format!("{prefix}churn");
+        let task = tokio::task::spawn_blocking(move || {
+            let mut made = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && made < 60 {
+                let docker = |args: &[&str]| {
+                    std::process::Command::new("docker")
+                        .args(args)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                };
+                if docker(&["network", "create", &name]) {
+                    made += 1;
+                }
+                docker(&["network", "rm", &name]);
+            }
+            made
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let made = self.task.await.expect("network churn");
+        assert!(made > 0, "the churn made no network");
+    }
+}
+
 async fn one_run_tries_to_reach_another(app: &TestApp) -> String {
     let img = image();
     app.repo_with(
@@ -335,14 +377,18 @@ async fn one_run_tries_to_reach_another(app: &TestApp) -> String {
     image: {img}
     script:
       - ip -4 -o addr show
-      - for a in {addrs}; do echo "trying $a"; if nc -w 3 "$a" 8000 </dev/null; then echo "REACHED $a"; fi; done
+      - for a in {addrs}; do echo "trying $a"; i=0; while [ $i -lt {PROBES} ]; do i=$((i+1)); if nc -w 1 "$a" 8000 </dev/null | grep -q hello-from-a; then echo "REACHED $a"; break; fi; sleep 0.2; done; done
       - echo probed
 "#
         ),
     )
     .await;
     let b = app.trigger("prober", &json!({})).await;
+    // Networks made and removed on the same daemon while B probes: on Docker 20.10 each
+    // `network create` lifts the isolation between bridge networks for a moment.
+    let churn = NetworkChurn::start(&app.prefix);
     let b = app.wait_run(b.id, LIMIT).await;
+    churn.stop().await;
     assert_eq!(b.status, RunStatus::Success, "{b:#?}");
     let log = log_of(app, &b, "b/connect").await;
     let a_now = app.run(a.id).await;
@@ -392,18 +438,8 @@ async fn with_egress_each_run_has_its_own_network_and_cannot_reach_another_run()
         tried.iter().any(|a| *a != "127.0.0.1"),
         "run A had an address on its run's network: {log}"
     );
-    if printed(&log, "REACHED") {
-        // What the daemon had then, to tell a containment bug from a shared daemon's state.
-        let diag = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "docker network ls; docker network inspect $(docker network ls -q) --format '{{.Name}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}'; iptables -S FORWARD; iptables -S DOCKER-USER",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        panic!("run B reached run A: {log}\n{diag}");
-    }
+    assert!(printed(&log, "probed"), "{log}");
+    assert!(!printed(&log, "REACHED"), "run B reached run A: {log}");
     // The networks are this runner's, labelled, and go with it.
     let networks = || {
         let out = std::process::Command::new("docker")
@@ -438,4 +474,108 @@ async fn with_egress_each_run_has_its_own_network_and_cannot_reach_another_run()
         "",
         "a stopped runner leaves no network behind"
     );
+}
+
+/// An address on the host's loopback for one test (root, as the suite runs): a stand-in for a
+/// public address that traffic from a container reaches only through its network's gateway.
+struct HostAddress(std::net::Ipv4Addr);
+
+impl HostAddress {
+    fn add(addr: std::net::Ipv4Addr) -> Self {
+        let out = std::process::Command::new("ip")
+            .args(["addr", "add", &format!("{addr}/32"), "dev", "lo"])
+            .output()
+            .expect("ip addr add (iproute2 on the host)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("exists"),
+            "adding {addr} to the host's loopback (the suite runs as root): {err}"
+        );
+        Self(addr)
+    }
+}
+
+impl Drop for HostAddress {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+            .output();
+    }
+}
+
+/// Answers every connection with `hello-from-host` (until the test ends).
+async fn greeter(addr: std::net::Ipv4Addr) -> u16 {
+    let listener = tokio::net::TcpListener::bind((addr, 0))
+        .await
+        .expect("bind a host listener");
+    let port = listener.local_addr().expect("local addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = conn.write_all(b"hello-from-host\n").await;
+        }
+    });
+    port
+}
+
+/// With egress the guard keeps the internet open: a public address (TEST-NET-2, on the host's
+/// loopback here) answers through the run network's gateway, while the gateway's own address,
+/// where every service of the host listening on `0.0.0.0` answers too, is refused.
+#[tokio::test]
+async fn with_egress_a_job_reaches_a_public_address_but_not_the_gateway() {
+    let public = HostAddress::add(std::net::Ipv4Addr::new(198, 51, 100, 7));
+    let public_port = greeter(public.0).await;
+    let host_port = greeter(std::net::Ipv4Addr::UNSPECIFIED).await;
+    let app = spawn_with(Options {
+        job_egress: true,
+        ..Options::default()
+    })
+    .await;
+    let img = image();
+    app.repo_with(
+        "egress",
+        "e",
+        &format!(
+            r#"jobs:
+  - name: out
+    image: {img}
+    script:
+      - set -- $(ip -4 route show default); gw=$3; echo "GATEWAY $gw"
+      - if nc -w 3 {public} {public_port} </dev/null | grep -q hello-from-host; then echo "PUBLIC reached"; fi
+      - if nc -w 3 "$gw" {host_port} </dev/null | grep -q hello-from-host; then echo "HOST reached"; fi
+      - echo probed
+"#,
+            public = public.0,
+        ),
+    )
+    .await;
+    let run = app.trigger("egress", &json!({})).await;
+    let run = app.wait_run(run.id, LIMIT).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:#?}");
+    let log = log_of(&app, &run, "e/out").await;
+    assert!(printed(&log, "probed"), "{log}");
+    assert!(!field(&log, "GATEWAY").is_empty(), "{log}");
+    assert!(printed(&log, "PUBLIC reached"), "egress is open: {log}");
+    assert!(
+        !printed(&log, "HOST reached"),
+        "the gateway is refused: {log}"
+    );
+    app.shutdown().await;
+}
+
+/// Egress is guarded in the run's sandbox, which `RUNNER_JOB_NETWORK=job` has none of: the
+/// runner refuses the pair at start instead of giving jobs an unguarded network.
+#[tokio::test]
+async fn egress_with_a_namespace_per_job_is_refused_at_start() {
+    let mut config = runner_svc::Config::for_pipeline(
+        "http://127.0.0.1:9",
+        runner_svc::config::EngineKind::Docker,
+    );
+    config.job_egress = true;
+    config.job_network = "job".parse().expect("job network");
+    let err = match runner_svc::App::build(config).await {
+        Ok(_) => panic!("a runner started with egress and a namespace per job"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("RUNNER_JOB_NETWORK=run"), "{err}");
 }

@@ -196,12 +196,14 @@ impl DockerEngine {
     /// jobs of a run with several jobs join one network namespace held by a sandbox container
     /// of the helper image (set the helper image first); a one-job run's container gets a
     /// namespace of its own. [`JobNetwork::Job`] (the default before this is called): every
-    /// container its own. Without `egress` a namespace has only loopback; with it, it is on
-    /// its run's bridge network, with NAT. `warm` sandboxes (or networks) are made ahead.
+    /// container its own. Without `egress` a namespace has only loopback; with it, the jobs
+    /// of a run always join its sandbox (whatever `network`), on the run's bridge network with
+    /// NAT, behind the sandbox's egress guard. `warm` sandboxes (with networks) are made ahead.
     pub fn with_job_network(mut self, network: JobNetwork, egress: bool, warm: usize) -> Self {
         self.egress = egress;
         let kind = PodKind {
-            sandbox: network == JobNetwork::Run,
+            // A run network always comes with a sandbox: it holds the egress guard's routes.
+            sandbox: network == JobNetwork::Run || egress,
             egress,
         };
         self.sandboxes = (kind.sandbox || kind.egress).then(|| {

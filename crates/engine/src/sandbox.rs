@@ -13,9 +13,9 @@
 //! bridge network is not enough for that: its isolation rules sit in iptables' FORWARD chain,
 //! and a container on it still reaches every address of the host itself (the bridge's gateway,
 //! `docker0`'s, the host's own), which go through INPUT (measured on Docker 20.10). With
-//! egress on, each run gets its own bridge network with NAT, created ahead with its sandbox:
-//! other runs' networks stay unreachable (Docker drops traffic between bridges), but services
-//! of the host that listen on the network's gateway address are reachable; firewall them.
+//! egress on, each run gets its own bridge network with NAT, created ahead with its sandbox,
+//! whose namespace refuses every private range and the gateway ([`EGRESS_GUARD`]): jobs reach
+//! public addresses only, never another run's network or the host's services on the gateway.
 //!
 //! Jobs of one run share the namespace (its IP, `/etc/hosts` and `/etc/resolv.conf`), never
 //! jobs of two runs — the run is already one trust domain, since its jobs share `/workspace`.
@@ -26,8 +26,10 @@
 use crate::docker::{harden, status_of};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::exec::StartExecResults;
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +38,26 @@ use tokio_util::task::TaskTracker;
 
 /// Label on sandbox containers and run networks (its value is the runner's name).
 pub const LABEL_SANDBOX: &str = "gitweave.sandbox";
+
+/// Set in a run network's sandbox before any job joins it (`RUNNER_JOB_EGRESS=true`): every
+/// private range (RFC 1918, shared address space, link-local) and the gateway's own address
+/// are `prohibit` routes, so a job reaches the internet through the gateway but not another
+/// run's network, the host's services on the gateway, `docker0` or the LAN. The run's own
+/// subnet stays reachable (its connected route is more specific). Docker's own isolation
+/// between bridge networks is not enough: on Docker 20.10 it lapses for a moment whenever any
+/// network is created or removed (the daemon deletes and re-inserts the `FORWARD` jump to its
+/// isolation chain), and a job retrying a connection gets through (measured; docs/SECURITY.md).
+/// Routes live in the run's own namespace: Docker never rewrites them, and the jobs, without
+/// NET_ADMIN, cannot change them.
+const EGRESS_GUARD: &str = r#"set -e
+set -- $(ip -4 route show default)
+gw=${3:?no default route}
+for net in 10.0.0.0/8 100.64.0.0/10 169.254.0.0/16 172.16.0.0/12 192.168.0.0/16 "$gw/32"; do
+  ip route add prohibit "$net"
+done"#;
+
+/// What of the guard's output an error quotes, at most.
+const GUARD_OUTPUT_MAX: usize = 4096;
 
 /// Processes a sandbox may hold (its `sh`, a `sleep`, `init`).
 const SANDBOX_PIDS: i64 = 32;
@@ -216,7 +238,8 @@ impl Sandboxes {
     /// without.
     async fn start_or_disable(&self, state: &mut State) -> Result<Pod, DockerError> {
         match self.start(state.disabled).await {
-            Err(e) if !state.disabled && is_missing_image(&e) => {
+            // With egress the sandbox holds the guard: no run network without one.
+            Err(e) if !state.disabled && !self.kind.egress && is_missing_image(&e) => {
                 tracing::warn!(image = %self.image, error = %e, "no network sandbox: the helper image is missing, so each job container gets a namespace of its own from now on (set RUNNER_JOB_NETWORK=job to silence this)");
                 state.disabled = true;
                 self.start(true).await
@@ -310,7 +333,7 @@ impl Sandboxes {
                     }
                     state.warm.push(pod);
                 }
-                Err(e) if !disabled && is_missing_image(&e) => {
+                Err(e) if !disabled && !self.kind.egress && is_missing_image(&e) => {
                     tracing::warn!(image = %self.image, error = %e, "no network sandboxes: the helper image is missing, so each job container gets a namespace of its own (set RUNNER_JOB_NETWORK=job to silence this)");
                     self.state.lock().await.disabled = true;
                 }
@@ -405,8 +428,13 @@ impl Sandboxes {
             ..Default::default()
         };
         harden(&mut host);
-        // The sandbox only sleeps: it needs no capability at all.
+        // The sandbox only sleeps: it needs no capability at all, except, on a run network,
+        // NET_ADMIN for the guard's routes (its processes are the sandbox's own; the jobs that
+        // join its namespace get no capability from it).
         host.cap_drop = Some(vec!["ALL".into()]);
+        if network.is_some() {
+            host.cap_add = Some(vec!["NET_ADMIN".into()]);
+        }
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
@@ -417,11 +445,53 @@ impl Sandboxes {
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self.docker.create_container(Some(options), body).await?;
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
+        let started = match self.docker.start_container(&created.id, None).await {
+            Ok(()) if network.is_some() => self.guard(&created.id).await,
+            other => other,
+        };
+        if let Err(e) = started {
             self.remove_container(&created.id).await;
             return Err(e);
         }
         Ok(created.id)
+    }
+
+    /// Makes the private address ranges and the gateway's own address unreachable from the
+    /// sandbox's namespace ([`EGRESS_GUARD`]), before any job joins it.
+    async fn guard(&self, sandbox: &str) -> Result<(), DockerError> {
+        let exec = self
+            .docker
+            .create_exec(
+                sandbox,
+                ExecConfig {
+                    cmd: Some(vec!["/bin/sh".into(), "-c".into(), EGRESS_GUARD.into()]),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut said = Vec::new();
+        if let StartExecResults::Attached { mut output, .. } =
+            self.docker.start_exec(&exec.id, None).await?
+        {
+            while let Some(chunk) = output.next().await {
+                let bytes = chunk?.into_bytes();
+                let room = GUARD_OUTPUT_MAX.saturating_sub(said.len());
+                said.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+        }
+        match self.docker.inspect_exec(&exec.id).await?.exit_code {
+            Some(0) => Ok(()),
+            code => Err(DockerError::DockerResponseServerError {
+                status_code: 500,
+                message: format!(
+                    "the run network's guard routes could not be set in the sandbox (exit {code:?}): {}; with RUNNER_JOB_EGRESS=true the helper image {} needs `ip` (iproute2 or BusyBox)",
+                    String::from_utf8_lossy(&said).trim(),
+                    self.image
+                ),
+            }),
+        }
     }
 
     /// Removes the pod's sandbox, then its network.

@@ -104,8 +104,9 @@ pub struct Config {
     #[arg(long, env = "RUNNER_JOB_CPUS")]
     pub job_cpus: Option<Cpus>,
     /// Docker engine: give each run a bridge network with NAT, so jobs reach the internet
-    /// (and the Docker host's services on the network's gateway: firewall them). Unset: a
-    /// run's containers have only loopback.
+    /// (public addresses only: the private ranges and the network's gateway are refused by
+    /// routes in the run's sandbox). Needs `RUNNER_JOB_NETWORK=run` and `ip` in the helper
+    /// image. Unset: a run's containers have only loopback.
     #[arg(long, env = "RUNNER_JOB_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub job_egress: bool,
 }

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use gitweave_api::runner::RegisterRequest;
 use gitweave_engine::Engine;
 use gitweave_engine::docker::DockerEngine;
+use gitweave_engine::sandbox::JobNetwork;
 use gitweave_engine::shell::ShellEngine;
 use gitweave_http::{Metrics, error_response};
 use std::future::Future;
@@ -46,6 +47,11 @@ impl App {
             "RUNNER_REGISTRATION_TOKEN_FILE",
         )?;
         let name = config.runner_name();
+        if config.job_egress && config.job_network == JobNetwork::Job {
+            anyhow::bail!(
+                "RUNNER_JOB_EGRESS=true needs RUNNER_JOB_NETWORK=run: a run's network is guarded by routes set in its sandbox's namespace, which the jobs of the run share (docs/SECURITY.md)"
+            );
+        }
         let engine: Arc<dyn Engine> = match config.engine {
             EngineKind::Docker => Arc::new(
                 DockerEngine::connect(&name, config.pull_policy, &config.container_prefix)
