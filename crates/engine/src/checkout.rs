@@ -311,7 +311,7 @@ pub fn helper_container(
         host_config: Some(HostConfig {
             mounts: Some(mounts),
             init: Some(true),
-            log_config: Some(crate::docker::no_daemon_log()),
+            log_config: Some(crate::container::no_daemon_log()),
             // root in the helper reads a repository whatever its owner and writes the
             // workspace; nothing more.
             cap_drop: Some(vec!["ALL".into()]),

@@ -12,6 +12,7 @@
 //! and the runner drains concurrently, so a slow upload never stalls the job (up to a cap).
 
 pub mod checkout;
+pub mod container;
 pub mod docker;
 pub mod output;
 pub mod sandbox;

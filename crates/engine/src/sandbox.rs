@@ -23,7 +23,7 @@
 //! the next one. A few sandboxes (with their networks) are made ahead of time (the warm pool),
 //! so the first job of a run pays neither a sandbox start nor a `network create`.
 
-use crate::docker::{harden, status_of};
+use crate::container::{harden, no_daemon_log, status_of};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::exec::StartExecResults;
@@ -422,7 +422,7 @@ impl Sandboxes {
         let name = format!("{}sandbox-{key}", self.prefix);
         let mut host = HostConfig {
             init: Some(true),
-            log_config: Some(crate::docker::no_daemon_log()),
+            log_config: Some(no_daemon_log()),
             network_mode: Some(network.unwrap_or("none").to_owned()),
             pids_limit: Some(SANDBOX_PIDS),
             ..Default::default()
