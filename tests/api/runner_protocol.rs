@@ -384,10 +384,17 @@ async fn a_repeated_finish_answers_what_was_recorded() {
     let holder = &runners[0];
     let a = holder.claim(5_000).await.expect("the job");
     assert_eq!(runner_append_ok(holder, &a, "hi").await, 2);
-    let first = holder.finish(&a, json!({"exit_code": 0, "log_end": 2})).await;
+    let first = holder
+        .finish(&a, json!({"exit_code": 0, "log_end": 2}))
+        .await;
     assert_eq!(first, (200, json!({"cancel": false, "run_ended": true})));
-    let again = holder.finish(&a, json!({"exit_code": 0, "log_end": 2})).await;
-    assert_eq!(again, first, "the same finish again is answered as recorded");
+    let again = holder
+        .finish(&a, json!({"exit_code": 0, "log_end": 2}))
+        .await;
+    assert_eq!(
+        again, first,
+        "the same finish again is answered as recorded"
+    );
     let (s, body) = runners[1]
         .finish(&a, json!({"exit_code": 0, "log_end": 2}))
         .await;

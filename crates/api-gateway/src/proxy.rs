@@ -209,8 +209,14 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
 /// 404 for a path outside `/api/v1/`, 400 `invalid_path` for one a parser would rewrite.
 fn path_refused(e: &PathError) -> Response {
     match e {
-        PathError::NotPublic => error_response(StatusCode::NOT_FOUND, error_code::NOT_FOUND, e.to_string()),
-        _ => error_response(StatusCode::BAD_REQUEST, error_code::INVALID_PATH, e.to_string()),
+        PathError::NotPublic => {
+            error_response(StatusCode::NOT_FOUND, error_code::NOT_FOUND, e.to_string())
+        }
+        _ => error_response(
+            StatusCode::BAD_REQUEST,
+            error_code::INVALID_PATH,
+            e.to_string(),
+        ),
     }
 }
 

@@ -167,7 +167,10 @@ pub fn blockers(nodes: &[Node], i: usize) -> Vec<usize> {
     let taint = tainted(nodes);
     let mut seen = vec![false; nodes.len()];
     let mut found = Vec::new();
-    let mut todo: Vec<usize> = nodes.get(i).map(|n| n.depends_on.clone()).unwrap_or_default();
+    let mut todo: Vec<usize> = nodes
+        .get(i)
+        .map(|n| n.depends_on.clone())
+        .unwrap_or_default();
     while let Some(d) = todo.pop() {
         // Dependencies point backwards; anything else is not upstream.
         if d >= i || seen[d] || !taint[d] {

@@ -476,7 +476,9 @@ pub struct Holding {
 impl Holding {
     /// Whether `runner` still holds `attempt` of this job.
     pub fn is_held_by(&self, runner: Uuid, attempt: i32) -> bool {
-        self.status == JobStatus::Running && self.attempt == attempt && self.runner_id == Some(runner)
+        self.status == JobStatus::Running
+            && self.attempt == attempt
+            && self.runner_id == Some(runner)
     }
 }
 
