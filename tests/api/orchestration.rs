@@ -635,3 +635,41 @@ async fn three_runners_run_100_jobs_each_exactly_once_within_capacity() {
     }
     app.shutdown().await;
 }
+
+/// A skipped job's reason names only the upstream jobs that did not succeed: `c` needs `a`
+/// (which succeeds) and `b` (which fails), so it is skipped because of `b` alone.
+#[tokio::test]
+async fn a_skipped_job_names_only_the_upstream_jobs_that_did_not_succeed() {
+    let app = spawn_app().await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "dag",
+        &format!(
+            r#"jobs:
+  - {{ name: a, image: {img}, script: [echo a] }}
+  - {{ name: b, image: {img}, script: ["false"] }}
+  - {{ name: c, image: {img}, script: [echo c], needs: [a, b] }}
+"#
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let run = app.wait_run(run.id, LIMIT).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
+    assert_eq!(job(&run, "dag/a").status, JobStatus::Success);
+    assert_eq!(job(&run, "dag/b").status, JobStatus::Failed);
+    let c = job(&run, "dag/c");
+    assert_eq!(c.status, JobStatus::Skipped);
+    let events = app.events(run.id).await;
+    let skipped = events
+        .iter()
+        .find(|e| e.event_type == "job.skipped" && e.job_id == Some(c.id))
+        .expect("c's job.skipped event");
+    assert_eq!(
+        skipped.reason.as_deref(),
+        Some("upstream did not succeed (dag/b)")
+    );
+    app.assert_replays(run.id).await;
+    app.shutdown().await;
+}

@@ -348,3 +348,67 @@ async fn runner_append_ok(r: &Runner, a: &Assignment, data: &str) -> i64 {
     assert_eq!(s, 200, "{body}");
     body["next_offset"].as_i64().expect("offset")
 }
+
+/// A finish repeated after its first try committed (its answer lost on the way) answers what
+/// was recorded and changes nothing; the same finish from a runner that never held the attempt
+/// is still stale.
+#[tokio::test]
+async fn a_repeated_finish_answers_what_was_recorded() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    let mut runners = Vec::new();
+    for n in 0..2 {
+        let reg: RegisterResponse =
+            register_as(&app.http, &app.pipeline, &format!("again-{n}"), None)
+                .await
+                .json()
+                .await
+                .expect("json");
+        runners.push(Runner {
+            base: app.pipeline.clone(),
+            token: reg.token,
+            http: app.http.clone(),
+        });
+    }
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!("jobs:\n  - {{ name: a, image: {img}, script: [x] }}\n"),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let holder = &runners[0];
+    let a = holder.claim(5_000).await.expect("the job");
+    assert_eq!(runner_append_ok(holder, &a, "hi").await, 2);
+    let first = holder
+        .finish(&a, json!({"exit_code": 0, "log_end": 2}))
+        .await;
+    assert_eq!(first, (200, json!({"cancel": false, "run_ended": true})));
+    let again = holder
+        .finish(&a, json!({"exit_code": 0, "log_end": 2}))
+        .await;
+    assert_eq!(
+        again, first,
+        "the same finish again is answered as recorded"
+    );
+    let (s, body) = runners[1]
+        .finish(&a, json!({"exit_code": 0, "log_end": 2}))
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("stale_attempt")),
+        "{body}"
+    );
+    let events = app.events(run.id).await;
+    let succeeded = events
+        .iter()
+        .filter(|e| e.event_type == "job.succeeded")
+        .count();
+    assert_eq!(succeeded, 1, "recorded once: {events:?}");
+    app.assert_replays(run.id).await;
+    app.shutdown().await;
+}

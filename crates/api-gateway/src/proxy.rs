@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
+use gitweave_api::error_code;
 use gitweave_api::route::{self, Access, PathError, PublicPath};
 use gitweave_http::{REQUEST_ID_HEADER, error_response};
 use http::{HeaderMap, HeaderName, StatusCode, header};
@@ -55,7 +56,7 @@ fn over_limit(state: &GatewayState, client: Option<IpAddr>) -> Option<Response> 
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let mut resp = error_response(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        error_code::RATE_LIMITED,
         format!(
             "too many requests from {client}: the limit is {} per second after a burst; retry after {secs} s",
             limiter.rate()
@@ -98,7 +99,7 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     let too_large = || {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            error_code::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than the {limit}-byte limit"),
         )
     };
@@ -114,7 +115,7 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
         tracing::warn!(path = %path.upstream_path(), "a parsed path would be rewritten upstream");
         return error_response(
             StatusCode::BAD_REQUEST,
-            "invalid_path",
+            error_code::INVALID_PATH,
             "this path cannot be forwarded unchanged",
         );
     };
@@ -163,7 +164,7 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
             tracing::warn!(error = %e, "pipeline-svc unreachable");
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_unavailable",
+                error_code::UPSTREAM_UNAVAILABLE,
                 "pipeline-svc is not reachable; retry shortly",
             );
         }
@@ -174,7 +175,7 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
             tracing::warn!(error = %e, "pipeline-svc request failed");
             return error_response(
                 StatusCode::BAD_GATEWAY,
-                "bad_gateway",
+                error_code::BAD_GATEWAY,
                 "pipeline-svc failed to answer this request; retry shortly",
             );
         }
@@ -184,7 +185,7 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
                 .inc("gateway_upstream_errors_total", "kind=\"timeout\"");
             return error_response(
                 StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
+                error_code::UPSTREAM_TIMEOUT,
                 format!(
                     "pipeline-svc did not answer within {} ms",
                     timeout.as_millis()
@@ -208,8 +209,14 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
 /// 404 for a path outside `/api/v1/`, 400 `invalid_path` for one a parser would rewrite.
 fn path_refused(e: &PathError) -> Response {
     match e {
-        PathError::NotPublic => error_response(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-        _ => error_response(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()),
+        PathError::NotPublic => {
+            error_response(StatusCode::NOT_FOUND, error_code::NOT_FOUND, e.to_string())
+        }
+        _ => error_response(
+            StatusCode::BAD_REQUEST,
+            error_code::INVALID_PATH,
+            e.to_string(),
+        ),
     }
 }
 
@@ -236,7 +243,7 @@ fn upstream_url(
 fn body_stalled(idle: Duration) -> Response {
     let mut resp = error_response(
         StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
+        error_code::REQUEST_TIMEOUT,
         format!(
             "the request body sent nothing for {} ms; the request was dropped",
             idle.as_millis()

@@ -74,52 +74,66 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
             seq: e.seq,
             kind: e.event_type.clone(),
         };
-        if e.event_type == "job.queued" {
-            let id = e.job_id.ok_or_else(unknown)?;
-            run.jobs.insert(
-                id,
-                JobReplay {
-                    status: JobStatus::Queued,
-                    attempt: 0,
-                    retries: 0,
-                },
-            );
+        // A type this build does not know (a newer pipeline-svc) changes nothing it knows.
+        let Ok(kind) = e.event_type.parse::<EventType>() else {
             continue;
-        }
-        if e.event_type == "run.state_changed" {
-            run.status = e
-                .data
-                .as_ref()
-                .and_then(|d| d["to"].as_str())
-                .and_then(|s| s.parse().ok())
-                .ok_or(ReplayError::BadStatus { seq: e.seq })?;
-            continue;
-        }
-        if e.event_type == "gate.failed" {
-            run.gate_failures.extend(e.job_id);
-            continue;
+        };
+        match kind {
+            EventType::JobQueued => {
+                let id = e.job_id.ok_or_else(unknown)?;
+                run.jobs.insert(
+                    id,
+                    JobReplay {
+                        status: JobStatus::Queued,
+                        attempt: 0,
+                        retries: 0,
+                    },
+                );
+                continue;
+            }
+            EventType::RunStateChanged => {
+                run.status = e
+                    .data
+                    .as_ref()
+                    .and_then(|d| d["to"].as_str())
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(ReplayError::BadStatus { seq: e.seq })?;
+                continue;
+            }
+            EventType::GateFailed => {
+                run.gate_failures.extend(e.job_id);
+                continue;
+            }
+            _ => {}
         }
         let Some(job_id) = e.job_id else { continue };
         let job = run.jobs.get_mut(&job_id).ok_or_else(unknown)?;
-        match e.event_type.as_str() {
-            "job.started" => {
+        match kind {
+            EventType::JobStarted => {
                 job.status = JobStatus::Running;
                 job.attempt = e.attempt.unwrap_or(job.attempt + 1);
             }
-            "job.succeeded" => job.status = JobStatus::Success,
-            "job.failed" => job.status = JobStatus::Failed,
-            "job.canceled" => job.status = JobStatus::Canceled,
-            "job.skipped" => job.status = JobStatus::Skipped,
-            "job.manual" => job.status = JobStatus::Manual,
-            "job.manual_approved" => job.status = JobStatus::Queued,
-            "job.retried" => {
+            EventType::JobSucceeded => job.status = JobStatus::Success,
+            EventType::JobFailed => job.status = JobStatus::Failed,
+            EventType::JobCanceled => job.status = JobStatus::Canceled,
+            EventType::JobSkipped => job.status = JobStatus::Skipped,
+            EventType::JobManual => job.status = JobStatus::Manual,
+            EventType::JobManualApproved => job.status = JobStatus::Queued,
+            EventType::JobRetried => {
                 job.status = JobStatus::Queued;
                 job.retries += 1;
             }
             // Queued again for a new attempt; not a retry.
-            t if t == EventType::JobHandedBack.as_str() => job.status = JobStatus::Queued,
-            // runner.lost is followed by job.failed or job.retried, which carry the change.
-            _ => {}
+            EventType::JobHandedBack => job.status = JobStatus::Queued,
+            // runner.lost is followed by job.failed or job.retried, which carry the change;
+            // an artifact changes no status; the others were handled above.
+            EventType::RunnerLost
+            | EventType::ArtifactEmitted
+            | EventType::RunCreated
+            | EventType::RunCompleted
+            | EventType::JobQueued
+            | EventType::RunStateChanged
+            | EventType::GateFailed => {}
         }
     }
     Ok(run)

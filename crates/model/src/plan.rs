@@ -143,14 +143,66 @@ fn tainted(nodes: &[Node]) -> Vec<bool> {
     // forward pass suffices.
     let mut t = vec![false; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
-        let own = match n.state {
-            JobState::Failed => !n.allow_failure,
-            JobState::Skipped | JobState::Canceled => true,
-            _ => false,
-        };
-        t[i] = own || n.depends_on.iter().any(|&d| d < i && t[d]);
+        t[i] = taints_by_itself(n) || n.depends_on.iter().any(|&d| d < i && t[d]);
     }
     t
+}
+
+/// Whether a job's own end taints its dependents (not what is upstream of it).
+fn taints_by_itself(n: &Node) -> bool {
+    match n.state {
+        JobState::Failed => !n.allow_failure,
+        JobState::Skipped | JobState::Canceled => true,
+        _ => false,
+    }
+}
+
+/// The jobs that made job `i` skipped, for its `job.skipped` reason: the nearest jobs upstream
+/// of it that did not succeed and so taint it (failed without `allow_failure`, skipped or
+/// canceled). A dependency that succeeded (a `when: always` job after a failure) or failed with
+/// `allow_failure` is never named: the walk goes past it to what tainted it. In pipeline order,
+/// each once; empty when nothing upstream is tainted. `nodes` are the states after the step
+/// that skipped `i` ([`Step::applied`]).
+pub fn blockers(nodes: &[Node], i: usize) -> Vec<usize> {
+    let taint = tainted(nodes);
+    let mut seen = vec![false; nodes.len()];
+    let mut found = Vec::new();
+    let mut todo: Vec<usize> = nodes
+        .get(i)
+        .map(|n| n.depends_on.clone())
+        .unwrap_or_default();
+    while let Some(d) = todo.pop() {
+        // Dependencies point backwards; anything else is not upstream.
+        if d >= i || seen[d] || !taint[d] {
+            continue;
+        }
+        seen[d] = true;
+        if taints_by_itself(&nodes[d]) {
+            found.push(d);
+        } else {
+            todo.extend(nodes[d].depends_on.iter().copied().filter(|&u| u < d));
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+impl Step {
+    /// `nodes` with this step's actions applied: what the planner saw when it decided them.
+    pub fn applied(&self, nodes: &[Node]) -> Vec<Node> {
+        let mut out = nodes.to_vec();
+        for a in &self.actions {
+            let (i, state) = match *a {
+                Action::Release(i) => (i, JobState::Released),
+                Action::AwaitApproval(i) => (i, JobState::Manual),
+                Action::Skip(i) => (i, JobState::Skipped),
+            };
+            if let Some(n) = out.get_mut(i) {
+                n.state = state;
+            }
+        }
+        out
+    }
 }
 
 /// Decides what happens next. Applying the returned actions and calling again yields no
@@ -422,6 +474,51 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_job_names_only_the_upstream_jobs_that_did_not_succeed() {
+        // c needs a (succeeded) and b (failed): only b is why c is skipped.
+        let n = nodes(
+            &[JobState::Success, JobState::Failed, JobState::Pending],
+            vec![vec![], vec![], vec![0, 1]],
+        );
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Skip(2)]);
+        assert_eq!(blockers(&step.applied(&n), 2), vec![1]);
+    }
+
+    #[test]
+    fn blockers_go_past_a_job_that_succeeded_after_a_failure() {
+        // 0 fails, 1 (`when: always`) succeeds, 2 needs 1 and is skipped because of 0; 3 waits
+        // for 2, skipped in the same step, and names 2.
+        let mut n = nodes(
+            &[
+                JobState::Failed,
+                JobState::Success,
+                JobState::Pending,
+                JobState::Pending,
+            ],
+            seq(4),
+        );
+        n[1].when = When::Always;
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Skip(2), Action::Skip(3)]);
+        let after = step.applied(&n);
+        assert_eq!(blockers(&after, 2), vec![0]);
+        assert_eq!(blockers(&after, 3), vec![2]);
+    }
+
+    #[test]
+    fn an_allowed_failure_is_not_a_blocker() {
+        let mut n = nodes(
+            &[JobState::Failed, JobState::Canceled, JobState::Pending],
+            vec![vec![], vec![], vec![0, 1]],
+        );
+        n[0].allow_failure = true;
+        let step = advance(&n);
+        assert_eq!(step.actions, vec![Action::Skip(2)]);
+        assert_eq!(blockers(&step.applied(&n), 2), vec![1]);
+    }
+
+    #[test]
     fn manual_job_blocks_the_run_until_approved() {
         let mut n = nodes(
             &[JobState::Success, JobState::Pending, JobState::Pending],
@@ -562,6 +659,14 @@ mod tests {
                 }
                 if x.state == JobState::Skipped {
                     prop_assert!(x.when != When::Always);
+                    // Its reason names at least one job, each upstream and not a success.
+                    let b = blockers(&n, i);
+                    prop_assert!(!b.is_empty(), "skipped job {} names no blocker", i);
+                    for d in b {
+                        prop_assert!(d < i);
+                        prop_assert!(n[d].state != JobState::Success, "blocker {} succeeded", d);
+                        prop_assert!(!(n[d].state == JobState::Failed && n[d].allow_failure));
+                    }
                 }
             }
         }

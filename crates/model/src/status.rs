@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Declares a closed string enum: `as_str`, `Display`, `FromStr` and serde all agree on
-/// the snake_case names, so the database and the API cannot drift apart.
+/// Declares a closed string enum: `as_str`, `Display`, `FromStr`, serde and (with the `sqlx`
+/// feature) decoding from a `text` column all agree on the names, so the database and the API
+/// cannot drift apart.
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
+        pub enum $name { $($(#[$vmeta])* #[serde(rename = $text)] $variant),+ }
 
         impl $name {
             /// Every value, in declaration order.
@@ -27,6 +27,29 @@ macro_rules! wire_enum {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        // Stored as `text`: decoded once, where the row is read, so a corrupt value is a
+        // decode error there and no handler parses a status again.
+        #[cfg(feature = "sqlx")]
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok(text.parse::<$name>()?)
             }
         }
 
@@ -123,7 +146,7 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// The type of an event (SPEC §6).
+    /// The type of an event (SPEC §6 and §9–15): the only place an event name is written.
     EventType {
         /// A run was created.
         RunCreated => "run.created",
@@ -156,6 +179,8 @@ wire_enum!(
         GateFailed => "gate.failed",
         /// A runner stopped renewing an attempt's lease.
         RunnerLost => "runner.lost",
+        /// A job's artifact file was stored (SPEC §13), `data: {path, size, sha256}`.
+        ArtifactEmitted => "artifact.emitted",
     }
 );
 
@@ -197,6 +222,13 @@ mod tests {
         }
         for c in ErrorClass::ALL {
             assert_eq!(c.as_str().parse::<ErrorClass>(), Ok(*c));
+        }
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>(), Ok(*t));
+            assert_eq!(
+                serde_json::to_string(t).ok(),
+                Some(format!("\"{}\"", t.as_str()))
+            );
         }
         assert!("Success".parse::<RunStatus>().is_err());
     }

@@ -1,6 +1,7 @@
 //! The service's one error type, mapped explicitly to status + stable code.
 
 use axum::response::{IntoResponse, Response};
+use gitweave_api::error_code;
 use gitweave_http::error_response;
 use http::StatusCode;
 
@@ -64,18 +65,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, error_code::UNAUTHENTICATED),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, error_code::NOT_FOUND),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
-            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, error_code::PAYLOAD_TOO_LARGE),
             ApiError::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, error_code::UNAVAILABLE),
             ApiError::Internal(detail) => {
                 // Logged once here, inside the request's span (which carries the request id).
                 tracing::error!(error = %detail, "internal error");
                 return error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    error_code::INTERNAL,
                     "internal error; the details are in pipeline-svc's log",
                 );
             }

@@ -6,12 +6,6 @@ use gitweave_model::clone_url;
 use gitweave_storage::jobs::JobRow;
 use gitweave_storage::repos::RepoRow;
 use gitweave_storage::runs::RunRow;
-use std::str::FromStr;
-
-fn parse<T: FromStr>(what: &str, s: &str) -> Result<T, ApiError> {
-    s.parse()
-        .map_err(|_| ApiError::Internal(format!("stored {what} {s:?} is not a known value")))
-}
 
 /// A repo (the secret stays behind, and the clone URL's credentials: SPEC §15).
 pub fn repo(r: &RepoRow) -> public::Repo {
@@ -32,13 +26,9 @@ pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
         run_id: j.run_id,
         name: j.name.clone(),
         template: j.template.clone(),
-        status: parse("job status", &j.status)?,
+        status: j.status,
         exit_code: j.exit_code,
-        error_class: j
-            .error_class
-            .as_deref()
-            .map(|c| parse("error class", c))
-            .transpose()?,
+        error_class: j.error_class,
         attempt: j.attempt,
         started_at: j.started_at,
         ended_at: j.ended_at,
@@ -53,8 +43,8 @@ pub fn run(r: &RunRow, jobs: &[JobRow]) -> Result<public::Run, ApiError> {
         repo: r.repo.clone(),
         git_ref: r.git_ref.clone(),
         commit: r.commit_sha.clone(),
-        status: parse("run status", &r.status)?,
-        trigger: parse("trigger", &r.trigger)?,
+        status: r.status,
+        trigger: r.trigger,
         created_at: r.created_at,
         started_at: r.started_at,
         ended_at: r.ended_at,

@@ -3,6 +3,7 @@
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_api::runner::{
     Assignment, AttemptState, ClaimRequest, FinishRequest, HandBackRequest, LogAck,
     RegisterRequest, RegisterResponse,
@@ -64,7 +65,7 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError
     if status.is_server_error() || status.as_u16() == 429 {
         return Err(ClientError::Transient(format!("{status}: {message}")));
     }
-    if status.as_u16() == 409 && code == "stale_attempt" {
+    if status.as_u16() == 409 && code == error_code::STALE_ATTEMPT {
         return Err(ClientError::Stale(message));
     }
     Err(ClientError::Refused {

@@ -1,15 +1,18 @@
 //! `events`: the append-only log of every state change of a run (SPEC §6).
 
+use gitweave_model::status::{ErrorClass, EventType};
 use sqlx::PgConnection;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// An event to append.
-#[derive(Debug, Clone, Default)]
+/// An event to append. Make one with [`NewEvent::new`] and fill in the rest with struct
+/// update syntax (`NewEvent { job_id, ..NewEvent::new(t, actor) }`): there is no default
+/// event type.
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     /// `job.failed`, …
-    pub event_type: &'static str,
+    pub event_type: EventType,
     /// The job, for job events.
     pub job_id: Option<Uuid>,
     /// Who did it: `pipeline-svc`, `runner:<name>`, `api`.
@@ -17,11 +20,26 @@ pub struct NewEvent {
     /// The job's attempt.
     pub attempt: Option<i32>,
     /// Failure class.
-    pub error_class: Option<&'static str>,
+    pub error_class: Option<ErrorClass>,
     /// A sentence.
     pub reason: Option<String>,
     /// Extra fields (e.g. `from`/`to` of a state change).
     pub data: Option<serde_json::Value>,
+}
+
+impl NewEvent {
+    /// An event of `event_type` by `actor`, with no job, attempt, class, reason or data.
+    pub fn new(event_type: EventType, actor: impl Into<String>) -> Self {
+        Self {
+            event_type,
+            job_id: None,
+            actor: actor.into(),
+            attempt: None,
+            error_class: None,
+            reason: None,
+            data: None,
+        }
+    }
 }
 
 /// A stored event.
@@ -32,7 +50,7 @@ pub struct EventRow {
     /// 1, 2, 3… within the run.
     pub seq: i64,
     /// Type.
-    pub event_type: String,
+    pub event_type: EventType,
     /// Job.
     pub job_id: Option<Uuid>,
     /// When.
@@ -42,7 +60,7 @@ pub struct EventRow {
     /// Attempt.
     pub attempt: Option<i32>,
     /// Failure class.
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     /// Reason.
     pub reason: Option<String>,
     /// Extra fields.
@@ -68,11 +86,11 @@ pub async fn append_all(
     let mut reasons = Vec::with_capacity(evs.len());
     let mut data = Vec::with_capacity(evs.len());
     for e in evs {
-        types.push(e.event_type);
+        types.push(e.event_type.as_str());
         job_ids.push(e.job_id);
         actors.push(e.actor.as_str());
         attempts.push(e.attempt);
-        classes.push(e.error_class);
+        classes.push(e.error_class.map(ErrorClass::as_str));
         reasons.push(e.reason.as_deref());
         data.push(e.data.as_ref());
     }
@@ -111,8 +129,9 @@ pub async fn list(
 ) -> Result<Vec<EventRow>, sqlx::Error> {
     sqlx::query_as!(
         EventRow,
-        "SELECT run_id, seq, event_type, job_id, timestamp_utc, actor, attempt, error_class, reason, data
-         FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        r#"SELECT run_id, seq, event_type AS "event_type: EventType", job_id, timestamp_utc, actor,
+                  attempt, error_class AS "error_class: ErrorClass", reason, data
+           FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"#,
         run_id,
         after,
         limit

@@ -1,6 +1,6 @@
 //! `jobs`: one row per job of a run, carrying its current attempt and lease.
 
-use gitweave_model::status::JobStatus;
+use gitweave_model::status::{ErrorClass, EventType, JobStatus, RunStatus};
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -24,12 +24,12 @@ pub struct JobRow {
     pub spec: serde_json::Value,
     /// Positions it waits for.
     pub depends_on: Vec<i32>,
-    /// Status (wire name).
-    pub status: String,
+    /// Status.
+    pub status: JobStatus,
     /// Exit code.
     pub exit_code: Option<i32>,
     /// Failure class.
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     /// Failure sentence.
     pub reason: Option<String>,
     /// Attempt (0 before the first start).
@@ -87,8 +87,8 @@ pub struct PlanRow {
     pub id: Uuid,
     /// `<template>/<job>`.
     pub name: String,
-    /// Status (wire name).
-    pub status: String,
+    /// Status.
+    pub status: JobStatus,
     /// Offered to runners (a queued job with this set is released, not pending).
     pub released: bool,
     /// Positions it waits for.
@@ -159,8 +159,9 @@ pub async fn insert_all(
                        $13::bool[], $14::bool[])
                 AS j(id, position, stage, template, version, name, spec, deps, allow, run_when,
                      status, released, terminal)
-           RETURNING id, run_id, position, stage, template, name, spec, depends_on, status,
-                     exit_code, error_class, reason, attempt, runnable_at, runner_id, log_end,
+           RETURNING id, run_id, position, stage, template, name, spec, depends_on,
+                     status AS "status: JobStatus", exit_code,
+                     error_class AS "error_class: ErrorClass", reason, attempt, runnable_at, runner_id, log_end,
                      started_at, ended_at, log_truncated, handed_back"#,
         run_id,
         &ids,
@@ -187,10 +188,11 @@ pub async fn insert_all(
 pub async fn of_run(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<JobRow>, sqlx::Error> {
     sqlx::query_as!(
         JobRow,
-        "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
-                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
+        r#"SELECT id, run_id, position, stage, template, name, spec, depends_on,
+                status AS "status: JobStatus", exit_code,
+                error_class AS "error_class: ErrorClass", reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
                 log_truncated, handed_back
-         FROM jobs WHERE run_id = $1 ORDER BY position",
+         FROM jobs WHERE run_id = $1 ORDER BY position"#,
         run_id
     )
     .fetch_all(e)
@@ -201,8 +203,8 @@ pub async fn of_run(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<JobRow>,
 pub async fn plan_rows(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<PlanRow>, sqlx::Error> {
     sqlx::query_as!(
         PlanRow,
-        r#"SELECT id, name, status, runnable_at IS NOT NULL AS "released!", depends_on, allow_failure,
-                  run_when
+        r#"SELECT id, name, status AS "status: JobStatus", runnable_at IS NOT NULL AS "released!",
+                  depends_on, allow_failure, run_when
            FROM jobs WHERE run_id = $1 ORDER BY position"#,
         run_id
     )
@@ -254,10 +256,11 @@ pub async fn plan_summary(
 pub async fn of_runs(e: impl PgExecutor<'_>, run_ids: &[Uuid]) -> Result<Vec<JobRow>, sqlx::Error> {
     sqlx::query_as!(
         JobRow,
-        "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
-                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
+        r#"SELECT id, run_id, position, stage, template, name, spec, depends_on,
+                status AS "status: JobStatus", exit_code,
+                error_class AS "error_class: ErrorClass", reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
                 log_truncated, handed_back
-         FROM jobs WHERE run_id = ANY($1) ORDER BY run_id, position",
+         FROM jobs WHERE run_id = ANY($1) ORDER BY run_id, position"#,
         run_ids
     )
     .fetch_all(e)
@@ -268,10 +271,11 @@ pub async fn of_runs(e: impl PgExecutor<'_>, run_ids: &[Uuid]) -> Result<Vec<Job
 pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
     sqlx::query_as!(
         JobRow,
-        "SELECT id, run_id, position, stage, template, name, spec, depends_on, status, exit_code,
-                error_class, reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
+        r#"SELECT id, run_id, position, stage, template, name, spec, depends_on,
+                status AS "status: JobStatus", exit_code,
+                error_class AS "error_class: ErrorClass", reason, attempt, runnable_at, runner_id, log_end, started_at, ended_at,
                 log_truncated, handed_back
-         FROM jobs WHERE id = $1",
+         FROM jobs WHERE id = $1"#,
         id
     )
     .fetch_optional(e)
@@ -298,20 +302,20 @@ pub async fn release_all(
     Ok(())
 }
 
-/// Sets a job's status without running it (`skipped`, `manual`, `canceled`).
+/// Sets a job's status without running it (`skipped`, `manual`, `canceled`); a terminal
+/// status stamps `ended_at`.
 pub async fn set_status(
     e: impl PgExecutor<'_>,
     id: Uuid,
-    status: &str,
-    terminal: bool,
+    status: JobStatus,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE jobs SET status = $2, runnable_at = NULL,
              ended_at = CASE WHEN $3 THEN now() ELSE ended_at END
          WHERE id = $1",
         id,
-        status,
-        terminal
+        status.as_str(),
+        status.is_terminal()
     )
     .execute(e)
     .await?;
@@ -332,7 +336,7 @@ pub struct Claimed {
     /// Expanded job JSON.
     pub spec: serde_json::Value,
     /// The run's status before the claim (`queued` when this claim started the run).
-    pub run_status: String,
+    pub run_status: RunStatus,
     /// The run's repo.
     pub repo: String,
     /// The run's git ref.
@@ -416,22 +420,24 @@ pub async fn claim(
                SELECT claimed.run_id, bumped.event_seq - ev.back, ev.event_type, ev.job_id, $3,
                       ev.attempt, ev.data
                FROM claimed, bumped, starts, LATERAL (VALUES
-                   (CASE WHEN starts.run_starts THEN 1 ELSE 0 END, 'job.started', claimed.id,
+                   (CASE WHEN starts.run_starts THEN 1 ELSE 0 END, $4::text, claimed.id,
                     claimed.attempt, NULL::jsonb),
-                   (0, 'run.state_changed', NULL::uuid, NULL::int4,
+                   (0, $5::text, NULL::uuid, NULL::int4,
                     jsonb_build_object('from', 'queued', 'to', 'running'))
                ) AS ev(back, event_type, job_id, attempt, data)
-               WHERE ev.event_type = 'job.started' OR starts.run_starts
+               WHERE ev.event_type = $4 OR starts.run_starts
            )
            SELECT claimed.id AS "id!", claimed.run_id AS "run_id!", claimed.attempt AS "attempt!",
                   claimed.name AS "name!", claimed.spec AS "spec!",
-                  run.status AS "run_status!", p.name AS "repo!",
+                  run.status AS "run_status!: RunStatus", p.name AS "repo!",
                   run.ref AS "git_ref!", run.commit_sha, run.clone_url,
                   run.job_count AS "run_jobs!"
            FROM claimed, run JOIN repos p ON p.id = run.repo_id"#,
         runner_id,
         lease_ms as f64,
-        actor
+        actor,
+        EventType::JobStarted.as_str(),
+        EventType::RunStateChanged.as_str()
     )
     .fetch_optional(e)
     .await
@@ -454,7 +460,7 @@ pub async fn any_runnable(e: impl PgExecutor<'_>) -> Result<bool, sqlx::Error> {
 #[derive(Debug, Clone)]
 pub struct Holding {
     /// Status.
-    pub status: String,
+    pub status: JobStatus,
     /// Current attempt.
     pub attempt: i32,
     /// Holder.
@@ -470,7 +476,9 @@ pub struct Holding {
 impl Holding {
     /// Whether `runner` still holds `attempt` of this job.
     pub fn is_held_by(&self, runner: Uuid, attempt: i32) -> bool {
-        self.status == "running" && self.attempt == attempt && self.runner_id == Some(runner)
+        self.status == JobStatus::Running
+            && self.attempt == attempt
+            && self.runner_id == Some(runner)
     }
 }
 
@@ -478,7 +486,8 @@ impl Holding {
 pub async fn holding(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Holding>, sqlx::Error> {
     sqlx::query_as!(
         Holding,
-        "SELECT status, attempt, runner_id, log_end, cancel_requested, run_id FROM jobs WHERE id = $1 FOR UPDATE",
+        r#"SELECT status AS "status: JobStatus", attempt, runner_id, log_end, cancel_requested, run_id
+           FROM jobs WHERE id = $1 FOR UPDATE"#,
         id
     )
     .fetch_optional(e)
@@ -510,11 +519,11 @@ pub async fn heartbeat(
 #[derive(Debug, Clone)]
 pub struct Outcome<'a> {
     /// `success`, `failed` or `canceled`.
-    pub status: &'a str,
+    pub status: JobStatus,
     /// Exit code.
     pub exit_code: Option<i32>,
     /// Failure class.
-    pub error_class: Option<&'a str>,
+    pub error_class: Option<ErrorClass>,
     /// Failure sentence.
     pub reason: Option<&'a str>,
     /// The runner cut the attempt's log at its limit.
@@ -539,9 +548,9 @@ pub async fn finish(
            AND ($6::uuid IS NULL
                 OR (runner_id = $6 AND attempt = $7 AND status = 'running' AND log_end = $8))",
         id,
-        o.status,
+        o.status.as_str(),
         o.exit_code,
-        o.error_class,
+        o.error_class.map(ErrorClass::as_str),
         o.reason,
         guard.map(|g| g.runner_id),
         guard.map(|g| g.attempt),

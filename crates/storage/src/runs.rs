@@ -1,6 +1,6 @@
 //! `pipeline_runs`.
 
-use gitweave_model::status::RunStatus;
+use gitweave_model::status::{RunStatus, Trigger};
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -18,10 +18,10 @@ pub struct RunRow {
     pub git_ref: String,
     /// Commit sha.
     pub commit_sha: Option<String>,
-    /// Status (wire name).
-    pub status: String,
-    /// Trigger (wire name).
-    pub trigger: String,
+    /// Status.
+    pub status: RunStatus,
+    /// How it was started.
+    pub trigger: Trigger,
     /// Templates the run was made of, in order.
     pub templates: Vec<String>,
     /// Trigger inputs.
@@ -74,7 +74,8 @@ pub async fn insert(
                                     rerun_of, job_count, started_at, ended_at, clone_url)
            VALUES ($1, $2, $3, $4, $10, $5, $6, $7, $8, $9,
                    CASE WHEN $10 <> 'queued' THEN now() END, CASE WHEN $11 THEN now() END, $13)
-           RETURNING id, repo_id, $12::text AS "repo!", ref AS git_ref, commit_sha, status, trigger,
+           RETURNING id, repo_id, $12::text AS "repo!", ref AS git_ref, commit_sha,
+                     status AS "status: RunStatus", trigger AS "trigger: Trigger",
                      templates, inputs, created_at, started_at, ended_at"#,
         r.id,
         r.repo_id,
@@ -98,7 +99,8 @@ pub async fn insert(
 pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
     sqlx::query_as!(
         RunRow,
-        r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha, r.status, r.trigger,
+        r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha,
+                  r.status AS "status: RunStatus", r.trigger AS "trigger: Trigger",
                   r.templates, r.inputs, r.created_at, r.started_at, r.ended_at
            FROM pipeline_runs r JOIN repos p ON p.id = r.repo_id
            WHERE r.id = $1"#,
@@ -110,9 +112,9 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunRow>, sql
 
 /// Locks a run's row: every change to a run and its jobs' plan happens under this lock, so
 /// two finishing jobs of one run cannot plan over each other. Returns the status.
-pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunStatus>, sqlx::Error> {
     sqlx::query_scalar!(
-        "SELECT status FROM pipeline_runs WHERE id = $1 FOR UPDATE",
+        r#"SELECT status AS "status: RunStatus" FROM pipeline_runs WHERE id = $1 FOR UPDATE"#,
         id
     )
     .fetch_optional(e)
@@ -124,8 +126,8 @@ pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sq
 pub struct Locked {
     /// The run.
     pub id: Uuid,
-    /// Status (wire name).
-    pub status: String,
+    /// Status.
+    pub status: RunStatus,
     /// A cancel was asked for.
     pub cancel_requested: bool,
 }
@@ -134,7 +136,8 @@ pub struct Locked {
 pub async fn lock_state(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Locked>, sqlx::Error> {
     sqlx::query_as!(
         Locked,
-        "SELECT id, status, cancel_requested FROM pipeline_runs WHERE id = $1 FOR UPDATE",
+        r#"SELECT id, status AS "status: RunStatus", cancel_requested
+           FROM pipeline_runs WHERE id = $1 FOR UPDATE"#,
         id
     )
     .fetch_optional(e)
@@ -148,9 +151,9 @@ pub async fn lock_of_job(
 ) -> Result<Option<Locked>, sqlx::Error> {
     sqlx::query_as!(
         Locked,
-        "SELECT id, status, cancel_requested FROM pipeline_runs
-         WHERE id = (SELECT run_id FROM jobs WHERE id = $1)
-         FOR UPDATE",
+        r#"SELECT id, status AS "status: RunStatus", cancel_requested FROM pipeline_runs
+           WHERE id = (SELECT run_id FROM jobs WHERE id = $1)
+           FOR UPDATE"#,
         job_id
     )
     .fetch_optional(e)
@@ -166,7 +169,8 @@ pub async fn list(
 ) -> Result<Vec<RunRow>, sqlx::Error> {
     sqlx::query_as!(
         RunRow,
-        r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha, r.status, r.trigger,
+        r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha,
+                  r.status AS "status: RunStatus", r.trigger AS "trigger: Trigger",
                   r.templates, r.inputs, r.created_at, r.started_at, r.ended_at
            FROM pipeline_runs r JOIN repos p ON p.id = r.repo_id
            WHERE r.repo_id = $1 AND ($2::uuid IS NULL OR r.id < $2)
@@ -185,8 +189,7 @@ pub async fn list(
 pub async fn set_status(
     e: impl PgExecutor<'_>,
     id: Uuid,
-    status: &str,
-    terminal: bool,
+    status: RunStatus,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE pipeline_runs SET status = $2,
@@ -194,8 +197,8 @@ pub async fn set_status(
              ended_at = CASE WHEN $3 THEN now() ELSE NULL END
          WHERE id = $1",
         id,
-        status,
-        terminal
+        status.as_str(),
+        status.is_terminal()
     )
     .execute(e)
     .await?;

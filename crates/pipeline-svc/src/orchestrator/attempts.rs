@@ -1,6 +1,19 @@
 //! Job attempts: handing a job to a runner, and recording how an attempt ended (with retries).
 
-use super::*;
+use super::{ACTOR, Advanced, RunTx, advance_locked};
+use crate::auth::RunnerIdentity;
+use crate::error::ApiError;
+use crate::state::AppState;
+use gitweave_api::error_code;
+use gitweave_api::runner::{Assignment, AttemptState, Checkout, FinishRequest, HandBackRequest};
+use gitweave_model::expand::ExpandedJob;
+use gitweave_model::status::{ErrorClass, EventType, JobStatus, RunStatus};
+use gitweave_storage::events::NewEvent;
+use gitweave_storage::{jobs, runs};
+use rand::Rng;
+use sqlx::PgConnection;
+use std::time::Duration;
+use uuid::Uuid;
 
 /// Claims a runner makes in one request before it waits for a wake-up.
 const CLAIM_TRIES: u32 = 4;
@@ -79,7 +92,7 @@ pub async fn claim(
 /// Refuses a write from a runner that no longer holds the attempt.
 pub fn stale(job_id: Uuid, attempt: i32) -> ApiError {
     ApiError::Conflict(
-        "stale_attempt",
+        error_code::STALE_ATTEMPT,
         format!(
             "attempt {attempt} of job {job_id} is not held by this runner (canceled, timed out or reassigned)"
         ),
@@ -111,7 +124,7 @@ pub async fn finish(
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
     let run_id = locked.id;
     let mut tx = RunTx::new(tx, run_id);
-    let ended = end_attempt(
+    let outcome = end_attempt(
         &mut tx,
         state,
         &locked,
@@ -131,6 +144,19 @@ pub async fn finish(
         },
     )
     .await?;
+    let ended = match outcome {
+        EndOutcome::Recorded(ended) => ended,
+        EndOutcome::AlreadyRecorded => {
+            // The same finish again (its answer was lost): answer what was recorded, change
+            // nothing.
+            tx.rollback().await?;
+            tracing::info!(job.id = %job_id, attempt, "repeated finish; answered as recorded");
+            return Ok(AttemptState {
+                cancel: false,
+                run_ended: locked.status.is_terminal(),
+            });
+        }
+    };
     tx.commit().await?;
     ended.after_commit(state, job_id, run_id);
     tracing::info!(job.id = %job_id, attempt, status = %ended.status, "job finished");
@@ -168,17 +194,42 @@ pub struct EndAttempt {
 /// all stored yet.
 async fn refused(conn: &mut PgConnection, job_id: Uuid, guard: &jobs::Guard) -> ApiError {
     match jobs::holding(conn, job_id).await {
-        Ok(Some(held)) if held.is_held_by(guard.runner_id, guard.attempt) => ApiError::Conflict(
-            "log_incomplete",
+        Ok(Some(held)) => refusal(job_id, &held, guard),
+        Ok(None) => ApiError::not_found("job", job_id),
+        Err(err) => err.into(),
+    }
+}
+
+/// Why a guarded write was refused, from the job as it is.
+fn refusal(job_id: Uuid, held: &jobs::Holding, guard: &jobs::Guard) -> ApiError {
+    match held {
+        held if held.is_held_by(guard.runner_id, guard.attempt) => ApiError::Conflict(
+            error_code::LOG_INCOMPLETE,
             format!(
                 "the stored log of job {} ends at byte {} but the runner sent {}; send the rest first",
                 job_id, held.log_end, guard.log_end
             ),
         ),
-        Ok(Some(_)) => stale(job_id, guard.attempt),
-        Ok(None) => ApiError::not_found("job", job_id),
-        Err(err) => err.into(),
+        _ => stale(job_id, guard.attempt),
     }
+}
+
+/// Whether `held` shows that this runner's end of `guard.attempt` is already recorded: the
+/// attempt is still the job's current one, still names this runner, and has ended.
+fn already_recorded(held: &jobs::Holding, guard: &jobs::Guard) -> bool {
+    held.attempt == guard.attempt
+        && held.runner_id == Some(guard.runner_id)
+        && held.status != JobStatus::Running
+}
+
+/// What [`end_attempt`] did.
+#[derive(Debug, Clone, Copy)]
+pub enum EndOutcome {
+    /// The end was recorded now.
+    Recorded(Ended),
+    /// The same runner reported the end of this attempt before and it is recorded (a
+    /// repeated request whose answer was lost); nothing changed.
+    AlreadyRecorded,
 }
 
 /// What [`end_attempt`] did; apply [`Ended::after_commit`] once committed.
@@ -216,15 +267,17 @@ impl Ended {
 }
 
 /// Records the end of an attempt with its event, retries it when its policy allows (never
-/// under a cancel), and re-plans the run. The caller holds the run's lock.
+/// under a cancel), and re-plans the run. The caller holds the run's lock. A guarded end that
+/// the same runner already reported is [`EndOutcome::AlreadyRecorded`]; any other refused
+/// one is an error (`stale_attempt`, `log_incomplete`).
 pub async fn end_attempt(
     tx: &mut RunTx,
     state: &AppState,
     run: &runs::Locked,
     e: EndAttempt,
-) -> Result<Ended, ApiError> {
+) -> Result<EndOutcome, ApiError> {
     let canceling = run.cancel_requested;
-    let current = run_status(run.id, &run.status)?;
+    let current = run.status;
     let status = match e.class {
         None => JobStatus::Success,
         Some(ErrorClass::Canceled) => JobStatus::Canceled,
@@ -251,9 +304,9 @@ pub async fn end_attempt(
         &mut **tx,
         e.job_id,
         &jobs::Outcome {
-            status: status.as_str(),
+            status,
             exit_code: e.exit_code,
-            error_class: e.class.map(ErrorClass::as_str),
+            error_class: e.class,
             reason: reason.as_deref(),
             log_truncated: e.log_truncated,
         },
@@ -263,21 +316,26 @@ pub async fn end_attempt(
     if let Some(guard) = &e.guard
         && !recorded
     {
-        return Err(refused(tx, e.job_id, guard).await);
+        let held = jobs::holding(&mut **tx, e.job_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job", e.job_id))?;
+        if already_recorded(&held, guard) {
+            return Ok(EndOutcome::AlreadyRecorded);
+        }
+        return Err(refusal(e.job_id, &held, guard));
     }
     let event_type = match status {
-        JobStatus::Success => "job.succeeded",
-        JobStatus::Canceled => "job.canceled",
-        _ => "job.failed",
+        JobStatus::Success => EventType::JobSucceeded,
+        JobStatus::Canceled => EventType::JobCanceled,
+        _ => EventType::JobFailed,
     };
     tx.record(NewEvent {
-        event_type,
         job_id: Some(e.job_id),
-        actor: e.actor.clone(),
         attempt: Some(e.attempt),
-        error_class: e.class.map(ErrorClass::as_str),
+        error_class: e.class,
         reason,
         data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
+        ..NewEvent::new(event_type, e.actor.clone())
     });
     let retry = !canceling
         && failed
@@ -295,18 +353,16 @@ pub async fn end_attempt(
     if let (Some(delay), Some((_, spec, _))) = (retry_after, &failed) {
         jobs::requeue(&mut **tx, e.job_id, delay.as_millis() as i64).await?;
         tx.record(NewEvent {
-            event_type: "job.retried",
             job_id: Some(e.job_id),
-            actor: ACTOR.to_owned(),
             attempt: Some(e.attempt + 1),
-            error_class: e.class.map(ErrorClass::as_str),
+            error_class: e.class,
             reason: Some(format!(
                 "attempt {} of {} in {} ms",
                 e.attempt + 1,
                 spec.retry.max + 1,
                 delay.as_millis()
             )),
-            ..Default::default()
+            ..NewEvent::new(EventType::JobRetried, ACTOR)
         });
     }
     if let Some((name, spec, _)) = &failed
@@ -315,23 +371,21 @@ pub async fn end_attempt(
     {
         // A hard gate: fail-closed skips everything downstream of this job.
         tx.record(NewEvent {
-            event_type: "gate.failed",
             job_id: Some(e.job_id),
-            actor: ACTOR.to_owned(),
             attempt: Some(e.attempt),
-            error_class: e.class.map(ErrorClass::as_str),
+            error_class: e.class,
             reason: Some(format!(
                 "{name} failed; every job that depends on it is skipped"
             )),
-            ..Default::default()
+            ..NewEvent::new(EventType::GateFailed, ACTOR)
         });
     }
     let advanced = advance_locked(tx, current, ACTOR).await?;
-    Ok(Ended {
+    Ok(EndOutcome::Recorded(Ended {
         status: if retry { JobStatus::Queued } else { status },
         retry_after,
         advanced,
-    })
+    }))
 }
 
 /// Takes back an attempt its stopping runner could not finish within its grace
@@ -358,7 +412,7 @@ pub async fn hand_back(
         log_end: req.log_end,
     };
     if locked.cancel_requested {
-        let ended = end_attempt(
+        let outcome = end_attempt(
             &mut tx,
             state,
             &locked,
@@ -374,23 +428,24 @@ pub async fn hand_back(
             },
         )
         .await?;
-        tx.commit().await?;
-        ended.after_commit(state, job_id, run_id);
+        // A repeated hand-back whose first try ended the attempt as canceled: done already.
+        if let EndOutcome::Recorded(ended) = outcome {
+            tx.commit().await?;
+            ended.after_commit(state, job_id, run_id);
+        }
         return Ok(());
     }
     if !jobs::hand_back(&mut *tx, job_id, &guard).await? {
         return Err(refused(&mut tx, job_id, &guard).await);
     }
     tx.record(NewEvent {
-        event_type: EventType::JobHandedBack.as_str(),
         job_id: Some(job_id),
-        actor: runner.actor(),
         attempt: Some(attempt),
         reason: Some(format!(
             "runner {} stopped before attempt {attempt} ended; queued for a new attempt",
             runner.name
         )),
-        ..Default::default()
+        ..NewEvent::new(EventType::JobHandedBack, runner.actor())
     });
     tx.commit().await?;
     state.job_changed(job_id);

@@ -1,6 +1,13 @@
 //! What people do to runs and jobs: cancel, approve, rerun.
 
-use super::*;
+use super::{RunTx, TriggerParams, Triggered, advance, trigger};
+use crate::error::ApiError;
+use crate::state::AppState;
+use gitweave_model::status::{EventType, JobStatus, Trigger};
+use gitweave_storage::events::NewEvent;
+use gitweave_storage::{jobs, runs};
+use std::collections::BTreeMap;
+use uuid::Uuid;
 
 /// Cancels a run: jobs not started are canceled now, running ones are told to stop.
 pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), ApiError> {
@@ -8,7 +15,6 @@ pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), A
     let Some(status) = runs::lock(&mut *tx, run_id).await? else {
         return Err(ApiError::not_found("run", run_id));
     };
-    let status = run_status(run_id, &status)?;
     if status.is_terminal() {
         return Err(ApiError::Conflict(
             "run_ended",
@@ -17,7 +23,7 @@ pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), A
     }
     runs::request_cancel(&mut *tx, run_id).await?;
     for j in jobs::plan_rows(&mut *tx, run_id).await? {
-        if j.status == JobStatus::Running.as_str() {
+        if j.status == JobStatus::Running {
             jobs::request_cancel(&mut *tx, j.id).await?;
         }
     }
@@ -47,11 +53,9 @@ pub async fn approve(
         ));
     }
     tx.record(NewEvent {
-        event_type: "job.manual_approved",
         job_id: Some(job_id),
-        actor: actor.to_owned(),
         reason: Some(reason.unwrap_or("approved").to_owned()),
-        ..Default::default()
+        ..NewEvent::new(EventType::JobManualApproved, actor)
     });
     advance(&mut tx, actor).await?;
     tx.commit().await?;

@@ -1,7 +1,14 @@
 //! Re-planning a run under its row lock: applying `gitweave_model::plan`, moving the run's
 //! status, and settling a cancel.
 
-use super::*;
+use super::RunTx;
+use crate::error::ApiError;
+use gitweave_model::plan::{self, Action, JobState, Node};
+use gitweave_model::status::{EventType, JobStatus, RunStatus};
+use gitweave_model::template::When;
+use gitweave_storage::events::NewEvent;
+use gitweave_storage::{jobs, runs};
+use uuid::Uuid;
 
 /// What [`advance`] did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,12 +19,8 @@ pub struct Advanced {
     pub run_status: Option<RunStatus>,
 }
 
-fn state_of(j: &jobs::PlanRow) -> Result<JobState, ApiError> {
-    let status: JobStatus = j
-        .status
-        .parse()
-        .map_err(|_| ApiError::Internal(format!("job {} has unknown status {}", j.id, j.status)))?;
-    Ok(match status {
+fn state_of(j: &jobs::PlanRow) -> JobState {
+    match j.status {
         JobStatus::Queued if j.released => JobState::Released,
         JobStatus::Queued => JobState::Pending,
         JobStatus::Running => JobState::Running,
@@ -26,7 +29,7 @@ fn state_of(j: &jobs::PlanRow) -> Result<JobState, ApiError> {
         JobStatus::Failed => JobState::Failed,
         JobStatus::Canceled => JobState::Canceled,
         JobStatus::Skipped => JobState::Skipped,
-    })
+    }
 }
 
 /// Re-plans a run under its row lock: releases, skips, and moves the run's status, each with
@@ -36,7 +39,6 @@ pub async fn advance(tx: &mut RunTx, actor: &str) -> Result<Advanced, ApiError> 
     let Some(current) = runs::lock(&mut **tx, run_id).await? else {
         return Err(ApiError::not_found("run", run_id));
     };
-    let current = run_status(run_id, &current)?;
     advance_locked(tx, current, actor).await
 }
 
@@ -81,7 +83,7 @@ pub async fn advance_locked(
         rows.iter()
             .map(|j| {
                 Ok(Node {
-                    state: state_of(j)?,
+                    state: state_of(j),
                     depends_on: j.depends_on.iter().map(|&d| d as usize).collect(),
                     allow_failure: j.allow_failure,
                     when: j.run_when.parse::<When>().map_err(|e| {
@@ -91,22 +93,24 @@ pub async fn advance_locked(
             })
             .collect::<Result<_, ApiError>>()?;
     let step = plan::advance(&nodes);
+    // The states the planner decided on: a job skipped in this step may be why a later one is.
+    let after = step.applied(&nodes);
     let mut released = Vec::new();
     for &action in &step.actions {
         let job = &rows[action.job()];
         match action {
             Action::Release(_) => released.push(job.id),
             Action::AwaitApproval(_) => {
-                jobs::set_status(&mut **tx, job.id, JobStatus::Manual.as_str(), false).await?;
+                jobs::set_status(&mut **tx, job.id, JobStatus::Manual).await?;
             }
             Action::Skip(_) => {
-                jobs::set_status(&mut **tx, job.id, JobStatus::Skipped.as_str(), true).await?;
+                jobs::set_status(&mut **tx, job.id, JobStatus::Skipped).await?;
             }
         }
         let blockers = || {
-            job.depends_on
-                .iter()
-                .filter_map(|&d| rows.get(d as usize))
+            plan::blockers(&after, action.job())
+                .into_iter()
+                .filter_map(|d| rows.get(d))
                 .map(|d| d.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -135,7 +139,7 @@ pub async fn set_run_status(
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
     let run_id = tx.run_id();
-    runs::set_status(&mut **tx, run_id, to.as_str(), to.is_terminal()).await?;
+    runs::set_status(&mut **tx, run_id, to).await?;
     tx.record(run_status_event(from, to, actor, reason));
     if to.is_terminal() {
         tx.record(run_completed_event(to, actor));
@@ -151,21 +155,17 @@ pub(super) fn run_status_event(
     reason: Option<&str>,
 ) -> NewEvent {
     NewEvent {
-        event_type: "run.state_changed",
-        actor: actor.to_owned(),
         reason: reason.map(str::to_owned),
         data: Some(serde_json::json!({ "from": from.as_str(), "to": to.as_str() })),
-        ..Default::default()
+        ..NewEvent::new(EventType::RunStateChanged, actor)
     }
 }
 
 /// `run.completed`, the last event of a run that ended `status`.
 pub(super) fn run_completed_event(status: RunStatus, actor: &str) -> NewEvent {
     NewEvent {
-        event_type: "run.completed",
-        actor: actor.to_owned(),
         reason: Some(status.as_str().to_owned()),
-        ..Default::default()
+        ..NewEvent::new(EventType::RunCompleted, actor)
     }
 }
 
@@ -179,18 +179,19 @@ pub(super) fn action_event(
 ) -> Option<NewEvent> {
     let (event_type, reason) = match action {
         Action::Release(_) => return None,
-        Action::AwaitApproval(_) => ("job.manual", "waiting for approval (when: manual)".into()),
+        Action::AwaitApproval(_) => (
+            EventType::JobManual,
+            "waiting for approval (when: manual)".into(),
+        ),
         Action::Skip(_) => (
-            "job.skipped",
+            EventType::JobSkipped,
             format!("upstream did not succeed ({})", blockers()),
         ),
     };
     Some(NewEvent {
-        event_type,
         job_id: Some(id),
-        actor: actor.to_owned(),
         reason: Some(reason),
-        ..Default::default()
+        ..NewEvent::new(event_type, actor)
     })
 }
 
@@ -204,15 +205,13 @@ async fn settle_cancel(
 ) -> Result<Advanced, ApiError> {
     let mut running = false;
     for j in rows {
-        match state_of(j)? {
+        match state_of(j) {
             JobState::Pending | JobState::Released | JobState::Manual => {
-                jobs::set_status(&mut **tx, j.id, JobStatus::Canceled.as_str(), true).await?;
+                jobs::set_status(&mut **tx, j.id, JobStatus::Canceled).await?;
                 tx.record(NewEvent {
-                    event_type: "job.canceled",
                     job_id: Some(j.id),
-                    actor: actor.to_owned(),
                     reason: Some("the run was canceled before the job started".into()),
-                    ..Default::default()
+                    ..NewEvent::new(EventType::JobCanceled, actor)
                 });
             }
             JobState::Running => running = true,

@@ -1,6 +1,11 @@
 //! Taking back the attempts of runners that stopped renewing their lease.
 
-use super::*;
+use super::{ACTOR, EndAttempt, EndOutcome, RunTx, end_attempt};
+use crate::error::ApiError;
+use crate::state::AppState;
+use gitweave_model::status::{ErrorClass, EventType, JobStatus};
+use gitweave_storage::events::NewEvent;
+use gitweave_storage::{jobs, runs};
 
 /// Fails (or retries) the attempts whose runner stopped renewing their lease, with a
 /// `runner.lost` event. Returns how many were taken back.
@@ -16,7 +21,7 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
         let Some(held) = jobs::holding(&mut *tx, e.id).await? else {
             continue;
         };
-        if held.status != JobStatus::Running.as_str() || held.attempt != e.attempt {
+        if held.status != JobStatus::Running || held.attempt != e.attempt {
             continue;
         }
         let still_expired = jobs::expired(&mut *tx, 1_000)
@@ -32,13 +37,11 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
             e.attempt
         );
         tx.record(NewEvent {
-            event_type: "runner.lost",
             job_id: Some(e.id),
-            actor: ACTOR.to_owned(),
             attempt: Some(e.attempt),
-            error_class: Some(ErrorClass::RunnerFailure.as_str()),
+            error_class: Some(ErrorClass::RunnerFailure),
             reason: Some(reason.clone()),
-            ..Default::default()
+            ..NewEvent::new(EventType::RunnerLost, ACTOR)
         });
         let outcome = end_attempt(
             &mut tx,
@@ -56,6 +59,10 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
             },
         )
         .await?;
+        // Unguarded: the reaper's end is always recorded.
+        let EndOutcome::Recorded(outcome) = outcome else {
+            continue;
+        };
         tx.commit().await?;
         outcome.after_commit(state, e.id, e.run_id);
         tracing::warn!(job.id = %e.id, attempt = e.attempt, runner.name = runner, "runner lost; attempt taken back");

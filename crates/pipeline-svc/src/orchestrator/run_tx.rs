@@ -1,7 +1,11 @@
 //! A transaction that changes one run, with the events that record its changes.
 
-use super::*;
+use crate::error::ApiError;
+use crate::state::AppState;
+use gitweave_storage::events::{self, NewEvent};
+use sqlx::PgConnection;
 use std::ops::{Deref, DerefMut};
+use uuid::Uuid;
 
 /// A transaction on one run that collects the events of what it changes and writes them, in
 /// the order they were recorded, in one statement as it commits: the events commit with the

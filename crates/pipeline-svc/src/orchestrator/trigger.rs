@@ -348,20 +348,16 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
     }
     let job_rows = jobs::insert_all(&mut *tx, run_id, &new_jobs).await?;
     tx.record(NewEvent {
-        event_type: "run.created",
-        actor: p.actor.clone(),
         reason: Some(format!(
             "{} trigger of {} at {git_ref}",
             p.trigger, repo.name
         )),
-        ..Default::default()
+        ..NewEvent::new(EventType::RunCreated, &p.actor)
     });
     for id in &job_ids {
         tx.record(NewEvent {
-            event_type: "job.queued",
             job_id: Some(*id),
-            actor: p.actor.clone(),
-            ..Default::default()
+            ..NewEvent::new(EventType::JobQueued, &p.actor)
         });
     }
     // The first plan step's events, in the order re-planning records them.

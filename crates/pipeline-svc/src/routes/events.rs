@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use gitweave_api::public::Event;
-use gitweave_model::status::RunStatus;
+use gitweave_model::status::EventType;
 use gitweave_storage::{events, runs};
 use http::HeaderMap;
 use std::time::Duration;
@@ -32,13 +32,13 @@ struct EventsQuery {
 fn view(e: events::EventRow) -> Event {
     Event {
         seq: e.seq,
-        event_type: e.event_type,
+        event_type: e.event_type.as_str().to_owned(),
         run_id: e.run_id,
         job_id: e.job_id,
         timestamp_utc: e.timestamp_utc,
         actor: e.actor,
         attempt: e.attempt,
-        error_class: e.error_class,
+        error_class: e.error_class.map(|c| c.as_str().to_owned()),
         reason: e.reason,
         data: e.data,
     }
@@ -129,8 +129,8 @@ async fn list(
                     f.after = last.seq;
                     let mut out = String::new();
                     for e in rows {
+                        f.completed |= e.event_type == EventType::RunCompleted;
                         let e = view(e);
-                        f.completed |= e.event_type == "run.completed";
                         let json = serde_json::to_string(&e).unwrap_or_default();
                         if sse {
                             out.push_str(&format!(
@@ -150,10 +150,7 @@ async fn list(
                 if !f.asked {
                     f.asked = true;
                     let ended = match runs::get(&f.state.pool, run_id).await {
-                        Ok(Some(r)) => r
-                            .status
-                            .parse::<RunStatus>()
-                            .is_ok_and(RunStatus::is_terminal),
+                        Ok(Some(r)) => r.status.is_terminal(),
                         Ok(None) => true,
                         Err(e) => {
                             f.done = true;

@@ -13,7 +13,6 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use gitweave_api::public::{Job, LogChunk, LogsPage};
 use gitweave_model::logs::{self, PageRequest};
-use gitweave_model::status::JobStatus;
 use gitweave_storage::jobs::{self, JobRow};
 use gitweave_storage::logs as stored_logs;
 use std::time::Duration;
@@ -43,9 +42,7 @@ async fn show(
 }
 
 fn is_ended(job: &JobRow) -> bool {
-    job.status
-        .parse::<JobStatus>()
-        .is_ok_and(JobStatus::is_terminal)
+    job.status.is_terminal()
 }
 
 /// Which attempt's log, and whether that log can still grow.

@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_api::runner::{
     AttemptState, ClaimRequest, FinishRequest, HandBackRequest, LogAck, RegisterRequest,
     RegisterResponse,
 };
-use gitweave_storage::{jobs, logs, runners, runs};
+use gitweave_storage::{jobs, logs, runners};
 use http::{HeaderMap, StatusCode};
 use rand::Rng;
 use std::time::Duration;
@@ -166,18 +167,11 @@ fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {
     let id = parse_id("job", id)?;
     if attempt < 1 {
         return Err(ApiError::BadRequest(
-            "bad_attempt",
+            error_code::BAD_ATTEMPT,
             "attempt must be 1 or more".into(),
         ));
     }
     Ok((id, attempt))
-}
-
-async fn run_ended(state: &AppState, run_id: Uuid) -> Result<bool, ApiError> {
-    Ok(runs::get(&state.pool, run_id)
-        .await?
-        .and_then(|r| r.status.parse::<gitweave_model::status::RunStatus>().ok())
-        .is_some_and(|s| s.is_terminal()))
 }
 
 async fn heartbeat(
@@ -266,7 +260,7 @@ async fn ack_current(
         }));
     }
     Err(ApiError::Conflict(
-        "log_offset_mismatch",
+        error_code::LOG_OFFSET_MISMATCH,
         format!(
             "chunk at offset {offset} does not continue the stored log of job {id}, which ends at {}",
             held.log_end
@@ -284,29 +278,14 @@ async fn finish(
     let (id, attempt) = ids(&id, attempt)?;
     let body = body.map_err(body_error)?;
     let req: Option<FinishRequest> = parse_json(&body)?;
-    let req = req
-        .ok_or_else(|| ApiError::BadRequest("missing_body", "a finish body is required".into()))?;
-    match orchestrator::finish(&state, &runner, id, attempt, &req).await {
-        Ok(s) => Ok(Json(s)),
-        // A finish that is retried after its first try committed: answer as before.
-        Err(ApiError::Conflict("stale_attempt", m)) => {
-            let job = jobs::get(&state.pool, id).await?;
-            match job {
-                Some(j)
-                    if j.attempt == attempt
-                        && j.runner_id == Some(runner.id)
-                        && j.status != "running" =>
-                {
-                    Ok(Json(AttemptState {
-                        cancel: false,
-                        run_ended: run_ended(&state, j.run_id).await?,
-                    }))
-                }
-                _ => Err(ApiError::Conflict("stale_attempt", m)),
-            }
-        }
-        Err(e) => Err(e),
-    }
+    let req = req.ok_or_else(|| {
+        ApiError::BadRequest(error_code::MISSING_BODY, "a finish body is required".into())
+    })?;
+    // A finish repeated after its first try committed is answered as recorded, by the
+    // orchestrator.
+    Ok(Json(
+        orchestrator::finish(&state, &runner, id, attempt, &req).await?,
+    ))
 }
 
 async fn hand_back(
