@@ -86,12 +86,10 @@ pub fn stale(job_id: Uuid, attempt: i32) -> ApiError {
     )
 }
 
-/// Exponential backoff with ±10% jitter: base·2^(attempt−1), at most 60 s.
+/// Exponential backoff with ±10% jitter: base·2^(attempt−1), at most 60 s
+/// ([`gitweave_model::backoff::retry_delay`], with a fresh random draw).
 pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
-    let exp = base.saturating_mul(1u32 << (attempt.clamp(1, 16) - 1) as u32);
-    let capped = exp.min(Duration::from_secs(60));
-    let jitter = rand::rng().random_range(0.9..=1.1);
-    capped.mul_f64(jitter)
+    gitweave_model::backoff::retry_delay(base, attempt, rand::rng().random_range(0.0..=1.0))
 }
 
 /// Records the end of an attempt reported by the runner holding it.
