@@ -31,9 +31,7 @@ pub fn retry_delay(base: Duration, attempt: i32, unit: f64) -> Duration {
     };
     let factor = 1.0 + JITTER * (2.0 * unit - 1.0);
     // The nominal delay is at most a minute, so the product cannot overflow.
-    nominal_delay(base, attempt)
-        .mul_f64(factor)
-        .min(MAX_DELAY)
+    nominal_delay(base, attempt).mul_f64(factor).min(MAX_DELAY)
 }
 
 #[cfg(test)]

@@ -184,6 +184,8 @@ async fn refused(conn: &mut PgConnection, job_id: Uuid, guard: &jobs::Guard) -> 
 pub struct Ended {
     /// The job's status now (`queued` when retried).
     pub status: JobStatus,
+    /// How the attempt ended (`failed` also when it is retried).
+    pub attempt_status: JobStatus,
     /// When retried: the backoff.
     pub retry_after: Option<Duration>,
     /// The re-plan.
@@ -197,7 +199,7 @@ impl Ended {
         state.run_changed(run_id);
         state.metrics.inc(
             "gitweave_jobs_finished_total",
-            &format!("status=\"{}\"", self.status.as_str()),
+            &format!("status=\"{}\"", self.attempt_status.as_str()),
         );
         if self.advanced.released > 0 {
             state.wake_runners(self.advanced.released);
@@ -327,6 +329,7 @@ pub async fn end_attempt(
     let advanced = advance_locked(tx, current, ACTOR).await?;
     Ok(Ended {
         status: if retry { JobStatus::Queued } else { status },
+        attempt_status: status,
         retry_after,
         advanced,
     })
