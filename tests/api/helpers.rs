@@ -106,6 +106,8 @@ pub struct TestApp {
     pub prefix: String,
     /// `Authorization` to send to the gateway.
     pub token: Option<String>,
+    /// The test's database (for what the API does not show, e.g. a job's stored `reason`).
+    pub db_url: String,
     stops: Vec<(
         oneshot::Sender<()>,
         tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -279,7 +281,7 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
     init_logs();
     let mut stops = Vec::new();
 
-    let mut pconfig = pipeline_svc::Config::for_database(db_url);
+    let mut pconfig = pipeline_svc::Config::for_database(db_url.clone());
     pconfig.runner_registration_token = opts.registration_token.clone();
     // pipeline-svc asks for the gateway's token itself (SPEC §15).
     pconfig.api_token = opts.api_token.clone();
@@ -379,6 +381,7 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
         runner_name,
         prefix,
         token: opts.api_token,
+        db_url,
         stops,
     }
 }
@@ -591,22 +594,60 @@ impl TestApp {
             .collect()
     }
 
-    /// Checks that replaying a run's events gives its stored state.
+    /// Checks that replaying a run's events gives its whole stored state: the run's status and
+    /// timestamps, and each job's status, attempt, exit code, error class, stored reason and
+    /// timestamps.
     pub async fn assert_replays(&self, run: Uuid) {
         let stored = self.run(run).await;
         let events = self.events(run).await;
         let replayed = gitweave_api::replay::replay(&events).expect("events replay");
         assert_eq!(replayed.status, stored.status, "run status from events");
+        assert_eq!(
+            (replayed.created_at, replayed.started_at, replayed.ended_at),
+            (Some(stored.created_at), stored.started_at, stored.ended_at),
+            "run created/started/ended from events"
+        );
         assert_eq!(replayed.jobs.len(), stored.jobs.len());
+        let reasons = self.stored_reasons(run).await;
         for j in &stored.jobs {
             let r = replayed.jobs.get(&j.id).expect("every job has events");
             assert_eq!(
-                (r.status, r.attempt),
-                (j.status, j.attempt),
-                "job {} from events",
+                (r.status, r.attempt, r.exit_code, r.error_class),
+                (j.status, j.attempt, j.exit_code, j.error_class),
+                "job {} (status, attempt, exit code, error class) from events",
+                j.name
+            );
+            assert_eq!(
+                (r.started_at, r.ended_at),
+                (j.started_at, j.ended_at),
+                "job {} started/ended from events",
+                j.name
+            );
+            assert_eq!(
+                r.reason.as_ref(),
+                reasons.get(&j.id).and_then(Option::as_ref),
+                "job {} reason from events",
                 j.name
             );
         }
+    }
+
+    /// Each job's stored `reason` (not part of the public job view).
+    pub async fn stored_reasons(
+        &self,
+        run: Uuid,
+    ) -> std::collections::HashMap<Uuid, Option<String>> {
+        use sqlx::Connection as _;
+        let mut db = sqlx::PgConnection::connect(&self.db_url)
+            .await
+            .expect("connect to the test database");
+        let rows: Vec<(Uuid, Option<String>)> =
+            sqlx::query_as("SELECT id, reason FROM jobs WHERE run_id = $1")
+                .bind(run)
+                .fetch_all(&mut db)
+                .await
+                .expect("jobs' reasons");
+        rows.into_iter().collect()
     }
 
     /// Waits until this test's runner has removed its containers and workspace volumes (it

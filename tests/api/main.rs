@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod cancel_grace;
 mod containment;
 mod execution;
 mod faults;
@@ -17,6 +18,7 @@ mod health;
 mod hooks;
 mod limits;
 mod logs;
+mod metrics;
 mod orchestration;
 mod pipeline_access;
 mod raw_http;

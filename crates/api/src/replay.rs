@@ -2,12 +2,13 @@
 //! reproduces its stored state"). Used by tests to check that claim, and by the CLI summary.
 
 use crate::public::Event;
-use gitweave_model::status::{EventType, JobStatus, RunStatus};
+use gitweave_model::status::{ErrorClass, EventType, JobStatus, RunStatus};
 use std::collections::BTreeMap;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// What the events say about one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobReplay {
     /// Status.
     pub status: JobStatus,
@@ -15,6 +16,18 @@ pub struct JobReplay {
     pub attempt: i32,
     /// Retries scheduled.
     pub retries: u32,
+    /// The last ended attempt's exit code (cleared when an attempt starts).
+    pub exit_code: Option<i32>,
+    /// The last ended attempt's error class (cleared when an attempt starts).
+    pub error_class: Option<ErrorClass>,
+    /// The last ended attempt's reason, as stored with its outcome (cleared when an attempt
+    /// starts; the reasons of skips, manual gates and cancels before a start are in their
+    /// events only).
+    pub reason: Option<String>,
+    /// When the current attempt started.
+    pub started_at: Option<OffsetDateTime>,
+    /// When the job ended (cleared when it is queued again).
+    pub ended_at: Option<OffsetDateTime>,
 }
 
 /// What the events say about a run.
@@ -26,6 +39,12 @@ pub struct RunReplay {
     pub jobs: BTreeMap<Uuid, JobReplay>,
     /// Jobs whose failure failed the run (`gate.failed`).
     pub gate_failures: Vec<Uuid>,
+    /// When it was created (`run.created`).
+    pub created_at: Option<OffsetDateTime>,
+    /// When it first left `queued`.
+    pub started_at: Option<OffsetDateTime>,
+    /// When it ended.
+    pub ended_at: Option<OffsetDateTime>,
 }
 
 /// Why events could not be replayed.
@@ -53,6 +72,12 @@ pub enum ReplayError {
         /// Event seq.
         seq: i64,
     },
+    /// An attempt's end with an unknown error class, or a non-integer exit code.
+    #[error("event {seq} ends an attempt with an unknown error class or exit code")]
+    BadOutcome {
+        /// Event seq.
+        seq: i64,
+    },
 }
 
 /// Folds events (in `seq` order) into the state they describe.
@@ -61,6 +86,9 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
         status: RunStatus::Queued,
         jobs: BTreeMap::new(),
         gate_failures: Vec::new(),
+        created_at: None,
+        started_at: None,
+        ended_at: None,
     };
     for (i, e) in events.iter().enumerate() {
         let expected = i as i64 + 1;
@@ -87,8 +115,17 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
                         status: JobStatus::Queued,
                         attempt: 0,
                         retries: 0,
+                        exit_code: None,
+                        error_class: None,
+                        reason: None,
+                        started_at: None,
+                        ended_at: None,
                     },
                 );
+                continue;
+            }
+            EventType::RunCreated => {
+                run.created_at = Some(e.timestamp_utc);
                 continue;
             }
             EventType::RunStateChanged => {
@@ -98,6 +135,10 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
                     .and_then(|d| d["to"].as_str())
                     .and_then(|s| s.parse().ok())
                     .ok_or(ReplayError::BadStatus { seq: e.seq })?;
+                if run.status != RunStatus::Queued && run.started_at.is_none() {
+                    run.started_at = Some(e.timestamp_utc);
+                }
+                run.ended_at = run.status.is_terminal().then_some(e.timestamp_utc);
                 continue;
             }
             EventType::GateFailed => {
@@ -112,19 +153,29 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
             EventType::JobStarted => {
                 job.status = JobStatus::Running;
                 job.attempt = e.attempt.unwrap_or(job.attempt + 1);
+                job.started_at = Some(e.timestamp_utc);
+                (job.ended_at, job.exit_code, job.error_class, job.reason) =
+                    (None, None, None, None);
             }
-            EventType::JobSucceeded => job.status = JobStatus::Success,
-            EventType::JobFailed => job.status = JobStatus::Failed,
-            EventType::JobCanceled => job.status = JobStatus::Canceled,
-            EventType::JobSkipped => job.status = JobStatus::Skipped,
+            EventType::JobSucceeded => end(job, JobStatus::Success, e)?,
+            EventType::JobFailed => end(job, JobStatus::Failed, e)?,
+            EventType::JobCanceled => end(job, JobStatus::Canceled, e)?,
+            EventType::JobSkipped => {
+                job.status = JobStatus::Skipped;
+                job.ended_at = Some(e.timestamp_utc);
+            }
             EventType::JobManual => job.status = JobStatus::Manual,
             EventType::JobManualApproved => job.status = JobStatus::Queued,
             EventType::JobRetried => {
                 job.status = JobStatus::Queued;
                 job.retries += 1;
+                job.ended_at = None;
             }
             // Queued again for a new attempt; not a retry.
-            EventType::JobHandedBack => job.status = JobStatus::Queued,
+            EventType::JobHandedBack => {
+                job.status = JobStatus::Queued;
+                job.ended_at = None;
+            }
             // runner.lost is followed by job.failed or job.retried, which carry the change;
             // an artifact changes no status; the others were handled above.
             EventType::RunnerLost
@@ -139,11 +190,38 @@ pub fn replay(events: &[Event]) -> Result<RunReplay, ReplayError> {
     Ok(run)
 }
 
+/// A job's end. An event with an attempt ends that attempt and carries its outcome (exit code
+/// in `data`, class, reason); one without (a job canceled before it started) only ends it.
+fn end(job: &mut JobReplay, status: JobStatus, e: &Event) -> Result<(), ReplayError> {
+    job.status = status;
+    job.ended_at = Some(e.timestamp_utc);
+    if e.attempt.is_none() {
+        return Ok(());
+    }
+    let bad = || ReplayError::BadOutcome { seq: e.seq };
+    job.error_class = e
+        .error_class
+        .as_deref()
+        .map(|c| c.parse().map_err(|_| bad()))
+        .transpose()?;
+    job.exit_code = match e.data.as_ref().map(|d| &d["exit_code"]) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .and_then(|c| i32::try_from(c).ok())
+                .ok_or_else(bad)?,
+        ),
+    };
+    job.reason.clone_from(&e.reason);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{JobReplay, replay};
     use crate::public::Event;
-    use gitweave_model::status::{EventType, JobStatus};
+    use gitweave_model::status::{ErrorClass, EventType, JobStatus};
+    use serde_json::json;
     use time::OffsetDateTime;
     use uuid::Uuid;
 
@@ -177,6 +255,11 @@ mod tests {
                 status: JobStatus::Queued,
                 attempt: 1,
                 retries: 0,
+                exit_code: None,
+                error_class: None,
+                reason: None,
+                started_at: Some(OffsetDateTime::UNIX_EPOCH),
+                ended_at: None,
             }
         );
         let mut more = events.to_vec();
@@ -186,6 +269,98 @@ mod tests {
         assert_eq!(
             (r.jobs[&job].status, r.jobs[&job].attempt),
             (JobStatus::Success, 2)
+        );
+    }
+
+    fn at(e: Event, secs: i64) -> Event {
+        Event {
+            timestamp_utc: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(secs),
+            ..e
+        }
+    }
+
+    #[test]
+    fn outcomes_and_timestamps_follow_the_attempts() {
+        let (run, job) = (Uuid::nil(), Uuid::from_u128(1));
+        let state = |seq, to: &str| Event {
+            job_id: None,
+            data: Some(json!({ "to": to })),
+            ..event(seq, EventType::RunStateChanged, run, job, None)
+        };
+        let failed = Event {
+            error_class: Some("exit_code".into()),
+            reason: Some("exit code 3".into()),
+            data: Some(json!({ "exit_code": 3 })),
+            ..event(5, EventType::JobFailed, run, job, Some(1))
+        };
+        let events = [
+            at(
+                Event {
+                    job_id: None,
+                    ..event(1, EventType::RunCreated, run, job, None)
+                },
+                1,
+            ),
+            at(event(2, EventType::JobQueued, run, job, None), 1),
+            at(event(3, EventType::JobStarted, run, job, Some(1)), 2),
+            at(state(4, "running"), 2),
+            at(failed, 3),
+            at(event(6, EventType::JobRetried, run, job, Some(2)), 3),
+        ];
+        let r = replay(&events).expect("replays");
+        let t = |s| Some(OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s));
+        assert_eq!((r.created_at, r.started_at, r.ended_at), (t(1), t(2), None));
+        let j = &r.jobs[&job];
+        assert_eq!(
+            (j.status, j.exit_code, j.error_class, j.reason.as_deref()),
+            (
+                JobStatus::Queued,
+                Some(3),
+                Some(ErrorClass::ExitCode),
+                Some("exit code 3")
+            )
+        );
+        assert_eq!((j.started_at, j.ended_at, j.retries), (t(2), None, 1));
+        let mut more = events.to_vec();
+        more.push(at(event(7, EventType::JobStarted, run, job, Some(2)), 5));
+        more.push(at(event(8, EventType::JobSucceeded, run, job, Some(2)), 6));
+        more.push(at(state(9, "success"), 6));
+        let r = replay(&more).expect("replays");
+        let j = &r.jobs[&job];
+        assert_eq!(
+            (
+                j.status,
+                j.attempt,
+                j.exit_code,
+                j.error_class,
+                j.reason.as_deref()
+            ),
+            (JobStatus::Success, 2, None, None, None),
+            "a new attempt clears the last one's outcome"
+        );
+        assert_eq!((j.started_at, j.ended_at), (t(5), t(6)));
+        assert_eq!((r.started_at, r.ended_at), (t(2), t(6)));
+    }
+
+    #[test]
+    fn a_cancel_before_the_start_ends_the_job_without_an_outcome() {
+        let (run, job) = (Uuid::nil(), Uuid::from_u128(1));
+        let canceled = Event {
+            reason: Some("the run was canceled before the job started".into()),
+            ..event(2, EventType::JobCanceled, run, job, None)
+        };
+        let events = [
+            event(1, EventType::JobQueued, run, job, None),
+            at(canceled, 4),
+        ];
+        let j = &replay(&events).expect("replays").jobs[&job];
+        assert_eq!(
+            (j.status, j.reason.as_deref(), j.ended_at),
+            (
+                JobStatus::Canceled,
+                None,
+                Some(OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(4))
+            )
         );
     }
 }

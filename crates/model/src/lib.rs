@@ -1,5 +1,6 @@
 //! The GitWeave pipeline model: everything about pipelines that needs no I/O.
 //!
+//! - [`backoff`]: the delay before a failed job's next attempt (doubling, cap, jitter).
 //! - [`names`]: validated names (repos, templates, jobs, inputs, env keys).
 //! - [`clone_url`]: clone URLs: remote or local, and shown without credentials.
 //! - [`duration`]: `10m`/`1h30m` job timeouts.
@@ -12,6 +13,7 @@
 //! - [`resources`]: a job's memory and CPU limits (`resources:`), and the runner's maxima.
 //! - [`webhook`]: forge webhooks: signature checks and push payloads → what to run.
 
+pub mod backoff;
 pub mod clone_url;
 pub mod duration;
 pub mod expand;

@@ -75,12 +75,17 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError
     })
 }
 
+/// The longest wait between two retries of [`persistent`], jitter included.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
 /// Retries for calls that must get through (log chunks, finish, hand-back): capped backoff,
 /// for as long as the caller's deadline allows (`RUNNER_OUTAGE_TOLERANCE`, checked in `when`).
+/// backon's jitter adds up to the nominal delay again, so the nominal cap is half of
+/// [`RETRY_CAP`] (a 5 s cap here once gave waits of up to 10 s).
 fn persistent() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(5))
+        .with_max_delay(RETRY_CAP / 2)
         .with_max_times(usize::MAX)
         .with_jitter()
 }
@@ -282,5 +287,41 @@ impl PipelineClient {
             .when(|e| e.is_transient() && since.elapsed() < HAND_BACK_FOR)
             .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "hand-back failed; retrying"))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RETRY_CAP, persistent};
+    use backon::BackoffBuilder;
+    use std::time::Duration;
+
+    /// docs/DECISIONS.md ("Outages"): the retries of log chunks and finish back off from
+    /// 50 ms, doubling, and never wait more than 5 s, jitter included, so the runner catches up
+    /// soon after pipeline-svc is back.
+    #[test]
+    fn outage_retries_start_at_50_ms_double_and_never_wait_more_than_5_s() {
+        for _ in 0..50 {
+            let delays: Vec<Duration> = persistent().build().take(40).collect();
+            assert_eq!(delays.len(), 40, "retried for as long as the caller allows");
+            assert!(
+                (Duration::from_millis(50)..Duration::from_millis(100)).contains(&delays[0]),
+                "{delays:?}"
+            );
+            assert!(
+                delays.iter().all(|d| *d <= RETRY_CAP),
+                "capped at 5 s: {delays:?}"
+            );
+            // Jitter only adds, so the nominal doubling shows as a lower bound.
+            for (i, d) in delays.iter().enumerate().take(5) {
+                assert!(*d >= Duration::from_millis(50 << i), "{delays:?}");
+            }
+            assert!(
+                delays[20..]
+                    .iter()
+                    .all(|d| *d >= Duration::from_millis(2_500)),
+                "it reaches the cap: {delays:?}"
+            );
+        }
     }
 }

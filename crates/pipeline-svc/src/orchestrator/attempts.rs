@@ -99,12 +99,10 @@ pub fn stale(job_id: Uuid, attempt: i32) -> ApiError {
     )
 }
 
-/// Exponential backoff with ±10% jitter: base·2^(attempt−1), at most 60 s.
+/// Exponential backoff with ±10% jitter: base·2^(attempt−1), at most 60 s
+/// ([`gitweave_model::backoff::retry_delay`], with a fresh random draw).
 pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
-    let exp = base.saturating_mul(1u32 << (attempt.clamp(1, 16) - 1) as u32);
-    let capped = exp.min(Duration::from_secs(60));
-    let jitter = rand::rng().random_range(0.9..=1.1);
-    capped.mul_f64(jitter)
+    gitweave_model::backoff::retry_delay(base, attempt, rand::rng().random_range(0.0..=1.0))
 }
 
 /// Records the end of an attempt reported by the runner holding it.
@@ -237,6 +235,8 @@ pub enum EndOutcome {
 pub struct Ended {
     /// The job's status now (`queued` when retried).
     pub status: JobStatus,
+    /// How the attempt ended (`failed` also when it is retried).
+    pub attempt_status: JobStatus,
     /// When retried: the backoff.
     pub retry_after: Option<Duration>,
     /// The re-plan.
@@ -250,7 +250,7 @@ impl Ended {
         state.run_changed(run_id);
         state.metrics.inc(
             "gitweave_jobs_finished_total",
-            &format!("status=\"{}\"", self.status.as_str()),
+            &format!("status=\"{}\"", self.attempt_status.as_str()),
         );
         if self.advanced.released > 0 {
             state.wake_runners(self.advanced.released);
@@ -383,6 +383,7 @@ pub async fn end_attempt(
     let advanced = advance_locked(tx, current, ACTOR).await?;
     Ok(EndOutcome::Recorded(Ended {
         status: if retry { JobStatus::Queued } else { status },
+        attempt_status: status,
         retry_after,
         advanced,
     }))
