@@ -15,6 +15,7 @@
 pub mod clone_url;
 pub mod duration;
 pub mod expand;
+mod expr;
 pub mod limits;
 pub mod logs;
 pub mod names;

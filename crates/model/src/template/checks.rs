@@ -1,6 +1,6 @@
 //! Cross-job checks: unique names, `needs` targets, cycles, and input references.
 
-use crate::expand::{Segment, segments};
+use crate::expr::{Segment, segments};
 use crate::names::{JobName, quoted};
 use crate::template::parse::Builder;
 use crate::template::{JobTemplate, Template};

@@ -1,7 +1,7 @@
 //! [`parse_template`]: YAML → [`Template`], and the `Builder` that checks each job.
 
 use crate::duration::{DEFAULT_JOB_TIMEOUT, parse_duration};
-use crate::expand::{Segment, segments};
+use crate::expr::{Segment, segments};
 use crate::limits::{self, LimitExceeded};
 use crate::names::{EnvKey, JobName, NameError, TemplateName, quoted};
 use crate::resources::Resources;

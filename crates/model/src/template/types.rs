@@ -1,7 +1,7 @@
 //! The validated template types: [`Template`], its [`JobTemplate`]s and [`InputSpec`]s.
 
 use crate::duration::serde_secs;
-use crate::expand::{Segment, segments};
+use crate::expr::{Segment, segments};
 use crate::names::{EnvKey, InputName, JobName, TemplateName};
 use crate::resources::Resources;
 use crate::template::{RetryPolicy, When};
