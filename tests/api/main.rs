@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod cli;
 mod containment;
 mod execution;
 mod faults;
