@@ -9,6 +9,7 @@
 mod helpers;
 
 mod cancel_grace;
+mod cli;
 mod containment;
 mod execution;
 mod faults;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod limit;
 pub mod proxy;
 pub mod startup;
+pub mod state;
 
 pub use config::Config;
 pub use startup::App;

@@ -5,7 +5,7 @@
 //! path checked is the path served (SPEC §15).
 
 use crate::body::{self, BodyLimits, Cut};
-use crate::startup::GatewayState;
+use crate::state::GatewayState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};

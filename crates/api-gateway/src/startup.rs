@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::limit::RateLimiter;
 use crate::proxy;
+use crate::state::GatewayState;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -13,24 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-/// What the proxy needs.
-#[derive(Clone)]
-pub struct GatewayState {
-    /// Settings.
-    pub config: Arc<Config>,
-    /// pipeline-svc's base URL without a trailing slash.
-    pub upstream: Arc<str>,
-    /// Pooled HTTP client.
-    pub client: reqwest::Client,
-    /// Numbers for `/metrics`.
-    pub metrics: Metrics,
-    /// Per-client request rate limits (`None`: off).
-    pub limiter: Option<Arc<RateLimiter>>,
-    /// The path of pipeline-svc's base URL (usually empty), which every upstream path starts
-    /// with.
-    pub upstream_base_path: Arc<str>,
-}
 
 /// A bound, not yet serving gateway.
 pub struct App {

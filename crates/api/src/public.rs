@@ -11,12 +11,21 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct PutRepo {
     /// Where the runner clones from; `null` clears it.
-    #[serde(default, with = "double_option")]
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub clone_url: Option<Option<String>>,
     /// Branch used when a trigger names no ref (default `main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_branch: Option<String>,
     /// Secret for webhook signatures; `null` clears it. Never returned.
-    #[serde(default, with = "double_option")]
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub webhook_secret: Option<Option<String>>,
 }
 

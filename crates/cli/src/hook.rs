@@ -13,7 +13,7 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use gitweave_api::public::Run;
+use gitweave_api::public::{PutRepo, Run};
 use gitweave_model::names::RepoName;
 use gitweave_model::webhook;
 use serde_json::{Value, json};
@@ -190,10 +190,13 @@ async fn install(i: &Install) -> anyhow::Result<()> {
 
     let secret = i.secret.clone().unwrap_or_else(new_secret);
     if i.configure {
-        let mut body = json!({ "webhook_secret": secret });
-        if i.set_clone_url {
-            body["clone_url"] = json!(format!("file://{}", path.display()));
-        }
+        let body = PutRepo {
+            clone_url: i
+                .set_clone_url
+                .then(|| Some(format!("file://{}", path.display()))),
+            default_branch: None,
+            webhook_secret: Some(Some(secret.clone())),
+        };
         let endpoint = format!("{}/api/v1/repos/{}", i.url.trim_end_matches('/'), i.repo);
         let mut rb = reqwest::Client::new().put(&endpoint).json(&body);
         if let Some(t) = &i.token {

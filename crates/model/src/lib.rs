@@ -17,6 +17,7 @@ pub mod backoff;
 pub mod clone_url;
 pub mod duration;
 pub mod expand;
+mod expr;
 pub mod limits;
 pub mod logs;
 pub mod names;

@@ -1,0 +1,290 @@
+//! [`parse_template`]: YAML → [`Template`], and the `Builder` that checks each job.
+
+use crate::duration::{DEFAULT_JOB_TIMEOUT, parse_duration};
+use crate::expr::{Segment, segments};
+use crate::limits::{self, LimitExceeded};
+use crate::names::{EnvKey, JobName, NameError, TemplateName, quoted};
+use crate::resources::Resources;
+use crate::template::raw::{RawJob, RawResources, RawTemplate, Scalar, UniqueMap};
+use crate::template::{
+    JobTemplate, MAX_JOBS, MAX_TEMPLATE_BYTES, RetryPolicy, Template, TemplateError,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// How many validation problems one error message lists before summarizing the rest.
+pub(super) const MAX_REPORTED: usize = 20;
+
+/// Parses and validates a template.
+///
+/// Checks, in order: the size cap ([`MAX_TEMPLATE_BYTES`]); YAML syntax and shapes (with
+/// line and column), while counting nodes and scalar bytes as aliases are expanded
+/// ([`limits::yaml_node_cap`], [`limits::yaml_scalar_cap`]); then every rule of the template format, reporting all problems found
+/// joined with `"; "` (the first 20 of them). Cross-job rules (`needs`
+/// targets, cycles) and input references are checked once the jobs themselves are valid.
+pub fn parse_template(src: &str) -> Result<Template, TemplateError> {
+    if src.len() > MAX_TEMPLATE_BYTES {
+        return Err(TemplateError::new(format!(
+            "template is {} bytes, more than the maximum of {MAX_TEMPLATE_BYTES} bytes",
+            src.len()
+        )));
+    }
+    // Aliases are followed lazily by the YAML library: counting what each visitor is handed
+    // bounds their expansion before it is copied anywhere.
+    let budget = crate::yaml_budget::Budget::new(
+        limits::yaml_node_cap(src.len()),
+        limits::yaml_scalar_cap(src.len()),
+    );
+    let de = crate::yaml_budget::Counted::new(yaml_serde::Deserializer::from_str(src), &budget);
+    let raw = RawTemplate::deserialize(de).map_err(|e| {
+        let mut err = TemplateError::from_yaml(&e);
+        err.limit = budget.exceeded();
+        err
+    })?;
+    let mut b = Builder::default();
+    let template = b.template(raw);
+    match (template, b.errors.is_empty()) {
+        (Some(t), true) => Ok(t),
+        _ => {
+            let mut err = TemplateError::new(b.message());
+            err.limit = b.limit.take();
+            Err(err)
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Builder {
+    pub(super) errors: Vec<String>,
+    /// The first size cap reported, if any.
+    pub(super) limit: Option<LimitExceeded>,
+}
+
+pub(super) fn invalid(path: &str, e: &NameError) -> String {
+    format!(
+        "{path} {} is invalid: must match {}",
+        quoted(&e.value),
+        e.rule
+    )
+}
+
+impl Builder {
+    pub(super) fn err(&mut self, msg: String) {
+        self.errors.push(msg);
+    }
+
+    pub(super) fn over(&mut self, path: &str, e: LimitExceeded) {
+        self.err(format!("{path}: {e}"));
+        self.limit.get_or_insert(e);
+    }
+
+    fn message(&self) -> String {
+        if self.errors.is_empty() {
+            // Unreachable by construction (nothing is dropped without a report), but an
+            // error must never be blank.
+            return "template is invalid".to_owned();
+        }
+        let mut msg = self
+            .errors
+            .iter()
+            .take(MAX_REPORTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.errors.len() > MAX_REPORTED {
+            msg.push_str(&format!(
+                "; and {} more problems",
+                self.errors.len() - MAX_REPORTED
+            ));
+        }
+        msg
+    }
+
+    /// Builds the template, or `None` when something was reported.
+    fn template(&mut self, raw: RawTemplate) -> Option<Template> {
+        let name = raw.name.and_then(|n| {
+            TemplateName::parse(&n)
+                .map_err(|e| self.err(invalid("name", &e)))
+                .ok()
+        });
+
+        let inputs = self.inputs(raw.inputs);
+
+        let env = self.env("env", raw.env);
+
+        let raw_jobs = raw.jobs.unwrap_or_default();
+        if raw_jobs.is_empty() {
+            self.err("jobs must not be empty".into());
+            return None;
+        }
+        if raw_jobs.len() > MAX_JOBS {
+            self.err(format!(
+                "template has {} jobs, more than the maximum of {MAX_JOBS}",
+                raw_jobs.len()
+            ));
+            return None;
+        }
+        let jobs: Vec<Option<JobTemplate>> = raw_jobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, j)| self.job(i, j))
+            .collect();
+        // Cross-job checks need every job's name and needs; without them they would only
+        // add noise to the errors already reported.
+        let jobs: Vec<JobTemplate> = jobs.into_iter().collect::<Option<_>>()?;
+        self.unique_names(&jobs);
+        self.needs_exist(&jobs);
+        if self.errors.is_empty() {
+            self.acyclic(&jobs);
+        }
+        let template = Template {
+            name,
+            inputs,
+            env,
+            jobs,
+        };
+        self.expressions(&template);
+        self.errors.is_empty().then_some(template)
+    }
+
+    fn env(&mut self, path: &str, raw: Option<UniqueMap<Scalar>>) -> BTreeMap<EnvKey, String> {
+        let mut out = BTreeMap::new();
+        for (key, Scalar(value)) in raw.map(|m| m.0).unwrap_or_default() {
+            match EnvKey::parse(&key) {
+                Ok(k) => {
+                    out.insert(k, value);
+                }
+                Err(e) => self.err(invalid(&format!("{path} key"), &e)),
+            }
+        }
+        out
+    }
+
+    fn job(&mut self, i: usize, raw: RawJob) -> Option<JobTemplate> {
+        let before = self.errors.len();
+        let p = format!("jobs[{i}]");
+
+        let name = match raw.name {
+            None => {
+                self.err(format!("{p}.name is required"));
+                None
+            }
+            Some(n) => JobName::parse(&n)
+                .map_err(|e| self.err(invalid(&format!("{p}.name"), &e)))
+                .ok(),
+        };
+
+        if let Some(image) = &raw.image {
+            self.image(&p, image);
+        }
+
+        let script: Vec<String> = match raw.script {
+            None => {
+                self.err(format!("{p}.script is required"));
+                Vec::new()
+            }
+            Some(lines) if lines.is_empty() => {
+                self.err(format!("{p}.script must not be empty"));
+                Vec::new()
+            }
+            Some(lines) => lines.into_iter().map(|Scalar(s)| s).collect(),
+        };
+        for (j, line) in script.iter().enumerate() {
+            if line.trim().is_empty() {
+                self.err(format!("{p}.script[{j}] must not be empty"));
+            }
+        }
+
+        let env = self.env(&format!("{p}.env"), raw.env);
+
+        let timeout = match raw.timeout {
+            None => DEFAULT_JOB_TIMEOUT,
+            Some(t) => parse_duration(&t).unwrap_or_else(|e| {
+                self.err(format!("{p}.timeout: {e}"));
+                DEFAULT_JOB_TIMEOUT
+            }),
+        };
+
+        let mut needs = Vec::new();
+        for (j, need) in raw.needs.unwrap_or_default().iter().enumerate() {
+            match JobName::parse(need) {
+                Err(e) => self.err(invalid(&format!("{p}.needs[{j}]"), &e)),
+                Ok(n) if Some(&n) == name.as_ref() => {
+                    self.err(format!(
+                        "{p}.needs[{j}]: job {} cannot need itself",
+                        quoted(need)
+                    ));
+                }
+                Ok(n) if needs.contains(&n) => {
+                    self.err(format!("{p}.needs lists {} more than once", quoted(need)));
+                }
+                Ok(n) => needs.push(n),
+            }
+        }
+
+        let retry = match raw.retry {
+            None => RetryPolicy::default(),
+            Some(r) => self.retry(&p, r),
+        };
+
+        let resources = self.resources(&p, raw.resources);
+
+        let name = name?;
+        (self.errors.len() == before).then(|| JobTemplate {
+            name,
+            image: raw.image,
+            script,
+            env,
+            timeout,
+            needs,
+            allow_failure: raw.allow_failure.unwrap_or(false),
+            retry,
+            when: raw.when.unwrap_or_default(),
+            resources,
+        })
+    }
+
+    fn resources(&mut self, p: &str, raw: Option<RawResources>) -> Resources {
+        let Some(raw) = raw else {
+            return Resources::default();
+        };
+        Resources {
+            memory: self.limit(&format!("{p}.resources.memory"), raw.memory),
+            cpus: self.limit(&format!("{p}.resources.cpus"), raw.cpus),
+        }
+    }
+
+    fn limit<T: std::str::FromStr<Err = String>>(
+        &mut self,
+        path: &str,
+        value: Option<Scalar>,
+    ) -> Option<T> {
+        let Scalar(text) = value?;
+        text.parse()
+            .map_err(|e: String| self.err(format!("{path}: {e}")))
+            .ok()
+    }
+
+    fn image(&mut self, p: &str, image: &str) {
+        if image.trim().is_empty() {
+            self.err(format!("{p}.image must not be empty"));
+            return;
+        }
+        // Whitespace inside `${{ … }}` is part of the expression, not of the image; the
+        // expanded value is checked again at trigger time.
+        let has_space = match segments(image) {
+            Ok(segs) => segs.iter().any(|s| match s {
+                Segment::Text(t) => t.chars().any(char::is_whitespace),
+                Segment::Input(_) => false,
+            }),
+            // Reported by the expression check.
+            Err(_) => false,
+        };
+        if has_space {
+            self.err(format!(
+                "{p}.image {} must not contain whitespace",
+                quoted(image)
+            ));
+        }
+    }
+}
