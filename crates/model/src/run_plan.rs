@@ -1,7 +1,8 @@
 //! A trigger's run, planned before anything is written: which attached templates run, every
 //! job expanded with its inputs, each job's dependencies, and the run's first plan step.
 //!
-//! [`plan_run`] is pure: the service loads the repo's attached templates, calls it, and writes
+//! [`select`] and [`plan_run`] are pure: the service loads the repo's attached templates, calls
+//! them, and writes
 //! the [`PlannedRun`] it answers in one transaction. A new run's first step depends only on
 //! its templates (every job is pending), so it is decided here too, and the run and its jobs
 //! are inserted already in the state that step leaves them in.
@@ -13,9 +14,9 @@ use crate::status::RunStatus;
 use crate::template::Template;
 use std::collections::BTreeMap;
 
-/// One template attached to the repo, as the planner needs it.
+/// One template of the run (a stage), as the planner needs it.
 #[derive(Debug, Clone, Copy)]
-pub struct Attached<'a> {
+pub struct Stage<'a> {
     /// The template's stored name (which wins over the `name:` in its YAML).
     pub name: &'a str,
     /// The validated template (its latest version).
@@ -24,23 +25,11 @@ pub struct Attached<'a> {
     pub defaults: &'a BTreeMap<String, String>,
 }
 
-/// What a trigger asks of the templates.
-#[derive(Debug, Clone, Copy)]
-pub struct RunRequest<'a> {
-    /// Only these attached templates (`None`: all of them). Attach order wins over the order
-    /// given here.
-    pub only: Option<&'a [String]>,
-    /// The trigger's input values, already strings.
-    pub inputs: &'a BTreeMap<String, String>,
-}
-
 /// One job of a planned run, in pipeline order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedJob {
-    /// Its stage: the position of its template among the run's templates, from 0.
+    /// Its stage: the index of its template in the stages given to [`plan_run`].
     pub stage: usize,
-    /// Its template's index in the `attached` slice given to [`plan_run`].
-    pub attached: usize,
     /// `<template>/<job>`, the name the API shows.
     pub name: String,
     /// The job with its inputs substituted: what a runner executes.
@@ -55,8 +44,6 @@ pub struct PlannedJob {
 /// A run as a trigger plans it, ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedRun {
-    /// Indexes (into `attached`) of the run's templates, in attach order: its stages.
-    pub templates: Vec<usize>,
     /// Every job, in pipeline order.
     pub jobs: Vec<PlannedJob>,
     /// The first plan step's actions, in the order their events are recorded.
@@ -117,8 +104,10 @@ fn expand_error(e: ExpandError, template: &str) -> PlanError {
     }
 }
 
-/// The run's templates: all attached ones, or those `only` names, in attach order.
-fn select(attached: &[Attached<'_>], only: Option<&[String]>) -> Result<Vec<usize>, PlanError> {
+/// The run's templates, as indexes into `attached` (the names of the repo's attached
+/// templates, in attach order): all of them, or those `only` names, in attach order whatever
+/// order `only` gives.
+pub fn select(attached: &[&str], only: Option<&[String]>) -> Result<Vec<usize>, PlanError> {
     if attached.is_empty() {
         return Err(PlanError::NothingAttached);
     }
@@ -128,29 +117,23 @@ fn select(attached: &[Attached<'_>], only: Option<&[String]>) -> Result<Vec<usiz
     if names.is_empty() {
         return Err(PlanError::EmptySelection);
     }
-    if let Some(missing) = names
-        .iter()
-        .find(|n| !attached.iter().any(|a| a.name == *n))
-    {
+    if let Some(missing) = names.iter().find(|n| !attached.contains(&n.as_str())) {
         return Err(PlanError::NotAttached(missing.clone()));
     }
     Ok((0..attached.len())
-        .filter(|&i| names.iter().any(|n| n == attached[i].name))
+        .filter(|&i| names.iter().any(|n| n == attached[i]))
         .collect())
 }
 
-/// Plans the run a trigger asks for (see the module docs): selects the templates, checks the
-/// job count and the inputs, expands every job under one run-wide budget, wires the
-/// dependencies ([`plan::dependencies`]) and takes the first plan step ([`plan::advance`]).
+/// Plans a run of `stages` (the templates [`select`] chose, in order) with the trigger's
+/// `inputs` (see the module docs): checks the job count and the inputs, expands every job
+/// under one run-wide budget, wires the dependencies ([`plan::dependencies`]) and takes the
+/// first plan step ([`plan::advance`]).
 pub fn plan_run(
-    attached: &[Attached<'_>],
-    request: RunRequest<'_>,
+    stages: &[Stage<'_>],
+    inputs: &BTreeMap<String, String>,
 ) -> Result<PlannedRun, PlanError> {
-    let templates = select(attached, request.only)?;
-    let job_count: usize = templates
-        .iter()
-        .map(|&i| attached[i].template.jobs.len())
-        .sum();
+    let job_count: usize = stages.iter().map(|s| s.template.jobs.len()).sum();
     if job_count > limits::MAX_RUN_JOBS {
         return Err(LimitExceeded::new(
             limits::Limit::RunJobs,
@@ -162,36 +145,31 @@ pub fn plan_run(
         )
         .into());
     }
-    let chosen: Vec<&Template> = templates.iter().map(|&i| attached[i].template).collect();
-    let names = expand::undeclared(&chosen, request.inputs.keys());
+    let chosen: Vec<&Template> = stages.iter().map(|s| s.template).collect();
+    let names = expand::undeclared(&chosen, inputs.keys());
     if !names.is_empty() {
         return Err(PlanError::UnknownInputs {
             names,
-            templates: templates
-                .iter()
-                .map(|&i| attached[i].name.to_owned())
-                .collect(),
+            templates: stages.iter().map(|s| s.name.to_owned()).collect(),
         });
     }
 
     // One budget for the whole run: expansion stops as soon as a job or the run passes its cap.
     let mut budget = expand::RunBudget::new();
-    let mut expanded: Vec<(usize, usize, ExpandedJob)> = Vec::with_capacity(job_count);
-    let mut dag = Vec::with_capacity(templates.len());
-    for (stage, &i) in templates.iter().enumerate() {
-        let a = attached[i];
-        let values = expand::resolve_inputs(a.template, a.defaults, request.inputs)
-            .map_err(|e| expand_error(e, a.name))?;
-        for j in &a.template.jobs {
-            let job = expand::expand_job(a.template, j, &values, &mut budget)
-                .map_err(|e| expand_error(e, a.name))?;
-            expanded.push((stage, i, job));
+    let mut expanded: Vec<(usize, ExpandedJob)> = Vec::with_capacity(job_count);
+    for (stage, s) in stages.iter().enumerate() {
+        let values = expand::resolve_inputs(s.template, s.defaults, inputs)
+            .map_err(|e| expand_error(e, s.name))?;
+        for j in &s.template.jobs {
+            let job = expand::expand_job(s.template, j, &values, &mut budget)
+                .map_err(|e| expand_error(e, s.name))?;
+            expanded.push((stage, job));
         }
-        dag.push(a.template.uses_dag());
     }
+    let dag: Vec<bool> = stages.iter().map(|s| s.template.uses_dag()).collect();
     let stage_jobs: Vec<StageJob> = expanded
         .iter()
-        .map(|(stage, _, job)| StageJob {
+        .map(|(stage, job)| StageJob {
             stage: *stage,
             needs: job
                 .needs
@@ -199,7 +177,7 @@ pub fn plan_run(
                 .filter_map(|n| {
                     expanded
                         .iter()
-                        .position(|(s, _, other)| s == stage && other.name == *n)
+                        .position(|(s, other)| s == stage && other.name == *n)
                 })
                 .collect(),
         })
@@ -209,7 +187,7 @@ pub fn plan_run(
     let nodes: Vec<Node> = expanded
         .iter()
         .zip(&deps)
-        .map(|((_, _, job), deps)| Node {
+        .map(|((_, job), deps)| Node {
             state: JobState::Pending,
             depends_on: deps.clone(),
             allow_failure: job.allow_failure,
@@ -229,17 +207,15 @@ pub fn plan_run(
         .into_iter()
         .zip(deps)
         .zip(states)
-        .map(|(((stage, i, job), depends_on), state)| PlannedJob {
+        .map(|(((stage, job), depends_on), state)| PlannedJob {
             stage,
-            attached: i,
-            name: format!("{}/{}", attached[i].name, job.name),
+            name: format!("{}/{}", stages[stage].name, job.name),
             job,
             depends_on,
             state,
         })
         .collect();
     Ok(PlannedRun {
-        templates,
         jobs,
         actions: step.actions,
         run_status: step.run_status,

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::{Attached, PlanError, PlannedRun, RunRequest, plan_run};
+use super::{PlanError, PlannedRun, Stage, plan_run, select};
 use crate::limits::Limit;
 use crate::plan::{self, Action, JobState, Node};
 use crate::status::RunStatus;
@@ -80,23 +80,26 @@ fn pipeline() -> impl Strategy<Value = (Vec<Vec<GenJob>>, Option<Vec<usize>>)> {
     })
 }
 
+/// What a trigger of attached templates `t0`, `t1`, … plans: [`select`], then [`plan_run`].
+/// Answers the selected indexes too.
 fn plan_of(
     templates: &[Template],
     only: Option<&[String]>,
     inputs: &BTreeMap<String, String>,
-) -> Result<PlannedRun, PlanError> {
+) -> Result<(Vec<usize>, PlannedRun), PlanError> {
     let names: Vec<String> = (0..templates.len()).map(|i| format!("t{i}")).collect();
+    let attached: Vec<&str> = names.iter().map(String::as_str).collect();
+    let selected = select(&attached, only)?;
     let defaults = BTreeMap::new();
-    let attached: Vec<Attached<'_>> = templates
+    let stages: Vec<Stage<'_>> = selected
         .iter()
-        .zip(&names)
-        .map(|(template, name)| Attached {
-            name,
-            template,
+        .map(|&i| Stage {
+            name: &names[i],
+            template: &templates[i],
             defaults: &defaults,
         })
         .collect();
-    plan_run(&attached, RunRequest { only, inputs })
+    Ok((selected.clone(), plan_run(&stages, inputs)?))
 }
 
 proptest! {
@@ -107,12 +110,12 @@ proptest! {
         let templates: Vec<Template> = shape.iter().map(|jobs| parsed(jobs)).collect();
         let only_names: Option<Vec<String>> =
             only.as_ref().map(|o| o.iter().map(|i| format!("t{i}")).collect());
-        let run = plan_of(&templates, only_names.as_deref(), &BTreeMap::new()).unwrap();
+        let (selected, run) = plan_of(&templates, only_names.as_deref(), &BTreeMap::new()).unwrap();
 
         // Stage order: the selected templates in attach order, whatever order was asked for.
         let mut expected_templates: Vec<usize> = only.clone().unwrap_or_else(|| (0..shape.len()).collect());
         expected_templates.sort_unstable();
-        prop_assert_eq!(&run.templates, &expected_templates);
+        prop_assert_eq!(&selected, &expected_templates);
 
         // Names and stages: template after template, each in file order.
         let mut expected = Vec::new();
@@ -126,7 +129,6 @@ proptest! {
             prop_assert_eq!(&job.name, &format!("t{t}/j{k}"));
             prop_assert_eq!(job.job.name.as_str(), format!("j{k}"));
             prop_assert_eq!(job.stage, stage);
-            prop_assert_eq!(job.attached, t);
             prop_assert_eq!(&job.job.script, &vec![format!("echo nobody {k}")]);
         }
 
@@ -204,30 +206,15 @@ fn one(jobs: usize) -> Template {
 fn inputs_resolve_trigger_then_attachment_then_template() {
     let t = one(1);
     let defaults = BTreeMap::from([("who".to_owned(), "attached".to_owned())]);
-    let attached = [Attached {
+    let stages = [Stage {
         name: "t",
         template: &t,
         defaults: &defaults,
     }];
-    let none = BTreeMap::new();
-    let run = plan_run(
-        &attached,
-        RunRequest {
-            only: None,
-            inputs: &none,
-        },
-    )
-    .unwrap();
+    let run = plan_run(&stages, &BTreeMap::new()).unwrap();
     assert_eq!(run.jobs[0].job.script, vec!["echo attached 0".to_owned()]);
     let given = BTreeMap::from([("who".to_owned(), "given".to_owned())]);
-    let run = plan_run(
-        &attached,
-        RunRequest {
-            only: None,
-            inputs: &given,
-        },
-    )
-    .unwrap();
+    let run = plan_run(&stages, &given).unwrap();
     assert_eq!(run.jobs[0].job.script, vec!["echo given 0".to_owned()]);
 }
 

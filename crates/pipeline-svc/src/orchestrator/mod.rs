@@ -6,13 +6,12 @@ use crate::auth::RunnerIdentity;
 use crate::error::ApiError;
 use crate::state::AppState;
 use gitweave_api::runner::{Assignment, AttemptState, Checkout, FinishRequest, HandBackRequest};
-use gitweave_model::expand::{self, ExpandedJob};
-use gitweave_model::limits;
-use gitweave_model::plan::{self, Action, JobState, Node, StageJob};
+use gitweave_model::expand::ExpandedJob;
+use gitweave_model::plan::{self, Action, JobState, Node};
 use gitweave_model::status::{ErrorClass, EventType, JobStatus, RunStatus, Trigger};
-use gitweave_model::template::{Template, When};
+use gitweave_model::template::When;
 use gitweave_storage::events::{self, NewEvent};
-use gitweave_storage::{deliveries, jobs, repos, runs, templates};
+use gitweave_storage::{jobs, runs};
 use rand::Rng;
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
@@ -29,10 +28,9 @@ mod trigger;
 pub use attempts::{EndAttempt, Ended, claim, end_attempt, finish, hand_back, retry_delay, stale};
 pub use control::{approve, cancel, rerun};
 pub use planning::{Advanced, advance, advance_locked, set_run_status};
-use planning::{action_event, run_completed_event, run_status_event};
 pub use reaper::reap_expired;
 pub use run_tx::RunTx;
-pub use trigger::{Delivery, TriggerParams, Triggered, input_strings, trigger};
+pub use trigger::{CreatedRun, Delivery, TriggerParams, Triggered, input_strings, trigger};
 
 /// A run's stored status, which only this crate writes.
 fn run_status(run_id: Uuid, stored: &str) -> Result<RunStatus, ApiError> {
