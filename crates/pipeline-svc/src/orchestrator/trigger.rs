@@ -1,20 +1,20 @@
 //! Turning a trigger (API, webhook, rerun) into a run and its jobs: the pure planner
-//! (`gitweave_model::run_plan`) decides what the run is, [`trigger`] writes it in one
-//! transaction. The answer is rows; the routes make the API's views of them.
+//! (`gitweave_model::run_plan`) decides what the run is, [`trigger`] resolves its commit and
+//! writes it in one transaction. The answer is rows; the routes make the API's views of them.
 
-use super::planning::{action_event, run_completed_event, run_status_event};
-use super::run_tx::RunTx;
 use crate::error::ApiError;
+use crate::git_remote::{self, ResolveError};
 use crate::state::AppState;
 use gitweave_model::limits;
-use gitweave_model::plan::JobState;
 use gitweave_model::run_plan::{self, PlanError, PlannedRun, Stage};
-use gitweave_model::status::{RunStatus, Trigger};
+use gitweave_model::status::Trigger;
 use gitweave_model::template::Template;
-use gitweave_storage::events::NewEvent;
 use gitweave_storage::{deliveries, jobs, repos, runs, templates};
 use std::collections::BTreeMap;
 use uuid::Uuid;
+use write::{Write, write};
+
+mod write;
 
 /// What a trigger asks for.
 #[derive(Debug, Clone)]
@@ -200,8 +200,41 @@ async fn plan(
     })
 }
 
+/// The commit the run is at: the trigger's, or, when it names none and the repo has a clone
+/// URL, the ref's head there now (SPEC §3), so the run records and checks out what it ran.
+async fn commit_of(
+    state: &AppState,
+    repo: &repos::RepoRow,
+    git_ref: &str,
+    commit: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if let Some(c) = commit {
+        return Ok(Some(c.to_owned()));
+    }
+    let Some(url) = repo.clone_url.as_deref() else {
+        return Ok(None);
+    };
+    let root = state.config.local_repo_root.as_deref();
+    match git_remote::head_commit(url, root, git_ref).await {
+        Ok(sha) => {
+            tracing::info!(repo = %repo.name, git_ref, commit = %sha, "resolved the ref's head");
+            Ok(Some(sha))
+        }
+        Err(e @ ResolveError::UnknownRef { .. }) => {
+            Err(ApiError::Invalid("unknown_ref", e.to_string()))
+        }
+        Err(e @ ResolveError::Refused(_)) => {
+            Err(ApiError::Invalid("invalid_clone_url", e.to_string()))
+        }
+        Err(e @ (ResolveError::Git { .. } | ResolveError::Timeout { .. })) => {
+            Err(ApiError::Invalid("ref_unresolved", e.to_string()))
+        }
+        Err(e @ ResolveError::NoGit(_)) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
 /// Creates a run and all its jobs in one transaction, releases what can start, and wakes the
-/// runners: validates, plans (pure), then writes.
+/// runners: validates, plans (pure), resolves the commit, then writes.
 pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, ApiError> {
     let repo = repos::get(&state.pool, &p.repo)
         .await?
@@ -220,13 +253,14 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
         validate_commit(c)?;
     }
     let planned = plan(state, &repo, &p).await?;
+    let commit = commit_of(state, &repo, &git_ref, p.commit.as_deref()).await?;
     let triggered = write(
         state,
         &Write {
             repo: &repo,
             params: &p,
             git_ref: &git_ref,
-            commit: p.commit.as_deref(),
+            commit: commit.as_deref(),
             planned: &planned,
         },
     )
@@ -243,138 +277,4 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
         tracing::info!(run.id = %triggered.run_id(), repo = %repo.name, jobs = planned.run.jobs.len(), "run created");
     }
     Ok(triggered)
-}
-
-/// What [`write`] inserts.
-struct Write<'a> {
-    repo: &'a repos::RepoRow,
-    params: &'a TriggerParams,
-    git_ref: &'a str,
-    commit: Option<&'a str>,
-    planned: &'a Planned,
-}
-
-/// Inserts the planned run, its delivery, its jobs (already in the first step's state) and
-/// their events in one transaction; a delivery another transaction recorded first makes it
-/// roll back and answer that delivery's run.
-async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, ApiError> {
-    let (p, plan) = (w.params, &w.planned.run);
-    let run_id = Uuid::now_v7();
-    let job_ids: Vec<Uuid> = plan.jobs.iter().map(|_| Uuid::now_v7()).collect();
-    let specs = plan
-        .jobs
-        .iter()
-        .map(|j| serde_json::to_value(&j.job).map_err(|e| ApiError::Internal(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let depends_on: Vec<Vec<i32>> = plan
-        .jobs
-        .iter()
-        .map(|j| j.depends_on.iter().map(|&i| i as i32).collect())
-        .collect();
-    let new_jobs: Vec<jobs::NewJob<'_>> = plan
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| {
-            let template = &w.planned.templates[j.stage];
-            jobs::NewJob {
-                id: job_ids[i],
-                position: i as i32,
-                stage: j.stage as i32,
-                template: &template.name,
-                template_version: template.version,
-                name: &j.name,
-                spec: &specs[i],
-                depends_on: &depends_on[i],
-                allow_failure: j.job.allow_failure,
-                when: j.job.when.as_str(),
-                status: j.state.status(),
-                released: j.state == JobState::Released,
-            }
-        })
-        .collect();
-    let template_names: Vec<String> = w.planned.templates.iter().map(|a| a.name.clone()).collect();
-    let inputs_json =
-        serde_json::to_value(&p.inputs).map_err(|e| ApiError::Internal(e.to_string()))?;
-
-    let mut tx = RunTx::begin(state, run_id).await?;
-    let run = runs::insert(
-        &mut *tx,
-        &runs::NewRun {
-            id: run_id,
-            repo_id: w.repo.id,
-            git_ref: w.git_ref,
-            commit_sha: w.commit,
-            trigger: p.trigger.as_str(),
-            templates: &template_names,
-            inputs: &inputs_json,
-            rerun_of: p.rerun_of,
-            job_count: plan.jobs.len() as i32,
-            status: plan.run_status,
-            clone_url: w.repo.clone_url.as_deref(),
-        },
-        &w.repo.name,
-    )
-    .await?;
-    if let Some(d) = &p.delivery {
-        // Waits for a concurrent transaction holding the same delivery, then sees it.
-        if !deliveries::insert(&mut *tx, &d.provider, &d.id, w.repo.id, run_id).await? {
-            tx.rollback().await?;
-            let run_id = deliveries::run_of(&state.pool, &d.provider, &d.id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Conflict(
-                        "duplicate_delivery",
-                        format!("delivery {} was already received", d.id),
-                    )
-                })?;
-            return Ok(Triggered::DuplicateDelivery(run_id));
-        }
-    }
-    let jobs = jobs::insert_all(&mut *tx, run_id, &new_jobs).await?;
-    tx.record(NewEvent {
-        event_type: "run.created",
-        actor: p.actor.clone(),
-        reason: Some(format!(
-            "{} trigger of {} at {}",
-            p.trigger, w.repo.name, w.git_ref
-        )),
-        ..Default::default()
-    });
-    for id in &job_ids {
-        tx.record(NewEvent {
-            event_type: "job.queued",
-            job_id: Some(*id),
-            actor: p.actor.clone(),
-            ..Default::default()
-        });
-    }
-    // The first plan step's events, in the order re-planning records them.
-    for &action in &plan.actions {
-        let i = action.job();
-        let blockers = || {
-            plan.jobs[i]
-                .depends_on
-                .iter()
-                .map(|&d| plan.jobs[d].name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if let Some(event) = action_event(action, job_ids[i], blockers, &p.actor) {
-            tx.record(event);
-        }
-    }
-    if plan.run_status != RunStatus::Queued {
-        tx.record(run_status_event(
-            RunStatus::Queued,
-            plan.run_status,
-            &p.actor,
-            None,
-        ));
-        if plan.run_status.is_terminal() {
-            tx.record(run_completed_event(plan.run_status, &p.actor));
-        }
-    }
-    tx.commit().await?;
-    Ok(Triggered::Created(Box::new(CreatedRun { run, jobs })))
 }
