@@ -251,3 +251,35 @@ fn what_cannot_make_a_run_is_an_error_naming_it() {
         "{err:?}"
     );
 }
+
+/// `needs` may name a job later in the file: a failure must still skip the whole chain that
+/// needs it in one step, or the run would wait forever for a job nothing releases.
+#[test]
+fn a_failure_skips_a_chain_of_needs_that_point_forward_in_the_file() {
+    let t = parse_template(
+        "jobs:\n  - name: c\n    script: [x]\n    needs: [a]\n  - name: a\n    script: [x]\n    needs: [b]\n  - name: b\n    script: [x]\n",
+    )
+    .unwrap();
+    let defaults = BTreeMap::new();
+    let stages = [Stage {
+        name: "t",
+        template: &t,
+        defaults: &defaults,
+    }];
+    let run = plan_run(&stages, &BTreeMap::new()).unwrap();
+    assert_eq!(run.actions, vec![Action::Release(2)]);
+    let mut nodes: Vec<Node> = run
+        .jobs
+        .iter()
+        .map(|j| Node {
+            state: j.state,
+            depends_on: j.depends_on.clone(),
+            allow_failure: j.job.allow_failure,
+            when: j.job.when,
+        })
+        .collect();
+    nodes[2].state = JobState::Failed;
+    let step = plan::advance(&nodes);
+    assert_eq!(step.actions, vec![Action::Skip(1), Action::Skip(0)]);
+    assert_eq!(step.run_status, RunStatus::Failed);
+}
