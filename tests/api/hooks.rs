@@ -10,9 +10,11 @@
 //! - [`checkout_hardening`]: what a job plants in `.git` never runs; local clone URLs only
 //!   under `RUNNER_LOCAL_REPO_ROOT`; the helper mounts that repository read-only and nothing
 //!   else of the host.
+//! - [`head`]: a trigger without `commit` runs, records and checks out the ref's head.
 
 mod checkout;
 mod checkout_hardening;
+mod head;
 mod receive;
 mod signatures;
 

@@ -139,13 +139,21 @@ pub fn dependencies(jobs: &[StageJob], dag: &[bool]) -> Vec<Vec<usize>> {
 /// `allow_failure`), skipped or canceled — or when anything upstream of it did. Tainted
 /// dependents are skipped unless they are `when: always`.
 fn tainted(nodes: &[Node]) -> Vec<bool> {
-    // Dependencies always point backwards (pipeline order is a topological order), so one
-    // forward pass suffices.
-    let mut t = vec![false; nodes.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        t[i] = taints_by_itself(n) || n.depends_on.iter().any(|&d| d < i && t[d]);
+    let mut t: Vec<bool> = nodes.iter().map(taints_by_itself).collect();
+    // `needs` may name a job later in the file, so pipeline order need not be a topological
+    // order: pass again until nothing changes (one more pass when it is one).
+    loop {
+        let mut changed = false;
+        for (i, n) in nodes.iter().enumerate() {
+            if !t[i] && n.depends_on.iter().any(|&d| t[d]) {
+                t[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return t;
+        }
     }
-    t
 }
 
 /// Whether a job's own end taints its dependents (not what is upstream of it).
@@ -172,15 +180,15 @@ pub fn blockers(nodes: &[Node], i: usize) -> Vec<usize> {
         .map(|n| n.depends_on.clone())
         .unwrap_or_default();
     while let Some(d) = todo.pop() {
-        // Dependencies point backwards; anything else is not upstream.
-        if d >= i || seen[d] || !taint[d] {
+        // `needs` may point forward in the file: `seen` alone ends the walk.
+        if d == i || seen[d] || !taint[d] {
             continue;
         }
         seen[d] = true;
         if taints_by_itself(&nodes[d]) {
             found.push(d);
         } else {
-            todo.extend(nodes[d].depends_on.iter().copied().filter(|&u| u < d));
+            todo.extend(nodes[d].depends_on.iter().copied());
         }
     }
     found.sort_unstable();
@@ -210,37 +218,44 @@ impl Step {
 pub fn advance(nodes: &[Node]) -> Step {
     let mut states: Vec<JobState> = nodes.iter().map(|n| n.state).collect();
     let mut actions = Vec::new();
-    // Skipping a job can settle the dependencies of a later one, so walk in pipeline order
-    // and recompute taint as states change.
-    for i in 0..nodes.len() {
-        if states[i] != JobState::Pending {
-            continue;
+    // Skipping a job can settle the dependencies of another, so walk in pipeline order and
+    // recompute taint as states change; `needs` may point forward in the file, so walk again
+    // until a pass changes nothing.
+    loop {
+        let before = actions.len();
+        for i in 0..nodes.len() {
+            if states[i] != JobState::Pending {
+                continue;
+            }
+            let deps = &nodes[i].depends_on;
+            if !deps.iter().all(|&d| states[d].is_terminal()) {
+                continue;
+            }
+            let current: Vec<Node> = nodes
+                .iter()
+                .zip(&states)
+                .map(|(n, s)| Node {
+                    state: *s,
+                    ..n.clone()
+                })
+                .collect();
+            let taint = tainted(&current);
+            let upstream_ok = !deps.iter().any(|&d| taint[d]);
+            let action = match (nodes[i].when, upstream_ok) {
+                (When::Always, _) | (When::OnSuccess, true) => Action::Release(i),
+                (When::Manual, true) => Action::AwaitApproval(i),
+                (When::OnSuccess | When::Manual, false) => Action::Skip(i),
+            };
+            states[i] = match action {
+                Action::Release(_) => JobState::Released,
+                Action::AwaitApproval(_) => JobState::Manual,
+                Action::Skip(_) => JobState::Skipped,
+            };
+            actions.push(action);
         }
-        let deps = &nodes[i].depends_on;
-        if !deps.iter().all(|&d| states[d].is_terminal()) {
-            continue;
+        if actions.len() == before {
+            break;
         }
-        let current: Vec<Node> = nodes
-            .iter()
-            .zip(&states)
-            .map(|(n, s)| Node {
-                state: *s,
-                ..n.clone()
-            })
-            .collect();
-        let taint = tainted(&current);
-        let upstream_ok = !deps.iter().any(|&d| taint[d]);
-        let action = match (nodes[i].when, upstream_ok) {
-            (When::Always, _) | (When::OnSuccess, true) => Action::Release(i),
-            (When::Manual, true) => Action::AwaitApproval(i),
-            (When::OnSuccess | When::Manual, false) => Action::Skip(i),
-        };
-        states[i] = match action {
-            Action::Release(_) => JobState::Released,
-            Action::AwaitApproval(_) => JobState::Manual,
-            Action::Skip(_) => JobState::Skipped,
-        };
-        actions.push(action);
     }
     let final_nodes: Vec<Node> = nodes
         .iter()

@@ -1,6 +1,20 @@
-//! Turning a trigger (API, webhook, rerun) into a run and its jobs, in one transaction.
+//! Turning a trigger (API, webhook, rerun) into a run and its jobs: the pure planner
+//! (`gitweave_model::run_plan`) decides what the run is, [`trigger`] resolves its commit and
+//! writes it in one transaction. The answer is rows; the routes make the API's views of them.
 
-use super::*;
+use crate::error::ApiError;
+use crate::git_remote::{self, ResolveError};
+use crate::state::AppState;
+use gitweave_model::limits;
+use gitweave_model::run_plan::{self, PlanError, PlannedRun, Stage};
+use gitweave_model::status::Trigger;
+use gitweave_model::template::Template;
+use gitweave_storage::{deliveries, jobs, repos, runs, templates};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use write::{Write, write};
+
+mod write;
 
 /// What a trigger asks for.
 #[derive(Debug, Clone)]
@@ -37,13 +51,30 @@ pub struct Delivery {
 
 /// What a trigger made.
 #[derive(Debug, Clone)]
-pub struct Triggered {
+pub enum Triggered {
+    /// A new run, as committed.
+    Created(Box<CreatedRun>),
+    /// The delivery had been seen: the run it made then.
+    DuplicateDelivery(Uuid),
+}
+
+/// A run a trigger inserted, with its jobs in pipeline order, as the inserts returned them.
+#[derive(Debug, Clone)]
+pub struct CreatedRun {
     /// The run.
-    pub run_id: Uuid,
-    /// True when the delivery had been seen: `run_id` is the run it made then.
-    pub duplicate: bool,
-    /// The new run as committed (`None` for a duplicate delivery).
-    pub run: Option<gitweave_api::public::Run>,
+    pub run: runs::RunRow,
+    /// Its jobs.
+    pub jobs: Vec<jobs::JobRow>,
+}
+
+impl Triggered {
+    /// The run's id.
+    pub fn run_id(&self) -> Uuid {
+        match self {
+            Triggered::Created(c) => c.run.id,
+            Triggered::DuplicateDelivery(id) => *id,
+        }
+    }
 }
 
 fn input_string(name: &str, v: &serde_json::Value) -> Result<String, ApiError> {
@@ -71,11 +102,23 @@ pub fn input_strings(
     Ok(out)
 }
 
-/// The 422 for an expansion failure: `limit_exceeded` for a size cap, else `invalid_input`.
-fn expand_error(e: expand::ExpandError, template: &str) -> ApiError {
+/// The 422 of a trigger the planner refuses.
+fn plan_error(e: PlanError, repo: &str) -> ApiError {
     match e {
-        expand::ExpandError::Limit(l) => l.into(),
-        other => ApiError::Invalid("invalid_input", other.with_template(template).to_string()),
+        PlanError::NothingAttached => ApiError::Invalid(
+            "no_templates",
+            format!(
+                "repo {repo} has no attached template; attach one with PUT /api/v1/repos/{repo}/templates/{{name}}"
+            ),
+        ),
+        PlanError::EmptySelection => ApiError::Invalid("no_templates", e.to_string()),
+        PlanError::NotAttached(name) => ApiError::Invalid(
+            "template_not_attached",
+            format!("template {name:?} is not attached to repo {repo}"),
+        ),
+        PlanError::UnknownInputs { .. } => ApiError::Invalid("unknown_input", e.to_string()),
+        PlanError::Limit(l) => l.into(),
+        PlanError::Expand(e) => ApiError::Invalid("invalid_input", e.to_string()),
     }
 }
 
@@ -103,15 +146,95 @@ fn validate_commit(c: &str) -> Result<(), ApiError> {
     }
 }
 
-struct PlannedJob {
-    stage: usize,
-    template: String,
-    template_version: i32,
-    job: ExpandedJob,
+/// The run's templates as stored (in stage order) and the run planned from them.
+struct Planned {
+    templates: Vec<templates::AttachedRow>,
+    run: PlannedRun,
+}
+
+/// Loads the repo's attached templates and plans the run (`gitweave_model::run_plan`).
+async fn plan(
+    state: &AppState,
+    repo: &repos::RepoRow,
+    p: &TriggerParams,
+) -> Result<Planned, ApiError> {
+    let attached = templates::attached(&state.pool, repo.id).await?;
+    let names: Vec<&str> = attached.iter().map(|a| a.name.as_str()).collect();
+    let selected =
+        run_plan::select(&names, p.templates.as_deref()).map_err(|e| plan_error(e, &repo.name))?;
+    let mut chosen: Vec<templates::AttachedRow> = Vec::with_capacity(selected.len());
+    let mut attached: Vec<Option<templates::AttachedRow>> =
+        attached.into_iter().map(Some).collect();
+    for i in selected {
+        if let Some(a) = attached[i].take() {
+            chosen.push(a);
+        }
+    }
+    let loaded = chosen
+        .iter()
+        .map(|a| {
+            let template: Template = serde_json::from_value(a.parsed.clone()).map_err(|e| {
+                ApiError::Internal(format!("stored template {} does not load: {e}", a.name))
+            })?;
+            let defaults: BTreeMap<String, String> = serde_json::from_value(a.inputs.clone())
+                .map_err(|e| {
+                    ApiError::Internal(format!("stored inputs of {} do not load: {e}", a.name))
+                })?;
+            Ok((template, defaults))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let stages: Vec<Stage<'_>> = chosen
+        .iter()
+        .zip(&loaded)
+        .map(|(a, (template, defaults))| Stage {
+            name: &a.name,
+            template,
+            defaults,
+        })
+        .collect();
+    let given = input_strings(&p.inputs)?;
+    let run = run_plan::plan_run(&stages, &given).map_err(|e| plan_error(e, &repo.name))?;
+    Ok(Planned {
+        templates: chosen,
+        run,
+    })
+}
+
+/// The commit the run is at: the trigger's, or, when it names none and the repo has a clone
+/// URL, the ref's head there now (SPEC §3), so the run records and checks out what it ran.
+async fn commit_of(
+    state: &AppState,
+    repo: &repos::RepoRow,
+    git_ref: &str,
+    commit: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if let Some(c) = commit {
+        return Ok(Some(c.to_owned()));
+    }
+    let Some(url) = repo.clone_url.as_deref() else {
+        return Ok(None);
+    };
+    let root = state.config.local_repo_root.as_deref();
+    match git_remote::head_commit(url, root, git_ref).await {
+        Ok(sha) => {
+            tracing::info!(repo = %repo.name, git_ref, commit = %sha, "resolved the ref's head");
+            Ok(Some(sha))
+        }
+        Err(e @ ResolveError::UnknownRef { .. }) => {
+            Err(ApiError::Invalid("unknown_ref", e.to_string()))
+        }
+        Err(e @ ResolveError::Refused(_)) => {
+            Err(ApiError::Invalid("invalid_clone_url", e.to_string()))
+        }
+        Err(e @ (ResolveError::Git { .. } | ResolveError::Timeout { .. })) => {
+            Err(ApiError::Invalid("ref_unresolved", e.to_string()))
+        }
+        Err(e @ ResolveError::NoGit(_)) => Err(ApiError::Internal(e.to_string())),
+    }
 }
 
 /// Creates a run and all its jobs in one transaction, releases what can start, and wakes the
-/// runners.
+/// runners: validates, plans (pure), resolves the commit, then writes.
 pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, ApiError> {
     let repo = repos::get(&state.pool, &p.repo)
         .await?
@@ -119,11 +242,7 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
     if let Some(d) = &p.delivery
         && let Some(run_id) = deliveries::run_of(&state.pool, &d.provider, &d.id).await?
     {
-        return Ok(Triggered {
-            run_id,
-            duplicate: true,
-            run: None,
-        });
+        return Ok(Triggered::DuplicateDelivery(run_id));
     }
     let git_ref = p
         .git_ref
@@ -133,275 +252,29 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
     if let Some(c) = &p.commit {
         validate_commit(c)?;
     }
-    let attached = templates::attached(&state.pool, repo.id).await?;
-    if attached.is_empty() {
-        return Err(ApiError::Invalid(
-            "no_templates",
-            format!(
-                "repo {} has no attached template; attach one with PUT /api/v1/repos/{}/templates/{{name}}",
-                repo.name, repo.name
-            ),
-        ));
-    }
-    let selected: Vec<_> = match &p.templates {
-        None => attached.iter().collect(),
-        Some(names) => {
-            if names.is_empty() {
-                return Err(ApiError::Invalid(
-                    "no_templates",
-                    "templates must name at least one attached template".into(),
-                ));
-            }
-            if let Some(missing) = names
-                .iter()
-                .find(|n| !attached.iter().any(|a| &a.name == *n))
-            {
-                return Err(ApiError::Invalid(
-                    "template_not_attached",
-                    format!("template {missing:?} is not attached to repo {}", repo.name),
-                ));
-            }
-            attached
-                .iter()
-                .filter(|a| names.contains(&a.name))
-                .collect()
-        }
-    };
-    let parsed: Vec<Template> = selected
-        .iter()
-        .map(|a| {
-            serde_json::from_value(a.parsed.clone()).map_err(|e| {
-                ApiError::Internal(format!("stored template {} does not load: {e}", a.name))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let job_count: usize = parsed.iter().map(|t| t.jobs.len()).sum();
-    if job_count > limits::MAX_RUN_JOBS {
-        return Err(limits::LimitExceeded::new(
-            limits::Limit::RunJobs,
-            limits::MAX_RUN_JOBS,
-            format!(
-                "the run would have {job_count} jobs, more than {}",
-                limits::MAX_RUN_JOBS
-            ),
-        )
-        .into());
-    }
-    let given = input_strings(&p.inputs)?;
-    let undeclared = expand::undeclared(&parsed.iter().collect::<Vec<_>>(), given.keys());
-    if !undeclared.is_empty() {
-        return Err(ApiError::Invalid(
-            "unknown_input",
-            format!(
-                "input(s) {} are declared by none of the templates {}",
-                undeclared.join(", "),
-                selected
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-
-    let mut planned = Vec::new();
-    let mut dag = Vec::new();
-    // One budget for the whole run: expansion stops as soon as a job or the run passes its cap.
-    let mut budget = expand::RunBudget::new();
-    for (stage, (a, t)) in selected.iter().zip(&parsed).enumerate() {
-        let defaults: BTreeMap<String, String> =
-            serde_json::from_value(a.inputs.clone()).map_err(|e| {
-                ApiError::Internal(format!("stored inputs of {} do not load: {e}", a.name))
-            })?;
-        let values =
-            expand::resolve_inputs(t, &defaults, &given).map_err(|e| expand_error(e, &a.name))?;
-        for j in &t.jobs {
-            let job = expand::expand_job(t, j, &values, &mut budget)
-                .map_err(|e| expand_error(e, &a.name))?;
-            planned.push(PlannedJob {
-                stage,
-                template: a.name.clone(),
-                template_version: a.version,
-                job,
-            });
-        }
-        dag.push(t.uses_dag());
-    }
-    let stage_jobs: Vec<StageJob> = planned
-        .iter()
-        .map(|pj| StageJob {
-            stage: pj.stage,
-            needs: pj
-                .job
-                .needs
-                .iter()
-                .filter_map(|n| {
-                    planned
-                        .iter()
-                        .position(|o| o.stage == pj.stage && o.job.name == *n)
-                })
-                .collect(),
-        })
-        .collect();
-    let deps = plan::dependencies(&stage_jobs, &dag);
-
-    // A new run's first plan step is decided here, before anything is written: every job
-    // is pending, so the step depends only on the template. Run and jobs are then inserted
-    // already in the state that step leaves them in, and the answer is made from what the
-    // inserts return, with no re-planning and no read after the commit.
-    let nodes: Vec<Node> = planned
-        .iter()
-        .zip(&deps)
-        .map(|(pj, deps)| Node {
-            state: JobState::Pending,
-            depends_on: deps.clone(),
-            allow_failure: pj.job.allow_failure,
-            when: pj.job.when,
-        })
-        .collect();
-    let step = plan::advance(&nodes);
-    let mut first: Vec<Option<Action>> = vec![None; planned.len()];
-    for &action in &step.actions {
-        first[action.job()] = Some(action);
-    }
-
-    let run_id = Uuid::now_v7();
-    let job_ids: Vec<Uuid> = planned.iter().map(|_| Uuid::now_v7()).collect();
-    let names: Vec<String> = planned
-        .iter()
-        .map(|pj| format!("{}/{}", pj.template, pj.job.name))
-        .collect();
-    let specs = planned
-        .iter()
-        .map(|pj| serde_json::to_value(&pj.job).map_err(|e| ApiError::Internal(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let depends_on: Vec<Vec<i32>> = deps
-        .iter()
-        .map(|d| d.iter().map(|&i| i as i32).collect())
-        .collect();
-    let new_jobs: Vec<jobs::NewJob<'_>> = planned
-        .iter()
-        .enumerate()
-        .map(|(i, pj)| {
-            let status = match first[i] {
-                Some(Action::AwaitApproval(_)) => JobStatus::Manual,
-                Some(Action::Skip(_)) => JobStatus::Skipped,
-                Some(Action::Release(_)) | None => JobStatus::Queued,
-            };
-            jobs::NewJob {
-                id: job_ids[i],
-                position: i as i32,
-                stage: pj.stage as i32,
-                template: &pj.template,
-                template_version: pj.template_version,
-                name: &names[i],
-                spec: &specs[i],
-                depends_on: &depends_on[i],
-                allow_failure: pj.job.allow_failure,
-                when: pj.job.when.as_str(),
-                status,
-                released: matches!(first[i], Some(Action::Release(_))),
-            }
-        })
-        .collect();
-
-    let template_names: Vec<String> = selected.iter().map(|a| a.name.clone()).collect();
-    let inputs_json =
-        serde_json::to_value(&p.inputs).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut tx = RunTx::begin(state, run_id).await?;
-    let run_row = runs::insert(
-        &mut *tx,
-        &runs::NewRun {
-            id: run_id,
-            repo_id: repo.id,
+    let planned = plan(state, &repo, &p).await?;
+    let commit = commit_of(state, &repo, &git_ref, p.commit.as_deref()).await?;
+    let triggered = write(
+        state,
+        &Write {
+            repo: &repo,
+            params: &p,
             git_ref: &git_ref,
-            commit_sha: p.commit.as_deref(),
-            trigger: p.trigger.as_str(),
-            templates: &template_names,
-            inputs: &inputs_json,
-            rerun_of: p.rerun_of,
-            job_count: planned.len() as i32,
-            status: step.run_status,
-            clone_url: repo.clone_url.as_deref(),
+            commit: commit.as_deref(),
+            planned: &planned,
         },
-        &repo.name,
     )
     .await?;
-    if let Some(d) = &p.delivery {
-        // Waits for a concurrent transaction holding the same delivery, then sees it.
-        if !deliveries::insert(&mut *tx, &d.provider, &d.id, repo.id, run_id).await? {
-            tx.rollback().await?;
-            let run_id = deliveries::run_of(&state.pool, &d.provider, &d.id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Conflict(
-                        "duplicate_delivery",
-                        format!("delivery {} was already received", d.id),
-                    )
-                })?;
-            return Ok(Triggered {
-                run_id,
-                duplicate: true,
-                run: None,
-            });
+    if let Triggered::Created(_) = &triggered {
+        let released = planned.run.released();
+        state.metrics.inc(
+            "gitweave_runs_triggered_total",
+            &format!("trigger=\"{}\"", p.trigger),
+        );
+        if released > 0 {
+            state.wake_runners(released);
         }
+        tracing::info!(run.id = %triggered.run_id(), repo = %repo.name, jobs = planned.run.jobs.len(), "run created");
     }
-    let job_rows = jobs::insert_all(&mut *tx, run_id, &new_jobs).await?;
-    tx.record(NewEvent {
-        reason: Some(format!(
-            "{} trigger of {} at {git_ref}",
-            p.trigger, repo.name
-        )),
-        ..NewEvent::new(EventType::RunCreated, &p.actor)
-    });
-    for id in &job_ids {
-        tx.record(NewEvent {
-            job_id: Some(*id),
-            ..NewEvent::new(EventType::JobQueued, &p.actor)
-        });
-    }
-    // The first plan step's events, in the order re-planning records them.
-    for &action in &step.actions {
-        let i = action.job();
-        let blockers = || {
-            deps[i]
-                .iter()
-                .map(|&d| names[d].as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if let Some(event) = action_event(action, job_ids[i], blockers, &p.actor) {
-            tx.record(event);
-        }
-    }
-    if step.run_status != RunStatus::Queued {
-        tx.record(run_status_event(
-            RunStatus::Queued,
-            step.run_status,
-            &p.actor,
-            None,
-        ));
-        if step.run_status.is_terminal() {
-            tx.record(run_completed_event(step.run_status, &p.actor));
-        }
-    }
-    tx.commit().await?;
-    let released = step
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::Release(_)))
-        .count();
-    state.metrics.inc(
-        "gitweave_runs_triggered_total",
-        &format!("trigger=\"{}\"", p.trigger),
-    );
-    if released > 0 {
-        state.wake_runners(released);
-    }
-    tracing::info!(run.id = %run_id, repo = %repo.name, jobs = planned.len(), "run created");
-    Ok(Triggered {
-        run_id,
-        duplicate: false,
-        run: Some(crate::views::run(&run_row, &job_rows)?),
-    })
+    Ok(triggered)
 }

@@ -13,7 +13,7 @@ use super::runs::{created, made};
 use super::valid_name;
 use crate::error::ApiError;
 use crate::extract::body_error;
-use crate::orchestrator::{self, Delivery, TriggerParams};
+use crate::orchestrator::{self, Delivery, TriggerParams, Triggered};
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -190,9 +190,8 @@ async fn receive(
         },
     )
     .await?;
-    let duplicate = triggered.duplicate;
-    let run = made(&state, triggered).await?;
-    if duplicate {
+    let run = made(&state, &triggered).await?;
+    if let Triggered::DuplicateDelivery(_) = triggered {
         state
             .metrics
             .inc("gitweave_webhooks_total", &result("duplicate"));

@@ -3,7 +3,7 @@
 use super::{json_body, valid_name};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, parse_id};
-use crate::orchestrator::{self, TriggerParams};
+use crate::orchestrator::{self, TriggerParams, Triggered};
 use crate::settled::Key;
 use crate::state::AppState;
 use crate::views;
@@ -70,14 +70,14 @@ async fn trigger(
         },
     )
     .await?;
-    Ok(created(made(&state, triggered).await?))
+    Ok(created(made(&state, &triggered).await?))
 }
 
 /// The run a trigger made, as it committed it (loaded only for a repeated delivery).
-pub(crate) async fn made(state: &AppState, t: orchestrator::Triggered) -> Result<Run, ApiError> {
-    match t.run {
-        Some(run) => Ok(run),
-        None => load(state, t.run_id).await,
+pub(crate) async fn made(state: &AppState, t: &Triggered) -> Result<Run, ApiError> {
+    match t {
+        Triggered::Created(c) => views::run(&c.run, &c.jobs),
+        Triggered::DuplicateDelivery(id) => load(state, *id).await,
     }
 }
 
@@ -166,5 +166,5 @@ async fn rerun(
 ) -> Result<Response, ApiError> {
     let id = parse_id("run", &id)?;
     let new = orchestrator::rerun(&state, id, "api").await?;
-    Ok(created(made(&state, new).await?))
+    Ok(created(made(&state, &new).await?))
 }

@@ -1,0 +1,320 @@
+//! Asking a repo's git server which commit a ref points at (`git ls-remote`), so that a
+//! trigger without `commit` runs, and checks out, the ref's head at trigger time (SPEC §3,
+//! "Workspace").
+//!
+//! The clone URL obeys the rules it was stored under: the grammar of
+//! [`gitweave_model::clone_url`], and for a local repository [`crate::local_repo::resolve`]
+//! again (the file system may have changed since). git gets the URL and the ref as arguments
+//! after `--`, never through a shell; it runs with a cleared environment, without system or
+//! global config, credential helpers or prompts, only the transports the URL needs, from `/`
+//! (so no repository's config is read), and is killed after a timeout.
+
+use crate::local_repo;
+use gitweave_model::clone_url::{CloneUrl, redact};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// How long `git ls-remote` may take.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The most of git's output read: a ref and its peeled tag are two short lines.
+const MAX_OUTPUT: u64 = 1 << 20;
+
+/// Variables passed on to git from pipeline-svc's own environment (where ssh keys, CA
+/// certificates and proxies come from); everything else is cleared.
+const PASSED_ON: &[&str] = &[
+    "PATH",
+    "HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// Why a ref's commit could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The stored clone URL no longer passes the clone-URL rules.
+    #[error("{0}")]
+    Refused(String),
+    /// The server answered, and has no such branch or tag.
+    #[error(
+        "ref {git_ref:?} is not a branch or tag of {shown}; push it first, or give the commit to run"
+    )]
+    UnknownRef {
+        /// The ref asked for.
+        git_ref: String,
+        /// The clone URL without credentials.
+        shown: String,
+    },
+    /// git failed (server unreachable, authentication, not a repository).
+    #[error(
+        "could not read the refs of {shown} to resolve {git_ref:?}: {said}; fix the repo's clone_url, or give the commit to run"
+    )]
+    Git {
+        /// The ref asked for.
+        git_ref: String,
+        /// The clone URL without credentials.
+        shown: String,
+        /// git's last words, without credentials.
+        said: String,
+    },
+    /// git did not answer in time.
+    #[error(
+        "{shown} did not list its refs within {}s while resolving {git_ref:?}; retry, or give the commit to run",
+        TIMEOUT.as_secs()
+    )]
+    Timeout {
+        /// The ref asked for.
+        git_ref: String,
+        /// The clone URL without credentials.
+        shown: String,
+    },
+    /// git could not be started at all: an installation problem of pipeline-svc.
+    #[error("git could not be run by pipeline-svc: {0}")]
+    NoGit(String),
+}
+
+/// The full ref names `git_ref` may mean, in the order they are tried: a full name as it is,
+/// else a branch, then a tag.
+pub fn candidates(git_ref: &str) -> Vec<String> {
+    if git_ref.starts_with("refs/") || git_ref == "HEAD" {
+        vec![git_ref.to_owned()]
+    } else {
+        vec![
+            format!("refs/heads/{git_ref}"),
+            format!("refs/tags/{git_ref}"),
+        ]
+    }
+}
+
+/// The commit of the first of `candidates` that `ls-remote` listed (`<sha>\t<ref>` lines);
+/// an annotated tag's peeled line (`<ref>^{}`) wins, since it names the commit.
+pub fn pick(listing: &str, candidates: &[String]) -> Option<String> {
+    let lines: Vec<(&str, &str)> = listing
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(sha, _)| {
+            (4..=64).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .collect();
+    candidates.iter().find_map(|c| {
+        let peeled = format!("{c}^{{}}");
+        let find = |name: &str| {
+            lines
+                .iter()
+                .find(|(_, n)| *n == name)
+                .map(|(s, _)| (*s).to_owned())
+        };
+        find(&peeled).or_else(|| find(c))
+    })
+}
+
+/// The credentials of an `http(s)://user:pass@host` URL, to be masked in git's messages.
+fn userinfo(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    authority
+        .rsplit_once('@')
+        .map(|(u, _)| u)
+        .filter(|u| !u.is_empty())
+}
+
+/// git's last non-empty line of `stderr`, with the URL shown and credentials masked.
+fn last_words(stderr: &[u8], url: &str, shown: &str) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mut said = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("git exited without saying why")
+        .replace(url, shown);
+    if let Some(secret) = userinfo(url) {
+        said = said.replace(secret, "***");
+    }
+    said.chars().take(300).collect()
+}
+
+/// Where git fetches from and what it may use to get there.
+struct Source {
+    url: String,
+    protocols: &'static str,
+    safe_directories: Vec<String>,
+}
+
+fn source(clone_url: &str, local_root: Option<&Path>) -> Result<Source, ResolveError> {
+    match CloneUrl::parse(clone_url).map_err(|e| ResolveError::Refused(e.to_string()))? {
+        CloneUrl::Remote(url) => Ok(Source {
+            url,
+            protocols: "git:http:https:ssh",
+            safe_directories: vec![],
+        }),
+        CloneUrl::Local(path) => {
+            let resolved = local_repo::resolve(local_root, &path)
+                .map_err(|e| ResolveError::Refused(e.to_string()))?;
+            let path = resolved
+                .to_str()
+                .ok_or_else(|| {
+                    ResolveError::Refused(format!("the path {resolved:?} is not UTF-8"))
+                })?
+                .to_owned();
+            Ok(Source {
+                safe_directories: vec![path.clone(), format!("{path}/.git")],
+                url: path,
+                protocols: "file",
+            })
+        }
+    }
+}
+
+/// The commit `git_ref` points at on `clone_url` (`local_root`: `RUNNER_LOCAL_REPO_ROOT`).
+pub async fn head_commit(
+    clone_url: &str,
+    local_root: Option<&Path>,
+    git_ref: &str,
+) -> Result<String, ResolveError> {
+    let shown = redact(clone_url);
+    let root = local_root.map(Path::to_owned);
+    let url = clone_url.to_owned();
+    // A local URL's check reads the file system: off the async workers.
+    let src = tokio::task::spawn_blocking(move || source(&url, root.as_deref()))
+        .await
+        .map_err(|e| ResolveError::NoGit(format!("the clone_url check did not finish: {e}")))??;
+    let wanted = candidates(git_ref);
+
+    let mut config: Vec<(String, String)> = vec![
+        ("protocol.allow".into(), "never".into()),
+        ("credential.helper".into(), String::new()),
+        ("core.sshCommand".into(), "ssh -o BatchMode=yes".into()),
+        ("core.hooksPath".into(), "/dev/null".into()),
+        ("core.fsmonitor".into(), "false".into()),
+    ];
+    config.extend(
+        src.protocols
+            .split(':')
+            .map(|p| (format!("protocol.{p}.allow"), "always".to_owned())),
+    );
+    config.extend(
+        src.safe_directories
+            .iter()
+            .map(|d| ("safe.directory".to_owned(), d.clone())),
+    );
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.env_clear()
+        .envs(
+            PASSED_ON
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+        )
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", src.protocols)
+        .env("GIT_CONFIG_COUNT", config.len().to_string());
+    for (i, (k, v)) in config.iter().enumerate() {
+        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
+            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+    }
+    cmd.current_dir("/")
+        .arg("ls-remote")
+        .arg("--")
+        .arg(&src.url)
+        // git matches patterns against whole names: a peeled tag's line needs its own.
+        .args(wanted.iter().flat_map(|c| [c.clone(), format!("{c}^{{}}")]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ResolveError::NoGit(e.to_string()))?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(ResolveError::NoGit("git's output is not piped".into()));
+    };
+    let run = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut stdout, mut stderr) = (stdout.take(MAX_OUTPUT), stderr.take(MAX_OUTPUT));
+        let (o, e) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        o.and(e)?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((status, out, err))
+    };
+    let (status, out, err) = match tokio::time::timeout(TIMEOUT, run).await {
+        Err(_) => {
+            return Err(ResolveError::Timeout {
+                git_ref: git_ref.to_owned(),
+                shown,
+            });
+        }
+        Ok(Err(e)) => return Err(ResolveError::NoGit(e.to_string())),
+        Ok(Ok(done)) => done,
+    };
+    if !status.success() {
+        return Err(ResolveError::Git {
+            git_ref: git_ref.to_owned(),
+            said: last_words(&err, &src.url, &shown),
+            shown,
+        });
+    }
+    pick(&String::from_utf8_lossy(&out), &wanted).ok_or(ResolveError::UnknownRef {
+        git_ref: git_ref.to_owned(),
+        shown,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{candidates, last_words, pick, userinfo};
+
+    #[test]
+    fn a_short_name_is_a_branch_then_a_tag_and_a_full_name_itself() {
+        assert_eq!(candidates("main"), ["refs/heads/main", "refs/tags/main"]);
+        assert_eq!(candidates("refs/pull/1/head"), ["refs/pull/1/head"]);
+        assert_eq!(candidates("HEAD"), ["HEAD"]);
+    }
+
+    #[test]
+    fn the_first_candidate_listed_wins_and_a_tag_is_peeled() {
+        let listing = "1111111111111111111111111111111111111111\trefs/heads/feature/v1\n\
+                       2222222222222222222222222222222222222222\trefs/tags/v1\n\
+                       3333333333333333333333333333333333333333\trefs/tags/v1^{}\n";
+        assert_eq!(
+            pick(listing, &candidates("v1")).as_deref(),
+            Some("3333333333333333333333333333333333333333")
+        );
+        // `feature/v1` is listed by git's tail match, but is not `v1`.
+        assert_eq!(pick(listing, &candidates("feature")), None);
+        assert_eq!(
+            pick(listing, &candidates("feature/v1")).as_deref(),
+            Some("1111111111111111111111111111111111111111")
+        );
+        let both = "aaaa000000000000000000000000000000000000\trefs/tags/main\n\
+                    bbbb000000000000000000000000000000000000\trefs/heads/main\n";
+        assert_eq!(
+            pick(both, &candidates("main")).as_deref(),
+            Some("bbbb000000000000000000000000000000000000"),
+            "a branch wins over a tag of the same name"
+        );
+        assert_eq!(pick("warning: x\n", &candidates("main")), None);
+    }
+
+    #[test]
+    fn gits_words_never_carry_credentials() {
+        let url = "https://deploy:s3cret@git.example/shop.git";
+        assert_eq!(userinfo(url), Some("deploy:s3cret"));
+        assert_eq!(userinfo("https://git.example/a@b"), None);
+        let said = last_words(
+            b"\nfatal: unable to access 'https://deploy:s3cret@git.example/shop.git/': no\n\n",
+            url,
+            "https://deploy:***@git.example/shop.git",
+        );
+        assert!(!said.contains("s3cret"), "{said}");
+        assert!(said.starts_with("fatal: unable to access"), "{said}");
+    }
+}
