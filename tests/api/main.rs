@@ -11,6 +11,7 @@ mod helpers;
 mod containment;
 mod execution;
 mod faults;
+mod follow;
 mod gateway;
 mod gateway_paths;
 mod health;

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     TooLarge(String),
+    /// 416: a log offset past the end of a log that can no longer grow.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// 422: well-formed but invalid.
     #[error("{1}")]
     Invalid(&'static str, String),
@@ -68,6 +71,9 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RangeNotSatisfiable(_) => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "offset_past_end")
+            }
             ApiError::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(detail) => {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod follow;
 pub mod local_repo;
 pub mod orchestrator;
 pub mod retention;
