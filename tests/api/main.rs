@@ -9,6 +9,7 @@
 mod helpers;
 
 mod containment;
+mod envelopes;
 mod execution;
 mod faults;
 mod follow;
