@@ -65,6 +65,9 @@ pub struct Options {
     /// Any other change to the gateway's configuration (timeouts, connection caps), applied
     /// last.
     pub gateway: Option<fn(&mut api_gateway::Config)>,
+    /// Any other change to pipeline-svc's configuration (e.g. the SSE keep-alive), applied
+    /// last.
+    pub pipeline: Option<fn(&mut pipeline_svc::Config)>,
 }
 
 impl Default for Options {
@@ -86,6 +89,7 @@ impl Default for Options {
             retention: None,
             insecure_open_registration: true,
             gateway: None,
+            pipeline: None,
         }
     }
 }
@@ -293,6 +297,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
     if let Some((days, interval_s)) = opts.retention {
         pconfig.retention_days = Some(days);
         pconfig.retention_interval_s = interval_s;
+    }
+    if let Some(change) = opts.pipeline {
+        change(&mut pconfig);
     }
     let papp = pipeline_svc::App::build(pconfig)
         .await

@@ -79,8 +79,16 @@ async fn a_200000_line_log_is_reassembled_exactly_through_pagination() {
     let last = app.logs_page(job, end - 3, 100).await;
     assert_eq!(last.chunks[0].data, "00\n");
     assert!(last.complete && last.next_offset == end);
-    let past = app.logs_page(job, end + 10, 100).await;
-    assert!(past.chunks.is_empty() && past.complete);
+    // Past the end of a log that can no longer grow: 416, naming the real end.
+    let past = app
+        .get(&format!("/jobs/{job}/logs?offset={}&limit=100", end + 10))
+        .await;
+    let (status, code, message) = crate::helpers::envelope(past).await;
+    assert_eq!((status, code.as_str()), (416, "offset_past_end"));
+    assert!(
+        message.contains(&format!("ends at byte {end}")),
+        "{message}"
+    );
     let clamped = app.logs_page(job, 0, 50_000_000).await;
     assert_eq!(clamped.next_offset, 1024 * 1024, "limit is capped at 1 MiB");
     for bad in ["limit=0", "offset=-1", "limit=abc"] {

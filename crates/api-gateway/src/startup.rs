@@ -99,7 +99,11 @@ impl App {
                 get(|State(s): State<GatewayState>| async move { s.metrics.response() }),
             )
             .fallback(proxy::forward)
-            .with_state(self.state.clone());
+            .with_state(self.state.clone())
+            // The framework's own answers (a 405 of `/healthz`, …) get the envelope too.
+            .layer(axum::middleware::from_fn(
+                gitweave_http::envelope_rejections,
+            ));
         let router =
             gitweave_http::request_id_layers(router).layer(axum::middleware::from_fn_with_state(
                 self.state.metrics.clone(),

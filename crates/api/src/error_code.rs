@@ -35,3 +35,9 @@ pub const BAD_GATEWAY: &str = "bad_gateway";
 pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
 /// 408 (gateway): the client sent its request too slowly.
 pub const REQUEST_TIMEOUT: &str = "request_timeout";
+/// 416: a log offset past the end of a log that can no longer grow; the message gives the end.
+pub const OFFSET_PAST_END: &str = "offset_past_end";
+/// 409: a repo with a run that has not ended cannot be deleted.
+pub const RUN_ACTIVE: &str = "run_active";
+/// 409: a template attached to a repo cannot be deleted.
+pub const TEMPLATE_ATTACHED: &str = "template_attached";

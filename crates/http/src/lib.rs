@@ -7,6 +7,7 @@
 pub mod conn_limit;
 pub mod error;
 pub mod metrics;
+pub mod rejection;
 pub mod request_id;
 pub mod secret;
 pub mod serve;
@@ -15,6 +16,7 @@ pub mod telemetry;
 
 pub use error::{ErrorBody, ErrorEnvelope, error_response};
 pub use metrics::Metrics;
+pub use rejection::envelope_rejections;
 pub use request_id::{REQUEST_ID_HEADER, request_id_layers};
 pub use serve::{ServeOptions, no_delay, serve};
 pub use shutdown::shutdown_signal;

@@ -64,6 +64,10 @@ pub struct Config {
     /// symlinks and `..` are resolved; unset: local clone URLs are refused.
     #[arg(long, env = "RUNNER_LOCAL_REPO_ROOT")]
     pub local_repo_root: Option<PathBuf>,
+    /// A followed SSE stream with nothing to send writes a `: keep-alive` comment after this
+    /// many ms, so a proxy does not cut it for being idle.
+    #[arg(long, env = "PIPELINE_SSE_KEEPALIVE_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sse_keepalive_ms: u64,
 }
 
 impl Config {
@@ -117,6 +121,7 @@ impl Config {
             runner_registration_token_file: None,
             insecure_open_registration: false,
             local_repo_root: None,
+            sse_keepalive_ms: 15_000,
         }
     }
 }

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     TooLarge(String),
+    /// 416: a log offset past the end of a log that can no longer grow.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// 422: well-formed but invalid.
     #[error("{1}")]
     Invalid(&'static str, String),
@@ -69,6 +72,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, error_code::NOT_FOUND),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, error_code::PAYLOAD_TOO_LARGE),
+            ApiError::RangeNotSatisfiable(_) => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                error_code::OFFSET_PAST_END,
+            ),
             ApiError::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, error_code::UNAVAILABLE),
             ApiError::Internal(detail) => {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod git_remote;
+pub mod follow;
 pub mod local_repo;
 pub mod orchestrator;
 pub mod retention;

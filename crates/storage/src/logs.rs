@@ -57,3 +57,21 @@ pub async fn window(
     .await?;
     Ok(rows.into_iter().map(|r| (r.off, r.chunk)).collect())
 }
+
+/// Where an attempt's stored log ends (0 when nothing is stored): for an attempt that can no
+/// longer grow, the end of its whole log.
+pub async fn stored_end(
+    e: impl PgExecutor<'_>,
+    job_id: Uuid,
+    attempt: i32,
+) -> Result<i64, sqlx::Error> {
+    let end = sqlx::query_scalar!(
+        r#"SELECT COALESCE(MAX("offset" + length(chunk)), 0)::int8 AS "end!" FROM logs
+           WHERE job_id = $1 AND attempt = $2"#,
+        job_id,
+        attempt
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(end)
+}

@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{QueryParams, parse_id};
+use crate::follow::{self, KeepAlive, Source, Step, Watch};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Body;
@@ -15,7 +16,6 @@ use gitweave_model::status::EventType;
 use gitweave_storage::{events, runs};
 use http::HeaderMap;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -46,21 +46,79 @@ fn view(e: events::EventRow) -> Event {
 
 const PAGE: i64 = 500;
 
-/// Where a followed event stream is.
-struct Follow {
+/// Where an event stream is: the events after `after`, and what it knows of the run's end.
+struct EventLog {
     state: AppState,
-    updates: tokio::sync::broadcast::Receiver<Uuid>,
+    run_id: Uuid,
+    sse: bool,
+    follow: bool,
     /// Last sequence number sent.
     after: i64,
     /// The first page, read before the answer started.
     first: Option<Vec<events::EventRow>>,
-    /// An error was sent: end.
-    done: bool,
     /// `run.completed` was sent, or the run is known to have ended: end once caught up.
     completed: bool,
     /// The run's status was asked, or need not be: asked once, only by a stream whose first
     /// page was empty (it may have started after the end).
     asked: bool,
+}
+
+impl EventLog {
+    /// One page of events as NDJSON lines or SSE frames.
+    fn frames(&mut self, rows: Vec<events::EventRow>) -> Bytes {
+        let mut out = String::new();
+        for e in rows {
+            self.completed |= e.event_type == EventType::RunCompleted;
+            let e = view(e);
+            self.after = e.seq;
+            let json = serde_json::to_string(&e).unwrap_or_default();
+            if self.sse {
+                out.push_str(&format!(
+                    "id: {}\nevent: {}\ndata: {json}\n\n",
+                    e.seq, e.event_type
+                ));
+            } else {
+                out.push_str(&json);
+                out.push('\n');
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+impl Source for EventLog {
+    async fn next(&mut self) -> Result<Step, std::io::Error> {
+        loop {
+            let rows = match self.first.take() {
+                Some(first) => first,
+                None => events::list(&self.state.pool, self.run_id, self.after, PAGE)
+                    .await
+                    .map_err(std::io::Error::other)?,
+            };
+            if !rows.is_empty() {
+                return Ok(Step::Send(self.frames(rows)));
+            }
+            if !self.follow || self.completed {
+                return Ok(Step::End);
+            }
+            if self.asked {
+                return Ok(Step::Wait);
+            }
+            self.asked = true;
+            let ended = match runs::get(&self.state.pool, self.run_id)
+                .await
+                .map_err(std::io::Error::other)?
+            {
+                Some(r) => r.status.is_terminal(),
+                None => true,
+            };
+            if !ended {
+                return Ok(Step::Wait);
+            }
+            // One more look: the final events commit with the status.
+            self.completed = true;
+        }
+    }
 }
 
 async fn list(
@@ -87,7 +145,7 @@ async fn list(
     }
     let follow = sse || q.follow;
     // Subscribed before the first read, so no change between the two is missed.
-    let updates = state.run_updates.subscribe();
+    let watch = Watch::subscribe(&state.run_updates, run_id);
     // The first page is read before answering: events exist only for a run that exists, so
     // only an empty first page needs to look the run up (for the 404).
     let first = events::list(&state.pool, run_id, after, PAGE).await?;
@@ -100,83 +158,19 @@ async fn list(
     // may have started after that event (a reconnect with `Last-Event-ID`) and has to ask the
     // run's status, once; any event after `after` means `run.completed` is among the events
     // sent or still to come.
-    let stream = futures::stream::unfold(
-        Follow {
-            state,
-            updates,
-            after,
-            first: Some(first),
-            done: false,
-            completed: false,
-            asked: known,
-        },
-        move |mut f| async move {
-            if f.done {
-                return None;
-            }
-            loop {
-                let rows = match f.first.take() {
-                    Some(first) => first,
-                    None => match events::list(&f.state.pool, run_id, f.after, PAGE).await {
-                        Ok(r) => r,
-                        Err(e) => {
-                            f.done = true;
-                            return Some((Err(std::io::Error::other(e)), f));
-                        }
-                    },
-                };
-                if let Some(last) = rows.last() {
-                    f.after = last.seq;
-                    let mut out = String::new();
-                    for e in rows {
-                        f.completed |= e.event_type == EventType::RunCompleted;
-                        let e = view(e);
-                        let json = serde_json::to_string(&e).unwrap_or_default();
-                        if sse {
-                            out.push_str(&format!(
-                                "id: {}\nevent: {}\ndata: {json}\n\n",
-                                e.seq, e.event_type
-                            ));
-                        } else {
-                            out.push_str(&json);
-                            out.push('\n');
-                        }
-                    }
-                    return Some((Ok(Bytes::from(out)), f));
-                }
-                if !follow || f.completed {
-                    return None;
-                }
-                if !f.asked {
-                    f.asked = true;
-                    let ended = match runs::get(&f.state.pool, run_id).await {
-                        Ok(Some(r)) => r.status.is_terminal(),
-                        Ok(None) => true,
-                        Err(e) => {
-                            f.done = true;
-                            return Some((Err(std::io::Error::other(e)), f));
-                        }
-                    };
-                    if ended {
-                        // One more look: the final events commit with the status.
-                        f.completed = true;
-                        continue;
-                    }
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    loop {
-                        match f.updates.recv().await {
-                            Ok(id) if id == run_id => return,
-                            Ok(_) => {}
-                            Err(RecvError::Lagged(_)) => return,
-                            Err(RecvError::Closed) => return std::future::pending().await,
-                        }
-                    }
-                })
-                .await;
-            }
-        },
-    );
+    let keep_alive =
+        sse.then(|| KeepAlive::sse(Duration::from_millis(state.config.sse_keepalive_ms)));
+    let source = EventLog {
+        state,
+        run_id,
+        sse,
+        follow,
+        after,
+        first: Some(first),
+        completed: false,
+        asked: known,
+    };
+    let stream = follow::stream(source, watch, keep_alive);
     let content_type = if sse {
         "text/event-stream"
     } else {

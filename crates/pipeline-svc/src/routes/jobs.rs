@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, parse_id};
+use crate::follow::{self, Source, Step, Watch};
 use crate::settled::Key;
 use crate::state::AppState;
 use crate::views;
@@ -15,8 +16,6 @@ use gitweave_api::public::{Job, LogChunk, LogsPage};
 use gitweave_model::logs::{self, PageRequest};
 use gitweave_storage::jobs::{self, JobRow};
 use gitweave_storage::logs as stored_logs;
-use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -92,9 +91,19 @@ async fn page(
     // attempt's log is complete by definition.
     let end = if attempt == job.attempt {
         job.log_end
+    } else if page.bytes.is_empty() {
+        stored_logs::stored_end(&state.pool, job.id, attempt).await?
     } else {
         next_offset
     };
+    // A log that can no longer grow has a known end: an offset past it is the caller's
+    // mistake, answered with that end. A running job's log may still reach the offset.
+    if !growing && req.offset > end {
+        return Err(ApiError::RangeNotSatisfiable(format!(
+            "offset {} is past the end of job {}'s attempt {attempt} log, which ends at byte {end}; ask with an offset of at most {end}",
+            req.offset, job.id
+        )));
+    }
     let complete = !growing && next_offset >= end;
     let chunks = if page.bytes.is_empty() {
         Vec::new()
@@ -139,75 +148,17 @@ async fn raw(
 ) -> Result<Response, ApiError> {
     let job = load(&state, &id).await?;
     let (attempt, _) = attempt_of(&job, q.attempt)?;
-    let job_id = job.id;
-    let follow = q.follow;
-    // Following a job that has not started yet follows its first attempt once it starts.
-    let adopt = follow && q.attempt.is_none() && attempt == 0;
-    // Subscribe before the first read so no update between read and wait is missed.
-    let updates = state.job_updates.subscribe();
-    let start = Follow {
+    // Subscribed before the first read, so no update between read and wait is missed.
+    let watch = Watch::subscribe(&state.job_updates, job.id);
+    let source = RawLog {
         state,
-        updates,
+        job_id: job.id,
         attempt,
         offset: 0,
-        done: false,
+        follow: q.follow,
+        // Following a job that has not started yet follows its first attempt once it starts.
+        adopt: q.follow && q.attempt.is_none() && attempt == 0,
     };
-    let stream = futures::stream::unfold(start, move |mut f| async move {
-        if f.done {
-            return None;
-        }
-        loop {
-            let chunks = match stored_logs::window(
-                &f.state.pool,
-                job_id,
-                f.attempt,
-                f.offset,
-                RAW_STEP,
-            )
-            .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(job.id = %job_id, error = %e, "reading the log failed mid-stream");
-                    f.done = true;
-                    return Some((Err(std::io::Error::other(e)), f));
-                }
-            };
-            let bytes = logs::window(
-                chunks.iter().map(|(o, b)| (*o, b.as_slice())),
-                f.offset,
-                RAW_STEP,
-            );
-            if !bytes.is_empty() {
-                f.offset += bytes.len() as i64;
-                return Some((Ok(Bytes::from(bytes)), f));
-            }
-            if !follow {
-                return None;
-            }
-            // Nothing new: stop when this attempt can grow no more, else wait for news.
-            match jobs::get(&f.state.pool, job_id).await {
-                Ok(Some(j)) if adopt && f.attempt == 0 && j.attempt > 0 => {
-                    f.attempt = j.attempt;
-                    continue;
-                }
-                Ok(Some(j)) if j.attempt != f.attempt => return None,
-                Ok(Some(j)) if is_ended(&j) => {
-                    if f.offset >= j.log_end {
-                        return None;
-                    }
-                    continue;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return None,
-                Err(e) => {
-                    f.done = true;
-                    return Some((Err(std::io::Error::other(e)), f));
-                }
-            }
-            wait_for(&mut f.updates, job_id).await;
-        }
-    });
     Ok((
         [
             (http::header::CONTENT_TYPE, "text/plain"),
@@ -217,34 +168,68 @@ async fn raw(
                 "nosniff",
             ),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(follow::stream(source, watch, None)),
     )
         .into_response())
 }
 
-/// The state of a raw log stream.
-struct Follow {
+/// Where a raw log stream is: one attempt's bytes from `offset`.
+struct RawLog {
     state: AppState,
-    updates: tokio::sync::broadcast::Receiver<Uuid>,
+    job_id: Uuid,
     attempt: i32,
     offset: i64,
-    done: bool,
+    follow: bool,
+    adopt: bool,
 }
 
-/// Waits until `job_id` changes, or a second passes (another pipeline-svc instance may have
-/// stored the bytes: its notifications do not reach this process).
-async fn wait_for(updates: &mut tokio::sync::broadcast::Receiver<Uuid>, job_id: Uuid) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+impl Source for RawLog {
+    async fn next(&mut self) -> Result<Step, std::io::Error> {
         loop {
-            match updates.recv().await {
-                Ok(id) if id == job_id => return,
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return,
-                Err(RecvError::Closed) => return std::future::pending().await,
+            let chunks = stored_logs::window(
+                &self.state.pool,
+                self.job_id,
+                self.attempt,
+                self.offset,
+                RAW_STEP,
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(job.id = %self.job_id, error = %e, "reading the log failed mid-stream");
+                std::io::Error::other(e)
+            })?;
+            let bytes = logs::window(
+                chunks.iter().map(|(o, b)| (*o, b.as_slice())),
+                self.offset,
+                RAW_STEP,
+            );
+            if !bytes.is_empty() {
+                self.offset += bytes.len() as i64;
+                return Ok(Step::Send(Bytes::from(bytes)));
+            }
+            if !self.follow {
+                return Ok(Step::End);
+            }
+            // Nothing new: stop when this attempt can grow no more, else wait for news.
+            let job = jobs::get(&self.state.pool, self.job_id)
+                .await
+                .map_err(std::io::Error::other)?;
+            match job {
+                Some(j) if self.adopt && self.attempt == 0 && j.attempt > 0 => {
+                    self.attempt = j.attempt;
+                }
+                Some(j) if j.attempt != self.attempt => return Ok(Step::End),
+                // Ended: read again until every stored byte is sent.
+                Some(j) if is_ended(&j) => {
+                    if self.offset >= j.log_end {
+                        return Ok(Step::End);
+                    }
+                }
+                Some(_) => return Ok(Step::Wait),
+                None => return Ok(Step::End),
             }
         }
-    })
-    .await;
+    }
 }
 
 async fn approve(

@@ -38,7 +38,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/internal/v1", runners::routes())
         .merge(health::routes())
         .fallback(gitweave_http::error::not_found_fallback)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        // Outermost of the router: the framework's own answers (405, 415, …) get the envelope.
+        .layer(axum::middleware::from_fn(
+            gitweave_http::envelope_rejections,
+        ));
     gitweave_http::request_id_layers(router).layer(axum::middleware::from_fn_with_state(
         state.metrics.clone(),
         gitweave_http::metrics::count_requests,

@@ -29,12 +29,15 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/pipelines/runs/{id}/rerun", post(rerun))
 }
 
-/// Loads a run as the API shows it.
+/// Loads a run as the API shows it: the run and its jobs from one snapshot, so a run never
+/// shows `queued` next to a `running` job that its claim committed in between.
 pub(crate) async fn load(state: &AppState, id: Uuid) -> Result<Run, ApiError> {
-    let run = runs::get(&state.pool, id)
+    let mut tx = gitweave_storage::snapshot(&state.pool).await?;
+    let run = runs::get(&mut *tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("run", id))?;
-    let jobs = jobs::of_run(&state.pool, id).await?;
+    let jobs = jobs::of_run(&mut *tx, id).await?;
+    tx.commit().await?;
     views::run(&run, &jobs)
 }
 
@@ -132,15 +135,18 @@ async fn list(
     let repo_row = repos::get(&state.pool, repo.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("repo", &repo))?;
-    // One extra row tells whether another page exists.
-    let mut rows = runs::list(&state.pool, repo_row.id, before, limit + 1).await?;
+    // One extra row tells whether another page exists. The runs and their jobs come from
+    // one snapshot, as in `load`.
+    let mut tx = gitweave_storage::snapshot(&state.pool).await?;
+    let mut rows = runs::list(&mut *tx, repo_row.id, before, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut by_run: HashMap<Uuid, Vec<jobs::JobRow>> = HashMap::new();
-    for j in jobs::of_runs(&state.pool, &ids).await? {
+    for j in jobs::of_runs(&mut *tx, &ids).await? {
         by_run.entry(j.run_id).or_default().push(j);
     }
+    tx.commit().await?;
     let runs = rows
         .iter()
         .map(|r| views::run(r, by_run.get(&r.id).map_or(&[][..], Vec::as_slice)))
