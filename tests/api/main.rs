@@ -9,6 +9,7 @@
 mod helpers;
 
 mod containment;
+mod deletion;
 mod execution;
 mod faults;
 mod gateway;

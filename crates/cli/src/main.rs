@@ -4,6 +4,7 @@
 //! remote GitWeave alike. `trigger --wait` and `status` exit non-zero unless the run succeeded,
 //! so scripts can chain on them.
 
+mod delete;
 mod hook;
 mod summary;
 
@@ -147,6 +148,11 @@ enum Command {
     Hook {
         #[command(subcommand)]
         command: hook::HookCommand,
+    },
+    /// Delete a repo or a template made by mistake.
+    Delete {
+        #[command(subcommand)]
+        command: delete::DeleteCommand,
     },
     /// Print a job's log.
     Logs {
@@ -498,6 +504,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(run_exit(&run));
         }
         Command::Hook { command } => return hook::run(command, &c.base, c.token.as_deref()).await,
+        Command::Delete { command } => {
+            return delete::run(command, &c.base, c.token.as_deref()).await;
+        }
         Command::Logs { job, follow } => {
             if follow {
                 follow_logs(&c, &job).await?;

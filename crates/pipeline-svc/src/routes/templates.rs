@@ -18,14 +18,14 @@ use gitweave_model::limits::{Limit, LimitExceeded, MAX_ATTACHED_TEMPLATES};
 use gitweave_model::names::{RepoName, TemplateName};
 use gitweave_model::template::{MAX_TEMPLATE_BYTES, Template, parse_template};
 use gitweave_storage::repos;
-use gitweave_storage::templates::{self, Attached, PutOutcome, TemplateRow};
+use gitweave_storage::templates::{self, Attached, PutOutcome, TemplateDeleted, TemplateRow};
 use http::StatusCode;
 use std::collections::BTreeMap;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/templates", get(list))
-        .route("/templates/{name}", get(show).put(upload))
+        .route("/templates/{name}", get(show).put(upload).delete(delete))
         .route("/repos/{repo}/templates", get(list_attached))
         .route("/repos/{repo}/templates/{name}", put(attach).delete(detach))
 }
@@ -220,5 +220,31 @@ async fn detach(
         Err(ApiError::NotFound(format!(
             "template {name} is not attached to repo {repo}"
         )))
+    }
+}
+
+/// `DELETE /templates/{name}`: the template and all its versions go; `409 template_attached`
+/// while a repo has it attached. Runs made from it keep their jobs.
+async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = valid_name(TemplateName::parse, &name)?;
+    let mut tx = state.pool.begin().await?;
+    match templates::delete(&mut tx, name.as_str()).await? {
+        TemplateDeleted::NotFound => Err(ApiError::not_found("template", &name)),
+        TemplateDeleted::Attached(repos) => Err(ApiError::Conflict(
+            "template_attached",
+            format!(
+                "template {name} is attached to repo(s) {}; detach it first \
+                 (DELETE /api/v1/repos/{{repo}}/templates/{name})",
+                repos.join(", ")
+            ),
+        )),
+        TemplateDeleted::Deleted => {
+            tx.commit().await?;
+            tracing::info!(template = %name, "template deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
     }
 }
