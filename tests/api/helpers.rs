@@ -65,6 +65,8 @@ pub struct Options {
     /// Any other change to the gateway's configuration (timeouts, connection caps), applied
     /// last.
     pub gateway: Option<fn(&mut api_gateway::Config)>,
+    /// The runner's `RUNNER_WORKSPACE_SWEEP_INTERVAL` (default: the runner's).
+    pub workspace_sweep: Option<Duration>,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             retention: None,
             insecure_open_registration: true,
             gateway: None,
+            workspace_sweep: None,
         }
     }
 }
@@ -332,6 +335,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
             rconfig.log_limit = limit;
         }
         rconfig.local_repo_root = opts.local_repo_root.clone();
+        if let Some(interval) = opts.workspace_sweep {
+            rconfig.workspace_sweep_interval = interval;
+        }
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");

@@ -28,3 +28,4 @@ mod runner_protocol;
 mod runs;
 mod slowloris;
 mod templates;
+mod workspaces;
