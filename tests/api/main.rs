@@ -21,6 +21,7 @@ mod logs;
 mod orchestration;
 mod pipeline_access;
 mod raw_http;
+mod readme_tour;
 mod repos;
 mod retention;
 mod runner_env;
