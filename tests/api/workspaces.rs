@@ -87,13 +87,13 @@ async fn the_runner_removes_workspaces_of_ended_and_unknown_runs_and_keeps_activ
     .await;
     assert_eq!(
         left,
-        [run_volume.clone()],
+        std::slice::from_ref(&run_volume),
         "the active run's volume is kept"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         volumes(&app),
-        [run_volume.clone()],
+        std::slice::from_ref(&run_volume),
         "still kept after more sweeps"
     );
 
