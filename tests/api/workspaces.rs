@@ -114,3 +114,73 @@ async fn the_runner_removes_workspaces_of_ended_and_unknown_runs_and_keeps_activ
     .await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn active_runs_answers_only_a_registered_runner_and_only_for_runs_not_ended() {
+    let app = spawn_with(crate::helpers::no_runner()).await;
+    let url = format!("{}/internal/v1/runners/active-runs", app.pipeline);
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!("jobs:\n  - {{ name: a, image: {img}, script: [echo a] }}\n"),
+    )
+    .await;
+    let queued = app.trigger("r", &json!({})).await.id;
+    let canceled = app.trigger("r", &json!({})).await.id;
+    let r = app
+        .post_json(&format!("/pipelines/runs/{canceled}/cancel"), &json!({}))
+        .await;
+    assert!(r.status().is_success(), "cancel: {}", r.status());
+    let unknown = Uuid::now_v7();
+    let ask = json!({"run_ids": [queued, canceled, unknown]});
+
+    let r = app.http.post(&url).json(&ask).send().await.expect("POST");
+    assert_eq!(r.status(), 401, "no runner token");
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth("not-a-runner.token")
+        .json(&ask)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 401, "a wrong runner token");
+
+    let reg: serde_json::Value = app
+        .http
+        .post(format!("{}/internal/v1/runners/register", app.pipeline))
+        .json(&json!({"name": "sweeper", "capacity": 1, "engine": "shell"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("registration JSON");
+    let token = reg["token"].as_str().expect("token").to_owned();
+    let answer: serde_json::Value = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&ask)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("answer JSON");
+    assert_eq!(answer, json!({"active": [queued]}), "only the queued run");
+
+    let too_many: Vec<Uuid> = (0..1001).map(|_| Uuid::now_v7()).collect();
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({ "run_ids": too_many }))
+        .send()
+        .await
+        .expect("POST");
+    let (status, code, message) = crate::helpers::envelope(r).await;
+    assert_eq!((status, code.as_str()), (422, "too_many_runs"), "{message}");
+    app.shutdown().await;
+}
