@@ -13,6 +13,7 @@
 
 mod checkout;
 mod checkout_hardening;
+mod deleted_repo;
 mod receive;
 mod signatures;
 
