@@ -162,7 +162,14 @@ async fn attach(
         &inputs_json,
         MAX_ATTACHED_TEMPLATES as i64,
     )
-    .await?;
+    .await
+    .map_err(|e| match e.as_database_error() {
+        // The template (or repo) was deleted since it was read above.
+        Some(d) if d.is_foreign_key_violation() => ApiError::NotFound(format!(
+            "template {name} or repo {repo} was deleted meanwhile"
+        )),
+        _ => ApiError::from(e),
+    })?;
     if outcome == Attached::Full {
         return Err(LimitExceeded::new(
             Limit::AttachedTemplates,
