@@ -68,6 +68,8 @@ pub struct Options {
     /// Any other change to pipeline-svc's configuration (e.g. the SSE keep-alive), applied
     /// last.
     pub pipeline: Option<fn(&mut pipeline_svc::Config)>,
+    /// The runner's `RUNNER_WORKSPACE_SWEEP_INTERVAL` (default: the runner's).
+    pub workspace_sweep: Option<Duration>,
 }
 
 impl Default for Options {
@@ -90,6 +92,7 @@ impl Default for Options {
             insecure_open_registration: true,
             gateway: None,
             pipeline: None,
+            workspace_sweep: None,
         }
     }
 }
@@ -341,6 +344,9 @@ pub async fn spawn_on(db_url: String, opts: Options) -> TestApp {
             rconfig.log_limit = limit;
         }
         rconfig.local_repo_root = opts.local_repo_root.clone();
+        if let Some(interval) = opts.workspace_sweep {
+            rconfig.workspace_sweep_interval = interval;
+        }
         let rapp = runner_svc::App::build(rconfig)
             .await
             .expect("build runner-svc");

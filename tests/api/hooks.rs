@@ -14,6 +14,7 @@
 
 mod checkout;
 mod checkout_hardening;
+mod deleted_repo;
 mod head;
 mod receive;
 mod signatures;

@@ -128,3 +128,23 @@ pub struct AttemptState {
     /// True when the run this job belongs to has ended (the workspace can go).
     pub run_ended: bool,
 }
+
+/// `POST /internal/v1/runners/active-runs`: which of these runs have not ended? A runner asks
+/// before it removes workspaces it holds (at start and periodically), so a workspace outlives
+/// neither a run that ended elsewhere nor a run this runner never heard the end of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveRunsRequest {
+    /// At most [`MAX_ACTIVE_RUNS_QUERY`] run ids.
+    pub run_ids: Vec<Uuid>,
+}
+
+/// Answer to [`ActiveRunsRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveRunsResponse {
+    /// Those of the asked runs that are queued, running or blocked. A run left out has ended
+    /// or is unknown (deleted, or never pipeline-svc's): its workspace can go.
+    pub active: Vec<Uuid>,
+}
+
+/// Most run ids one [`ActiveRunsRequest`] may name.
+pub const MAX_ACTIVE_RUNS_QUERY: usize = 1000;

@@ -6,6 +6,7 @@
 
 mod client;
 mod commands;
+mod delete;
 mod hook;
 mod summary;
 
@@ -145,6 +146,11 @@ enum Command {
         #[command(subcommand)]
         command: hook::HookCommand,
     },
+    /// Delete a repo or a template made by mistake.
+    Delete {
+        #[command(subcommand)]
+        command: delete::DeleteCommand,
+    },
     /// Print a job's log.
     Logs {
         /// Job id.
@@ -214,6 +220,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rerun { run, wait } => commands::rerun(&c, &run, wait).await,
         Command::Approve { job, reason } => commands::approve(&c, &job, reason).await,
         Command::Hook { command } => hook::run(command, &c.base, c.token.as_deref()).await,
+        Command::Delete { command } => delete::run(&c, command).await,
         Command::Logs { job, follow } => commands::logs(&c, &job, follow).await,
     }
 }

@@ -22,8 +22,9 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use gitweave_model::resources::Resources;
@@ -578,6 +579,37 @@ impl Engine for DockerEngine {
             }
         }
         Ok(())
+    }
+
+    async fn workspaces(&self) -> Result<Vec<String>, EngineError> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_owned(),
+            vec![
+                format!("{LABEL_RUNNER}={}", self.runner),
+                LABEL_WORKSPACE.to_owned(),
+            ],
+        );
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let listed = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(engine_err)?;
+        let mut workspaces: Vec<String> = listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            // Only the volumes this engine names (its prefix): another runner's volumes under
+            // the same runner name but another prefix are not ours to judge.
+            .filter(|v| v.name.starts_with(&self.prefix))
+            .filter_map(|v| v.labels.get(LABEL_WORKSPACE).cloned())
+            .collect();
+        workspaces.sort();
+        workspaces.dedup();
+        Ok(workspaces)
     }
 
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {

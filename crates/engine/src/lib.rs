@@ -142,6 +142,11 @@ pub trait Engine: Send + Sync {
     /// crash). Returns how many things were removed.
     async fn remove_leftovers(&self) -> Result<usize, EngineError>;
 
+    /// The workspaces this runner holds now (workspace volumes it labelled, or workspace
+    /// directories), by workspace name (the run id), each once. The runner asks pipeline-svc
+    /// which of their runs are still active and removes the others.
+    async fn workspaces(&self) -> Result<Vec<String>, EngineError>;
+
     /// Gets ready for the first job ahead of time (the docker engine starts its warm network
     /// sandboxes). Call after [`Engine::remove_leftovers`] at startup.
     async fn warm_up(&self) {}

@@ -196,6 +196,28 @@ impl Engine for ShellEngine {
         remove_dir(&self.workspace_dir(workspace)).await
     }
 
+    async fn workspaces(&self) -> Result<Vec<String>, EngineError> {
+        let mut entries = match tokio::fs::read_dir(&self.workdir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut workspaces = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
+            // Workspace directories are named by their run id; `spool/` and the checkouts'
+            // private `.checkout-*` directories are not workspaces.
+            let name = entry.file_name();
+            if let Some(name) = name.to_str()
+                && uuid::Uuid::parse_str(name).is_ok()
+                && entry.file_type().await.map_err(io_err)?.is_dir()
+            {
+                workspaces.push(name.to_owned());
+            }
+        }
+        workspaces.sort();
+        Ok(workspaces)
+    }
+
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {
         // Host processes die with the runner (kill_on_drop, process groups); nothing to do.
         Ok(0)

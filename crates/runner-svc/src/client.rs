@@ -5,8 +5,8 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use gitweave_api::error_code;
 use gitweave_api::runner::{
-    Assignment, AttemptState, ClaimRequest, FinishRequest, HandBackRequest, LogAck,
-    RegisterRequest, RegisterResponse,
+    ActiveRunsRequest, ActiveRunsResponse, Assignment, AttemptState, ClaimRequest, FinishRequest,
+    HandBackRequest, LogAck, RegisterRequest, RegisterResponse,
 };
 use gitweave_http::ErrorEnvelope;
 use std::time::Duration;
@@ -287,6 +287,24 @@ impl PipelineClient {
             .when(|e| e.is_transient() && since.elapsed() < HAND_BACK_FOR)
             .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "hand-back failed; retrying"))
             .await
+    }
+
+    /// Which of `runs` are still active (not ended, and known to pipeline-svc); one try, no
+    /// retry: the workspace sweep simply runs again later.
+    pub async fn active_runs(&self, runs: &[Uuid]) -> Result<Vec<Uuid>, ClientError> {
+        let resp = self
+            .http
+            .post(self.url("/runners/active-runs"))
+            .bearer_auth(&self.token)
+            .json(&ActiveRunsRequest {
+                run_ids: runs.to_vec(),
+            })
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(transient)?;
+        let answer: ActiveRunsResponse = check(resp).await?.json().await.map_err(transient)?;
+        Ok(answer.active)
     }
 }
 

@@ -109,6 +109,10 @@ pub struct Config {
     /// image. Unset: a run's containers have only loopback.
     #[arg(long, env = "RUNNER_JOB_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub job_egress: bool,
+    /// How often the runner removes the workspaces it holds whose run has ended or is
+    /// unknown to pipeline-svc (also once at start), e.g. `60s`.
+    #[arg(long, env = "RUNNER_WORKSPACE_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub workspace_sweep_interval: Duration,
 }
 
 /// `RUNNER_LOG_LIMIT`'s default: 100 MiB.
@@ -139,6 +143,7 @@ impl Config {
             job_memory: None,
             job_cpus: None,
             job_egress: false,
+            workspace_sweep_interval: Duration::from_secs(60),
         }
     }
 

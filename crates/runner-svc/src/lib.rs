@@ -11,6 +11,7 @@ pub mod config;
 pub mod executor;
 pub mod secrets;
 pub mod startup;
+pub mod sweep;
 
 pub use config::Config;
 pub use startup::App;

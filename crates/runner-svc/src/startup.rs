@@ -94,6 +94,8 @@ impl App {
         )
         .await?;
         let client = client.with_outage_tolerance(config.outage_tolerance);
+        // Workspaces of runs that ended while this runner was away (or on other runners).
+        crate::sweep::log_outcome(crate::sweep::sweep(engine.as_ref(), &client).await);
         tracing::info!(runner.id = %reg.runner_id, runner.name = %name, engine = engine.name(), concurrency = config.concurrency, "registered");
         let listener = TcpListener::bind(config.addr).await?;
         let metrics = Metrics::new();
@@ -165,6 +167,12 @@ impl App {
             slots.spawn(async move { run_slot(slot, executor, stop, abandon).await });
         }
         slots.close();
+        let sweeper = tokio::spawn(crate::sweep::run_forever(
+            self.executor.engine.clone(),
+            self.executor.client.clone(),
+            self.config.workspace_sweep_interval,
+            stop.clone(),
+        ));
         shutdown.await;
         tracing::info!(
             grace_ms = self.config.shutdown_grace.as_millis() as u64,
@@ -181,6 +189,7 @@ impl App {
             abandon.cancel();
         }
         slots.wait().await;
+        let _ = sweeper.await;
         self.executor.cleanup.close();
         self.executor.cleanup.wait().await;
         match self.executor.engine.remove_leftovers().await {

@@ -98,3 +98,70 @@ pub async fn list(e: impl PgExecutor<'_>) -> Result<Vec<RepoRow>, sqlx::Error> {
     .fetch_all(e)
     .await
 }
+
+/// What [`delete`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoDeleted {
+    /// Gone, with these runs and their jobs (logs, events, deliveries and attachments went by
+    /// cascade).
+    Deleted {
+        /// The repo's runs.
+        runs: Vec<Uuid>,
+        /// Their jobs.
+        jobs: Vec<Uuid>,
+    },
+    /// Kept: these runs (at most 10, oldest first) have not ended.
+    Active(Vec<Uuid>),
+    /// No repo of that name.
+    NotFound,
+}
+
+/// Deletes a repo with everything of its own (runs, jobs, logs, events, webhook deliveries,
+/// attachments) unless one of its runs is still active. Takes the repo's row lock first: a
+/// trigger inserting a run holds a key-share lock on that row until it commits, so a run
+/// being created is either seen here or fails its foreign key afterwards.
+pub async fn delete(conn: &mut sqlx::PgConnection, name: &str) -> Result<RepoDeleted, sqlx::Error> {
+    let Some(id) = sqlx::query_scalar!("SELECT id FROM repos WHERE name = $1 FOR UPDATE", name)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(RepoDeleted::NotFound);
+    };
+    let active: Vec<String> = gitweave_model::status::RunStatus::ALL
+        .iter()
+        .filter(|s| !s.is_terminal())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let busy = sqlx::query_scalar!(
+        "SELECT id FROM pipeline_runs WHERE repo_id = $1 AND status = ANY($2::text[])
+         ORDER BY id LIMIT 10",
+        id,
+        &active
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if !busy.is_empty() {
+        return Ok(RepoDeleted::Active(busy));
+    }
+    let rows = sqlx::query!(
+        r#"WITH gone AS (
+               DELETE FROM pipeline_runs WHERE repo_id = $1 RETURNING id
+           )
+           SELECT gone.id AS "run_id!", j.id AS "job_id?"
+           FROM gone LEFT JOIN jobs j ON j.run_id = gone.id"#,
+        id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query!("DELETE FROM repos WHERE id = $1", id)
+        .execute(&mut *conn)
+        .await?;
+    let (mut runs, mut jobs) = (Vec::new(), Vec::new());
+    for r in rows {
+        if !runs.contains(&r.run_id) {
+            runs.push(r.run_id);
+        }
+        jobs.extend(r.job_id);
+    }
+    Ok(RepoDeleted::Deleted { runs, jobs })
+}

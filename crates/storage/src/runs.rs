@@ -215,3 +215,21 @@ pub async fn request_cancel(e: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx
     .await?;
     Ok(())
 }
+
+/// Which of `ids` are runs that have not ended (queued, running or blocked); unknown ids and
+/// ended runs are left out. The runner asks this before it removes workspace volumes.
+pub async fn active_among(e: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let active: Vec<String> = RunStatus::ALL
+        .iter()
+        .filter(|s| !s.is_terminal())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    sqlx::query_scalar!(
+        "SELECT id FROM pipeline_runs WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[])
+         ORDER BY id",
+        ids,
+        &active
+    )
+    .fetch_all(e)
+    .await
+}

@@ -219,3 +219,44 @@ pub async fn attached(
     .fetch_all(e)
     .await
 }
+
+/// What [`delete`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateDeleted {
+    /// Gone, with all its versions.
+    Deleted,
+    /// Kept: attached to these repos (by name).
+    Attached(Vec<String>),
+    /// No template of that name.
+    NotFound,
+}
+
+/// Deletes a template and its versions unless a repo has it attached. Takes the template's
+/// row lock first: an attach in flight holds a key-share lock on it until it commits, so it
+/// is either seen here or fails its foreign key afterwards. Runs keep working: their jobs
+/// hold the expanded job, not a reference to the template.
+pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<TemplateDeleted, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        "SELECT name FROM templates WHERE name = $1 FOR UPDATE",
+        name
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if found.is_none() {
+        return Ok(TemplateDeleted::NotFound);
+    }
+    let repos = sqlx::query_scalar!(
+        "SELECT r.name FROM repo_templates a JOIN repos r ON r.id = a.repo_id
+         WHERE a.template_name = $1 ORDER BY r.name",
+        name
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if !repos.is_empty() {
+        return Ok(TemplateDeleted::Attached(repos));
+    }
+    sqlx::query!("DELETE FROM templates WHERE name = $1", name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(TemplateDeleted::Deleted)
+}

@@ -6,6 +6,7 @@ mod health;
 mod hooks;
 mod jobs;
 mod repos;
+mod runner_runs;
 mod runners;
 mod runs;
 mod templates;
@@ -35,7 +36,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     let router = Router::new()
         .nest("/api/v1", api)
-        .nest("/internal/v1", runners::routes())
+        .nest(
+            "/internal/v1",
+            runners::routes().merge(runner_runs::routes()),
+        )
         .merge(health::routes())
         .fallback(gitweave_http::error::not_found_fallback)
         .with_state(state.clone())

@@ -11,16 +11,17 @@ use crate::views;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use gitweave_api::error_code;
 use gitweave_api::public::{PutRepo, Repo, RepoList};
 use gitweave_model::clone_url::{CloneUrl, Shown};
 use gitweave_model::names::RepoName;
-use gitweave_storage::repos::{self, RepoChanges};
+use gitweave_storage::repos::{self, RepoChanges, RepoDeleted};
 use http::StatusCode;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/repos", get(list))
-        .route("/repos/{repo}", get(show).put(put))
+        .route("/repos/{repo}", get(show).put(put).delete(delete))
 }
 
 /// A clone URL as it is stored: a remote URL as given, a local one as its resolved
@@ -123,4 +124,35 @@ async fn list(State(state): State<AppState>) -> Result<Json<RepoList>, ApiError>
     Ok(Json(RepoList {
         repos: rows.iter().map(views::repo).collect(),
     }))
+}
+
+/// `DELETE /repos/{repo}`: the repo and everything of its own go (runs, jobs, logs, events,
+/// webhook deliveries, attachments); `409 run_active` while one of its runs has not ended.
+async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = valid_name(RepoName::parse, &name)?;
+    let mut tx = state.pool.begin().await?;
+    match repos::delete(&mut tx, name.as_str()).await? {
+        RepoDeleted::NotFound => Err(ApiError::not_found("repo", &name)),
+        RepoDeleted::Active(runs) => Err(ApiError::Conflict(
+            error_code::RUN_ACTIVE,
+            format!(
+                "repo {name} has runs that have not ended ({}); cancel them \
+                 (POST /api/v1/pipelines/runs/{{id}}/cancel), wait for them to end, then delete again",
+                runs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+        RepoDeleted::Deleted { runs, jobs } => {
+            tx.commit().await?;
+            // Their settled answers must not be served any more from this instance's cache.
+            state.settled.forget(&runs, &jobs);
+            tracing::info!(repo = %name, runs = runs.len(), "repo deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
 }

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_api::public::{
     AttachTemplate, AttachedTemplate, AttachedTemplateList, Template as TemplateView, TemplateList,
     TemplatePut,
@@ -18,14 +19,14 @@ use gitweave_model::limits::{Limit, LimitExceeded, MAX_ATTACHED_TEMPLATES};
 use gitweave_model::names::{RepoName, TemplateName};
 use gitweave_model::template::{MAX_TEMPLATE_BYTES, Template, parse_template};
 use gitweave_storage::repos;
-use gitweave_storage::templates::{self, Attached, PutOutcome, TemplateRow};
+use gitweave_storage::templates::{self, Attached, PutOutcome, TemplateDeleted, TemplateRow};
 use http::StatusCode;
 use std::collections::BTreeMap;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/templates", get(list))
-        .route("/templates/{name}", get(show).put(upload))
+        .route("/templates/{name}", get(show).put(upload).delete(delete))
         .route("/repos/{repo}/templates", get(list_attached))
         .route("/repos/{repo}/templates/{name}", put(attach).delete(detach))
 }
@@ -162,7 +163,14 @@ async fn attach(
         &inputs_json,
         MAX_ATTACHED_TEMPLATES as i64,
     )
-    .await?;
+    .await
+    .map_err(|e| match e.as_database_error() {
+        // The template (or repo) was deleted since it was read above.
+        Some(d) if d.is_foreign_key_violation() => ApiError::NotFound(format!(
+            "template {name} or repo {repo} was deleted meanwhile"
+        )),
+        _ => ApiError::from(e),
+    })?;
     if outcome == Attached::Full {
         return Err(LimitExceeded::new(
             Limit::AttachedTemplates,
@@ -220,5 +228,31 @@ async fn detach(
         Err(ApiError::NotFound(format!(
             "template {name} is not attached to repo {repo}"
         )))
+    }
+}
+
+/// `DELETE /templates/{name}`: the template and all its versions go; `409 template_attached`
+/// while a repo has it attached. Runs made from it keep their jobs.
+async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = valid_name(TemplateName::parse, &name)?;
+    let mut tx = state.pool.begin().await?;
+    match templates::delete(&mut tx, name.as_str()).await? {
+        TemplateDeleted::NotFound => Err(ApiError::not_found("template", &name)),
+        TemplateDeleted::Attached(repos) => Err(ApiError::Conflict(
+            error_code::TEMPLATE_ATTACHED,
+            format!(
+                "template {name} is attached to repo(s) {}; detach it first \
+                 (DELETE /api/v1/repos/{{repo}}/templates/{name})",
+                repos.join(", ")
+            ),
+        )),
+        TemplateDeleted::Deleted => {
+            tx.commit().await?;
+            tracing::info!(template = %name, "template deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
     }
 }
