@@ -1,12 +1,18 @@
 //! `DELETE /repos/{repo}` and `DELETE /templates/{name}` (and `gitweave delete …`): what goes
 //! with them, and the 409s that protect active runs and attached templates.
 
-use crate::helpers::{Options, bin, envelope, image, no_runner, spawn_with};
+use crate::helpers::{Options, TestApp, bin, envelope, image, no_runner, spawn_with};
 use gitweave_model::status::RunStatus;
 use serde_json::json;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
+
+/// `DELETE {path}` through the gateway, with the test's token.
+async fn delete(app: &TestApp, path: &str) -> reqwest::Response {
+    app.send_raw(reqwest::Method::DELETE, path, "text/plain", "")
+        .await
+}
 
 async fn gitweave(gateway: &str, token: &str, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(bin("gitweave"))
@@ -41,16 +47,7 @@ async fn a_repo_goes_with_its_runs_logs_and_events_but_not_while_a_run_is_active
         .id;
 
     // Active (running, then blocked on the manual job): refused, naming the run.
-    let (status, code, message) = envelope(
-        app.send_raw(
-            reqwest::Method::DELETE,
-            "/repos/shop",
-            "application/json",
-            "",
-        )
-        .await,
-    )
-    .await;
+    let (status, code, message) = envelope(delete(&app, "/repos/shop").await).await;
     assert_eq!((status, code.as_str()), (409, "run_active"), "{message}");
     assert!(message.contains(&run.id.to_string()), "{message}");
     let out = gitweave(&app.gateway, token, &["delete", "repo", "shop"]).await;
@@ -105,16 +102,7 @@ async fn a_repo_goes_with_its_runs_logs_and_events_but_not_while_a_run_is_active
         let (status, code, _) = envelope(app.get(&path).await).await;
         assert_eq!((status, code.as_str()), (404, "not_found"), "GET {path}");
     }
-    let (status, code, message) = envelope(
-        app.send_raw(
-            reqwest::Method::DELETE,
-            "/repos/shop",
-            "application/json",
-            "",
-        )
-        .await,
-    )
-    .await;
+    let (status, code, message) = envelope(delete(&app, "/repos/shop").await).await;
     assert_eq!((status, code.as_str()), (404, "not_found"), "{message}");
     assert!(message.contains("shop"), "{message}");
 
@@ -140,11 +128,7 @@ async fn a_template_goes_with_its_versions_but_not_while_attached() {
     app.attach("api", "ci").await;
     let run = app.trigger("web", &json!({})).await;
 
-    let (status, code, message) = envelope(
-        app.send_raw(reqwest::Method::DELETE, "/templates/ci", "text/plain", "")
-            .await,
-    )
-    .await;
+    let (status, code, message) = envelope(delete(&app, "/templates/ci").await).await;
     assert_eq!(
         (status, code.as_str()),
         (409, "template_attached"),
@@ -152,19 +136,10 @@ async fn a_template_goes_with_its_versions_but_not_while_attached() {
     );
     assert!(message.contains("api, web"), "{message}");
     for repo in ["api", "web"] {
-        let r = app
-            .send_raw(
-                reqwest::Method::DELETE,
-                &format!("/repos/{repo}/templates/ci"),
-                "text/plain",
-                "",
-            )
-            .await;
+        let r = delete(&app, &format!("/repos/{repo}/templates/ci")).await;
         assert_eq!(r.status(), 204, "detach from {repo}");
     }
-    let r = app
-        .send_raw(reqwest::Method::DELETE, "/templates/ci", "text/plain", "")
-        .await;
+    let r = delete(&app, "/templates/ci").await;
     assert_eq!(r.status(), 204);
     let (status, code, _) = envelope(app.get("/templates/ci").await).await;
     assert_eq!((status, code.as_str()), (404, "not_found"));
@@ -186,11 +161,7 @@ async fn a_template_goes_with_its_versions_but_not_while_attached() {
         ("/repos/nope", 404, "not_found"),
         ("/repos/bad%20name", 400, "invalid_name"),
     ] {
-        let (s, c, message) = envelope(
-            app.send_raw(reqwest::Method::DELETE, path, "text/plain", "")
-                .await,
-        )
-        .await;
+        let (s, c, message) = envelope(delete(&app, path).await).await;
         assert_eq!((s, c.as_str()), (status, code), "DELETE {path}: {message}");
     }
     app.shutdown().await;

@@ -1,7 +1,7 @@
 //! The internal runner protocol, driven by hand: registration tokens, claims, log chunks that
 //! are idempotent by offset, gaps and stale writes refused, finish only with the whole log.
 
-use crate::helpers::{EngineKind, Options, image, spawn_with};
+use crate::helpers::{EngineKind, Options, TestApp, image, spawn_with};
 use gitweave_api::runner::{Assignment, RegisterResponse};
 use gitweave_model::status::RunStatus;
 use serde_json::{Value, json};
@@ -79,6 +79,26 @@ impl Runner {
 
 async fn register(http: &reqwest::Client, base: &str, token: Option<&str>) -> reqwest::Response {
     register_as(http, base, "hand", token).await
+}
+
+/// Two runners registered as `{prefix}-0` and `{prefix}-1` (two names: registering a name
+/// again would revoke the first registration).
+async fn two_runners(app: &TestApp, prefix: &str) -> Vec<Runner> {
+    let mut runners = Vec::new();
+    for n in 0..2 {
+        let reg: RegisterResponse =
+            register_as(&app.http, &app.pipeline, &format!("{prefix}-{n}"), None)
+                .await
+                .json()
+                .await
+                .expect("json");
+        runners.push(Runner {
+            base: app.pipeline.clone(),
+            token: reg.token,
+            http: app.http.clone(),
+        });
+    }
+    runners
 }
 
 /// Registers a runner under `name` (a name has one live registration at a time).
@@ -253,21 +273,7 @@ async fn a_hand_back_needs_the_attempt_and_its_log_and_uses_no_retry() {
         ..Options::default()
     })
     .await;
-    let mut runners = Vec::new();
-    for n in 0..2 {
-        // Two names: registering a name again would revoke the first registration.
-        let reg: RegisterResponse =
-            register_as(&app.http, &app.pipeline, &format!("hand-{n}"), None)
-                .await
-                .json()
-                .await
-                .expect("json");
-        runners.push(Runner {
-            base: app.pipeline.clone(),
-            token: reg.token,
-            http: app.http.clone(),
-        });
-    }
+    let runners = two_runners(&app, "hand").await;
     let (holder, other) = (&runners[0], &runners[1]);
     let img = image();
     app.repo_with(
@@ -359,20 +365,7 @@ async fn a_repeated_finish_answers_what_was_recorded() {
         ..Options::default()
     })
     .await;
-    let mut runners = Vec::new();
-    for n in 0..2 {
-        let reg: RegisterResponse =
-            register_as(&app.http, &app.pipeline, &format!("again-{n}"), None)
-                .await
-                .json()
-                .await
-                .expect("json");
-        runners.push(Runner {
-            base: app.pipeline.clone(),
-            token: reg.token,
-            http: app.http.clone(),
-        });
-    }
+    let runners = two_runners(&app, "again").await;
     let img = image();
     app.repo_with(
         "r",

@@ -156,6 +156,18 @@ fn tainted(nodes: &[Node]) -> Vec<bool> {
     }
 }
 
+/// `nodes` with `states` in place of their own.
+fn with_states(nodes: &[Node], states: &[JobState]) -> Vec<Node> {
+    nodes
+        .iter()
+        .zip(states)
+        .map(|(n, s)| Node {
+            state: *s,
+            ..n.clone()
+        })
+        .collect()
+}
+
 /// Whether a job's own end taints its dependents (not what is upstream of it).
 fn taints_by_itself(n: &Node) -> bool {
     match n.state {
@@ -231,15 +243,7 @@ pub fn advance(nodes: &[Node]) -> Step {
             if !deps.iter().all(|&d| states[d].is_terminal()) {
                 continue;
             }
-            let current: Vec<Node> = nodes
-                .iter()
-                .zip(&states)
-                .map(|(n, s)| Node {
-                    state: *s,
-                    ..n.clone()
-                })
-                .collect();
-            let taint = tainted(&current);
+            let taint = tainted(&with_states(nodes, &states));
             let upstream_ok = !deps.iter().any(|&d| taint[d]);
             let action = match (nodes[i].when, upstream_ok) {
                 (When::Always, _) | (When::OnSuccess, true) => Action::Release(i),
@@ -257,14 +261,7 @@ pub fn advance(nodes: &[Node]) -> Step {
             break;
         }
     }
-    let final_nodes: Vec<Node> = nodes
-        .iter()
-        .zip(&states)
-        .map(|(n, s)| Node {
-            state: *s,
-            ..n.clone()
-        })
-        .collect();
+    let final_nodes = with_states(nodes, &states);
     Step {
         actions,
         run_status: run_status(&final_nodes),
