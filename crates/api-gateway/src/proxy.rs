@@ -88,7 +88,7 @@ pub async fn forward(State(state): State<GatewayState>, req: Request) -> Respons
     {
         return error_response(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            error_code::UNAUTHENTICATED,
             "this GitWeave needs Authorization: Bearer <GITWEAVE_API_TOKEN>",
         );
     }

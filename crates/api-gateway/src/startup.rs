@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use gitweave_api::error_code;
 use gitweave_http::{Metrics, error_response};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -137,12 +138,12 @@ async fn readyz(State(s): State<GatewayState>) -> Response {
         }
         Ok(r) => error_response(
             http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            error_code::UNAVAILABLE,
             format!("pipeline-svc is not ready ({})", r.status()),
         ),
         Err(e) => error_response(
             http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            error_code::UNAVAILABLE,
             format!("pipeline-svc is not reachable: {e}"),
         ),
     }

@@ -1,6 +1,7 @@
-//! The stable `code`s of the JSON error envelope (`{"error":{"code","message"}}`) that more
-//! than one crate writes or reads: pipeline-svc answers them, the gateway answers its own, and
-//! runner-svc's client decides on them. A client matches these constants, never a literal.
+//! The stable `code`s of the JSON error envelope (`{"error":{"code","message"}}`): every code
+//! pipeline-svc and the gateway answer, and the ones runner-svc's client decides on. A client
+//! matches these constants, never a literal; a new code is added here first. (The framework
+//! rejections of `gitweave_http::envelope_rejections` name theirs after the status.)
 
 /// 409: the runner no longer holds the attempt it writes for (canceled, timed out or
 /// reassigned); the runner drops the attempt.
@@ -41,3 +42,59 @@ pub const OFFSET_PAST_END: &str = "offset_past_end";
 pub const RUN_ACTIVE: &str = "run_active";
 /// 409: a template attached to a repo cannot be deleted.
 pub const TEMPLATE_ATTACHED: &str = "template_attached";
+/// 400: a query parameter that does not parse (`offset`, `limit`, `after`, `follow`, ...).
+pub const BAD_QUERY: &str = "bad_query";
+/// 400: a body that could not be read (a stream cut short, a bad content encoding).
+pub const BAD_BODY: &str = "bad_body";
+/// 400: a body that is not JSON at all.
+pub const MALFORMED_JSON: &str = "malformed_json";
+/// 422: JSON of the wrong shape for the route (a missing field, a wrong type).
+pub const INVALID_BODY: &str = "invalid_body";
+/// 400: a path id that is not a UUID.
+pub const INVALID_ID: &str = "invalid_id";
+/// 400: a repo or template name outside the name grammar (SPEC §2).
+pub const INVALID_NAME: &str = "invalid_name";
+/// 400: a template body that is not UTF-8.
+pub const INVALID_ENCODING: &str = "invalid_encoding";
+/// 422: a template that does not parse or validate; the message names the key.
+pub const INVALID_TEMPLATE: &str = "invalid_template";
+/// 422: an input value of the wrong type, or a required one missing.
+pub const INVALID_INPUT: &str = "invalid_input";
+/// 422: an input no selected template declares.
+pub const UNKNOWN_INPUT: &str = "unknown_input";
+/// 422: a trigger with no template to run (none attached, or none selected).
+pub const NO_TEMPLATES: &str = "no_templates";
+/// 422: a trigger selects a template the repo has not attached.
+pub const TEMPLATE_NOT_ATTACHED: &str = "template_not_attached";
+/// 422: a `ref` that is not a valid git ref name.
+pub const INVALID_REF: &str = "invalid_ref";
+/// 422: a `commit` that is not a full 40-hex sha.
+pub const INVALID_COMMIT: &str = "invalid_commit";
+/// 422: a `default_branch` that is not a valid branch name.
+pub const INVALID_BRANCH: &str = "invalid_branch";
+/// 422: a clone URL the clone-URL rules refuse.
+pub const INVALID_CLONE_URL: &str = "invalid_clone_url";
+/// 422: an empty webhook secret (null removes it).
+pub const INVALID_SECRET: &str = "invalid_secret";
+/// 422: an approval reason over its length cap.
+pub const INVALID_REASON: &str = "invalid_reason";
+/// 422: a runner registration with a bad name, capacity or labels.
+pub const INVALID_RUNNER: &str = "invalid_runner";
+/// 422: a trigger without `commit` names a ref the repo's server does not have.
+pub const UNKNOWN_REF: &str = "unknown_ref";
+/// 422: the repo's server could not be asked for a ref's commit (unreachable, timeout).
+pub const REF_UNRESOLVED: &str = "ref_unresolved";
+/// 422: an input over one of the caps of SPEC §15; the message names the cap.
+pub const LIMIT_EXCEEDED: &str = "limit_exceeded";
+/// 400: a webhook without its forge's event header.
+pub const MISSING_EVENT: &str = "missing_event";
+/// 422: a webhook payload that is JSON but not the forge's event shape.
+pub const INVALID_PAYLOAD: &str = "invalid_payload";
+/// 409: a webhook delivery id already received (its run is answered when known).
+pub const DUPLICATE_DELIVERY: &str = "duplicate_delivery";
+/// 409: cancel of a run that has already ended.
+pub const RUN_ENDED: &str = "run_ended";
+/// 409: approve of a job that is not waiting for approval.
+pub const NOT_MANUAL: &str = "not_manual";
+/// 422: a runner asks about more runs at once than the protocol allows.
+pub const TOO_MANY_RUNS: &str = "too_many_runs";

@@ -47,7 +47,7 @@ impl ApiError {
 impl From<gitweave_model::limits::LimitExceeded> for ApiError {
     /// A size cap: 422 `limit_exceeded`, the message naming the limit and its value.
     fn from(e: gitweave_model::limits::LimitExceeded) -> Self {
-        ApiError::Invalid("limit_exceeded", e.to_string())
+        ApiError::Invalid(error_code::LIMIT_EXCEEDED, e.to_string())
     }
 }
 

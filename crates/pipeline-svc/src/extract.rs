@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -33,10 +34,13 @@ pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiE
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::Invalid(
-            "invalid_body",
+            error_code::INVALID_BODY,
             format!("the JSON body is not valid here: {e}"),
         ),
-        _ => ApiError::BadRequest("malformed_json", format!("the body is not valid JSON: {e}")),
+        _ => ApiError::BadRequest(
+            error_code::MALFORMED_JSON,
+            format!("the body is not valid JSON: {e}"),
+        ),
     })
 }
 
@@ -45,7 +49,7 @@ pub fn body_error(e: BytesRejection) -> ApiError {
     if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge(format!("the body is too large: {}", e.body_text()))
     } else {
-        ApiError::BadRequest("bad_body", e.body_text())
+        ApiError::BadRequest(error_code::BAD_BODY, e.body_text())
     }
 }
 
@@ -64,7 +68,7 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| QueryParams(q.0))
-            .map_err(|e: QueryRejection| ApiError::BadRequest("bad_query", e.body_text()))
+            .map_err(|e: QueryRejection| ApiError::BadRequest(error_code::BAD_QUERY, e.body_text()))
     }
 }
 
@@ -73,7 +77,7 @@ where
 pub fn parse_id(what: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::BadRequest(
-            "invalid_id",
+            error_code::INVALID_ID,
             format!("{what} id {raw:?} is not a UUID (e.g. 0192f0c4-5b1e-7c3a-8f00-1b2c3d4e5f60)"),
         )
     })

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use gitweave_api::error_code;
 use gitweave_api::runner::RegisterRequest;
 use gitweave_engine::Engine;
 use gitweave_engine::docker::DockerEngine;
@@ -209,7 +210,7 @@ async fn readyz(State(s): State<HealthState>) -> Response {
             .into_response(),
         Err(e) => error_response(
             http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            error_code::UNAVAILABLE,
             e.to_string(),
         ),
     }

@@ -3,6 +3,7 @@
 use super::{RunTx, TriggerParams, Triggered, advance, trigger};
 use crate::error::ApiError;
 use crate::state::AppState;
+use gitweave_api::error_code;
 use gitweave_model::status::{EventType, JobStatus, Trigger};
 use gitweave_storage::events::NewEvent;
 use gitweave_storage::{jobs, runs};
@@ -17,7 +18,7 @@ pub async fn cancel(state: &AppState, run_id: Uuid, actor: &str) -> Result<(), A
     };
     if status.is_terminal() {
         return Err(ApiError::Conflict(
-            "run_ended",
+            error_code::RUN_ENDED,
             format!("run {run_id} already ended ({status}); nothing to cancel"),
         ));
     }
@@ -48,7 +49,7 @@ pub async fn approve(
     runs::lock(&mut *tx, job.run_id).await?;
     if !jobs::approve(&mut *tx, job_id).await? {
         return Err(ApiError::Conflict(
-            "not_manual",
+            error_code::NOT_MANUAL,
             format!("job {job_id} is {}, not waiting for approval", job.status),
         ));
     }

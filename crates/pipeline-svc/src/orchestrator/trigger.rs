@@ -5,6 +5,7 @@
 use crate::error::ApiError;
 use crate::git_remote::{self, ResolveError};
 use crate::state::AppState;
+use gitweave_api::error_code;
 use gitweave_model::limits;
 use gitweave_model::run_plan::{self, PlanError, PlannedRun, Stage};
 use gitweave_model::status::Trigger;
@@ -83,7 +84,7 @@ fn input_string(name: &str, v: &serde_json::Value) -> Result<String, ApiError> {
         serde_json::Value::Number(n) => Ok(n.to_string()),
         serde_json::Value::Bool(b) => Ok(b.to_string()),
         _ => Err(ApiError::Invalid(
-            "invalid_input",
+            error_code::INVALID_INPUT,
             format!("input {name:?} must be a string, number or boolean"),
         )),
     }
@@ -106,19 +107,21 @@ pub fn input_strings(
 fn plan_error(e: PlanError, repo: &str) -> ApiError {
     match e {
         PlanError::NothingAttached => ApiError::Invalid(
-            "no_templates",
+            error_code::NO_TEMPLATES,
             format!(
                 "repo {repo} has no attached template; attach one with PUT /api/v1/repos/{repo}/templates/{{name}}"
             ),
         ),
-        PlanError::EmptySelection => ApiError::Invalid("no_templates", e.to_string()),
+        PlanError::EmptySelection => ApiError::Invalid(error_code::NO_TEMPLATES, e.to_string()),
         PlanError::NotAttached(name) => ApiError::Invalid(
-            "template_not_attached",
+            error_code::TEMPLATE_NOT_ATTACHED,
             format!("template {name:?} is not attached to repo {repo}"),
         ),
-        PlanError::UnknownInputs { .. } => ApiError::Invalid("unknown_input", e.to_string()),
+        PlanError::UnknownInputs { .. } => {
+            ApiError::Invalid(error_code::UNKNOWN_INPUT, e.to_string())
+        }
         PlanError::Limit(l) => l.into(),
-        PlanError::Expand(e) => ApiError::Invalid("invalid_input", e.to_string()),
+        PlanError::Expand(e) => ApiError::Invalid(error_code::INVALID_INPUT, e.to_string()),
     }
 }
 
@@ -128,7 +131,7 @@ fn validate_ref(r: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Invalid(
-            "invalid_ref",
+            error_code::INVALID_REF,
             "ref must be 1 to 255 characters without control characters".into(),
         ))
     }
@@ -140,7 +143,7 @@ fn validate_commit(c: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Invalid(
-            "invalid_commit",
+            error_code::INVALID_COMMIT,
             format!("commit {c:?} is not a hex sha (4 to 64 hex digits)"),
         ))
     }
@@ -221,13 +224,14 @@ async fn commit_of(
             Ok(Some(sha))
         }
         Err(e @ ResolveError::UnknownRef { .. }) => {
-            Err(ApiError::Invalid("unknown_ref", e.to_string()))
+            Err(ApiError::Invalid(error_code::UNKNOWN_REF, e.to_string()))
         }
-        Err(e @ ResolveError::Refused(_)) => {
-            Err(ApiError::Invalid("invalid_clone_url", e.to_string()))
-        }
+        Err(e @ ResolveError::Refused(_)) => Err(ApiError::Invalid(
+            error_code::INVALID_CLONE_URL,
+            e.to_string(),
+        )),
         Err(e @ (ResolveError::Git { .. } | ResolveError::Timeout { .. })) => {
-            Err(ApiError::Invalid("ref_unresolved", e.to_string()))
+            Err(ApiError::Invalid(error_code::REF_UNRESOLVED, e.to_string()))
         }
         Err(e @ ResolveError::NoGit(_)) => Err(ApiError::Internal(e.to_string())),
     }

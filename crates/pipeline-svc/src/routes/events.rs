@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_api::public::Event;
 use gitweave_model::status::EventType;
 use gitweave_storage::{events, runs};
@@ -139,7 +140,7 @@ async fn list(
     let after = last_event_id.or(q.after).unwrap_or(0);
     if after < 0 {
         return Err(ApiError::BadRequest(
-            "bad_query",
+            error_code::BAD_QUERY,
             "after must be 0 or more".into(),
         ));
     }

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_model::names::RepoName;
 use gitweave_model::status::Trigger;
 use gitweave_model::webhook::{self, Decision, PayloadError, Provider, VerifyError};
@@ -113,7 +114,7 @@ async fn receive(
     let event_headers = provider.event_headers();
     let (_, event) = webhook::first_header(event_headers, lookup).ok_or_else(|| {
         ApiError::BadRequest(
-            "missing_event",
+            error_code::MISSING_EVENT,
             format!("the {} header is missing", event_headers[0]),
         )
     })?;
@@ -127,9 +128,9 @@ async fn receive(
             } else {
                 ""
             };
-            ApiError::BadRequest("malformed_json", format!("{e}{hint}"))
+            ApiError::BadRequest(error_code::MALFORMED_JSON, format!("{e}{hint}"))
         }
-        PayloadError::Invalid(_) => ApiError::Invalid("invalid_payload", e.to_string()),
+        PayloadError::Invalid(_) => ApiError::Invalid(error_code::INVALID_PAYLOAD, e.to_string()),
     })?;
     let result = |r: &str| format!("provider=\"{provider}\",result=\"{r}\"");
     // Everything but a push is answered without a run, and counted once.

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_api::public::{Job, LogChunk, LogsPage};
 use gitweave_model::logs::{self, PageRequest};
 use gitweave_storage::jobs::{self, JobRow};
@@ -70,7 +71,7 @@ async fn page(
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Response, ApiError> {
     let req = PageRequest::new(q.offset, q.limit)
-        .map_err(|e| ApiError::BadRequest("bad_query", e.to_string()))?;
+        .map_err(|e| ApiError::BadRequest(error_code::BAD_QUERY, e.to_string()))?;
     // Once a job has ended, its current attempt never changes: a page asked without
     // `attempt` is as settled as one asked with it.
     let settled_key = Key::LogPage {
@@ -240,7 +241,7 @@ async fn approve(
     let id = parse_id("job", &id)?;
     if body.reason.as_ref().is_some_and(|r| r.len() > 1000) {
         return Err(ApiError::Invalid(
-            "invalid_reason",
+            error_code::INVALID_REASON,
             "reason is limited to 1000 characters".into(),
         ));
     }

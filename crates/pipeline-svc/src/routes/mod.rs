@@ -14,6 +14,7 @@ mod templates;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use gitweave_api::error_code;
 
 /// Largest JSON body.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
@@ -58,7 +59,8 @@ pub(crate) fn valid_name<T>(
     parse: impl FnOnce(&str) -> Result<T, gitweave_model::names::NameError>,
     raw: &str,
 ) -> Result<T, crate::error::ApiError> {
-    parse(raw).map_err(|e| crate::error::ApiError::BadRequest("invalid_name", e.to_string()))
+    parse(raw)
+        .map_err(|e| crate::error::ApiError::BadRequest(error_code::INVALID_NAME, e.to_string()))
 }
 
 /// 200 with an already serialised JSON body.

@@ -27,7 +27,7 @@ pub(super) fn routes() -> Router<AppState> {
 /// A clone URL as it is stored: a remote URL as given, a local one as its resolved
 /// `file://` path once it is known to be a git repository under `RUNNER_LOCAL_REPO_ROOT`.
 async fn accepted_clone_url(state: &AppState, raw: &str) -> Result<String, ApiError> {
-    let invalid = |message: String| ApiError::Invalid("invalid_clone_url", message);
+    let invalid = |message: String| ApiError::Invalid(error_code::INVALID_CLONE_URL, message);
     match CloneUrl::parse(raw).map_err(|e| invalid(e.to_string()))? {
         CloneUrl::Remote(url) => Ok(url),
         CloneUrl::Local(path) => {
@@ -67,7 +67,7 @@ fn check_branch(b: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Invalid(
-            "invalid_branch",
+            error_code::INVALID_BRANCH,
             format!("default_branch {b:?} is not a valid git branch name"),
         ))
     }
@@ -90,7 +90,7 @@ async fn put(
         && secret.is_empty()
     {
         return Err(ApiError::Invalid(
-            "invalid_secret",
+            error_code::INVALID_SECRET,
             "webhook_secret must not be empty (use null to remove it)".into(),
         ));
     }

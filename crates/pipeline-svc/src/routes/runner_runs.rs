@@ -11,6 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_api::runner::{ActiveRunsRequest, ActiveRunsResponse, MAX_ACTIVE_RUNS_QUERY};
 use gitweave_storage::runs;
 use http::HeaderMap;
@@ -29,13 +30,13 @@ async fn active_runs(
     let req: Option<ActiveRunsRequest> = parse_json(&body)?;
     let req = req.ok_or_else(|| {
         ApiError::BadRequest(
-            "missing_body",
+            error_code::MISSING_BODY,
             "a body {\"run_ids\": [...]} is required".into(),
         )
     })?;
     if req.run_ids.len() > MAX_ACTIVE_RUNS_QUERY {
         return Err(ApiError::Invalid(
-            "too_many_runs",
+            error_code::TOO_MANY_RUNS,
             format!(
                 "{} run ids asked at once; send at most {MAX_ACTIVE_RUNS_QUERY} per request",
                 req.run_ids.len()

@@ -72,11 +72,14 @@ async fn register(
     let body = body.map_err(body_error)?;
     let req: Option<RegisterRequest> = parse_json(&body)?;
     let req = req.ok_or_else(|| {
-        ApiError::BadRequest("missing_body", "a registration body is required".into())
+        ApiError::BadRequest(
+            error_code::MISSING_BODY,
+            "a registration body is required".into(),
+        )
     })?;
     if req.name.is_empty() || req.name.len() > 128 || req.capacity == 0 {
         return Err(ApiError::Invalid(
-            "invalid_runner",
+            error_code::INVALID_RUNNER,
             "runner name must be 1 to 128 characters and capacity at least 1".into(),
         ));
     }
@@ -215,7 +218,7 @@ async fn append_log(
     let chunk = body.map_err(body_error)?;
     if q.offset < 0 || q.offset.checked_add(chunk.len() as i64).is_none() {
         return Err(ApiError::BadRequest(
-            "bad_query",
+            error_code::BAD_QUERY,
             format!(
                 "offset must be 0 or more, and offset + the chunk's length at most {}",
                 i64::MAX
@@ -299,7 +302,10 @@ async fn hand_back(
     let body = body.map_err(body_error)?;
     let req: Option<HandBackRequest> = parse_json(&body)?;
     let req = req.ok_or_else(|| {
-        ApiError::BadRequest("missing_body", "a hand-back body is required".into())
+        ApiError::BadRequest(
+            error_code::MISSING_BODY,
+            "a hand-back body is required".into(),
+        )
     })?;
     orchestrator::hand_back(&state, &runner, id, attempt, &req).await?;
     Ok(StatusCode::NO_CONTENT)

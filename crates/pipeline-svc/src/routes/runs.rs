@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use gitweave_api::error_code;
 use gitweave_api::public::{Run, RunList, TriggerRun};
 use gitweave_model::names::RepoName;
 use gitweave_model::status::Trigger;
@@ -115,7 +116,7 @@ async fn list(
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadRequest(
-            "bad_query",
+            error_code::BAD_QUERY,
             format!("limit must be 1 to 100, got {limit}"),
         ));
     }
@@ -126,7 +127,7 @@ async fn list(
         .map(|c| {
             Uuid::parse_str(c).map_err(|_| {
                 ApiError::BadRequest(
-                    "bad_query",
+                    error_code::BAD_QUERY,
                     format!("cursor {c:?} is not one this API returned"),
                 )
             })

@@ -63,19 +63,19 @@ async fn upload(
     }
     let text = std::str::from_utf8(&body).map_err(|e| {
         ApiError::BadRequest(
-            "invalid_encoding",
+            error_code::INVALID_ENCODING,
             format!("the template is not UTF-8 text: {e}"),
         )
     })?;
     let template = parse_template(text).map_err(|e| match e.limit {
-        Some(_) => ApiError::Invalid("limit_exceeded", e.to_string()),
-        None => ApiError::Invalid("invalid_template", e.to_string()),
+        Some(_) => ApiError::Invalid(error_code::LIMIT_EXCEEDED, e.to_string()),
+        None => ApiError::Invalid(error_code::INVALID_TEMPLATE, e.to_string()),
     })?;
     if state.config.require_image {
         let missing = template.missing_images();
         if !missing.is_empty() {
             return Err(ApiError::Invalid(
-                "invalid_template",
+                error_code::INVALID_TEMPLATE,
                 format!(
                     "job(s) {} have no image; the docker engine needs one (set `image:`)",
                     missing
@@ -149,7 +149,7 @@ async fn attach(
     let inputs = input_strings(&body.inputs)?;
     if let Some(unknown) = inputs.keys().find(|k| !template.declares(k)) {
         return Err(ApiError::Invalid(
-            "unknown_input",
+            error_code::UNKNOWN_INPUT,
             format!("template {name} declares no input {unknown:?}"),
         ));
     }

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::orchestrator::planning::{action_event, run_completed_event, run_status_event};
 use crate::orchestrator::run_tx::RunTx;
 use crate::state::AppState;
+use gitweave_api::error_code;
 use gitweave_model::plan::JobState;
 use gitweave_model::status::{EventType, RunStatus};
 use gitweave_storage::events::NewEvent;
@@ -91,7 +92,7 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
                 .await?
                 .ok_or_else(|| {
                     ApiError::Conflict(
-                        "duplicate_delivery",
+                        error_code::DUPLICATE_DELIVERY,
                         format!("delivery {} was already received", d.id),
                     )
                 })?;
