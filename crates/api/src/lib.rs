@@ -12,4 +12,5 @@ pub mod public;
 pub mod replay;
 pub mod route;
 pub mod runner;
+pub mod secret;
 pub mod ts;

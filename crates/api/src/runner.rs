@@ -3,6 +3,7 @@
 //! A runner registers, then long-polls for work; every write it makes afterwards names the
 //! job **and the attempt** it holds, so a runner that lost its lease is refused (409).
 
+use crate::secret::SecretValue;
 use gitweave_model::resources::Resources;
 use gitweave_model::status::ErrorClass;
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,23 @@ pub struct Assignment {
     /// whose maximum is lower fails the job with `config_error`.
     #[serde(default)]
     pub resources: Resources,
+    /// The secrets the job names (`secrets:`, SPEC §10), each to be set as one environment
+    /// variable and masked in the job's output before it leaves the runner. Only in the
+    /// assignment of a job that names them; never stored by the runner.
+    #[serde(default)]
+    pub secrets: Vec<JobSecret>,
+}
+
+/// A secret given to one job: its name, the environment variable it is set as (the name
+/// unless `env:` renames it), and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSecret {
+    /// The secret's name (`^[A-Z_][A-Z0-9_]{0,127}$`).
+    pub name: String,
+    /// The environment variable it is set as.
+    pub env: String,
+    /// Its value.
+    pub value: SecretValue,
 }
 
 /// A commit to check out into the run's workspace.

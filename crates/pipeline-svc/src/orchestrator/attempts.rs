@@ -78,6 +78,8 @@ pub async fn claim(
         workspace: c.run_id.to_string(),
         run_jobs: u32::try_from(c.run_jobs).unwrap_or(0),
         resources: job.resources,
+        // Jobs cannot name secrets yet (SPEC §10 is not built): none to give.
+        secrets: Vec::new(),
         checkout: c
             .clone_url
             .zip(c.commit_sha)
