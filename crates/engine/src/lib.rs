@@ -14,6 +14,7 @@
 pub mod checkout;
 pub mod container;
 pub mod docker;
+pub mod mask;
 pub mod output;
 pub mod sandbox;
 pub mod script;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use checkout::{Checkout, Verified};
+pub use mask::{MaskStream, Masker};
 pub use output::OutputBuffer;
 
 /// What an engine needs to run one job attempt.
