@@ -29,8 +29,9 @@ pub use checkout::{Checkout, Verified};
 pub use mask::{MaskStream, Masker};
 pub use output::OutputBuffer;
 
-/// What an engine needs to run one job attempt.
-#[derive(Debug, Clone)]
+/// What an engine needs to run one job attempt. `Debug` shows the environment's names only:
+/// it holds the job's secrets.
+#[derive(Clone)]
 pub struct JobSpec {
     /// Job id (labels, names).
     pub job_id: String,
@@ -52,6 +53,22 @@ pub struct JobSpec {
     pub resources: gitweave_model::resources::Resources,
     /// Stop after this long.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("job_id", &self.job_id)
+            .field("attempt", &self.attempt)
+            .field("image", &self.image)
+            .field("script_lines", &self.script.len())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("workspace", &self.workspace)
+            .field("shares_run", &self.shares_run)
+            .field("resources", &self.resources)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// How an execution ended (the job ran).

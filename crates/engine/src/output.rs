@@ -15,18 +15,24 @@
 //! `[gitweave] log truncated at <N> bytes; <M> bytes dropped` (after a `\n` when the cut fell
 //! mid-line; neither counts in N).
 //!
+//! With a masker ([`OutputBuffer::with_masker`], the job's secrets, SPEC §10) every write is
+//! masked first ([`crate::mask`]): the limit counts masked bytes, and only masked bytes reach
+//! memory, the spool file and the uploader. The masker's held-back tail (a possible start of a
+//! value) is masked and appended at [`close`].
+//!
 //! Spool I/O is plain blocking file I/O under the buffer's lock: it happens only once memory
 //! is full (then the job is far ahead of the network anyway), in appends and reads of at most
 //! one chunk, on the runner's local disk.
 //!
 //! [`close`]: OutputBuffer::close
 
+use crate::mask::{MaskStream, Masker};
 use bytes::{Bytes, BytesMut};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// Shared by one writer (the engine) and one reader (the uploader).
@@ -38,6 +44,8 @@ pub struct OutputBuffer {
     cap: usize,
     limit: u64,
     spool_path: Option<PathBuf>,
+    /// Masks the job's secrets in everything written (one writer: the stream stays in order).
+    mask: Option<Mutex<MaskStream>>,
 }
 
 #[derive(Debug, Default)]
@@ -83,7 +91,14 @@ impl OutputBuffer {
             cap,
             limit: u64::MAX,
             spool_path: None,
+            mask: None,
         }
+    }
+
+    /// Masks every write with `masker` before anything else sees it (`None`: no secrets).
+    pub fn with_masker(mut self, masker: Option<Arc<Masker>>) -> Self {
+        self.mask = masker.map(|m| Mutex::new(MaskStream::new(m)));
+        self
     }
 
     /// Keeps at most `limit` bytes of output; the rest is dropped and counted.
@@ -102,6 +117,20 @@ impl OutputBuffer {
     /// Appends bytes (those past the limit are dropped). Waits only while memory is over its
     /// cap and there is no spool file to spill to.
     pub async fn write(&self, data: &[u8]) {
+        match &self.mask {
+            Some(mask) => {
+                let mut masked = Vec::with_capacity(data.len() + 64);
+                mask.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(data, &mut masked);
+                self.write_masked(&masked).await;
+            }
+            None => self.write_masked(data).await,
+        }
+    }
+
+    /// [`OutputBuffer::write`] past the masker.
+    async fn write_masked(&self, data: &[u8]) {
         if data.is_empty() {
             return;
         }
@@ -207,7 +236,27 @@ impl OutputBuffer {
     /// Marks the end of output: the reader gets what is left, then `None`. A cut log gets its
     /// truncation line here.
     pub fn close(&self) {
+        let mut tail = Vec::new();
+        if let Some(mask) = &self.mask {
+            mask.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish(&mut tail);
+        }
         let mut st = self.lock();
+        if !tail.is_empty() && !st.closed {
+            let room = self.limit.saturating_sub(st.written);
+            let keep = usize::try_from(room).unwrap_or(usize::MAX).min(tail.len());
+            st.dropped += (tail.len() - keep) as u64;
+            let kept = &tail[..keep];
+            if !kept.is_empty() {
+                // The writer is done: this must not wait either.
+                if !self.append(&mut st, kept) {
+                    st.buf.extend_from_slice(kept);
+                }
+                st.written += kept.len() as u64;
+                st.last = kept.last().copied();
+            }
+        }
         if st.dropped > 0 && !st.closed {
             let mut line = String::new();
             if st.last.is_some_and(|b| b != b'\n') {

@@ -18,11 +18,18 @@
 //! spool goes when the attempt's log is stored. While the runner stops (SIGTERM), a job gets
 //! `RUNNER_SHUTDOWN_GRACE` to end by itself; then its container is stopped and the attempt is
 //! handed back to pipeline-svc, which queues the job again.
+//!
+//! The secrets of the assignment (SPEC §10) become the job's environment variables (under
+//! their `env` names) and the patterns of a [`Masker`] the buffer runs on every write, the
+//! checkout's output and the `$ line` echo included: only masked bytes are counted against the
+//! limit, spooled or uploaded, and the reason reported is masked too. A job whose secrets
+//! cannot be masked does not run. The values are never logged: `Assignment`, `JobSpec` and
+//! `Masker` print none in `Debug`.
 
 use crate::client::{ClientError, PipelineClient};
 use bytes::Bytes;
 use gitweave_api::runner::{Assignment, FinishRequest, HandBackRequest};
-use gitweave_engine::{Checkout, Engine, EngineError, JobSpec, Outcome, OutputBuffer};
+use gitweave_engine::{Checkout, Engine, EngineError, JobSpec, Masker, Outcome, OutputBuffer};
 use gitweave_http::Metrics;
 use gitweave_model::duration::format_duration;
 use gitweave_model::status::ErrorClass;
@@ -176,12 +183,22 @@ impl Executor {
 
     async fn run_inner(&self, a: Assignment, stop: &CancellationToken) {
         let timeout = Duration::from_secs(a.timeout_secs);
+        // The job's secrets are set as variables and masked in everything it prints (and in
+        // the reason reported) from the first byte on, before the buffer sees it.
+        let (masker, mask_failed) = match Masker::new(a.secrets.iter().map(|s| s.value.expose())) {
+            Ok(m) => (m, None),
+            Err(e) => (None, Some(e)),
+        };
+        let mut env = a.env.clone();
+        for s in &a.secrets {
+            env.insert(s.env.clone(), s.value.expose().to_owned());
+        }
         let spec = JobSpec {
             job_id: a.job_id.to_string(),
             attempt: a.attempt,
             image: a.image.clone(),
             script: a.script.clone(),
-            env: a.env.clone(),
+            env,
             workspace: a.workspace.clone(),
             // 0: a pipeline-svc that does not say; share, as with several jobs. The checkout
             // helper never joins the run's namespace, so it does not count.
@@ -195,7 +212,8 @@ impl Executor {
                 .with_spool(
                     self.spool_dir
                         .join(format!("{}-{}.log", a.job_id, a.attempt)),
-                ),
+                )
+                .with_masker(masker.clone()),
         );
         let cancel = CancellationToken::new();
         let lost = Arc::new(AtomicBool::new(false));
@@ -236,7 +254,12 @@ impl Executor {
         ));
 
         self.metrics.gauge_add("runner_jobs_running", 1);
-        let (report, prepared) = match self.engine.prepare(&spec).await {
+        let prepare = match mask_failed {
+            // Never run a job whose secrets could not be masked.
+            Some(e) => Err(EngineError::Engine(e.to_string())),
+            None => self.engine.prepare(&spec).await,
+        };
+        let (report, prepared) = match prepare {
             Ok(prepared) => {
                 let checkout = match &a.checkout {
                     Some(c) => {
@@ -266,6 +289,14 @@ impl Executor {
         };
         self.metrics.gauge_add("runner_jobs_running", -1);
         grace.abort();
+        let report = match &masker {
+            Some(m) => Report {
+                reason: report.reason.map(|r| m.mask_str(&r)),
+                note: report.note.map(|n| m.mask_str(&n)),
+                ..report
+            },
+            None => report,
+        };
         let run_ended = if handing_back.load(Ordering::SeqCst) {
             self.hand_back(&a, &buffer, uploader, heartbeat, &lost)
                 .await;

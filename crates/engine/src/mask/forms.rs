@@ -11,9 +11,11 @@ pub const MIN_LINE: usize = 8;
 const MIN_CORE: usize = 8;
 
 /// The standard base64 alphabet (RFC 4648 §4).
-pub const STD_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+pub const STD_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /// The URL-safe base64 alphabet (RFC 4648 §5).
-pub const URL_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+pub const URL_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Every form of `value` to mask; empty for an empty value. May hold duplicates.
 pub fn forms(value: &[u8]) -> Vec<Vec<u8>> {
@@ -79,7 +81,7 @@ pub fn base64_core(value: &[u8], alphabet: &[u8; 64], shift: usize) -> Vec<u8> {
     data.extend_from_slice(value);
     let encoded = base64(&data, alphabet, false);
     let lead = [0, 2, 3][shift % 3];
-    let tail = usize::from(data.len() % 3 != 0);
+    let tail = usize::from(!data.len().is_multiple_of(3));
     if encoded.len() < lead + tail {
         return Vec::new();
     }
@@ -119,7 +121,11 @@ fn percent(data: &[u8], keep: fn(u8) -> bool, upper: bool, plus: bool) -> Vec<u8
         } else if plus && b == b' ' {
             out.push(b'+');
         } else {
-            out.extend_from_slice(&[b'%', digits[usize::from(b >> 4)], digits[usize::from(b & 15)]]);
+            out.extend_from_slice(&[
+                b'%',
+                digits[usize::from(b >> 4)],
+                digits[usize::from(b & 15)],
+            ]);
         }
     }
     out

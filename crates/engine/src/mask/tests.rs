@@ -80,7 +80,10 @@ fn the_longest_form_wins_and_encodings_are_masked() {
         String::from_utf8_lossy(&got),
         "b64=[MASKED] hex=6d7920736563726574 url=[MASKED] js=[MASKED] form=[MASKED] hex=6d7920736563726574            2f76616c7565"
     );
-    let hex: String = b"my secret/value".iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = b"my secret/value"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(m.mask_str(&format!("<{hex}>")), "<[MASKED]>");
 }
 
@@ -158,4 +161,54 @@ proptest! {
         let core = base64_core(&v, STD_ALPHABET, before.len() % 3);
         prop_assert!(!contains(&got, &core));
     }
+}
+
+/// The output buffer masks before its limit, its memory and its spool file see anything.
+#[tokio::test]
+async fn the_buffer_masks_before_the_limit_and_the_spool() {
+    let secret = b"hunter2-hunter2".to_vec();
+    let m = masker(std::slice::from_ref(&secret));
+    let path = std::env::temp_dir().join(format!("gitweave-mask-spool-{}.log", std::process::id()));
+    let b = crate::OutputBuffer::new(4)
+        .with_spool(path.clone())
+        .with_limit(1000)
+        .with_masker(Some(m));
+    // Nobody reads: past 4 bytes everything goes to the spool file.
+    for _ in 0..20 {
+        b.write(b"a=hunter2-hu").await;
+        b.write(b"nter2;").await;
+    }
+    b.write(b"end hunter2-").await;
+    let on_disk = std::fs::read(&path).unwrap_or_default();
+    assert!(!on_disk.is_empty(), "the spool was used");
+    assert!(
+        !contains(&on_disk, &secret[..8]),
+        "no part of the value on disk"
+    );
+    b.close();
+    let mut got = Vec::new();
+    while let Some(chunk) = b.take(7).await {
+        got.extend_from_slice(&chunk);
+    }
+    let want = format!("{}end hunter2-", "a=[MASKED];".repeat(20));
+    assert_eq!(String::from_utf8_lossy(&got), want);
+    assert_eq!(
+        b.written(),
+        want.len() as u64,
+        "the limit counts masked bytes"
+    );
+
+    let b = crate::OutputBuffer::new(1024)
+        .with_limit(10)
+        .with_masker(Masker::new([&secret]).ok().flatten());
+    b.write(b"xx hunter2-hunter2 yy").await;
+    b.close();
+    let mut got = Vec::new();
+    while let Some(chunk) = b.take(1024).await {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "xx [MASKED\n[gitweave] log truncated at 10 bytes; 4 bytes dropped\n"
+    );
 }
