@@ -33,6 +33,7 @@ mod retention;
 mod runner_env;
 mod runner_protocol;
 mod runs;
+mod secrets;
 mod slowloris;
 mod templates;
 mod workspaces;

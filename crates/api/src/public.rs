@@ -290,3 +290,35 @@ pub struct Approve {
     /// Why; recorded in the `job.manual_approved` event.
     pub reason: Option<String>,
 }
+
+/// `PUT /repos/{repo}/secrets/{name}` and `PUT /secrets/{name}` (SPEC §10).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PutSecret {
+    /// The value, 8 bytes to 64 KiB; never returned.
+    pub value: crate::secret::SecretValue,
+    /// Given only to runs of the repo's `protected_refs`.
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// A secret as the API shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// Its name.
+    pub name: String,
+    /// Given only to runs of protected refs.
+    pub protected: bool,
+    /// When it was created.
+    #[serde(with = "crate::ts::required")]
+    pub created_at: OffsetDateTime,
+    /// When its value was last set.
+    #[serde(with = "crate::ts::required")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// `GET /repos/{repo}/secrets` and `GET /secrets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretList {
+    /// By name.
+    pub secrets: Vec<SecretInfo>,
+}

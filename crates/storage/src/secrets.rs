@@ -49,7 +49,10 @@ pub struct NewSecret<'a> {
 }
 
 /// Creates or replaces a secret; the flag says whether it was created.
-pub async fn upsert(e: impl PgExecutor<'_>, s: &NewSecret<'_>) -> Result<bool, sqlx::Error> {
+pub async fn upsert(
+    e: impl PgExecutor<'_>,
+    s: &NewSecret<'_>,
+) -> Result<(SecretMeta, bool), sqlx::Error> {
     let row = sqlx::query!(
         r#"
         INSERT INTO secrets (id, repo_id, name, protected, nonce, ciphertext)
@@ -59,7 +62,7 @@ pub async fn upsert(e: impl PgExecutor<'_>, s: &NewSecret<'_>) -> Result<bool, s
             nonce      = EXCLUDED.nonce,
             ciphertext = EXCLUDED.ciphertext,
             updated_at = now()
-        RETURNING (xmax = 0) AS "inserted!"
+        RETURNING name, protected, created_at, updated_at, (xmax = 0) AS "inserted!"
         "#,
         Uuid::now_v7(),
         s.repo_id,
@@ -70,7 +73,15 @@ pub async fn upsert(e: impl PgExecutor<'_>, s: &NewSecret<'_>) -> Result<bool, s
     )
     .fetch_one(e)
     .await?;
-    Ok(row.inserted)
+    Ok((
+        SecretMeta {
+            name: row.name,
+            protected: row.protected,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        },
+        row.inserted,
+    ))
 }
 
 /// The secrets of a repo (`Some`) or the global ones (`None`), by name.
