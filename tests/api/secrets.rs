@@ -243,3 +243,29 @@ async fn a_start_with_another_key_than_the_database_knows_is_refused() {
     assert!(format!("{e:#}").contains("32 bytes"), "{e:#}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_template_splicing_a_secret_is_422_pointing_at_secrets_and_one_naming_them_is_stored() {
+    let app = spawn_with(no_runner()).await;
+    let r = app
+        .put_template(
+            "splice",
+            "jobs:\n  - { name: a, image: x, script: [\"curl -H ${{ secrets.DEPLOY_TOKEN }} x\"] }\n",
+        )
+        .await;
+    let (status, code, message) = envelope(r).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (422, "invalid_template"),
+        "{message}"
+    );
+    assert!(message.contains("secrets:"), "{message}");
+    let r = app
+        .put_template(
+            "named",
+            "jobs:\n  - name: a\n    image: x\n    script: [\"./deploy\"]\n    secrets: [DEPLOY_TOKEN, {name: NPM_TOKEN, env: NODE_AUTH_TOKEN}]\n",
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.expect("body"));
+    app.shutdown().await;
+}
