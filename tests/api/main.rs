@@ -34,6 +34,7 @@ mod runner_env;
 mod runner_protocol;
 mod runs;
 mod secrets;
+mod secrets_claim;
 mod slowloris;
 mod templates;
 mod workspaces;

@@ -188,6 +188,10 @@ pub struct Job {
     /// `false` otherwise).
     #[serde(default)]
     pub log_truncated: bool,
+    /// Why it failed or was skipped, in words: the same text as the event's `reason`
+    /// (SPEC §10); `null` otherwise.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// A run with its jobs in pipeline order.

@@ -6,6 +6,7 @@
 
 mod attempts;
 mod control;
+mod job_secrets;
 mod planning;
 mod reaper;
 mod run_tx;
