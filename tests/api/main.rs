@@ -35,6 +35,7 @@ mod runner_protocol;
 mod runs;
 mod secrets;
 mod secrets_claim;
+mod secrets_cli;
 mod slowloris;
 mod templates;
 mod workspaces;
