@@ -182,3 +182,67 @@ async fn a_protected_secret_is_given_only_to_runs_of_the_default_branch() {
     assert_eq!(a.secrets[0].value.expose(), PROT_VALUE);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn protected_refs_are_globs_set_on_the_repo() {
+    let app = spawn_with(no_runner()).await;
+    let token = runner_token(&app).await;
+    let img = image();
+    app.repo_with(
+        "web",
+        "t",
+        &format!("jobs:\n  - {{ name: deploy, image: {img}, script: [x], secrets: [PROD_KEY] }}\n"),
+    )
+    .await;
+    put(
+        &app,
+        "/repos/web/secrets/PROD_KEY",
+        json!({"value": PROT_VALUE, "protected": true}),
+    )
+    .await;
+    let (status, code, message) = crate::helpers::envelope(
+        app.put_json("/repos/web", &json!({"protected_refs": ["["]}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (422, "invalid_protected_ref"),
+        "{message}"
+    );
+    put(&app, "/repos/web", json!({"protected_refs": ["release/*"]})).await;
+
+    let run = app
+        .trigger(
+            "web",
+            &json!({"ref": "refs/heads/release/1.2", "commit": "feedbeef"}),
+        )
+        .await;
+    let a = claim(&app, &token).await.expect("a protected ref");
+    assert_eq!((a.run_id, a.secrets.len()), (run.id, 1));
+    let finished = app
+        .http
+        .post(format!(
+            "{}/internal/v1/jobs/{}/attempts/{}/finish",
+            app.pipeline, a.job_id, a.attempt
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"log_end": 0, "exit_code": 0}))
+        .send()
+        .await
+        .expect("finish");
+    assert_eq!(finished.status(), 200);
+
+    // main is no longer protected once protected_refs is set without it.
+    let run = app
+        .trigger("web", &json!({"ref": "main", "commit": "feedbeef"}))
+        .await;
+    assert!(claim(&app, &token).await.is_none());
+    let (view, _) = failed_run_text(&app, run.id).await;
+    let reason = view["jobs"][0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("PROD_KEY") && reason.contains("release/*"),
+        "{reason}"
+    );
+    app.shutdown().await;
+}

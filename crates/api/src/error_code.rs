@@ -102,3 +102,5 @@ pub const TOO_MANY_RUNS: &str = "too_many_runs";
 pub const INVALID_SECRET_NAME: &str = "invalid_secret_name";
 /// 422: a secret value outside 8 bytes to 64 KiB, or a secret body of the wrong shape.
 pub const INVALID_SECRET_VALUE: &str = "invalid_secret_value";
+/// 422: a `protected_refs` entry that is not a valid glob.
+pub const INVALID_PROTECTED_REF: &str = "invalid_protected_ref";

@@ -27,6 +27,10 @@ pub struct PutRepo {
         skip_serializing_if = "Option::is_none"
     )]
     pub webhook_secret: Option<Option<String>>,
+    /// Globs over branch and tag names (`main`, `release/*`, `hotfix/**`) whose runs may have
+    /// protected secrets (SPEC §10); unset keeps them (default `[<default_branch>]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_refs: Option<Vec<String>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -209,3 +209,30 @@ pub async fn set_key_check(
     .await?;
     Ok(())
 }
+
+/// A repo's `protected_refs` globs; `None` when never set (the default: its default branch).
+pub async fn protected_refs(
+    e: impl PgExecutor<'_>,
+    repo_id: Uuid,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let row = sqlx::query!("SELECT protected_refs FROM repos WHERE id = $1", repo_id)
+        .fetch_optional(e)
+        .await?;
+    Ok(row.and_then(|r| r.protected_refs))
+}
+
+/// Sets a repo's `protected_refs` globs.
+pub async fn set_protected_refs(
+    e: impl PgExecutor<'_>,
+    repo_id: Uuid,
+    globs: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE repos SET protected_refs = $2 WHERE id = $1",
+        repo_id,
+        globs
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}

@@ -9,6 +9,7 @@ use crate::state::AppState;
 use gitweave_api::runner::JobSecret;
 use gitweave_model::template::SecretRef;
 use gitweave_storage::{repos, secrets};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// Why a job cannot have its secrets: the sentence of its `config_error`.
 pub struct Refused(pub String);
@@ -19,6 +20,22 @@ fn short_ref(git_ref: &str) -> &str {
         .strip_prefix("refs/heads/")
         .or_else(|| git_ref.strip_prefix("refs/tags/"))
         .unwrap_or(git_ref)
+}
+
+/// The matcher of `protected_refs` globs (`globset`, with `literal_separator`, so
+/// `release/*` does not match `release/1/2`; `**` crosses segments); the error names the
+/// glob that does not parse.
+pub fn protected_matcher(globs: &[String]) -> Result<GlobSet, String> {
+    let mut set = GlobSetBuilder::new();
+    for g in globs {
+        let glob = GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("protected_refs entry {g:?} is not a valid glob: {e}"))?;
+        set.add(glob);
+    }
+    set.build()
+        .map_err(|e| format!("protected_refs cannot be compiled: {e}"))
 }
 
 /// Opens the secrets `wanted` names for a job of `repo` running `git_ref`.
@@ -36,8 +53,13 @@ pub async fn resolve(
         .ok_or_else(|| ApiError::not_found("repo", repo))?;
     let names: Vec<String> = wanted.iter().map(|w| w.name.to_string()).collect();
     let rows = secrets::for_job(&state.pool, row.id, &names).await?;
-    // Protected refs: the repo's default branch (SPEC §10's default for `protected_refs`).
-    let protected_ref = short_ref(git_ref) == row.default_branch;
+    // Protected refs: the repo's `protected_refs`, by default its default branch.
+    let globs = secrets::protected_refs(&state.pool, row.id)
+        .await?
+        .unwrap_or_else(|| vec![row.default_branch.clone()]);
+    let protected_ref = protected_matcher(&globs)
+        .map_err(|m| ApiError::Internal(format!("repo {repo}: {m}")))?
+        .is_match(short_ref(git_ref));
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let name = w.name.as_str();
@@ -53,9 +75,9 @@ pub async fn resolve(
         };
         if found.protected && !protected_ref {
             return Ok(Err(Refused(format!(
-                "secret {name} is protected and ref {} is not a protected ref of repo {repo} (protected: {}); run it from a protected ref",
+                "secret {name} is protected and ref {} is not a protected ref of repo {repo} (protected_refs: [{}]); run it from a protected ref",
                 short_ref(git_ref),
-                row.default_branch
+                globs.join(", ")
             ))));
         }
         let value = state
@@ -74,4 +96,43 @@ pub async fn resolve(
         });
     }
     Ok(Ok(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{protected_matcher, short_ref};
+
+    #[test]
+    fn protected_refs_are_globs_over_short_names() {
+        let m = protected_matcher(&[
+            "main".into(),
+            "release/*".into(),
+            "v*".into(),
+            "hotfix/**".into(),
+        ])
+        .expect("globs");
+        for yes in [
+            "refs/heads/main",
+            "main",
+            "release/1.2",
+            "refs/tags/v1.0",
+            "hotfix/a/b",
+        ] {
+            assert!(m.is_match(short_ref(yes)), "{yes}");
+        }
+        for no in [
+            "feature",
+            "release/1/2",
+            "mainline",
+            "refs/heads/dev",
+            "v2/x",
+        ] {
+            assert!(!m.is_match(short_ref(no)), "{no}");
+        }
+        assert!(
+            protected_matcher(&["[".into()])
+                .unwrap_err()
+                .contains("\"[\"")
+        );
+    }
 }
