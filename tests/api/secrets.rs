@@ -269,3 +269,48 @@ async fn a_template_splicing_a_secret_is_422_pointing_at_secrets_and_one_naming_
     assert!(r.status().is_success(), "{}", r.text().await.expect("body"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_start_with_the_old_key_given_reseals_every_secret_under_the_new_one() {
+    use pipeline_svc::secret_box::{Scope, SecretBox};
+    let app = spawn_with(with_token()).await;
+    app.create_repo("web").await;
+    let r = app
+        .put_json("/repos/web/secrets/DEPLOY_TOKEN", &json!({"value": VALUE}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let old_key = std::fs::read_to_string(
+        pipeline_svc::Config::for_database("x")
+            .data_dir
+            .join(pipeline_svc::secret_box::KEY_FILE),
+    )
+    .expect("the test instances' key file");
+    let new_key = format!("{}A=", "C".repeat(42));
+
+    let mut config = pipeline_svc::Config::for_database(app.db_url.clone());
+    config.secrets_key = Some(new_key.clone());
+    config.secrets_old_key = Some(old_key.trim().to_owned());
+    drop(pipeline_svc::App::build(config).await.expect("rotates"));
+
+    // Sealed under the new key now: it opens with it, and the old key alone is refused.
+    let pool = sqlx::PgPool::connect(&app.db_url).await.expect("db");
+    let (repo_id, nonce, ct): (uuid::Uuid, Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT repo_id, nonce, ciphertext FROM secrets")
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    pool.close().await;
+    let b = SecretBox::from_base64(&new_key, "test").expect("key");
+    let v = b
+        .open(Scope::Repo(repo_id), "DEPLOY_TOKEN", &nonce, &ct)
+        .expect("opens");
+    assert_eq!(v.expose(), VALUE);
+    let mut config = pipeline_svc::Config::for_database(app.db_url.clone());
+    config.secrets_key = Some(old_key.trim().to_owned());
+    let e = pipeline_svc::App::build(config)
+        .await
+        .err()
+        .expect("the old key is refused now");
+    assert!(format!("{e:#}").contains("does not match"), "{e:#}");
+    app.shutdown().await;
+}

@@ -73,6 +73,10 @@ pub struct Config {
     /// on first start.
     #[arg(long, env = "GITWEAVE_SECRETS_KEY", hide_env_values = true)]
     pub secrets_key: Option<String>,
+    /// The previous secrets key, only while rotating: when the database's secrets are sealed
+    /// under it, they are re-sealed under the current key at start (docs/SECURITY.md).
+    #[arg(long, env = "GITWEAVE_SECRETS_OLD_KEY", hide_env_values = true)]
+    pub secrets_old_key: Option<String>,
     /// A file holding `GITWEAVE_SECRETS_KEY` (used when the variable is unset).
     #[arg(long, env = "GITWEAVE_SECRETS_KEY_FILE")]
     pub secrets_key_file: Option<PathBuf>,
@@ -141,6 +145,7 @@ impl Config {
             sse_keepalive_ms: 15_000,
             secrets_key: None,
             secrets_key_file: None,
+            secrets_old_key: None,
             // One key file for every instance a test starts, so a restart on the same
             // database finds the key its secrets were sealed with.
             data_dir: std::env::temp_dir().join("gitweave-pipeline-data"),

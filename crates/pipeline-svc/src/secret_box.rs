@@ -275,8 +275,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Checks `b` against the database's key check value, storing one when there is none.
-pub async fn check_against(pool: &sqlx::PgPool, b: &SecretBox) -> anyhow::Result<()> {
+/// Checks `b` against the database's key check value, storing one when there is none. When
+/// the database was sealed under `old` instead (`GITWEAVE_SECRETS_OLD_KEY`), every secret is
+/// re-sealed under `b` in one transaction first (key rotation); the count is returned.
+pub async fn check_against(
+    pool: &sqlx::PgPool,
+    b: &SecretBox,
+    old: Option<&SecretBox>,
+) -> anyhow::Result<usize> {
     use gitweave_storage::secrets;
     if secrets::key_check(pool).await?.is_none() {
         let c = b.key_check()?;
@@ -284,7 +290,31 @@ pub async fn check_against(pool: &sqlx::PgPool, b: &SecretBox) -> anyhow::Result
     }
     // Read back: another instance may have stored its check first.
     match secrets::key_check(pool).await? {
-        Some((nonce, ct)) if b.verify_key_check(&nonce, &ct) => Ok(()),
+        Some((nonce, ct)) if b.verify_key_check(&nonce, &ct) => Ok(0),
+        Some((nonce, ct)) if old.is_some_and(|o| o.verify_key_check(&nonce, &ct)) => {
+            let Some(old) = old else {
+                return Err(SecretBoxError::WrongKey.into());
+            };
+            let mut tx = pool.begin().await?;
+            let rows = secrets::all(&mut *tx).await?;
+            for r in &rows {
+                let scope = Scope::of(r.repo_id);
+                let value = old.open(scope, &r.name, &r.nonce, &r.ciphertext)?;
+                let sealed = b.seal(scope, &r.name, &value)?;
+                secrets::reseal(
+                    &mut *tx,
+                    r.repo_id,
+                    &r.name,
+                    &sealed.nonce,
+                    &sealed.ciphertext,
+                )
+                .await?;
+            }
+            let c = b.key_check()?;
+            secrets::set_key_check(&mut *tx, &c.nonce, &c.ciphertext).await?;
+            tx.commit().await?;
+            Ok(rows.len())
+        }
         _ => Err(SecretBoxError::WrongKey.into()),
     }
 }

@@ -179,7 +179,19 @@ async fn secrets_key(config: &Config, pool: &sqlx::PgPool) -> anyhow::Result<Sec
         }
         KeySource::Setting => {}
     }
-    secret_box::check_against(pool, &b).await?;
+    let old = config
+        .secrets_old_key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(|k| SecretBox::from_base64(k, "GITWEAVE_SECRETS_OLD_KEY"))
+        .transpose()?;
+    let resealed = secret_box::check_against(pool, &b, old.as_ref()).await?;
+    if resealed > 0 || old.is_some() {
+        tracing::info!(
+            secrets = resealed,
+            "GITWEAVE_SECRETS_OLD_KEY: the database's secrets are sealed under the current key; remove GITWEAVE_SECRETS_OLD_KEY"
+        );
+    }
     Ok(b)
 }
 
