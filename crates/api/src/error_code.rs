@@ -98,3 +98,9 @@ pub const RUN_ENDED: &str = "run_ended";
 pub const NOT_MANUAL: &str = "not_manual";
 /// 422: a runner asks about more runs at once than the protocol allows.
 pub const TOO_MANY_RUNS: &str = "too_many_runs";
+/// 422: a secret name that does not match `^[A-Z_][A-Z0-9_]{0,127}$`.
+pub const INVALID_SECRET_NAME: &str = "invalid_secret_name";
+/// 422: a secret value outside 8 bytes to 64 KiB, or a secret body of the wrong shape.
+pub const INVALID_SECRET_VALUE: &str = "invalid_secret_value";
+/// 422: a `protected_refs` entry that is not a valid glob.
+pub const INVALID_PROTECTED_REF: &str = "invalid_protected_ref";

@@ -27,6 +27,10 @@ pub struct PutRepo {
         skip_serializing_if = "Option::is_none"
     )]
     pub webhook_secret: Option<Option<String>>,
+    /// Globs over branch and tag names (`main`, `release/*`, `hotfix/**`) whose runs may have
+    /// protected secrets (SPEC §10); unset keeps them (default `[<default_branch>]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_refs: Option<Vec<String>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -188,6 +192,10 @@ pub struct Job {
     /// `false` otherwise).
     #[serde(default)]
     pub log_truncated: bool,
+    /// Why it failed or was skipped, in words: the same text as the event's `reason`
+    /// (SPEC §10); `null` otherwise.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// A run with its jobs in pipeline order.
@@ -289,4 +297,36 @@ pub struct Event {
 pub struct Approve {
     /// Why; recorded in the `job.manual_approved` event.
     pub reason: Option<String>,
+}
+
+/// `PUT /repos/{repo}/secrets/{name}` and `PUT /secrets/{name}` (SPEC §10).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PutSecret {
+    /// The value, 8 bytes to 64 KiB; never returned.
+    pub value: crate::secret::SecretValue,
+    /// Given only to runs of the repo's `protected_refs`.
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// A secret as the API shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// Its name.
+    pub name: String,
+    /// Given only to runs of protected refs.
+    pub protected: bool,
+    /// When it was created.
+    #[serde(with = "crate::ts::required")]
+    pub created_at: OffsetDateTime,
+    /// When its value was last set.
+    #[serde(with = "crate::ts::required")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// `GET /repos/{repo}/secrets` and `GET /secrets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretList {
+    /// By name.
+    pub secrets: Vec<SecretInfo>,
 }

@@ -36,6 +36,7 @@ pub async fn repo(
         clone_url: clone_url.map(Some),
         default_branch,
         webhook_secret: None,
+        protected_refs: None,
     };
     let repo: Repo = c
         .call(Method::PUT, &format!("/repos/{name}"), &body)

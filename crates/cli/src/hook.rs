@@ -196,6 +196,7 @@ async fn install(i: &Install) -> anyhow::Result<()> {
                 .then(|| Some(format!("file://{}", path.display()))),
             default_branch: None,
             webhook_secret: Some(Some(secret.clone())),
+            protected_refs: None,
         };
         let endpoint = format!("{}/api/v1/repos/{}", i.url.trim_end_matches('/'), i.repo);
         let mut rb = reqwest::Client::new().put(&endpoint).json(&body);

@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod delete;
 mod hook;
+mod secret;
 mod summary;
 
 use clap::{Parser, Subcommand};
@@ -146,6 +147,11 @@ enum Command {
         #[command(subcommand)]
         command: hook::HookCommand,
     },
+    /// Set, list and delete repo and global secrets (values from stdin).
+    Secret {
+        #[command(subcommand)]
+        command: secret::SecretCommand,
+    },
     /// Delete a repo or a template made by mistake.
     Delete {
         #[command(subcommand)]
@@ -221,6 +227,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve { job, reason } => commands::approve(&c, &job, reason).await,
         Command::Hook { command } => hook::run(command, &c.base, c.token.as_deref()).await,
         Command::Delete { command } => delete::run(&c, command).await,
+        Command::Secret { command } => secret::run(&c, command).await,
         Command::Logs { job, follow } => commands::logs(&c, &job, follow).await,
     }
 }

@@ -169,6 +169,9 @@ pub struct ExpandedJob {
     /// Memory and CPU limits it asks for (absent in specs stored before it existed).
     #[serde(default)]
     pub resources: Resources,
+    /// The secrets the job names (SPEC §10), resolved and opened by pipeline-svc at claim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::template::SecretRef>,
 }
 
 /// What the jobs of one run have spent so far of the expansion caps. One per run, passed
@@ -314,6 +317,7 @@ pub fn expand_job(
         retry: job.retry.clone(),
         when: job.when,
         resources: job.resources,
+        secrets: job.secrets.clone(),
     })
 }
 

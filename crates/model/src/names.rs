@@ -193,6 +193,38 @@ name_type!(
     EnvKey, kind = "env key", rule = "^[A-Za-z_][A-Za-z0-9_]{0,127}$", check = is_env_key
 );
 
+name_type!(
+    /// A secret's name (SPEC §10): `^[A-Z_][A-Z0-9_]{0,127}$`.
+    SecretName, kind = "secret name", rule = "^[A-Z_][A-Z0-9_]{0,127}$", check = is_secret_name
+);
+
+fn is_secret_name(s: &str) -> bool {
+    let upper = |c: u8| c.is_ascii_uppercase() || c == b'_';
+    match s.as_bytes().split_first() {
+        Some((&first, rest)) => {
+            upper(first)
+                && rest.len() <= 127
+                && rest.iter().all(|&c| upper(c) || c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod secret_name_tests {
+    use super::SecretName;
+
+    #[test]
+    fn secret_names_are_upper_case_words() {
+        for ok in ["A", "_", "DEPLOY_TOKEN", "NPM_TOKEN_2", &"A".repeat(128)] {
+            assert!(SecretName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1A", "deploy", "A-B", "A B", "Ä", &"A".repeat(129)] {
+            assert!(SecretName::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

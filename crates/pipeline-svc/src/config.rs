@@ -68,6 +68,22 @@ pub struct Config {
     /// many ms, so a proxy does not cut it for being idle.
     #[arg(long, env = "PIPELINE_SSE_KEEPALIVE_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub sse_keepalive_ms: u64,
+    /// The key secrets are sealed with (SPEC §10): 32 bytes, standard base64. Unset (and no
+    /// `GITWEAVE_SECRETS_KEY_FILE`): the key file `secrets.key` in `PIPELINE_DATA_DIR`, made
+    /// on first start.
+    #[arg(long, env = "GITWEAVE_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
+    /// The previous secrets key, only while rotating: when the database's secrets are sealed
+    /// under it, they are re-sealed under the current key at start (docs/SECURITY.md).
+    #[arg(long, env = "GITWEAVE_SECRETS_OLD_KEY", hide_env_values = true)]
+    pub secrets_old_key: Option<String>,
+    /// A file holding `GITWEAVE_SECRETS_KEY` (used when the variable is unset).
+    #[arg(long, env = "GITWEAVE_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// Where pipeline-svc keeps its own files (the secrets key file when
+    /// `GITWEAVE_SECRETS_KEY` is unset). Keep it on a volume and back it up.
+    #[arg(long, env = "PIPELINE_DATA_DIR", default_value = "/var/lib/gitweave")]
+    pub data_dir: PathBuf,
 }
 
 impl Config {
@@ -83,6 +99,11 @@ impl Config {
             self.runner_registration_token.take(),
             self.runner_registration_token_file.as_deref(),
             "RUNNER_REGISTRATION_TOKEN_FILE",
+        )?;
+        self.secrets_key = secret::resolve(
+            self.secrets_key.take(),
+            self.secrets_key_file.as_deref(),
+            "GITWEAVE_SECRETS_KEY_FILE",
         )?;
         self.local_repo_root = self
             .local_repo_root
@@ -122,6 +143,12 @@ impl Config {
             insecure_open_registration: false,
             local_repo_root: None,
             sse_keepalive_ms: 15_000,
+            secrets_key: None,
+            secrets_key_file: None,
+            secrets_old_key: None,
+            // One key file for every instance a test starts, so a restart on the same
+            // database finds the key its secrets were sealed with.
+            data_dir: std::env::temp_dir().join("gitweave-pipeline-data"),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod local_repo;
 pub mod orchestrator;
 pub mod retention;
 pub mod routes;
+pub mod secret_box;
 pub mod settled;
 pub mod startup;
 pub mod state;

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::routes;
+use crate::secret_box::{self, KeySource, SecretBox};
 use crate::state::AppState;
 use gitweave_http::Metrics;
 use gitweave_storage::PoolConfig;
@@ -37,6 +38,7 @@ impl App {
             acquire_timeout: Duration::from_secs(5),
         })?;
         migrate_with_retry(&pool).await?;
+        let secrets = secrets_key(&config, &pool).await?;
         // Runners could not renew leases while this service was down: do not take their jobs
         // for lost because of that.
         let extended =
@@ -84,6 +86,7 @@ impl App {
                 crate::settled::Settled::new(SETTLED_BUDGET).with_retention(retention),
             ),
             shutting_down: Arc::default(),
+            secrets: Arc::new(secrets),
         };
         Ok(Self { listener, state })
     }
@@ -161,6 +164,35 @@ fn warn_about_open_doors(config: &Config) {
             "no GITWEAVE_API_TOKEN: /api/v1 needs no token (keep PIPELINE_ADDR private)"
         );
     }
+}
+
+/// The secrets key, checked against the database (a wrong key stops the start here).
+async fn secrets_key(config: &Config, pool: &sqlx::PgPool) -> anyhow::Result<SecretBox> {
+    let (b, source) = secret_box::load_key(config.secrets_key.as_deref(), &config.data_dir)?;
+    match &source {
+        KeySource::NewKeyFile(path) => tracing::warn!(
+            path = %path.display(),
+            "no GITWEAVE_SECRETS_KEY: made a new secrets key file; back it up, the secrets stored here cannot be read without it"
+        ),
+        KeySource::KeyFile(path) => {
+            tracing::info!(path = %path.display(), "secrets key read from the key file");
+        }
+        KeySource::Setting => {}
+    }
+    let old = config
+        .secrets_old_key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(|k| SecretBox::from_base64(k, "GITWEAVE_SECRETS_OLD_KEY"))
+        .transpose()?;
+    let resealed = secret_box::check_against(pool, &b, old.as_ref()).await?;
+    if resealed > 0 || old.is_some() {
+        tracing::info!(
+            secrets = resealed,
+            "GITWEAVE_SECRETS_OLD_KEY: the database's secrets are sealed under the current key; remove GITWEAVE_SECRETS_OLD_KEY"
+        );
+    }
+    Ok(b)
 }
 
 async fn migrate_with_retry(pool: &sqlx::PgPool) -> anyhow::Result<()> {

@@ -47,6 +47,8 @@ pub struct AppState {
     pub settled: Arc<crate::settled::Settled>,
     /// Set when the service starts shutting down: claims answer "no job" at once.
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// Seals and opens secrets under the service's key.
+    pub secrets: Arc<crate::secret_box::SecretBox>,
 }
 
 impl AppState {

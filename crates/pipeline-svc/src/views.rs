@@ -33,6 +33,7 @@ pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
         started_at: j.started_at,
         ended_at: j.ended_at,
         log_truncated: j.log_truncated,
+        reason: j.reason.clone(),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod repos;
 pub mod retention;
 pub mod runners;
 pub mod runs;
+pub mod secrets;
 pub mod templates;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

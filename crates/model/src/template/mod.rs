@@ -20,6 +20,7 @@ mod inputs;
 mod parse;
 mod raw;
 mod retry;
+mod secrets;
 mod types;
 mod when;
 
@@ -30,6 +31,7 @@ mod tests;
 pub use error::TemplateError;
 pub use parse::parse_template;
 pub use retry::{MAX_RETRIES, RetryPolicy};
+pub use secrets::SecretRef;
 pub use types::{InputSpec, JobTemplate, Template};
 pub use when::When;
 

@@ -29,6 +29,11 @@ pub fn parse_template(src: &str) -> Result<Template, TemplateError> {
             src.len()
         )));
     }
+    if let Some(line) = super::secrets::secret_expression_line(src) {
+        return Err(TemplateError::new(super::secrets::secret_expression_error(
+            line,
+        )));
+    }
     // Aliases are followed lazily by the YAML library: counting what each visitor is handed
     // bounds their expansion before it is copied anywhere.
     let budget = crate::yaml_budget::Budget::new(
@@ -228,6 +233,7 @@ impl Builder {
         };
 
         let resources = self.resources(&p, raw.resources);
+        let secrets = self.secrets(&p, raw.secrets, &env);
 
         let name = name?;
         (self.errors.len() == before).then(|| JobTemplate {
@@ -241,6 +247,7 @@ impl Builder {
             retry,
             when: raw.when.unwrap_or_default(),
             resources,
+            secrets,
         })
     }
 

@@ -34,7 +34,7 @@ pub(super) struct RawInput {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources"
+    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets"
 )]
 pub(super) struct RawJob {
     pub(super) name: Option<String>,
@@ -48,6 +48,7 @@ pub(super) struct RawJob {
     pub(super) retry: Option<RawRetry>,
     pub(super) when: Option<When>,
     pub(super) resources: Option<RawResources>,
+    pub(super) secrets: Option<Vec<crate::template::secrets::RawSecretRef>>,
 }
 
 #[derive(Deserialize)]

@@ -59,6 +59,9 @@ pub struct JobTemplate {
     /// Memory and CPU limits it asks for (absent: the runner's defaults).
     #[serde(default)]
     pub resources: Resources,
+    /// The secrets it is given, as environment variables (SPEC §10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::template::SecretRef>,
 }
 
 impl Template {

@@ -43,6 +43,15 @@ pub async fn claim(
 
     let job: ExpandedJob = serde_json::from_value(c.spec)
         .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", c.id)))?;
+    let secrets =
+        match super::job_secrets::resolve(state, &c.repo, &c.git_ref, &job.secrets).await? {
+            Ok(secrets) => secrets,
+            Err(super::job_secrets::Refused(reason)) => {
+                // Before it starts: no runner gets the job, it fails as a config_error.
+                fail_at_claim(state, c.id, c.attempt, reason).await?;
+                return Ok(None);
+            }
+        };
     let mut env = job.env.clone();
     let predefined = [
         ("CI", "true".to_owned()),
@@ -78,8 +87,7 @@ pub async fn claim(
         workspace: c.run_id.to_string(),
         run_jobs: u32::try_from(c.run_jobs).unwrap_or(0),
         resources: job.resources,
-        // Jobs cannot name secrets yet (SPEC §10 is not built): none to give.
-        secrets: Vec::new(),
+        secrets,
         checkout: c
             .clone_url
             .zip(c.commit_sha)
@@ -89,6 +97,46 @@ pub async fn claim(
                 git_ref: c.git_ref,
             }),
     }))
+}
+
+/// Ends a just-claimed attempt as a `config_error` with `reason` before it is handed out.
+async fn fail_at_claim(
+    state: &AppState,
+    job_id: Uuid,
+    attempt: i32,
+    reason: String,
+) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let locked = runs::lock_of_job(&mut *tx, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+    let run_id = locked.id;
+    let mut tx = RunTx::new(tx, run_id);
+    let outcome = end_attempt(
+        &mut tx,
+        state,
+        &locked,
+        EndAttempt {
+            job_id,
+            attempt,
+            class: Some(ErrorClass::ConfigError),
+            exit_code: None,
+            reason: Some(reason),
+            actor: ACTOR.to_owned(),
+            guard: None,
+            log_truncated: false,
+        },
+    )
+    .await?;
+    match outcome {
+        EndOutcome::Recorded(ended) => {
+            tx.commit().await?;
+            ended.after_commit(state, job_id, run_id);
+            tracing::info!(job.id = %job_id, attempt, "job failed at claim: its secrets cannot be given");
+        }
+        EndOutcome::AlreadyRecorded => tx.rollback().await?,
+    }
+    Ok(())
 }
 
 /// Refuses a write from a runner that no longer holds the attempt.

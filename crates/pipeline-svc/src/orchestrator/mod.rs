@@ -6,6 +6,7 @@
 
 mod attempts;
 mod control;
+mod job_secrets;
 mod planning;
 mod reaper;
 mod run_tx;
@@ -15,6 +16,7 @@ pub use attempts::{
     EndAttempt, EndOutcome, Ended, claim, end_attempt, finish, hand_back, retry_delay, stale,
 };
 pub use control::{approve, cancel, rerun};
+pub use job_secrets::protected_matcher;
 pub use planning::{Advanced, advance, advance_locked, set_run_status};
 pub use reaper::reap_expired;
 pub use run_tx::RunTx;

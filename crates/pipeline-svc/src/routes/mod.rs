@@ -9,6 +9,7 @@ mod repos;
 mod runner_runs;
 mod runners;
 mod runs;
+mod secrets;
 mod templates;
 
 use crate::state::AppState;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::routes())
         .merge(events::routes())
         .merge(jobs::routes())
+        .merge(secrets::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_api_token,

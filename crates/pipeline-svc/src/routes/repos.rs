@@ -94,12 +94,19 @@ async fn put(
             "webhook_secret must not be empty (use null to remove it)".into(),
         ));
     }
+    if let Some(globs) = &body.protected_refs {
+        crate::orchestrator::protected_matcher(globs)
+            .map_err(|m| ApiError::Invalid(error_code::INVALID_PROTECTED_REF, m))?;
+    }
     let changes = RepoChanges {
         clone_url,
         default_branch: body.default_branch,
         webhook_secret: body.webhook_secret,
     };
     let (row, created) = repos::upsert(&state.pool, name.as_str(), &changes).await?;
+    if let Some(globs) = &body.protected_refs {
+        gitweave_storage::secrets::set_protected_refs(&state.pool, row.id, globs).await?;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -166,8 +166,12 @@ fn expressions_must_reference_declared_inputs() {
 #[test]
 fn only_input_expressions_are_allowed() {
     assert_eq!(
-        msg("jobs: [{name: j, script: ['echo ${{ secrets.TOKEN }}']}]"),
-        r#"jobs[0].script[0]: unsupported expression "${{ secrets.TOKEN }}": only ${{ inputs.NAME }} is supported"#
+        msg("jobs: [{name: j, script: ['echo ${{ github.TOKEN }}']}]"),
+        r#"jobs[0].script[0]: unsupported expression "${{ github.TOKEN }}": only ${{ inputs.NAME }} is supported"#
+    );
+    // Secrets have their own refusal, pointing at `secrets:` (template/secrets.rs).
+    assert!(
+        msg("jobs: [{name: j, script: ['echo ${{ secrets.TOKEN }}']}]").contains("job's secrets:")
     );
     let m = msg("inputs: {x: {}}\njobs: [{name: j, script: ['echo ${{ inputs.x']}]");
     assert!(
