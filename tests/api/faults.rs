@@ -210,6 +210,11 @@ fn pipeline_process_with(db: &str, port: u16, env: &[(&str, &str)]) -> Proc {
         .env("DATABASE_URL", db)
         .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
         .env("PIPELINE_INSECURE_OPEN_REGISTRATION", "true")
+        // The secrets key file of the test processes, not the host's /var/lib/gitweave.
+        .env(
+            "PIPELINE_DATA_DIR",
+            std::env::temp_dir().join("gitweave-pipeline-data"),
+        )
         .env("RUNNER_LOCAL_REPO_ROOT", std::env::temp_dir())
         .env("RUST_LOG", "warn")
         .env_remove("RUNNER_REGISTRATION_TOKEN")

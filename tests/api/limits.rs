@@ -47,6 +47,11 @@ impl Svc {
                 .env("DATABASE_URL", db)
                 .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
                 .env("RUST_LOG", "warn")
+                // The secrets key file of the test processes, not the host's /var/lib/gitweave.
+                .env(
+                    "PIPELINE_DATA_DIR",
+                    std::env::temp_dir().join("gitweave-pipeline-data"),
+                )
                 .env_remove("RUNNER_REGISTRATION_TOKEN")
                 .env_remove("PIPELINE_RETENTION_DAYS")
                 .stdout(Stdio::null())

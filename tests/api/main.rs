@@ -37,6 +37,7 @@ mod secret_masking;
 mod secrets;
 mod secrets_claim;
 mod secrets_cli;
+mod secrets_e2e;
 mod slowloris;
 mod templates;
 mod workspaces;
