@@ -106,37 +106,48 @@ async fn fail_at_claim(
     attempt: i32,
     reason: String,
 ) -> Result<(), ApiError> {
+    let end = EndAttempt {
+        job_id,
+        attempt,
+        class: Some(ErrorClass::ConfigError),
+        exit_code: None,
+        reason: Some(reason),
+        actor: ACTOR.to_owned(),
+        guard: None,
+        log_truncated: false,
+    };
+    if record_end(state, end).await?.1.is_some() {
+        tracing::info!(job.id = %job_id, attempt, "job failed at claim: its secrets cannot be given");
+    }
+    Ok(())
+}
+
+/// Records `end` in one transaction: the run's lock first, found through the job in one
+/// statement, then [`end_attempt`] under it (few statements: every other job of the run waits
+/// for the lock), then the commit and the wake-ups. Answers the run's status as locked, and
+/// `None` when the same end was already recorded (nothing changed, nothing committed).
+async fn record_end(
+    state: &AppState,
+    end: EndAttempt,
+) -> Result<(RunStatus, Option<Ended>), ApiError> {
+    let job_id = end.job_id;
     let mut tx = state.pool.begin().await?;
     let locked = runs::lock_of_job(&mut *tx, job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
     let run_id = locked.id;
     let mut tx = RunTx::new(tx, run_id);
-    let outcome = end_attempt(
-        &mut tx,
-        state,
-        &locked,
-        EndAttempt {
-            job_id,
-            attempt,
-            class: Some(ErrorClass::ConfigError),
-            exit_code: None,
-            reason: Some(reason),
-            actor: ACTOR.to_owned(),
-            guard: None,
-            log_truncated: false,
-        },
-    )
-    .await?;
-    match outcome {
+    match end_attempt(&mut tx, state, &locked, end).await? {
         EndOutcome::Recorded(ended) => {
             tx.commit().await?;
             ended.after_commit(state, job_id, run_id);
-            tracing::info!(job.id = %job_id, attempt, "job failed at claim: its secrets cannot be given");
+            Ok((locked.status, Some(ended)))
         }
-        EndOutcome::AlreadyRecorded => tx.rollback().await?,
+        EndOutcome::AlreadyRecorded => {
+            tx.rollback().await?;
+            Ok((locked.status, None))
+        }
     }
-    Ok(())
 }
 
 /// Refuses a write from a runner that no longer holds the attempt.
@@ -163,50 +174,31 @@ pub async fn finish(
     attempt: i32,
     req: &FinishRequest,
 ) -> Result<AttemptState, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    // The run's lock first, found through the job, in one statement; then the end is recorded
-    // only if this runner still holds the attempt with its whole log stored. Few statements
-    // under the lock: every other job of the run waits for it.
-    let locked = runs::lock_of_job(&mut *tx, job_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job", job_id))?;
-    let run_id = locked.id;
-    let mut tx = RunTx::new(tx, run_id);
-    let outcome = end_attempt(
-        &mut tx,
-        state,
-        &locked,
-        EndAttempt {
-            job_id,
+    // Recorded only if this runner still holds the attempt with its whole log stored.
+    let end = EndAttempt {
+        job_id,
+        attempt,
+        class: req.error_class,
+        exit_code: req.exit_code,
+        reason: req.reason.clone(),
+        actor: runner.actor(),
+        guard: Some(jobs::Guard {
+            runner_id: runner.id,
             attempt,
-            class: req.error_class,
-            exit_code: req.exit_code,
-            reason: req.reason.clone(),
-            actor: runner.actor(),
-            guard: Some(jobs::Guard {
-                runner_id: runner.id,
-                attempt,
-                log_end: req.log_end,
-            }),
-            log_truncated: req.log_truncated,
-        },
-    )
-    .await?;
-    let ended = match outcome {
-        EndOutcome::Recorded(ended) => ended,
-        EndOutcome::AlreadyRecorded => {
-            // The same finish again (its answer was lost): answer what was recorded, change
-            // nothing.
-            tx.rollback().await?;
-            tracing::info!(job.id = %job_id, attempt, "repeated finish; answered as recorded");
-            return Ok(AttemptState {
-                cancel: false,
-                run_ended: locked.status.is_terminal(),
-            });
-        }
+            log_end: req.log_end,
+        }),
+        log_truncated: req.log_truncated,
     };
-    tx.commit().await?;
-    ended.after_commit(state, job_id, run_id);
+    let (run_status, ended) = record_end(state, end).await?;
+    let Some(ended) = ended else {
+        // The same finish again (its answer was lost): answer what was recorded, change
+        // nothing.
+        tracing::info!(job.id = %job_id, attempt, "repeated finish; answered as recorded");
+        return Ok(AttemptState {
+            cancel: false,
+            run_ended: run_status.is_terminal(),
+        });
+    };
     tracing::info!(job.id = %job_id, attempt, status = %ended.status, "job finished");
     Ok(AttemptState {
         cancel: false,
