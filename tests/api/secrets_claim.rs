@@ -210,7 +210,15 @@ async fn protected_refs_are_globs_set_on_the_repo() {
         (422, "invalid_protected_ref"),
         "{message}"
     );
+    // The default is the default branch; the view shows what is in force.
+    let repo = app.get_json("/repos/web").await;
+    assert_eq!(repo["protected_refs"], json!(["main"]), "{repo}");
     put(&app, "/repos/web", json!({"protected_refs": ["release/*"]})).await;
+    // A PUT that does not name protected_refs keeps them.
+    put(&app, "/repos/web", json!({"default_branch": "trunk"})).await;
+    let repo = app.get_json("/repos/web").await;
+    assert_eq!(repo["protected_refs"], json!(["release/*"]), "{repo}");
+    put(&app, "/repos/web", json!({"default_branch": "main"})).await;
 
     let run = app
         .trigger(

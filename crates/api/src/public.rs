@@ -65,6 +65,10 @@ pub struct Repo {
     pub default_branch: String,
     /// Whether a webhook secret is set (the secret itself is never returned).
     pub has_webhook_secret: bool,
+    /// Branch and tag globs whose runs get protected secrets (SPEC §10); when never set, the
+    /// default branch alone.
+    #[serde(default)]
+    pub protected_refs: Vec<String>,
     /// When it was created.
     #[serde(with = "crate::ts::required")]
     pub created_at: OffsetDateTime,

@@ -14,6 +14,10 @@ pub fn repo(r: &RepoRow) -> public::Repo {
         clone_url: r.clone_url.as_deref().map(clone_url::redact),
         default_branch: r.default_branch.clone(),
         has_webhook_secret: r.webhook_secret.is_some(),
+        protected_refs: r
+            .protected_refs
+            .clone()
+            .unwrap_or_else(|| vec![r.default_branch.clone()]),
         created_at: r.created_at,
         updated_at: r.updated_at,
     }

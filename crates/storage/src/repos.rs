@@ -17,6 +17,8 @@ pub struct RepoRow {
     pub default_branch: String,
     /// Webhook secret (never leaves the service).
     pub webhook_secret: Option<String>,
+    /// `protected_refs` globs; `None` when never set (the default: the default branch).
+    pub protected_refs: Option<Vec<String>>,
     /// Created.
     pub created_at: OffsetDateTime,
     /// Updated.
@@ -32,6 +34,8 @@ pub struct RepoChanges {
     pub default_branch: Option<String>,
     /// `Some(None)` clears.
     pub webhook_secret: Option<Option<String>>,
+    /// New `protected_refs` globs.
+    pub protected_refs: Option<Vec<String>>,
 }
 
 /// Creates or updates a repo; the flag says whether it was created.
@@ -42,15 +46,16 @@ pub async fn upsert(
 ) -> Result<(RepoRow, bool), sqlx::Error> {
     let row = sqlx::query!(
         r#"
-        INSERT INTO repos (id, name, clone_url, default_branch, webhook_secret)
-        VALUES ($1, $2, $4, COALESCE($5, 'main'), $7)
+        INSERT INTO repos (id, name, clone_url, default_branch, webhook_secret, protected_refs)
+        VALUES ($1, $2, $4, COALESCE($5, 'main'), $7, $8)
         ON CONFLICT (name) DO UPDATE SET
             clone_url      = CASE WHEN $3 THEN EXCLUDED.clone_url ELSE repos.clone_url END,
             default_branch = COALESCE($5, repos.default_branch),
             webhook_secret = CASE WHEN $6 THEN EXCLUDED.webhook_secret ELSE repos.webhook_secret END,
+            protected_refs = COALESCE($8, repos.protected_refs),
             updated_at     = now()
-        RETURNING id, name, clone_url, default_branch, webhook_secret, created_at, updated_at,
-                  (xmax = 0) AS "inserted!"
+        RETURNING id, name, clone_url, default_branch, webhook_secret, protected_refs,
+                  created_at, updated_at, (xmax = 0) AS "inserted!"
         "#,
         Uuid::now_v7(),
         name,
@@ -59,6 +64,7 @@ pub async fn upsert(
         c.default_branch,
         c.webhook_secret.is_some(),
         c.webhook_secret.clone().flatten(),
+        c.protected_refs.as_deref(),
     )
     .fetch_one(e)
     .await?;
@@ -69,6 +75,7 @@ pub async fn upsert(
             clone_url: row.clone_url,
             default_branch: row.default_branch,
             webhook_secret: row.webhook_secret,
+            protected_refs: row.protected_refs,
             created_at: row.created_at,
             updated_at: row.updated_at,
         },
@@ -80,7 +87,8 @@ pub async fn upsert(
 pub async fn get(e: impl PgExecutor<'_>, name: &str) -> Result<Option<RepoRow>, sqlx::Error> {
     sqlx::query_as!(
         RepoRow,
-        "SELECT id, name, clone_url, default_branch, webhook_secret, created_at, updated_at
+        "SELECT id, name, clone_url, default_branch, webhook_secret, protected_refs, created_at,
+                updated_at
          FROM repos WHERE name = $1",
         name
     )
@@ -92,7 +100,8 @@ pub async fn get(e: impl PgExecutor<'_>, name: &str) -> Result<Option<RepoRow>, 
 pub async fn list(e: impl PgExecutor<'_>) -> Result<Vec<RepoRow>, sqlx::Error> {
     sqlx::query_as!(
         RepoRow,
-        "SELECT id, name, clone_url, default_branch, webhook_secret, created_at, updated_at
+        "SELECT id, name, clone_url, default_branch, webhook_secret, protected_refs, created_at,
+                updated_at
          FROM repos ORDER BY name"
     )
     .fetch_all(e)

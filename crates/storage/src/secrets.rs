@@ -220,19 +220,3 @@ pub async fn protected_refs(
         .await?;
     Ok(row.and_then(|r| r.protected_refs))
 }
-
-/// Sets a repo's `protected_refs` globs.
-pub async fn set_protected_refs(
-    e: impl PgExecutor<'_>,
-    repo_id: Uuid,
-    globs: &[String],
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE repos SET protected_refs = $2 WHERE id = $1",
-        repo_id,
-        globs
-    )
-    .execute(e)
-    .await?;
-    Ok(())
-}

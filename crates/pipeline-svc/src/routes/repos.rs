@@ -102,11 +102,9 @@ async fn put(
         clone_url,
         default_branch: body.default_branch,
         webhook_secret: body.webhook_secret,
+        protected_refs: body.protected_refs,
     };
     let (row, created) = repos::upsert(&state.pool, name.as_str(), &changes).await?;
-    if let Some(globs) = &body.protected_refs {
-        gitweave_storage::secrets::set_protected_refs(&state.pool, row.id, globs).await?;
-    }
     let status = if created {
         StatusCode::CREATED
     } else {
