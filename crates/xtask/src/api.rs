@@ -75,6 +75,18 @@ impl Api {
         Ok(())
     }
 
+    /// Stores a repo secret.
+    pub async fn put_secret(&self, repo: &str, name: &str, value: &str) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .put(format!("{}/repos/{repo}/secrets/{name}", self.base))
+            .json(&json!({ "value": value }))
+            .send()
+            .await?;
+        ok(r, "PUT secret").await?;
+        Ok(())
+    }
+
     /// Triggers a run of `repo`.
     pub async fn trigger(&self, repo: &str) -> anyhow::Result<Triggered> {
         let r = self

@@ -176,6 +176,12 @@ impl Stack {
             Command::new(bin.join("pipeline-svc"))
                 .env("DATABASE_URL", &database_url)
                 .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
+                // The secrets key file (and anything else kept on disk) stays in the bench's
+                // own directory.
+                .env("PIPELINE_DATA_DIR", dir.join("pipeline-data"))
+                .env_remove("GITWEAVE_SECRETS_KEY")
+                .env_remove("GITWEAVE_SECRETS_KEY_FILE")
+                .env_remove("GITWEAVE_SECRETS_OLD_KEY")
                 // Loopback only, and the bench's runners carry no token.
                 .env("PIPELINE_INSECURE_OPEN_REGISTRATION", "true")
                 .env_remove("RUNNER_REGISTRATION_TOKEN")
