@@ -4,34 +4,16 @@
 //! whose job writes on through an outage of pipeline-svc, and pipeline-svc and a runner stopped
 //! together.
 
-use crate::helpers::{Options, Proc, bin, free_port, fresh_database, image, spawn_with};
+use crate::helpers::{Options, free_port, fresh_database, image, spawn_with};
+use crate::procs::{
+    pipeline_process, pipeline_process_with, runner_process, runner_process_with, wait_ready,
+};
 use gitweave_model::status::{JobStatus, RunStatus};
 use serde_json::json;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
-    runner_process_with(pipeline, name, prefix, &[])
-}
-
-fn runner_process_with(pipeline: &str, name: &str, prefix: &str, env: &[(&str, &str)]) -> Proc {
-    let child = Command::new(bin("runner-svc"))
-        .envs(env.iter().copied())
-        .env("PIPELINE_SVC_URL", pipeline)
-        .env("RUNNER_NAME", name)
-        .env("RUNNER_CONTAINER_PREFIX", prefix)
-        .env("RUNNER_PULL_POLICY", "never")
-        .env("RUNNER_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("RUNNER_REGISTRATION_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start runner-svc");
-    Proc(child)
-}
 
 /// Waits (at most 20 s) until no container of `job` is left; the runner removes them just after
 /// it reports the job's end.
@@ -200,32 +182,6 @@ async fn a_runner_stopped_with_sigterm_finishes_its_job_and_leaves_no_container(
     app.shutdown().await;
 }
 
-fn pipeline_process(db: &str, port: u16) -> Proc {
-    pipeline_process_with(db, port, &[])
-}
-
-fn pipeline_process_with(db: &str, port: u16, env: &[(&str, &str)]) -> Proc {
-    let child = Command::new(bin("pipeline-svc"))
-        .envs(env.iter().copied())
-        .env("DATABASE_URL", db)
-        .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
-        .env("PIPELINE_INSECURE_OPEN_REGISTRATION", "true")
-        // The secrets key file of the test processes, not the host's /var/lib/gitweave.
-        .env(
-            "PIPELINE_DATA_DIR",
-            std::env::temp_dir().join("gitweave-pipeline-data"),
-        )
-        .env("RUNNER_LOCAL_REPO_ROOT", std::env::temp_dir())
-        .env("RUST_LOG", "warn")
-        .env_remove("RUNNER_REGISTRATION_TOKEN")
-        .env_remove("RUNNER_REGISTRATION_TOKEN_FILE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start pipeline-svc");
-    Proc(child)
-}
-
 /// Uploads `yaml` as template `t`, attaches it to repo `r` (which must exist) and triggers a
 /// run, through the API at `api`.
 async fn attach_and_trigger(
@@ -301,19 +257,6 @@ async fn wait_run_end(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn wait_ready(url: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 )]
 
 mod helpers;
+mod procs;
 
 mod cancel_grace;
 mod cli;
@@ -38,6 +39,7 @@ mod secrets;
 mod secrets_claim;
 mod secrets_cli;
 mod secrets_e2e;
+mod secrets_service_logs;
 mod slowloris;
 mod templates;
 mod workspaces;

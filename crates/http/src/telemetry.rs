@@ -1,8 +1,26 @@
 //! Tracing set-up: `RUST_LOG` filters, `LOG_FORMAT` picks `json` or `pretty`.
 
 use std::str::FromStr;
+use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Crates whose debug output carries what must never reach a log, capped at `INFO` whatever
+/// `RUST_LOG` says: bollard logs every Docker request and response body at `DEBUG`, and a
+/// container's create body and inspect answer hold its environment, where a job's secrets are
+/// (SPEC §10).
+const CAPPED_AT_INFO: &[&str] = &["bollard"];
+
+/// The cap as a filter that lets everything else through to `RUST_LOG`'s filter.
+fn never_logged() -> Targets {
+    CAPPED_AT_INFO.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, target| t.with_target(*target, LevelFilter::INFO),
+    )
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,7 +55,24 @@ pub fn init_telemetry(format: LogFormat) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .finish()
+            .with(never_logged())
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder.compact().finish().with(never_logged()).try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn bollard_debug_is_never_enabled_while_other_crates_pass_through() {
+        let t = never_logged();
+        assert!(!t.would_enable("bollard::docker", &Level::DEBUG));
+        assert!(!t.would_enable("bollard", &Level::TRACE));
+        assert!(t.would_enable("bollard::docker", &Level::INFO));
+        assert!(t.would_enable("runner_svc::executor", &Level::TRACE));
+    }
 }

@@ -1,0 +1,130 @@
+//! The real service binaries started as processes (for faults, restarts and what a service
+//! writes to its own log), with loopback addresses, the test image's pull policy and a data
+//! directory of the tests' own.
+
+use crate::helpers::{Proc, bin};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Where a process's output goes.
+enum Output<'a> {
+    /// stdout dropped, stderr to the test's.
+    Inherit,
+    /// stdout and stderr appended to this file.
+    File(&'a Path),
+}
+
+impl Output<'_> {
+    fn apply(&self, cmd: &mut Command) {
+        match self {
+            Output::Inherit => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+            }
+            Output::File(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open the process's log file");
+                let err = file.try_clone().expect("clone the log file");
+                cmd.stdout(file).stderr(err);
+            }
+        }
+    }
+}
+
+/// runner-svc against `pipeline`, named `name`, its containers prefixed `prefix`.
+pub fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
+    runner_process_with(pipeline, name, prefix, &[])
+}
+
+/// [`runner_process`] with extra environment (which wins over the defaults).
+pub fn runner_process_with(pipeline: &str, name: &str, prefix: &str, env: &[(&str, &str)]) -> Proc {
+    runner(pipeline, name, prefix, env, &Output::Inherit)
+}
+
+/// [`runner_process_with`] writing everything it logs to `log`.
+pub fn runner_process_logged(
+    pipeline: &str,
+    name: &str,
+    prefix: &str,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Proc {
+    runner(pipeline, name, prefix, env, &Output::File(log))
+}
+
+fn runner(pipeline: &str, name: &str, prefix: &str, env: &[(&str, &str)], out: &Output) -> Proc {
+    let mut cmd = Command::new(bin("runner-svc"));
+    cmd.env("PIPELINE_SVC_URL", pipeline)
+        .env("RUNNER_NAME", name)
+        .env("RUNNER_CONTAINER_PREFIX", prefix)
+        .env("RUNNER_PULL_POLICY", "never")
+        .env("RUNNER_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("RUNNER_REGISTRATION_TOKEN")
+        .envs(env.iter().copied());
+    out.apply(&mut cmd);
+    Proc(cmd.spawn().expect("start runner-svc"))
+}
+
+/// pipeline-svc on `127.0.0.1:port` against database `db`, registration open.
+pub fn pipeline_process(db: &str, port: u16) -> Proc {
+    pipeline_process_with(db, port, &[])
+}
+
+/// [`pipeline_process`] with extra environment (which wins over the defaults).
+pub fn pipeline_process_with(db: &str, port: u16, env: &[(&str, &str)]) -> Proc {
+    pipeline(db, port, env, &Output::Inherit)
+}
+
+/// [`pipeline_process_with`] writing everything it logs to `log`.
+pub fn pipeline_process_logged(db: &str, port: u16, env: &[(&str, &str)], log: &Path) -> Proc {
+    pipeline(db, port, env, &Output::File(log))
+}
+
+fn pipeline(db: &str, port: u16, env: &[(&str, &str)], out: &Output) -> Proc {
+    let mut cmd = Command::new(bin("pipeline-svc"));
+    cmd.env("DATABASE_URL", db)
+        .env("PIPELINE_ADDR", format!("127.0.0.1:{port}"))
+        .env("PIPELINE_INSECURE_OPEN_REGISTRATION", "true")
+        // The secrets key file of the test processes, not the host's /var/lib/gitweave.
+        .env(
+            "PIPELINE_DATA_DIR",
+            std::env::temp_dir().join("gitweave-pipeline-data"),
+        )
+        .env("RUNNER_LOCAL_REPO_ROOT", std::env::temp_dir())
+        .env("RUST_LOG", "warn")
+        .env_remove("RUNNER_REGISTRATION_TOKEN")
+        .env_remove("RUNNER_REGISTRATION_TOKEN_FILE")
+        .envs(env.iter().copied());
+    out.apply(&mut cmd);
+    Proc(cmd.spawn().expect("start pipeline-svc"))
+}
+
+/// api-gateway on `127.0.0.1:port` in front of `pipeline`, writing everything it logs to `log`.
+pub fn gateway_process_logged(pipeline: &str, port: u16, env: &[(&str, &str)], log: &Path) -> Proc {
+    let mut cmd = Command::new(bin("api-gateway"));
+    cmd.env("PIPELINE_SVC_URL", pipeline)
+        .env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .env_remove("GITWEAVE_API_TOKEN")
+        .envs(env.iter().copied());
+    Output::File(log).apply(&mut cmd);
+    Proc(cmd.spawn().expect("start api-gateway"))
+}
+
+/// Waits (at most 10 s) until `url/readyz` answers 2xx.
+pub async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became ready");
+}
