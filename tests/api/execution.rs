@@ -267,12 +267,14 @@ async fn the_shell_engine_runs_the_same_jobs_as_host_processes() {
             r#"jobs:
   - name: write
     image: {img}
+    runs_on: {{ engine: shell }}
     script:
       - echo from-shell > out.txt
       - echo "CI=$CI JOB=$GITWEAVE_JOB_NAME"
       - test "$(pwd)" = "$GITWEAVE_WORKSPACE"
   - name: read
     image: {img}
+    runs_on: {{ engine: shell }}
     script: [cat out.txt, "exit 4"]
 "#,
             img = image()

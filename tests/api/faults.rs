@@ -365,7 +365,7 @@ async fn postgres_restarted_under_load_loses_nothing() {
     app.repo_with(
         "r",
         "t",
-        &format!("jobs:\n  - {{ name: a, image: {}, script: [\"for i in $(seq 1 30); do echo line $i; sleep 0.1; done\"] }}\n", image()),
+        &format!("jobs:\n  - {{ name: a, image: {}, runs_on: {{engine: shell}}, script: [\"for i in $(seq 1 30); do echo line $i; sleep 0.1; done\"] }}\n", image()),
     )
     .await;
     let mut runs = Vec::new();

@@ -32,6 +32,7 @@ mod reads;
 mod repos;
 mod retention;
 mod runner_env;
+mod runner_labels;
 mod runner_protocol;
 mod runs;
 mod secret_masking;

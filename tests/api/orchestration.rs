@@ -432,7 +432,7 @@ async fn register(app: &crate::helpers::TestApp) -> String {
     let r = app
         .http
         .post(format!("{}/internal/v1/runners/register", app.pipeline))
-        .json(&json!({"name": "doomed", "capacity": 1, "engine": "shell"}))
+        .json(&json!({"name": "doomed", "capacity": 8, "engine": "docker"}))
         .send()
         .await
         .expect("register");
@@ -549,7 +549,7 @@ async fn three_runners_run_100_jobs_each_exactly_once_within_capacity() {
         &format!(
             "jobs:\n{}",
             (1..=5)
-                .map(|i| format!("  - {{ name: j{i}, image: {}, script: [\"echo $GITWEAVE_JOB_ID >> {ledger_s}\", \"sleep 0.1\"] }}\n", image()))
+                .map(|i| format!("  - {{ name: j{i}, image: {}, runs_on: {{engine: shell}}, script: [\"echo $GITWEAVE_JOB_ID >> {ledger_s}\", \"sleep 0.1\"] }}\n", image()))
                 .collect::<String>()
         ),
     )

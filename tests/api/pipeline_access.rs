@@ -21,7 +21,7 @@ async fn register_as(app: &TestApp, name: &str, token: Option<&str>) -> reqwest:
     let mut rb = app
         .http
         .post(format!("{}/internal/v1/runners/register", app.pipeline))
-        .json(&json!({"name": name, "capacity": 1, "engine": "shell"}));
+        .json(&json!({"name": name, "capacity": 8, "engine": "docker"}));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
@@ -117,7 +117,7 @@ async fn pipeline_svc_itself_asks_for_the_api_token_except_on_webhooks() {
     app.template_ok(
         "t",
         &format!(
-            "jobs:\n  - {{ name: a, image: {}, script: [echo ok] }}\n",
+            "jobs:\n  - {{ name: a, image: {}, runs_on: {{engine: shell}}, script: [echo ok] }}\n",
             image()
         ),
     )

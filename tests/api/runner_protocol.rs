@@ -110,7 +110,7 @@ async fn register_as(
 ) -> reqwest::Response {
     let mut rb = http
         .post(format!("{base}/internal/v1/runners/register"))
-        .json(&json!({"name": name, "capacity": 1, "engine": "shell"}));
+        .json(&json!({"name": name, "capacity": 8, "engine": "docker"}));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
@@ -143,7 +143,7 @@ async fn registration_needs_the_token_when_one_is_set() {
         "r",
         "t",
         &format!(
-            "jobs:\n  - {{ name: a, image: {}, script: [echo ok] }}\n",
+            "jobs:\n  - {{ name: a, image: {}, runs_on: {{engine: shell}}, script: [echo ok] }}\n",
             image()
         ),
     )

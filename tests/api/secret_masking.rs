@@ -64,6 +64,10 @@ async fn the_runner_sets_secrets_and_masks_them_in_everything_the_job_prints() {
             name: app.runner_name.clone(),
             capacity: 1,
             engine: "docker".into(),
+            labels: Default::default(),
+            os: None,
+            arch: None,
+            host_id: None,
         },
     )
     .await

@@ -17,7 +17,7 @@ async fn runner_token(app: &TestApp) -> String {
     let reg: RegisterResponse = app
         .http
         .post(format!("{}/internal/v1/runners/register", app.pipeline))
-        .json(&json!({"name": "hand", "capacity": 1, "engine": "shell"}))
+        .json(&json!({"name": "hand", "capacity": 8, "engine": "docker"}))
         .send()
         .await
         .expect("register")

@@ -150,7 +150,7 @@ async fn active_runs_answers_only_a_registered_runner_and_only_for_runs_not_ende
     let reg: serde_json::Value = app
         .http
         .post(format!("{}/internal/v1/runners/register", app.pipeline))
-        .json(&json!({"name": "sweeper", "capacity": 1, "engine": "shell"}))
+        .json(&json!({"name": "sweeper", "capacity": 8, "engine": "docker"}))
         .send()
         .await
         .expect("register")

@@ -20,6 +20,18 @@ pub struct RegisterRequest {
     pub capacity: u32,
     /// `docker` or `shell`.
     pub engine: String,
+    /// `RUNNER_LABELS` (SPEC §13), without the implicit ones, which pipeline-svc adds.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The runner's operating system (`linux`); the implicit label `os`.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// The runner's CPU architecture (`x86_64`); the implicit label `arch`.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// `RUNNER_HOST_ID`: which host holds the workspaces this runner makes.
+    #[serde(default)]
+    pub host_id: Option<String>,
 }
 
 /// The answer to a registration.

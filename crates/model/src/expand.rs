@@ -172,6 +172,10 @@ pub struct ExpandedJob {
     /// The secrets the job names (SPEC §10), resolved and opened by pipeline-svc at claim.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<crate::template::SecretRef>,
+    /// Runner labels it needs (SPEC §13). Stored in the job's spec, from which the `jobs`
+    /// table derives `requires` (this with `engine: docker` unless it names an engine).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runs_on: BTreeMap<String, String>,
 }
 
 /// What the jobs of one run have spent so far of the expansion caps. One per run, passed
@@ -318,6 +322,7 @@ pub fn expand_job(
         when: job.when,
         resources: job.resources,
         secrets: job.secrets.clone(),
+        runs_on: job.runs_on.clone(),
     })
 }
 

@@ -6,6 +6,7 @@
 //! - [`duration`]: `10m`/`1h30m` job timeouts.
 //! - [`template`]: YAML → [`template::Template`], parsed once and validated ("parse, don't validate").
 //! - [`expand`]: `${{ inputs.NAME }}` resolution at trigger time.
+//! - [`labels`]: runner labels and a job's `runs_on`, and how they match (SPEC §13).
 //! - [`limits`]: the size caps on templates, inputs and expanded runs.
 //! - [`status`]: run/job statuses and error classes, with their wire names.
 //! - [`plan`]: the fail-closed scheduling state machine (which job may start, which are skipped, how a run ends).
@@ -19,6 +20,7 @@ pub mod clone_url;
 pub mod duration;
 pub mod expand;
 mod expr;
+pub mod labels;
 pub mod limits;
 pub mod logs;
 pub mod names;

@@ -81,6 +81,7 @@ impl App {
             run_updates,
             runner_cache: Arc::default(),
             stopping_runners: Arc::default(),
+            claim_locks: Arc::default(),
             metrics,
             settled: Arc::new(
                 crate::settled::Settled::new(SETTLED_BUDGET).with_retention(retention),

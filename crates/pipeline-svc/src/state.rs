@@ -49,6 +49,10 @@ pub struct AppState {
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// Seals and opens secrets under the service's key.
     pub secrets: Arc<crate::secret_box::SecretBox>,
+    /// One lock per runner registration, held around each of its claims, so the claim's
+    /// count of its running jobs sees the claim before it and a runner never holds more
+    /// than its registered capacity (SPEC §13), however many long-polls it opens.
+    pub claim_locks: Arc<std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl AppState {
@@ -78,12 +82,27 @@ impl AppState {
         self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Forgets cached authentications of registrations that were revoked.
+    /// Forgets cached authentications (and claim locks) of registrations that were revoked.
     pub fn forget_runners(&self, ids: &[Uuid]) {
         if let Ok(mut c) = self.runner_cache.write() {
             for id in ids {
                 c.remove(id);
             }
+        }
+        if let Ok(mut l) = self.claim_locks.lock() {
+            for id in ids {
+                l.remove(id);
+            }
+        }
+    }
+
+    /// The lock a runner's claims take turns on.
+    pub fn claim_lock(&self, runner: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        match self.claim_locks.lock() {
+            Ok(mut l) => l.entry(runner).or_default().clone(),
+            // A poisoned map cannot serialise; the claim's own capacity check still holds
+            // but for claims racing each other.
+            Err(_) => Arc::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use gitweave_engine::docker::{DEFAULT_JOB_PIDS, Limits, PullPolicy};
 use gitweave_engine::sandbox::JobNetwork;
 use gitweave_http::LogFormat;
 use gitweave_model::duration::parse_duration;
+use gitweave_model::labels::Labels;
 use gitweave_model::resources::{Cpus, Memory, Resources};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,6 +114,19 @@ pub struct Config {
     /// unknown to pipeline-svc (also once at start), e.g. `60s`.
     #[arg(long, env = "RUNNER_WORKSPACE_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub workspace_sweep_interval: Duration,
+    /// This runner's labels (SPEC §13), `key=value` pairs separated by commas, e.g.
+    /// `gpu=true,zone=a`. `engine`, `os`, `arch` and `runner` are added by GitWeave.
+    #[arg(long, env = "RUNNER_LABELS", default_value = "", value_parser = parse_labels)]
+    pub labels: Labels,
+    /// Which host holds the workspaces this runner makes (runners that share a Docker
+    /// engine and a `RUNNER_WORKDIR` share it). Default: `/etc/machine-id`, else the host
+    /// name.
+    #[arg(long, env = "RUNNER_HOST_ID")]
+    pub host_id: Option<String>,
+}
+
+fn parse_labels(s: &str) -> Result<Labels, String> {
+    gitweave_model::labels::parse_runner_labels(s)
 }
 
 /// `RUNNER_LOG_LIMIT`'s default: 100 MiB.
@@ -144,6 +158,8 @@ impl Config {
             job_cpus: None,
             job_egress: false,
             workspace_sweep_interval: Duration::from_secs(60),
+            labels: Labels::new(),
+            host_id: None,
         }
     }
 
@@ -156,6 +172,17 @@ impl Config {
                 cpus: self.job_cpus,
             },
         }
+    }
+
+    /// The configured host id, else the machine id, else the host name.
+    pub fn host_id(&self) -> String {
+        self.host_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/machine-id")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| self.runner_name())
+        })
     }
 
     /// The configured name, or the host name.

@@ -91,6 +91,10 @@ impl App {
                 name: name.clone(),
                 capacity: config.concurrency.max(1),
                 engine: engine.name().to_owned(),
+                labels: config.labels.clone(),
+                os: Some(std::env::consts::OS.to_owned()),
+                arch: Some(std::env::consts::ARCH.to_owned()),
+                host_id: Some(config.host_id()),
             },
         )
         .await?;

@@ -374,11 +374,18 @@ pub async fn claim(
 ) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as!(
         Claimed,
-        r#"WITH cand AS (
-               SELECT run_id FROM jobs
-               WHERE status = 'queued' AND runnable_at IS NOT NULL AND runnable_at <= now()
-                 AND EXISTS (SELECT 1 FROM runners WHERE id = $1 AND revoked_at IS NULL)
-               ORDER BY runnable_at, run_id, position
+        r#"WITH me AS (
+               -- The runner, while it is live and below its registered capacity.
+               SELECT labels FROM runners
+               WHERE id = $1 AND revoked_at IS NULL
+                 AND capacity > (SELECT count(*) FROM jobs
+                                 WHERE runner_id = $1 AND status = 'running')
+           ),
+           cand AS (
+               SELECT j.run_id FROM jobs j, me
+               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
+                 AND j.requires <@ me.labels
+               ORDER BY j.runnable_at, j.run_id, j.position
                LIMIT 1
            ),
            run AS (
@@ -387,8 +394,9 @@ pub async fn claim(
                FOR UPDATE OF r
            ),
            next AS (
-               SELECT j.id FROM jobs j JOIN run ON j.run_id = run.id
+               SELECT j.id FROM jobs j JOIN run ON j.run_id = run.id, me
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
+                 AND j.requires <@ me.labels
                ORDER BY j.runnable_at, j.position
                LIMIT 1
                FOR UPDATE OF j SKIP LOCKED
@@ -443,14 +451,16 @@ pub async fn claim(
     .await
 }
 
-/// Whether any job is runnable now (a claim that found nothing lost a race, or the queue is
-/// empty).
-pub async fn any_runnable(e: impl PgExecutor<'_>) -> Result<bool, sqlx::Error> {
+/// Whether any job that `runner_id` may take is runnable now (a claim that found nothing
+/// lost a race, or there is nothing for it).
+pub async fn any_runnable(e: impl PgExecutor<'_>, runner_id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT EXISTS (
-               SELECT 1 FROM jobs
-               WHERE status = 'queued' AND runnable_at IS NOT NULL AND runnable_at <= now()
-           ) AS "exists!""#
+               SELECT 1 FROM jobs j, runners r
+               WHERE r.id = $1 AND j.status = 'queued' AND j.runnable_at IS NOT NULL
+                 AND j.runnable_at <= now() AND j.requires <@ r.labels
+           ) AS "exists!""#,
+        runner_id
     )
     .fetch_one(e)
     .await

@@ -16,6 +16,10 @@ pub struct NewRunner<'a> {
     pub capacity: i32,
     /// `docker` or `shell`.
     pub engine: &'a str,
+    /// Its whole label set (SPEC §13), implicit labels included, as a JSON object.
+    pub labels: &'a serde_json::Value,
+    /// `RUNNER_HOST_ID`.
+    pub host_id: Option<&'a str>,
 }
 
 /// What registering under a name took over from earlier registrations of it.
@@ -63,12 +67,15 @@ pub async fn register(
         .rows_affected()
     };
     sqlx::query!(
-        "INSERT INTO runners (id, name, token_hash, capacity, engine) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO runners (id, name, token_hash, capacity, engine, labels, host_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         r.id,
         r.name,
         r.token_hash,
         r.capacity,
-        r.engine
+        r.engine,
+        r.labels,
+        r.host_id
     )
     .execute(&mut *tx)
     .await?;

@@ -159,7 +159,7 @@ async fn an_api_trigger_with_a_commit_checks_it_out_on_the_shell_engine() {
         "sh",
         json!({ "clone_url": origin.0.display().to_string() }),
         &format!(
-            "jobs:\n  - name: check\n    image: {}\n    script:\n      - cat old.txt\n      - git rev-parse HEAD\n",
+            "jobs:\n  - name: check\n    image: {}\n    runs_on: {{engine: shell}}\n    script:\n      - cat old.txt\n      - git rev-parse HEAD\n",
             image()
         ),
     )

@@ -106,19 +106,23 @@ async fn planted_commands_never_run(engine: EngineKind) {
     let origin = TempDir::new("planting");
     let sha = planting_repo(&origin.0);
     let img = image();
+    let on = match engine {
+        EngineKind::Shell => "\n    runs_on: {engine: shell}",
+        EngineKind::Docker => "",
+    };
     // `again` fails its first attempt on purpose (after planting more): the retry is a
     // fresh attempt in the same workspace.
     let yaml = format!(
         r#"jobs:
   - name: plant
-    image: {img}
+    image: {img}{on}
     script: ["sh check.sh", "sh plant.sh", "echo left > left-by-plant"]
   - name: again
-    image: {img}
+    image: {img}{on}
     retry: 1
     script: ["sh check.sh", "sh plant-more.sh", "test $GITWEAVE_JOB_ATTEMPT -gt 1"]
   - name: last
-    image: {img}
+    image: {img}{on}
     script: ["sh check.sh", "cat left-by-plant"]
 "#
     );
@@ -189,6 +193,14 @@ async fn run_of(app: &TestApp, repo: &str, commit: &str) -> (gitweave_api::publi
     let run = app.wait_run(run.id, LIMIT).await;
     let log = text(app.raw_log(run.jobs[0].id).await);
     (run, log)
+}
+
+/// [`one_job`] for a shell runner.
+fn one_shell_job() -> String {
+    format!(
+        "jobs:\n  - name: a\n    image: {}\n    runs_on: {{engine: shell}}\n    script: [\"cat old.txt\"]\n",
+        image()
+    )
 }
 
 fn one_job() -> String {
@@ -297,7 +309,7 @@ async fn without_a_local_root_a_local_clone_url_fails_naming_the_setting() {
         &db,
         "noroot",
         &origin.0.display().to_string(),
-        &one_job(),
+        &one_shell_job(),
     )
     .await;
     let (run, log) = run_of(&app, "noroot", &older).await;

@@ -26,7 +26,7 @@ async fn a_trigger_without_a_commit_runs_and_records_the_refs_head() {
         "head",
         json!({ "clone_url": format!("file://{}", origin.0.display()) }),
         &format!(
-            "jobs:\n  - name: check\n    image: {}\n    script:\n      - git rev-parse HEAD\n      - ls\n",
+            "jobs:\n  - name: check\n    image: {}\n    runs_on: {{engine: shell}}\n    script:\n      - git rev-parse HEAD\n      - ls\n",
             image()
         ),
     )

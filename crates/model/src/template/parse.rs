@@ -234,6 +234,7 @@ impl Builder {
 
         let resources = self.resources(&p, raw.resources);
         let secrets = self.secrets(&p, raw.secrets, &env);
+        let runs_on = self.runs_on(&p, raw.runs_on);
 
         let name = name?;
         (self.errors.len() == before).then(|| JobTemplate {
@@ -248,7 +249,41 @@ impl Builder {
             when: raw.when.unwrap_or_default(),
             resources,
             secrets,
+            runs_on,
         })
+    }
+
+    /// `runs_on`: label pairs a runner must carry (SPEC §13); `engine` is `docker` or
+    /// `shell`.
+    fn runs_on(&mut self, p: &str, raw: Option<UniqueMap<Scalar>>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let pairs = raw.map(|m| m.0).unwrap_or_default();
+        if pairs.len() > crate::labels::MAX_LABELS {
+            self.err(format!(
+                "{p}.runs_on holds {} labels; at most {} are allowed",
+                pairs.len(),
+                crate::labels::MAX_LABELS
+            ));
+            return out;
+        }
+        for (key, Scalar(value)) in pairs {
+            let checked = crate::labels::check_key(&key)
+                .and_then(|()| crate::labels::check_value(&key, &value));
+            if let Err(e) = checked {
+                self.err(format!("{p}.runs_on: {e}"));
+                continue;
+            }
+            if key == "engine" && !crate::labels::ENGINES.contains(&value.as_str()) {
+                self.err(format!(
+                    "{p}.runs_on.engine must be one of {}, not {}",
+                    crate::labels::ENGINES.join(", "),
+                    quoted(&value)
+                ));
+                continue;
+            }
+            out.insert(key, value);
+        }
+        out
     }
 
     fn resources(&mut self, p: &str, raw: Option<RawResources>) -> Resources {

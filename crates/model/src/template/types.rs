@@ -62,6 +62,16 @@ pub struct JobTemplate {
     /// The secrets it is given, as environment variables (SPEC §10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<crate::template::SecretRef>,
+    /// Runner labels it needs (SPEC §13); `engine: shell` lets it run without an image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runs_on: BTreeMap<String, String>,
+}
+
+impl JobTemplate {
+    /// Whether the job asks for the shell engine (`runs_on: {engine: shell}`).
+    pub fn on_shell(&self) -> bool {
+        self.runs_on.get("engine").map(String::as_str) == Some("shell")
+    }
 }
 
 impl Template {
@@ -76,11 +86,12 @@ impl Template {
         self.inputs.contains_key(input)
     }
 
-    /// Jobs without an `image`, which cannot run on the docker engine.
+    /// Jobs without an `image` that do not ask for the shell engine, so cannot run on
+    /// the docker engine.
     pub fn missing_images(&self) -> Vec<&JobName> {
         self.jobs
             .iter()
-            .filter(|j| j.image.is_none())
+            .filter(|j| j.image.is_none() && !j.on_shell())
             .map(|j| &j.name)
             .collect()
     }

@@ -35,7 +35,7 @@ pub async fn claim(
             break c;
         }
         tries += 1;
-        if tries >= CLAIM_TRIES || !jobs::any_runnable(&state.pool).await? {
+        if tries >= CLAIM_TRIES || !jobs::any_runnable(&state.pool, runner.id).await? {
             return Ok(None);
         }
     };

@@ -83,6 +83,7 @@ async fn register(
             "runner name must be 1 to 128 characters and capacity at least 1".into(),
         ));
     }
+    let labels = registered_labels(&req)?;
     let id = Uuid::now_v7();
     let secret: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
@@ -97,6 +98,8 @@ async fn register(
             token_hash: &auth::hash(&secret),
             capacity: i32::try_from(req.capacity).unwrap_or(i32::MAX),
             engine: &req.engine,
+            labels: &labels,
+            host_id: req.host_id.as_deref(),
         },
     )
     .await?;
@@ -111,7 +114,7 @@ async fn register(
             "a new registration took this runner name over; the earlier registration's token is revoked"
         );
     }
-    tracing::info!(runner.id = %id, runner.name = %req.name, capacity = req.capacity, engine = %req.engine, "runner registered");
+    tracing::info!(runner.id = %id, runner.name = %req.name, capacity = req.capacity, engine = %req.engine, labels = %labels, "runner registered");
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
@@ -142,7 +145,12 @@ async fn claim(
         if state.is_stopping(runner.id) || state.is_shutting_down() {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
-        if let Some(a) = orchestrator::claim(&state, &runner).await? {
+        let claimed = {
+            let lock = state.claim_lock(runner.id);
+            let _turn = lock.lock().await;
+            orchestrator::claim(&state, &runner).await?
+        };
+        if let Some(a) = claimed {
             return Ok(Json(a).into_response());
         }
         let now = tokio::time::Instant::now();
@@ -164,6 +172,50 @@ async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Result<Statu
     state.wake_all_runners();
     tracing::info!(runner.name = %runner.name, "runner stopping; no more jobs for it");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A registration's whole label set (its own labels and the implicit `engine`, `os`, `arch`
+/// and `runner`), or `422 invalid_runner` naming what is wrong.
+fn registered_labels(req: &RegisterRequest) -> Result<serde_json::Value, ApiError> {
+    use gitweave_model::labels;
+    let invalid = |m: String| ApiError::Invalid(error_code::INVALID_RUNNER, m);
+    if !labels::ENGINES.contains(&req.engine.as_str()) {
+        return Err(invalid(format!(
+            "engine must be one of {}, not {:?}",
+            labels::ENGINES.join(", "),
+            req.engine
+        )));
+    }
+    if req.labels.len() > labels::MAX_LABELS {
+        return Err(invalid(format!(
+            "a runner may set at most {} labels",
+            labels::MAX_LABELS
+        )));
+    }
+    for (k, v) in &req.labels {
+        labels::check_user_label(k, v).map_err(invalid)?;
+    }
+    let os = req.os.as_deref().unwrap_or("linux");
+    let arch = req.arch.as_deref().unwrap_or(std::env::consts::ARCH);
+    labels::check_value("os", os).map_err(invalid)?;
+    labels::check_value("arch", arch).map_err(invalid)?;
+    if let Some(h) = &req.host_id
+        && (h.is_empty() || h.len() > 128 || h.chars().any(char::is_control))
+    {
+        return Err(invalid(
+            "host_id must be 1 to 128 characters, without control characters".into(),
+        ));
+    }
+    let all = labels::runner_labels(
+        &req.labels,
+        labels::RunnerIdentity {
+            engine: &req.engine,
+            os,
+            arch,
+            name: &req.name,
+        },
+    );
+    Ok(serde_json::to_value(all).unwrap_or_default())
 }
 
 fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {

@@ -13,13 +13,14 @@ const RUNNERS: u32 = 4;
 /// Clients triggering one-job runs at once (each triggers, waits for the end, triggers again).
 const CLIENTS: usize = 8;
 
-/// One template of `n` jobs that can all run at once: the last one `needs` the first, which
+/// One template of `n` jobs for the shell runners (`runs_on: {engine: shell}`, SPEC §13)
+/// that can all run at once: the last one `needs` the first, which
 /// makes the template a DAG, and the others name nothing, so they wait for nothing.
 fn parallel_template(image: &str, n: usize) -> String {
     let mut y = String::from("jobs:\n");
     for i in 0..n {
         y.push_str(&format!(
-            "  - name: j{i:04}\n    image: {image}\n    script: [echo {i}]\n"
+            "  - name: j{i:04}\n    image: {image}\n    runs_on: {{engine: shell}}\n    script: [echo {i}]\n"
         ));
         if i + 1 == n && n > 1 {
             y.push_str("    needs: [j0000]\n");
@@ -38,7 +39,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     ctx.api
         .setup_pipeline(
             "bench-w5b",
-            &super::template(&ctx.image, &[("one", "echo one")]),
+            &format!(
+                "jobs:\n  - name: one\n    image: {}\n    runs_on: {{engine: shell}}\n    script: [echo one]\n",
+                ctx.image
+            ),
         )
         .await?;
     ctx.stack.stop_runners().await;

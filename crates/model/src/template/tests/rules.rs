@@ -239,6 +239,38 @@ fn missing_images_lists_jobs_without_one() {
     assert_eq!(names, vec!["b", "c"]);
 }
 
+// --- runs_on (SPEC §13) -------------------------------------------------------------------
+
+#[test]
+fn runs_on_is_label_pairs_and_engine_shell_needs_no_image() {
+    let t = ok(&job_with(
+        "    runs_on: {engine: shell, zone: a, gpu: true}\n",
+    ));
+    let runs_on = &t.jobs[0].runs_on;
+    assert_eq!(runs_on.get("engine").map(String::as_str), Some("shell"));
+    assert_eq!(runs_on.get("gpu").map(String::as_str), Some("true"));
+    assert!(t.jobs[0].on_shell());
+    assert!(
+        t.missing_images().is_empty(),
+        "engine: shell needs no image"
+    );
+    let t = ok(&job_with("    runs_on: {zone: a}\n"));
+    assert_eq!(t.missing_images().len(), 1, "any other job still needs one");
+    for (bad, says) in [
+        (
+            "    runs_on: {engine: podman}\n",
+            "runs_on.engine must be one of docker, shell",
+        ),
+        ("    runs_on: {Zone: a}\n", "label key"),
+        ("    runs_on: {zone: 'a b'}\n", "value of label zone"),
+        ("    runs_on: {zone: a, zone: b}\n", "zone"),
+        ("    runs_on: [zone]\n", "mapping"),
+    ] {
+        let m = msg(&job_with(bad));
+        assert!(m.contains(says), "{bad}: {m}");
+    }
+}
+
 // --- timeout ----------------------------------------------------------------------------
 
 #[test]

@@ -1,0 +1,279 @@
+//! Runner labels, `runs_on`, the engine rule and capacity (SPEC §13), enforced by pipeline-svc
+//! in the claim: runners driven by hand over the runner protocol, and a real runner-svc
+//! process started with `RUNNER_LABELS`.
+
+use crate::helpers::{TestApp, image, no_runner, spawn_with};
+use crate::procs::runner_process_with;
+use gitweave_api::runner::{Assignment, RegisterResponse};
+use gitweave_model::status::{JobStatus, RunStatus};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn register(app: &TestApp, body: Value) -> reqwest::Response {
+    app.http
+        .post(format!("{}/internal/v1/runners/register", app.pipeline))
+        .json(&body)
+        .send()
+        .await
+        .expect("register")
+}
+
+async fn token(app: &TestApp, body: Value) -> String {
+    let r = register(app, body).await;
+    assert_eq!(r.status(), 201);
+    r.json::<RegisterResponse>().await.expect("json").token
+}
+
+async fn claim(app: &TestApp, token: &str, wait_ms: u64) -> Option<Assignment> {
+    let r = app
+        .http
+        .post(format!("{}/internal/v1/runners/claim", app.pipeline))
+        .bearer_auth(token)
+        .json(&json!({ "wait_ms": wait_ms }))
+        .send()
+        .await
+        .expect("claim");
+    if r.status() == 204 {
+        return None;
+    }
+    assert_eq!(r.status(), 200);
+    Some(r.json().await.expect("assignment"))
+}
+
+async fn finish(app: &TestApp, token: &str, a: &Assignment) {
+    let r = app
+        .http
+        .post(format!(
+            "{}/internal/v1/jobs/{}/attempts/{}/finish",
+            app.pipeline, a.job_id, a.attempt
+        ))
+        .bearer_auth(token)
+        .json(&json!({"log_end": 0, "exit_code": 0}))
+        .send()
+        .await
+        .expect("finish");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_job_goes_only_to_a_runner_with_every_label_it_asks_for() {
+    let app = spawn_with(no_runner()).await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!("jobs:\n  - {{ name: a, image: {img}, runs_on: {{zone: a, gpu: 'true'}}, script: [x] }}\n"),
+    )
+    .await;
+    let plain = token(
+        &app,
+        json!({"name": "plain", "capacity": 4, "engine": "docker"}),
+    )
+    .await;
+    let half = token(
+        &app,
+        json!({"name": "half", "capacity": 4, "engine": "docker", "labels": {"zone": "a"}}),
+    )
+    .await;
+    let both = token(
+        &app,
+        json!({"name": "both", "capacity": 4, "engine": "docker", "labels": {"zone": "a", "gpu": "true"}}),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    assert!(claim(&app, &plain, 300).await.is_none(), "no labels");
+    assert!(claim(&app, &half, 300).await.is_none(), "zone=a but no gpu");
+    let a = claim(&app, &both, 2_000).await.expect("every label");
+    assert_eq!(a.run_id, run.id);
+
+    // `runner` is an implicit label: a job may pin a runner by name.
+    app.template_ok(
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: a, image: {img}, runs_on: {{runner: half}}, script: [x] }}\n"
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    assert!(claim(&app, &both, 300).await.is_none());
+    let a = claim(&app, &half, 2_000).await.expect("pinned by name");
+    assert_eq!(a.run_id, run.id);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shell_runner_takes_only_jobs_that_ask_for_the_shell_engine() {
+    let app = spawn_with(no_runner()).await;
+    let img = image();
+    // `end` makes it a DAG, so both others are runnable at once. A job with no image is
+    // accepted (PIPELINE_REQUIRE_IMAGE is on) when it asks for shell.
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: boxed, image: {img}, script: [x] }}\n  - {{ name: host, runs_on: {{engine: shell}}, script: [x] }}\n  - {{ name: end, image: {img}, script: [x], needs: [boxed, host] }}\n"
+        ),
+    )
+    .await;
+    let r = app
+        .put_template("noimage", "jobs:\n  - { name: a, script: [x] }\n")
+        .await;
+    assert_eq!(r.status(), 422, "no image and no engine: shell");
+    let shell = token(
+        &app,
+        json!({"name": "sh", "capacity": 4, "engine": "shell"}),
+    )
+    .await;
+    let docker = token(
+        &app,
+        json!({"name": "dk", "capacity": 4, "engine": "docker"}),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let on_shell = claim(&app, &shell, 2_000).await.expect("the shell job");
+    assert!(
+        claim(&app, &shell, 300).await.is_none(),
+        "never the job with an image"
+    );
+    let on_docker = claim(&app, &docker, 2_000).await.expect("the docker job");
+    assert!(claim(&app, &docker, 300).await.is_none());
+    let view = app.run(run.id).await;
+    let name_of = |id| {
+        view.jobs
+            .iter()
+            .find(|j| j.id == id)
+            .map(|j| j.name.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(name_of(on_shell.job_id), "t/host");
+    assert_eq!(name_of(on_docker.job_id), "t/boxed");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_runner_never_holds_more_jobs_than_its_registered_capacity() {
+    let app = spawn_with(no_runner()).await;
+    let img = image();
+    // Six jobs runnable at once (`end` makes it a DAG).
+    let jobs: String = (0..6)
+        .map(|i| format!("  - {{ name: j{i}, image: {img}, script: [x] }}\n"))
+        .collect();
+    let needs: Vec<String> = (0..6).map(|i| format!("j{i}")).collect();
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n{jobs}  - {{ name: end, image: {img}, script: [x], needs: [{}] }}\n",
+            needs.join(", ")
+        ),
+    )
+    .await;
+    let two = token(
+        &app,
+        json!({"name": "two", "capacity": 2, "engine": "docker"}),
+    )
+    .await;
+    app.trigger("r", &json!({})).await;
+    // Five claims at once for two slots: exactly two get a job.
+    let claims = (0..5).map(|_| claim(&app, &two, 1_500));
+    let got: Vec<Assignment> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(claim(&app, &two, 300).await.is_none(), "both slots held");
+    // A finished job frees its slot.
+    finish(&app, &two, &got[0]).await;
+    assert!(claim(&app, &two, 2_000).await.is_some());
+    assert!(claim(&app, &two, 300).await.is_none());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_registration_with_bad_labels_is_refused_naming_them() {
+    let app = spawn_with(no_runner()).await;
+    for (body, says) in [
+        (
+            json!({"name": "x", "capacity": 1, "engine": "docker", "labels": {"engine": "shell"}}),
+            "set by GitWeave",
+        ),
+        (
+            json!({"name": "x", "capacity": 1, "engine": "docker", "labels": {"Zone": "a"}}),
+            "label key",
+        ),
+        (
+            json!({"name": "x", "capacity": 1, "engine": "docker", "labels": {"zone": "a b"}}),
+            "value of label zone",
+        ),
+        (
+            json!({"name": "x", "capacity": 1, "engine": "podman"}),
+            "engine must be one of docker, shell",
+        ),
+    ] {
+        let (status, code, message) = crate::helpers::envelope(register(&app, body).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "invalid_runner"),
+            "{message}"
+        );
+        assert!(message.contains(says), "{message}");
+    }
+    let r = app
+        .put_template(
+            "bad",
+            &format!(
+                "jobs:\n  - {{ name: a, image: {}, runs_on: {{engine: podman}}, script: [x] }}\n",
+                image()
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let text = r.text().await.unwrap_or_default();
+    assert!(
+        text.contains("runs_on.engine must be one of docker, shell"),
+        "{text}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_real_runner_with_runner_labels_runs_what_matches_and_leaves_the_rest_queued() {
+    let app = spawn_with(no_runner()).await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: here, image: {img}, runs_on: {{zone: a}}, script: [echo here] }}\n  - {{ name: elsewhere, image: {img}, runs_on: {{zone: b}}, script: [echo there] }}\n"
+        ),
+    )
+    .await;
+    let name = format!("labels-{}", uuid::Uuid::new_v4().simple());
+    let _runner = runner_process_with(
+        app.pipeline_url(),
+        &name,
+        &format!("{name}-"),
+        &[("RUNNER_LABELS", "zone=a, pool=ci")],
+    );
+    let run = app.trigger("r", &json!({})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = app.run(run.id).await;
+        let status = |n: &str| {
+            view.jobs
+                .iter()
+                .find(|j| j.name == n)
+                .map(|j| j.status)
+                .expect("job")
+        };
+        if status("t/here") == JobStatus::Success {
+            assert_eq!(status("t/elsewhere"), JobStatus::Queued, "{view:#?}");
+            assert_eq!(view.status, RunStatus::Running);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.shutdown().await;
+}
