@@ -277,3 +277,137 @@ async fn a_real_runner_with_runner_labels_runs_what_matches_and_leaves_the_rest_
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn get_runners_shows_each_live_registration_with_its_labels_load_and_status() {
+    let app = spawn_with(no_runner()).await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!("jobs:\n  - {{ name: a, image: {img}, script: [x] }}\n"),
+    )
+    .await;
+    let first = token(
+        &app,
+        json!({"name": "fleet-1", "capacity": 3, "engine": "docker", "labels": {"zone": "a"}, "os": "linux", "arch": "x86_64", "host_id": "host-a"}),
+    )
+    .await;
+    app.trigger("r", &json!({})).await;
+    claim(&app, &first, 2_000).await.expect("a job");
+    let list = app.get_json("/runners").await;
+    let runners = list["runners"].as_array().expect("runners");
+    let me = runners
+        .iter()
+        .find(|r| r["name"] == "fleet-1")
+        .expect("listed");
+    assert_eq!(me["host"], "host-a");
+    assert_eq!(
+        me["labels"],
+        json!({"arch": "x86_64", "engine": "docker", "os": "linux", "runner": "fleet-1", "zone": "a"})
+    );
+    assert_eq!((me["capacity"].as_i64(), me["busy"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(me["status"], "online");
+    assert!(me["last_seen_at"].is_string());
+    // A new registration of the name replaces the old one in the list.
+    token(
+        &app,
+        json!({"name": "fleet-1", "capacity": 1, "engine": "docker"}),
+    )
+    .await;
+    let list = app.get_json("/runners").await;
+    let same: Vec<&Value> = list["runners"]
+        .as_array()
+        .expect("runners")
+        .iter()
+        .filter(|r| r["name"] == "fleet-1")
+        .collect();
+    assert_eq!(same.len(), 1, "{list}");
+    assert_eq!(same[0]["capacity"], 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
+    let app = spawn_with(no_runner()).await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: gpu, image: {img}, runs_on: {{gpu: 'true'}}, script: [x] }}\n  - {{ name: after, image: {img}, script: [x], needs: [gpu] }}\n  - {{ name: ship, image: {img}, script: [x], when: manual, needs: [after] }}\n"
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let waiting = |view: &Value, job: &str| {
+        view["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .find(|j| j["name"] == job)
+            .map(|j| j["waiting"].clone())
+            .expect("job")
+    };
+    let path = format!("/pipelines/runs/{}", run.id);
+    let view = app.get_json(&path).await;
+    assert_eq!(waiting(&view, "t/gpu")["reason"], "no_runner", "{view}");
+    assert!(
+        waiting(&view, "t/gpu")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no runner is online")),
+        "{view}"
+    );
+    assert_eq!(waiting(&view, "t/after")["reason"], "needs");
+    assert_eq!(
+        waiting(&view, "t/after")["message"],
+        "waiting for t/gpu to finish"
+    );
+
+    // A runner without the label: still no_runner, and the message names it.
+    let plain = token(
+        &app,
+        json!({"name": "plain", "capacity": 1, "engine": "docker"}),
+    )
+    .await;
+    assert!(claim(&app, &plain, 200).await.is_none());
+    let view = app.get_json(&path).await;
+    let w = waiting(&view, "t/gpu");
+    assert_eq!(w["reason"], "no_runner");
+    let m = w["message"].as_str().expect("message");
+    assert!(m.contains("gpu=true") && m.contains("plain engine=docker"), "{m}");
+
+    // A runner with the label but full: capacity.
+    let gpu = token(
+        &app,
+        json!({"name": "gpu-box", "capacity": 1, "engine": "docker", "labels": {"gpu": "true"}}),
+    )
+    .await;
+    app.repo_with(
+        "other",
+        "o",
+        &format!("jobs:\n  - {{ name: hog, image: {img}, runs_on: {{gpu: 'true'}}, script: [x] }}\n"),
+    )
+    .await;
+    // Both runs' gpu jobs are due; the runner takes the older one and is then full.
+    let other = app.trigger("other", &json!({})).await;
+    let taken = claim(&app, &gpu, 2_000).await.expect("one gpu job");
+    assert_eq!(taken.run_id, run.id);
+    let view = app.get_json(&format!("/pipelines/runs/{}", other.id)).await;
+    let w = waiting(&view, "o/hog");
+    assert_eq!(w["reason"], "capacity", "{view}");
+    assert!(w["message"].as_str().is_some_and(|m| m.contains("gpu-box")), "{w}");
+    // The job view says the same.
+    let job_id = view["jobs"][0]["id"].as_str().expect("id").to_owned();
+    let job = app.get_json(&format!("/jobs/{job_id}")).await;
+    assert_eq!(job["waiting"]["reason"], "capacity", "{job}");
+
+    // The running job waits for nothing; once it and `after` are done, `ship` waits for approval.
+    finish(&app, &gpu, &taken).await;
+    let after = claim(&app, &plain, 2_000).await.expect("after");
+    finish(&app, &plain, &after).await;
+    let view = app.get_json(&path).await;
+    assert_eq!(waiting(&view, "t/ship")["reason"], "approval", "{view}");
+    assert!(waiting(&view, "t/gpu").is_null());
+    app.shutdown().await;
+}

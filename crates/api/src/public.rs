@@ -200,6 +200,37 @@ pub struct Job {
     /// (SPEC §10); `null` otherwise.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Why a `queued` or `manual` job has not started (SPEC §13); absent otherwise, and
+    /// while a runner with a free slot is about to take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<gitweave_model::waiting::Waiting>,
+}
+
+/// `GET /runners`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunnerList {
+    /// Live registrations, by name.
+    pub runners: Vec<RunnerView>,
+}
+
+/// One runner registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunnerView {
+    /// `RUNNER_NAME`.
+    pub name: String,
+    /// `RUNNER_HOST_ID`.
+    pub host: Option<String>,
+    /// Its labels, implicit ones included.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Jobs it may run at once.
+    pub capacity: i32,
+    /// Jobs it runs now.
+    pub busy: i64,
+    /// `online` (in contact within one lease) or `offline`.
+    pub status: String,
+    /// Its last contact.
+    #[serde(with = "crate::ts::required")]
+    pub last_seen_at: OffsetDateTime,
 }
 
 /// A run with its jobs in pipeline order.

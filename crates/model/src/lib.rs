@@ -13,6 +13,7 @@
 //! - [`run_plan`]: a trigger's run planned before anything is written (templates, expanded jobs, dependencies, first step).
 //! - [`logs`]: byte-offset arithmetic for paginated logs.
 //! - [`resources`]: a job's memory and CPU limits (`resources:`), and the runner's maxima.
+//! - [`waiting`]: why a queued or manual job waits, in words (SPEC §13).
 //! - [`webhook`]: forge webhooks: signature checks and push payloads → what to run.
 
 pub mod backoff;
@@ -29,5 +30,6 @@ pub mod resources;
 pub mod run_plan;
 pub mod status;
 pub mod template;
+pub mod waiting;
 pub mod webhook;
 mod yaml_budget;

@@ -104,6 +104,7 @@ pub async fn runner(state: &AppState, headers: &HeaderMap) -> Result<RunnerIdent
         }
     };
     if bool::from(known.token_hash.ct_eq(&presented)) {
+        state.touch_runner(id);
         Ok(RunnerIdentity {
             id,
             name: known.name,

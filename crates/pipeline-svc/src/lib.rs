@@ -19,6 +19,7 @@ pub mod settled;
 pub mod startup;
 pub mod state;
 pub mod views;
+pub mod waiting;
 
 pub use config::Config;
 pub use startup::App;

@@ -82,6 +82,7 @@ impl App {
             runner_cache: Arc::default(),
             stopping_runners: Arc::default(),
             claim_locks: Arc::default(),
+            runner_contact: Arc::default(),
             metrics,
             settled: Arc::new(
                 crate::settled::Settled::new(SETTLED_BUDGET).with_retention(retention),

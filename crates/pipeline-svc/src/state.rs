@@ -53,6 +53,9 @@ pub struct AppState {
     /// count of its running jobs sees the claim before it and a runner never holds more
     /// than its registered capacity (SPEC §13), however many long-polls it opens.
     pub claim_locks: Arc<std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>>,
+    /// When each runner registration last reached this instance (any authenticated call, and
+    /// every second of a waiting long-poll): whether it is `online` (SPEC §13).
+    pub runner_contact: Arc<RwLock<HashMap<Uuid, std::time::Instant>>>,
 }
 
 impl AppState {
@@ -94,6 +97,27 @@ impl AppState {
                 l.remove(id);
             }
         }
+        if let Ok(mut c) = self.runner_contact.write() {
+            for id in ids {
+                c.remove(id);
+            }
+        }
+    }
+
+    /// Records that a runner is in contact now.
+    pub fn touch_runner(&self, runner: Uuid) {
+        if let Ok(mut c) = self.runner_contact.write() {
+            c.insert(runner, std::time::Instant::now());
+        }
+    }
+
+    /// How long ago a runner was last in contact with this instance, if it ever was.
+    pub fn runner_contact_age(&self, runner: Uuid) -> Option<std::time::Duration> {
+        self.runner_contact
+            .read()
+            .ok()?
+            .get(&runner)
+            .map(std::time::Instant::elapsed)
     }
 
     /// The lock a runner's claims take turns on.

@@ -38,6 +38,7 @@ pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
         ended_at: j.ended_at,
         log_truncated: j.log_truncated,
         reason: j.reason.clone(),
+        waiting: None,
     })
 }
 

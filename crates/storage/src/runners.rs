@@ -100,3 +100,35 @@ pub async fn authenticate(
     .await?;
     Ok(row.map(|r| (r.name, r.token_hash)))
 }
+
+/// A live (not revoked) registration, as `GET /runners` and the waiting rules see it.
+#[derive(Debug, Clone)]
+pub struct LiveRunner {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// `RUNNER_HOST_ID`.
+    pub host_id: Option<String>,
+    /// Its whole label set (a JSON object of strings).
+    pub labels: serde_json::Value,
+    /// Registered capacity.
+    pub capacity: i32,
+    /// Jobs it runs now.
+    pub busy: i64,
+    /// Its last authenticated contact, as the database knows it.
+    pub last_seen_at: time::OffsetDateTime,
+}
+
+/// Every live registration with how many jobs it runs, by name.
+pub async fn live(e: impl PgExecutor<'_>) -> Result<Vec<LiveRunner>, sqlx::Error> {
+    sqlx::query_as!(
+        LiveRunner,
+        r#"SELECT r.id, r.name, r.host_id, r.labels, r.capacity, r.last_seen_at,
+                  (SELECT count(*) FROM jobs j
+                   WHERE j.runner_id = r.id AND j.status = 'running') AS "busy!"
+           FROM runners r WHERE r.revoked_at IS NULL ORDER BY r.name"#
+    )
+    .fetch_all(e)
+    .await
+}

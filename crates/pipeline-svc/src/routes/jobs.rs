@@ -15,6 +15,7 @@ use bytes::Bytes;
 use gitweave_api::error_code;
 use gitweave_api::public::{Job, LogChunk, LogsPage};
 use gitweave_model::logs::{self, PageRequest};
+use gitweave_model::status::JobStatus;
 use gitweave_storage::jobs::{self, JobRow};
 use gitweave_storage::logs as stored_logs;
 use uuid::Uuid;
@@ -38,7 +39,19 @@ async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(views::job(&load(&state, &id).await?)?))
+    let job = load(&state, &id).await?;
+    Ok(Json(with_waiting(&state, &job).await?))
+}
+
+/// The job's view, with `waiting` when it is queued or manual.
+async fn with_waiting(state: &AppState, job: &JobRow) -> Result<Job, ApiError> {
+    let mut view = [views::job(job)?];
+    if matches!(job.status, JobStatus::Queued | JobStatus::Manual) {
+        let run = jobs::of_run(&state.pool, job.run_id).await?;
+        crate::waiting::fill(state, &run, &[job], &mut view).await?;
+    }
+    let [view] = view;
+    Ok(view)
 }
 
 fn is_ended(job: &JobRow) -> bool {
@@ -249,5 +262,5 @@ async fn approve(
     let job = jobs::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", id))?;
-    Ok(Json(views::job(&job)?))
+    Ok(Json(with_waiting(&state, &job).await?))
 }

@@ -2,6 +2,7 @@
 //! `/healthz`, `/readyz`, `/metrics`. One module per resource, each owning its routes.
 
 mod events;
+mod fleet;
 mod health;
 mod hooks;
 mod jobs;
@@ -11,6 +12,8 @@ mod runners;
 mod runs;
 mod secrets;
 mod templates;
+
+pub(crate) use fleet::slots as runner_slots;
 
 use crate::state::AppState;
 use axum::Router;
@@ -31,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(jobs::routes())
         .merge(secrets::routes())
+        .merge(fleet::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_api_token,

@@ -153,6 +153,8 @@ async fn claim(
         if let Some(a) = claimed {
             return Ok(Json(a).into_response());
         }
+        // A runner waiting here is in contact.
+        state.touch_runner(runner.id);
         let now = tokio::time::Instant::now();
         if now >= deadline {
             return Ok(StatusCode::NO_CONTENT.into_response());

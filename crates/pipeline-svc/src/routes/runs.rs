@@ -39,7 +39,12 @@ pub(crate) async fn load(state: &AppState, id: Uuid) -> Result<Run, ApiError> {
         .ok_or_else(|| ApiError::not_found("run", id))?;
     let jobs = jobs::of_run(&mut *tx, id).await?;
     tx.commit().await?;
-    views::run(&run, &jobs)
+    let mut view = views::run(&run, &jobs)?;
+    if !run.status.is_terminal() {
+        let rows: Vec<&jobs::JobRow> = jobs.iter().collect();
+        crate::waiting::fill(state, &jobs, &rows, &mut view.jobs).await?;
+    }
+    Ok(view)
 }
 
 /// 201 with the run and its `Location`.
@@ -148,10 +153,16 @@ async fn list(
         by_run.entry(j.run_id).or_default().push(j);
     }
     tx.commit().await?;
-    let runs = rows
-        .iter()
-        .map(|r| views::run(r, by_run.get(&r.id).map_or(&[][..], Vec::as_slice)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut runs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let jobs = by_run.get(&r.id).map_or(&[][..], Vec::as_slice);
+        let mut view = views::run(r, jobs)?;
+        if !r.status.is_terminal() {
+            let refs: Vec<&jobs::JobRow> = jobs.iter().collect();
+            crate::waiting::fill(&state, jobs, &refs, &mut view.jobs).await?;
+        }
+        runs.push(view);
+    }
     let next_cursor = more
         .then(|| runs.last().map(|r| r.id.to_string()))
         .flatten();
