@@ -152,7 +152,11 @@ impl Builder {
         self.errors.is_empty().then_some(template)
     }
 
-    fn env(&mut self, path: &str, raw: Option<UniqueMap<Scalar>>) -> BTreeMap<EnvKey, String> {
+    pub(super) fn env(
+        &mut self,
+        path: &str,
+        raw: Option<UniqueMap<Scalar>>,
+    ) -> BTreeMap<EnvKey, String> {
         let mut out = BTreeMap::new();
         for (key, Scalar(value)) in raw.map(|m| m.0).unwrap_or_default() {
             match EnvKey::parse(&key) {
@@ -234,6 +238,7 @@ impl Builder {
 
         let resources = self.resources(&p, raw.resources);
         let secrets = self.secrets(&p, raw.secrets, &env);
+        let services = self.services(&p, raw.services, name.as_ref().map(JobName::as_str));
 
         let name = name?;
         (self.errors.len() == before).then(|| JobTemplate {
@@ -248,6 +253,7 @@ impl Builder {
             when: raw.when.unwrap_or_default(),
             resources,
             secrets,
+            services,
         })
     }
 
@@ -272,7 +278,7 @@ impl Builder {
             .ok()
     }
 
-    fn image(&mut self, p: &str, image: &str) {
+    pub(super) fn image(&mut self, p: &str, image: &str) {
         if image.trim().is_empty() {
             self.err(format!("{p}.image must not be empty"));
             return;

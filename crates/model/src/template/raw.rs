@@ -34,7 +34,7 @@ pub(super) struct RawInput {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets"
+    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets, services"
 )]
 pub(super) struct RawJob {
     pub(super) name: Option<String>,
@@ -49,6 +49,7 @@ pub(super) struct RawJob {
     pub(super) when: Option<When>,
     pub(super) resources: Option<RawResources>,
     pub(super) secrets: Option<Vec<crate::template::secrets::RawSecretRef>>,
+    pub(super) services: Option<Vec<crate::template::services::RawService>>,
 }
 
 #[derive(Deserialize)]

@@ -62,6 +62,9 @@ pub struct JobTemplate {
     /// The secrets it is given, as environment variables (SPEC §10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<crate::template::SecretRef>,
+    /// Containers started beside it, in its network namespace (SPEC §12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<crate::template::Service>,
 }
 
 impl Template {
@@ -112,6 +115,7 @@ impl Template {
                     .chain(&j.script)
                     .chain(j.env.values())
                     .map(String::as_str)
+                    .chain(j.services.iter().flat_map(|s| s.expandable_texts()))
             }))
     }
 }
