@@ -10,6 +10,7 @@ mod runner_runs;
 mod runners;
 mod runs;
 mod secrets;
+mod services;
 mod templates;
 
 use crate::state::AppState;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(jobs::routes())
         .merge(secrets::routes())
+        .merge(services::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_api_token,
@@ -41,7 +43,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .nest(
             "/internal/v1",
-            runners::routes().merge(runner_runs::routes()),
+            runners::routes()
+                .merge(runner_runs::routes())
+                .merge(services::runner_routes()),
         )
         .merge(health::routes())
         .fallback(gitweave_http::error::not_found_fallback)

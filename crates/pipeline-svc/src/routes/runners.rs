@@ -166,7 +166,7 @@ async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Result<Statu
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {
+pub(super) fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {
     let id = parse_id("job", id)?;
     if attempt < 1 {
         return Err(ApiError::BadRequest(
