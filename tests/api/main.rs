@@ -38,6 +38,7 @@ mod secrets;
 mod secrets_claim;
 mod secrets_cli;
 mod secrets_e2e;
+mod services;
 mod slowloris;
 mod templates;
 mod workspaces;
