@@ -444,3 +444,84 @@ async fn two_runs_at_once_with_same_named_services_each_reach_only_their_own() {
     assert!(settled_run(b.id).await.is_empty());
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_job_that_times_out_or_fails_has_its_services_removed() {
+    let app = spawn_with(Options::default()).await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            r#"jobs:
+  - name: overdue
+    image: {img}
+    timeout: 3s
+    allow_failure: true
+    services:
+      - {{ name: side, image: {img}, command: [sleep, "300"] }}
+    script:
+      - sleep 60
+  - name: failing
+    image: {img}
+    services:
+      - {{ name: side, image: {img}, command: [sleep, "300"] }}
+    script:
+      - exit 4
+"#
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let done = app.wait_run(run.id, LIMIT).await;
+    let overdue = &done.jobs[0];
+    let failing = &done.jobs[1];
+    assert_eq!(overdue.error_class, Some(ErrorClass::Timeout), "{done:#?}");
+    assert_eq!(
+        (failing.error_class, failing.exit_code),
+        (Some(ErrorClass::ExitCode), Some(4)),
+        "{done:#?}"
+    );
+    for job in [overdue.id, failing.id] {
+        assert!(services_of(job).is_empty(), "removed with the job");
+    }
+    assert!(settled_run(run.id).await.is_empty());
+    assert!(app.settled_containers().await.is_empty());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_egress_on_a_jobs_services_are_still_reached_by_name_in_its_own_namespace() {
+    let app = spawn_with(Options {
+        job_egress: true,
+        ..Options::default()
+    })
+    .await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            r#"jobs:
+  - name: probe
+    image: {img}
+    services:
+      - name: web
+        image: {img}
+        command: [sh, -c, "mkdir -p /www && echo egress web > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ready: {{ tcp: 8080, timeout: 60s }}
+    script:
+      - wget -qO- http://web:8080/
+      - wget -qO- http://localhost:8080/
+"#
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let done = app.wait_run(run.id, LIMIT).await;
+    let log = log_text(&app.raw_log(only_job(&done).id).await);
+    assert_eq!(done.status, RunStatus::Success, "{log}");
+    assert_eq!(log.matches("egress web\n").count(), 2, "{log}");
+    assert!(settled_run(run.id).await.is_empty());
+    app.shutdown().await;
+}
