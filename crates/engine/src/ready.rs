@@ -168,6 +168,19 @@ mod tests {
             prop_assert!(!listening(established.as_bytes(), port));
         }
 
+        /// What the fuzz target (`fuzz/fuzz_targets/socket_table.rs`) checks, on stable:
+        /// unreadable lines change nothing, a listening line for the port is always found.
+        #[test]
+        fn junk_changes_nothing_and_a_listen_line_is_found(table in proptest::collection::vec(any::<u8>(), 0..400), port in any::<u16>()) {
+            let before = listening(&table, port);
+            let mut junk = table.clone();
+            junk.extend_from_slice(b"\n0: zz:ZZZZ 00000000:0000 0A\nnot a line at all\n");
+            prop_assert_eq!(listening(&junk, port), before);
+            let mut with = table.clone();
+            with.extend_from_slice(format!("\n  9: 00000000:{port:04X} 00000000:0000 0A 0 0 0\n").as_bytes());
+            prop_assert!(listening(&with, port));
+        }
+
         /// The tail holds what a whole copy would hold at its end.
         #[test]
         fn the_tail_is_the_end_of_everything_pushed(pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..50), 0..20), cap in 1usize..64) {
