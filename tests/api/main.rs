@@ -41,6 +41,7 @@ mod secrets_claim;
 mod secrets_cli;
 mod secrets_e2e;
 mod secrets_service_logs;
+mod services;
 mod slowloris;
 mod templates;
 mod workspaces;

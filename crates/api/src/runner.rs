@@ -92,6 +92,11 @@ pub struct Assignment {
     /// assignment of a job that names them; never stored by the runner.
     #[serde(default)]
     pub secrets: Vec<JobSecret>,
+    /// Containers to start beside the job, in its network namespace, before its script
+    /// (SPEC §12); their output is sent as each service's log
+    /// (`PUT …/attempts/{n}/services/{name}/logs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<gitweave_model::template::Service>,
 }
 
 /// A secret given to one job: its name, the environment variable it is set as (the name

@@ -14,7 +14,9 @@ use crate::checkout::{self, DEFAULT_HELPER_IMAGE, Source, Verified, WorkspaceLoc
 pub use crate::container::{DROPPED_CAPS, harden, limited};
 use crate::container::{no_daemon_log, status_of};
 use crate::sandbox::{JobNetwork, LABEL_SANDBOX, PodKind, Sandboxes, remove_network};
-use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
+use crate::{
+    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, ServicesUp, script,
+};
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -31,6 +33,9 @@ use gitweave_model::resources::Resources;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
+
+mod services;
+pub use services::{LABEL_RUN, LABEL_SERVICE};
 
 /// Label on every container and volume GitWeave makes.
 pub const LABEL_JOB: &str = "gitweave.job";
@@ -103,6 +108,8 @@ pub struct DockerEngine {
     egress: bool,
     /// Per-container limits.
     limits: Limits,
+    /// The services of the jobs prepared here, by job container (SPEC §12).
+    services: services::Held,
 }
 
 impl DockerEngine {
@@ -129,6 +136,7 @@ impl DockerEngine {
             in_sandbox: Arc::default(),
             egress: false,
             limits: Limits::default(),
+            services: Arc::default(),
         })
     }
 
@@ -405,7 +413,27 @@ impl Engine for DockerEngine {
             ..Default::default()
         };
         let name = format!("{}job-{}-{}", self.prefix, spec.job_id, spec.attempt);
-        let handle = self.create_in_run(&name, image, body, spec).await?;
+        if spec.services.is_empty() {
+            let handle = self.create_in_run(&name, image, body, spec).await?;
+            return Ok(Prepared {
+                handle,
+                spec: spec.clone(),
+            });
+        }
+        // With services, the job joins a namespace of its own with them, not its run's.
+        let (mode, services) = self.prepare_services(spec, resources).await?;
+        let mut body = body;
+        body.host_config
+            .get_or_insert_with(Default::default)
+            .network_mode = Some(mode);
+        let handle = match self.create(&name, image, body).await {
+            Ok(handle) => handle,
+            Err(e) => {
+                services.remove(&self.docker).await;
+                return Err(e);
+            }
+        };
+        self.hold_services(&handle, services);
         Ok(Prepared {
             handle,
             spec: spec.clone(),
@@ -542,7 +570,21 @@ impl Engine for DockerEngine {
         outcome
     }
 
+    async fn start_services(
+        &self,
+        prepared: &Prepared,
+        logs: &[Arc<OutputBuffer>],
+        cancel: &CancellationToken,
+    ) -> Result<ServicesUp, EngineError> {
+        self.start_held_services(prepared, logs, cancel).await
+    }
+
+    async fn stop_services(&self, prepared: &Prepared) {
+        self.remove_services(&prepared.handle).await;
+    }
+
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError> {
+        self.remove_services(&prepared.handle).await;
         let force = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(false)

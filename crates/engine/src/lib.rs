@@ -16,6 +16,7 @@ pub mod container;
 pub mod docker;
 pub mod mask;
 pub mod output;
+pub mod ready;
 pub mod sandbox;
 pub mod script;
 pub mod shell;
@@ -53,6 +54,9 @@ pub struct JobSpec {
     pub resources: gitweave_model::resources::Resources,
     /// Stop after this long.
     pub timeout: Duration,
+    /// Containers started beside the job, in its network namespace, before its script
+    /// (SPEC §12; only the docker engine runs them).
+    pub services: Vec<gitweave_model::template::Service>,
 }
 
 impl std::fmt::Debug for JobSpec {
@@ -67,6 +71,14 @@ impl std::fmt::Debug for JobSpec {
             .field("shares_run", &self.shares_run)
             .field("resources", &self.resources)
             .field("timeout", &self.timeout)
+            .field(
+                "services",
+                &self
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -84,6 +96,26 @@ pub enum Outcome {
     /// The timeout passed; the job was stopped.
     TimedOut,
     /// Canceled; the job was stopped.
+    Canceled,
+}
+
+/// How a job's services came up ([`Engine::start_services`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServicesUp {
+    /// Every service is ready (or the job has none): run the script.
+    Ready,
+    /// A service did not become ready in time, or exited first: the job fails with
+    /// `service_failed`.
+    NotReady {
+        /// The service's name.
+        service: String,
+        /// Why, for people (`service db was not ready within 60s (ready: tcp 5432)`).
+        reason: String,
+        /// Its last lines of output, each ending with a newline (unmasked: the caller's
+        /// buffer masks what it writes).
+        last_lines: String,
+    },
+    /// Canceled while waiting.
     Canceled,
 }
 
@@ -150,6 +182,35 @@ pub trait Engine: Send + Sync {
         out: &OutputBuffer,
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError>;
+
+    /// Starts the services of a prepared job (after prepare and checkout, before execute),
+    /// following each one's output from its start into `logs` (one buffer per service, in
+    /// `spec.services` order) until [`Engine::stop_services`], and returns once every
+    /// service is ready, one is not, or `cancel` fires. A job without services is
+    /// [`ServicesUp::Ready`] at once. Engines that cannot run services refuse them in
+    /// prepare.
+    async fn start_services(
+        &self,
+        prepared: &Prepared,
+        logs: &[std::sync::Arc<OutputBuffer>],
+        cancel: &CancellationToken,
+    ) -> Result<ServicesUp, EngineError> {
+        let _ = (logs, cancel);
+        match prepared.spec.services.is_empty() {
+            true => Ok(ServicesUp::Ready),
+            false => Err(EngineError::Config(format!(
+                "the {} engine cannot run services",
+                self.name()
+            ))),
+        }
+    }
+
+    /// Removes a job's services (whatever state they are in) and returns once their output
+    /// has been written to its buffers: call it when the script has ended, before its end is
+    /// reported. [`Engine::collect`] does it too, for the paths that skip it.
+    async fn stop_services(&self, prepared: &Prepared) {
+        let _ = prepared;
+    }
 
     /// Removes what prepare made (not the workspace).
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError>;

@@ -91,14 +91,14 @@ const IDLE: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
 /// What holds one run's network: a sandbox container, a network, or both. Neither means a
 /// loopback-only namespace of each container's own (Docker's `none`).
 #[derive(Debug, Clone, Default)]
-struct Pod {
-    sandbox: Option<String>,
-    network: Option<String>,
+pub(crate) struct Pod {
+    pub(crate) sandbox: Option<String>,
+    pub(crate) network: Option<String>,
 }
 
 impl Pod {
     /// The `network_mode` of a container that uses it.
-    fn mode(&self) -> String {
+    pub(crate) fn mode(&self) -> String {
         match (&self.sandbox, &self.network) {
             (Some(id), _) => format!("container:{id}"),
             (None, Some(net)) => net.clone(),
@@ -379,8 +379,21 @@ impl Sandboxes {
         labels
     }
 
+    /// A pod of this kind for one job with services (SPEC §12), never pooled nor shared with
+    /// the run's other jobs: its sandbox's `/etc/hosts`, which every container joining the
+    /// namespace sees, names each of `hosts` as `127.0.0.1`, so the job reaches its services
+    /// by name. With egress it comes with a network of its own behind the guard, as a run's.
+    /// Remove it with [`Sandboxes::remove`].
+    pub(crate) async fn start_for_job(&self, hosts: &[String]) -> Result<Pod, DockerError> {
+        self.start_with(false, hosts).await
+    }
+
     /// Makes a run's network (with egress) and sandbox (unless `no_sandbox`).
     async fn start(&self, no_sandbox: bool) -> Result<Pod, DockerError> {
+        self.start_with(no_sandbox, &[]).await
+    }
+
+    async fn start_with(&self, no_sandbox: bool, hosts: &[String]) -> Result<Pod, DockerError> {
         let key = uuid::Uuid::new_v4().simple().to_string();
         let network = match self.kind.egress {
             true => Some(self.create_network(&key).await?),
@@ -391,7 +404,10 @@ impl Sandboxes {
             network,
         };
         if self.kind.sandbox && !no_sandbox {
-            match self.start_sandbox(&key, pod.network.as_deref()).await {
+            match self
+                .start_sandbox(&key, pod.network.as_deref(), hosts)
+                .await
+            {
                 Ok(id) => pod.sandbox = Some(id),
                 Err(e) => {
                     self.remove(&pod).await;
@@ -418,13 +434,20 @@ impl Sandboxes {
         Ok(name)
     }
 
-    async fn start_sandbox(&self, key: &str, network: Option<&str>) -> Result<String, DockerError> {
+    async fn start_sandbox(
+        &self,
+        key: &str,
+        network: Option<&str>,
+        hosts: &[String],
+    ) -> Result<String, DockerError> {
         let name = format!("{}sandbox-{key}", self.prefix);
         let mut host = HostConfig {
             init: Some(true),
             log_config: Some(no_daemon_log()),
             network_mode: Some(network.unwrap_or("none").to_owned()),
             pids_limit: Some(SANDBOX_PIDS),
+            extra_hosts: (!hosts.is_empty())
+                .then(|| hosts.iter().map(|h| format!("{h}:127.0.0.1")).collect()),
             ..Default::default()
         };
         harden(&mut host);
@@ -495,7 +518,7 @@ impl Sandboxes {
     }
 
     /// Removes the pod's sandbox, then its network.
-    async fn remove(&self, pod: &Pod) {
+    pub(crate) async fn remove(&self, pod: &Pod) {
         if let Some(id) = &pod.sandbox {
             self.remove_container(id).await;
         }

@@ -92,6 +92,15 @@ impl Engine for ShellEngine {
     }
 
     async fn prepare(&self, spec: &JobSpec) -> Result<Prepared, EngineError> {
+        // Host processes share the host's network: there is no namespace of the job's own to
+        // put services in (SPEC §12).
+        if !spec.services.is_empty() {
+            let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+            return Err(EngineError::Config(format!(
+                "the shell engine (RUNNER_CONTAINER_ENGINE=shell) cannot run services ({}); run this job on a runner with the docker engine",
+                names.join(", ")
+            )));
+        }
         let dir = self.workspace_dir(&spec.workspace);
         tokio::fs::create_dir_all(&dir).await.map_err(io_err)?;
         Ok(Prepared {
@@ -376,6 +385,38 @@ mod tests {
         (dir, older, newer)
     }
 
+    #[tokio::test]
+    async fn a_job_with_services_is_refused_as_a_config_error_naming_them() {
+        let root = temp("services");
+        let engine = ShellEngine::new(&root);
+        let service = gitweave_model::template::Service {
+            name: gitweave_model::names::ServiceName::parse("db").expect("name"),
+            image: "postgres:15-bookworm".into(),
+            env: Default::default(),
+            command: None,
+            ready: None,
+        };
+        let spec = JobSpec {
+            job_id: "j".into(),
+            attempt: 1,
+            image: None,
+            script: vec!["true".into()],
+            env: Default::default(),
+            workspace: "w".into(),
+            shares_run: false,
+            resources: Default::default(),
+            timeout: Duration::from_secs(60),
+            services: vec![service],
+        };
+        match engine.prepare(&spec).await {
+            Err(EngineError::Config(m)) => {
+                assert!(m.contains("shell engine") && m.contains("(db)"), "{m}")
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        assert!(!root.join("w").exists(), "nothing was made");
+    }
+
     async fn check_out(
         engine: &ShellEngine,
         workspace: &str,
@@ -391,6 +432,7 @@ mod tests {
             shares_run: false,
             resources: Default::default(),
             timeout: Duration::from_secs(60),
+            services: vec![],
         };
         let out = OutputBuffer::new(1 << 20);
         let r = match c.verify(Some(&std::env::temp_dir())) {

@@ -176,6 +176,9 @@ pub struct ExpandedJob {
     /// table derives `requires` (this with `engine: docker` unless it names an engine).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runs_on: BTreeMap<String, String>,
+    /// Its services (SPEC §12), inputs expanded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<crate::template::Service>,
 }
 
 /// What the jobs of one run have spent so far of the expansion caps. One per run, passed
@@ -309,6 +312,50 @@ pub fn expand_job(
         let key = expand(k)?;
         env.insert(key, expand(v)?);
     }
+    let mut services = Vec::with_capacity(job.services.len());
+    for s in &job.services {
+        // Paid for like any text of the job (a name holds no expression).
+        expand(s.name.as_str())?;
+        let image = expand(&s.image)?;
+        if image.is_empty() || image.chars().any(char::is_whitespace) {
+            return Err(ExpandError::InvalidImage {
+                job: format!("{} (service {})", job.name.as_str(), s.name.as_str()),
+                image,
+            });
+        }
+        let mut env = BTreeMap::new();
+        for (k, v) in &s.env {
+            env.insert(expand(k)?, expand(v)?);
+        }
+        let command = match &s.command {
+            Some(words) => Some(
+                words
+                    .iter()
+                    .map(|w| expand(w))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        let ready = match &s.ready {
+            Some(r) => Some(crate::template::Ready {
+                check: match &r.check {
+                    crate::template::ReadyCheck::Command(c) => {
+                        crate::template::ReadyCheck::Command(expand(c)?)
+                    }
+                    tcp @ crate::template::ReadyCheck::Tcp(_) => tcp.clone(),
+                },
+                timeout: r.timeout,
+            }),
+            None => None,
+        };
+        services.push(crate::template::Service {
+            name: s.name.clone(),
+            image,
+            env,
+            command,
+            ready,
+        });
+    }
     run.used = run.used.saturating_add(meter.used);
     Ok(ExpandedJob {
         name: job.name.clone(),
@@ -323,6 +370,7 @@ pub fn expand_job(
         resources: job.resources,
         secrets: job.secrets.clone(),
         runs_on: job.runs_on.clone(),
+        services,
     })
 }
 

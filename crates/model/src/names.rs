@@ -198,6 +198,83 @@ name_type!(
     SecretName, kind = "secret name", rule = "^[A-Z_][A-Z0-9_]{0,127}$", check = is_secret_name
 );
 
+name_type!(
+    /// A service's name (SPEC §12), also its host name in the job's network namespace: one
+    /// RFC 1123 label in lower case, `^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`.
+    ServiceName, kind = "service name", rule = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", check = is_host_label
+);
+
+/// One RFC 1123 host name label, lower case: 1–63 letters, digits and `-`, neither first
+/// nor last a `-`.
+fn is_host_label(s: &str) -> bool {
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.first().is_some_and(ok)
+        && b.last().is_some_and(ok)
+        && b.iter().all(|c| ok(c) || *c == b'-')
+}
+
+#[cfg(test)]
+mod service_name_tests {
+    use super::ServiceName;
+    use proptest::prelude::*;
+
+    #[test]
+    fn service_names_are_lower_case_host_labels() {
+        for ok in ["db", "a", "0", "redis-1", "my-db-2", &"a".repeat(63)] {
+            assert!(ServiceName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-db",
+            "db-",
+            "DB",
+            "my_db",
+            "my.db",
+            "db ",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(ServiceName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The rule written as a regular expression, checked by hand.
+    fn reference(s: &str) -> bool {
+        let chars: Vec<char> = s.chars().collect();
+        let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        match chars.as_slice() {
+            [] => false,
+            [one] => edge(*one),
+            [first, mid @ .., last] => {
+                chars.len() <= 63
+                    && edge(*first)
+                    && edge(*last)
+                    && mid.iter().all(|c| edge(*c) || *c == '-')
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_rule(s in "[a-z0-9A-Z_.-]{0,70}") {
+            prop_assert_eq!(ServiceName::parse(&s).is_ok(), reference(&s));
+        }
+
+        #[test]
+        fn generated_from_the_rule_are_accepted(s in "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?") {
+            prop_assert!(ServiceName::parse(&s).is_ok());
+        }
+
+        #[test]
+        fn arbitrary_strings_match_the_rule(s in any::<String>()) {
+            prop_assert_eq!(ServiceName::parse(&s).is_ok(), reference(&s));
+        }
+    }
+}
+
 fn is_secret_name(s: &str) -> bool {
     let upper = |c: u8| c.is_ascii_uppercase() || c == b'_';
     match s.as_bytes().split_first() {

@@ -130,6 +130,8 @@ wire_enum!(
         OomKilled => "oom_killed",
         /// The job cannot run as configured (e.g. no image for the docker engine).
         ConfigError => "config_error",
+        /// A service of the job (SPEC §12) did not become ready in time, or exited first.
+        ServiceFailed => "service_failed",
     }
 );
 

@@ -210,10 +210,30 @@ impl PipelineClient {
         let url = self.url(&format!(
             "/jobs/{job}/attempts/{attempt}/logs?offset={offset}"
         ));
+        self.append_to(job, &url, chunk).await
+    }
+
+    /// Sends a chunk of a service's log at `offset` (SPEC §12); retried as a job's.
+    pub async fn append_service_log(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        service: &str,
+        offset: i64,
+        chunk: Bytes,
+    ) -> Result<LogAck, ClientError> {
+        // A service name is a host-name label: nothing in it needs escaping in a path.
+        let url = self.url(&format!(
+            "/jobs/{job}/attempts/{attempt}/services/{service}/logs?offset={offset}"
+        ));
+        self.append_to(job, &url, chunk).await
+    }
+
+    async fn append_to(&self, job: Uuid, url: &str, chunk: Bytes) -> Result<LogAck, ClientError> {
         let call = || async {
             let resp = self
                 .http
-                .put(&url)
+                .put(url)
                 .bearer_auth(&self.token)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                 .body(chunk.clone())

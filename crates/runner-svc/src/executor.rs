@@ -19,6 +19,13 @@
 //! `RUNNER_SHUTDOWN_GRACE` to end by itself; then its container is stopped and the attempt is
 //! handed back to pipeline-svc, which queues the job again.
 //!
+//! A job with services (SPEC §12) has them started after the checkout and before its script,
+//! which runs only once every one is ready; each service's output is its own log, buffered,
+//! masked, limited and spooled like the job's and uploaded beside it. The services are removed
+//! when the script has ended, and their logs are complete before the job's end is reported. A
+//! service not ready in time fails the job with `service_failed`, its last lines at the end of
+//! the job's log.
+//!
 //! The secrets of the assignment (SPEC §10) become the job's environment variables (under
 //! their `env` names) and the patterns of a [`Masker`] the buffer runs on every write, the
 //! checkout's output and the `$ line` echo included: only masked bytes are counted against the
@@ -29,7 +36,9 @@
 use crate::client::{ClientError, PipelineClient};
 use bytes::Bytes;
 use gitweave_api::runner::{Assignment, FinishRequest, HandBackRequest};
-use gitweave_engine::{Checkout, Engine, EngineError, JobSpec, Masker, Outcome, OutputBuffer};
+use gitweave_engine::{
+    Checkout, Engine, EngineError, JobSpec, Masker, Outcome, OutputBuffer, ServicesUp,
+};
 use gitweave_http::Metrics;
 use gitweave_model::duration::format_duration;
 use gitweave_model::status::ErrorClass;
@@ -86,6 +95,43 @@ impl Report {
             class: Some(class),
             note: Some(format!("gitweave: {reason}\n")),
             reason: Some(reason),
+        }
+    }
+}
+
+/// Where an uploader sends its bytes.
+#[derive(Debug, Clone)]
+enum LogTarget {
+    /// The job's own log.
+    Job,
+    /// A service's log.
+    Service(String),
+}
+
+/// The report of a job whose services did not come up.
+fn services_report(up: ServicesUp) -> Option<Report> {
+    match up {
+        ServicesUp::Ready => None,
+        ServicesUp::Canceled => Some(Report::failed(ErrorClass::Canceled, "canceled".into())),
+        ServicesUp::NotReady {
+            service,
+            reason,
+            last_lines,
+        } => {
+            let mut note = format!("gitweave: {reason}\n");
+            if last_lines.is_empty() {
+                note.push_str(&format!("gitweave: service {service} wrote nothing\n"));
+            } else {
+                note.push_str(&format!(
+                    "gitweave: the last lines of service {service}:\n{last_lines}"
+                ));
+            }
+            Some(Report {
+                exit_code: None,
+                class: Some(ErrorClass::ServiceFailed),
+                reason: Some(reason),
+                note: Some(note),
+            })
         }
     }
 }
@@ -205,6 +251,7 @@ impl Executor {
             shares_run: a.run_jobs != 1,
             resources: a.resources,
             timeout,
+            services: a.services.clone(),
         };
         let buffer = Arc::new(
             OutputBuffer::new(BUFFER_CAP)
@@ -215,6 +262,23 @@ impl Executor {
                 )
                 .with_masker(masker.clone()),
         );
+        let service_logs: Vec<Arc<OutputBuffer>> = a
+            .services
+            .iter()
+            .map(|s| {
+                Arc::new(
+                    OutputBuffer::new(BUFFER_CAP)
+                        .with_limit(self.log_limit)
+                        .with_spool(self.spool_dir.join(format!(
+                            "{}-{}-svc-{}.log",
+                            a.job_id,
+                            a.attempt,
+                            s.name.as_str()
+                        )))
+                        .with_masker(masker.clone()),
+                )
+            })
+            .collect();
         let cancel = CancellationToken::new();
         let lost = Arc::new(AtomicBool::new(false));
         // Once the runner stops, the job has its grace to end; then it is stopped and handed
@@ -241,10 +305,26 @@ impl Executor {
         let uploader = tokio::spawn(upload(
             self.client.clone(),
             a.clone(),
+            LogTarget::Job,
             buffer.clone(),
             cancel.clone(),
             lost.clone(),
         ));
+        let service_uploaders: Vec<_> = a
+            .services
+            .iter()
+            .zip(&service_logs)
+            .map(|(s, log)| {
+                tokio::spawn(upload(
+                    self.client.clone(),
+                    a.clone(),
+                    LogTarget::Service(s.name.as_str().to_owned()),
+                    log.clone(),
+                    cancel.clone(),
+                    lost.clone(),
+                ))
+            })
+            .collect();
         let heartbeat = tokio::spawn(heartbeat(
             self.client.clone(),
             a.clone(),
@@ -276,19 +356,41 @@ impl Executor {
                     }
                     None => None,
                 };
-                let report = match checkout {
-                    Some(failed) => failed,
-                    None => report_of(
+                let started = match checkout {
+                    Some(failed) => Err(failed),
+                    None => match self
+                        .engine
+                        .start_services(&prepared, &service_logs, &cancel)
+                        .await
+                    {
+                        Ok(up) => services_report(up).map_or(Ok(()), Err),
+                        Err(e) => Err(report_of(Err(e), timeout)),
+                    },
+                };
+                let report = match started {
+                    Err(failed) => failed,
+                    Ok(()) => report_of(
                         self.engine.execute(&prepared, &buffer, &cancel).await,
                         timeout,
                     ),
                 };
+                // The services go with the script, before its end is reported, so their logs
+                // are whole by then.
+                self.engine.stop_services(&prepared).await;
                 (report, Some(prepared))
             }
             Err(e) => (report_of(Err(e), timeout), None),
         };
         self.metrics.gauge_add("runner_jobs_running", -1);
         grace.abort();
+        for log in &service_logs {
+            log.close();
+        }
+        for u in service_uploaders {
+            if let Ok(None) = u.await {
+                tracing::warn!("a service's log could not be stored whole");
+            }
+        }
         let report = match &masker {
             Some(m) => Report {
                 reason: report.reason.map(|r| m.mask_str(&r)),
@@ -415,6 +517,7 @@ impl Executor {
 async fn upload(
     client: PipelineClient,
     a: Assignment,
+    target: LogTarget,
     buffer: Arc<OutputBuffer>,
     cancel: CancellationToken,
     lost: Arc<AtomicBool>,
@@ -439,10 +542,19 @@ async fn upload(
             }
         }
         let len = chunk.len() as i64;
-        match client
-            .append_log(a.job_id, a.attempt, offset, Bytes::clone(&chunk))
-            .await
-        {
+        let sent = match &target {
+            LogTarget::Job => {
+                client
+                    .append_log(a.job_id, a.attempt, offset, Bytes::clone(&chunk))
+                    .await
+            }
+            LogTarget::Service(name) => {
+                client
+                    .append_service_log(a.job_id, a.attempt, name, offset, Bytes::clone(&chunk))
+                    .await
+            }
+        };
+        match sent {
             Ok(ack) if ack.next_offset == offset + len => offset += len,
             Ok(ack) => {
                 tracing::error!(

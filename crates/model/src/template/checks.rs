@@ -107,6 +107,11 @@ impl Builder {
             for (k, v) in &job.env {
                 texts.push((format!("jobs[{i}].env.{k}"), v));
             }
+            for (j, service) in job.services.iter().enumerate() {
+                for text in service.expandable_texts() {
+                    texts.push((format!("jobs[{i}].services[{j}]"), text));
+                }
+            }
         }
         for (path, text) in texts {
             match segments(text) {

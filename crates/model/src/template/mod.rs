@@ -21,6 +21,7 @@ mod parse;
 mod raw;
 mod retry;
 mod secrets;
+mod services;
 mod types;
 mod when;
 
@@ -32,6 +33,7 @@ pub use error::TemplateError;
 pub use parse::parse_template;
 pub use retry::{MAX_RETRIES, RetryPolicy};
 pub use secrets::SecretRef;
+pub use services::{DEFAULT_READY_TIMEOUT, MAX_SERVICES, Ready, ReadyCheck, Service};
 pub use types::{InputSpec, JobTemplate, Template};
 pub use when::When;
 

@@ -152,7 +152,11 @@ impl Builder {
         self.errors.is_empty().then_some(template)
     }
 
-    fn env(&mut self, path: &str, raw: Option<UniqueMap<Scalar>>) -> BTreeMap<EnvKey, String> {
+    pub(super) fn env(
+        &mut self,
+        path: &str,
+        raw: Option<UniqueMap<Scalar>>,
+    ) -> BTreeMap<EnvKey, String> {
         let mut out = BTreeMap::new();
         for (key, Scalar(value)) in raw.map(|m| m.0).unwrap_or_default() {
             match EnvKey::parse(&key) {
@@ -235,6 +239,7 @@ impl Builder {
         let resources = self.resources(&p, raw.resources);
         let secrets = self.secrets(&p, raw.secrets, &env);
         let runs_on = self.runs_on(&p, raw.runs_on);
+        let services = self.services(&p, raw.services, name.as_ref().map(JobName::as_str));
 
         let name = name?;
         (self.errors.len() == before).then(|| JobTemplate {
@@ -250,6 +255,7 @@ impl Builder {
             resources,
             secrets,
             runs_on,
+            services,
         })
     }
 
@@ -307,7 +313,7 @@ impl Builder {
             .ok()
     }
 
-    fn image(&mut self, p: &str, image: &str) {
+    pub(super) fn image(&mut self, p: &str, image: &str) {
         if image.trim().is_empty() {
             self.err(format!("{p}.image must not be empty"));
             return;

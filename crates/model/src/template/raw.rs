@@ -34,7 +34,7 @@ pub(super) struct RawInput {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets, runs_on"
+    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets, runs_on, services"
 )]
 pub(super) struct RawJob {
     pub(super) name: Option<String>,
@@ -50,6 +50,7 @@ pub(super) struct RawJob {
     pub(super) resources: Option<RawResources>,
     pub(super) secrets: Option<Vec<crate::template::secrets::RawSecretRef>>,
     pub(super) runs_on: Option<UniqueMap<Scalar>>,
+    pub(super) services: Option<Vec<crate::template::services::RawService>>,
 }
 
 #[derive(Deserialize)]

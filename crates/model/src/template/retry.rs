@@ -28,6 +28,8 @@ impl RetryPolicy {
         ErrorClass::ExitCode,
         ErrorClass::OomKilled,
         ErrorClass::ImageNotFound,
+        // A service slow to start on a busy machine is worth another try, as a timeout is.
+        ErrorClass::ServiceFailed,
     ];
 
     /// `retry: max`: retry any retryable failure up to `max` times.

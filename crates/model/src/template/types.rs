@@ -65,6 +65,9 @@ pub struct JobTemplate {
     /// Runner labels it needs (SPEC §13); `engine: shell` lets it run without an image.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runs_on: BTreeMap<String, String>,
+    /// Containers started beside it, in its network namespace (SPEC §12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<crate::template::Service>,
 }
 
 impl JobTemplate {
@@ -123,6 +126,7 @@ impl Template {
                     .chain(&j.script)
                     .chain(j.env.values())
                     .map(String::as_str)
+                    .chain(j.services.iter().flat_map(|s| s.expandable_texts()))
             }))
     }
 }

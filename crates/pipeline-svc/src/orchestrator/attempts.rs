@@ -88,6 +88,7 @@ pub async fn claim(
         run_jobs: u32::try_from(c.run_jobs).unwrap_or(0),
         resources: job.resources,
         secrets,
+        services: job.services,
         checkout: c
             .clone_url
             .zip(c.commit_sha)

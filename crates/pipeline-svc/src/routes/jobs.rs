@@ -28,7 +28,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/jobs/{id}/logs/raw", get(raw))
 }
 
-async fn load(state: &AppState, raw_id: &str) -> Result<JobRow, ApiError> {
+pub(super) async fn load(state: &AppState, raw_id: &str) -> Result<JobRow, ApiError> {
     let id = parse_id("job", raw_id)?;
     jobs::get(&state.pool, id)
         .await?
@@ -59,7 +59,7 @@ fn is_ended(job: &JobRow) -> bool {
 }
 
 /// Which attempt's log, and whether that log can still grow.
-fn attempt_of(job: &JobRow, asked: Option<i32>) -> Result<(i32, bool), ApiError> {
+pub(super) fn attempt_of(job: &JobRow, asked: Option<i32>) -> Result<(i32, bool), ApiError> {
     match asked {
         None => Ok((job.attempt, !is_ended(job))),
         Some(a) if a >= 1 && a < job.attempt => Ok((a, false)),

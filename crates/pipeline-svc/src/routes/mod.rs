@@ -11,6 +11,7 @@ mod runner_runs;
 mod runners;
 mod runs;
 mod secrets;
+mod services;
 mod templates;
 
 pub(crate) use fleet::slots as runner_slots;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::routes())
         .merge(secrets::routes())
         .merge(fleet::routes())
+        .merge(services::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_api_token,
@@ -45,7 +47,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .nest(
             "/internal/v1",
-            runners::routes().merge(runner_runs::routes()),
+            runners::routes()
+                .merge(runner_runs::routes())
+                .merge(services::runner_routes()),
         )
         .merge(health::routes())
         .fallback(gitweave_http::error::not_found_fallback)

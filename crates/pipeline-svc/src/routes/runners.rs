@@ -220,7 +220,7 @@ fn registered_labels(req: &RegisterRequest) -> Result<serde_json::Value, ApiErro
     Ok(serde_json::to_value(all).unwrap_or_default())
 }
 
-fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {
+pub(super) fn ids(id: &str, attempt: i32) -> Result<(Uuid, i32), ApiError> {
     let id = parse_id("job", id)?;
     if attempt < 1 {
         return Err(ApiError::BadRequest(

@@ -7,6 +7,7 @@ pub mod w3;
 pub mod w4;
 pub mod w5;
 pub mod w7;
+pub mod w9;
 
 use crate::api::Api;
 use crate::stack::Stack;

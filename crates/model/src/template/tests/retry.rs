@@ -23,7 +23,8 @@ fn retry_count_form() {
             ErrorClass::Timeout,
             ErrorClass::ExitCode,
             ErrorClass::OomKilled,
-            ErrorClass::ImageNotFound
+            ErrorClass::ImageNotFound,
+            ErrorClass::ServiceFailed
         ]
     );
     assert_eq!(retry("10"), Ok(RetryPolicy::count(10)));
@@ -68,7 +69,7 @@ fn retry_map_form() {
     );
     assert_eq!(
             retry("{max: 1, when: [flaky]}"),
-            Err(r#"jobs[0].retry.when[0] "flaky" is not a failure class: must be one of runner_failure, timeout, exit_code, oom_killed, image_not_found"#.into())
+            Err(r#"jobs[0].retry.when[0] "flaky" is not a failure class: must be one of runner_failure, timeout, exit_code, oom_killed, image_not_found, service_failed"#.into())
         );
     assert!(
         retry("{max: 1, when: []}")
