@@ -6,6 +6,7 @@
     reason = "a test fails loudly at the step that broke"
 )]
 
+mod browser;
 mod helpers;
 
 mod cancel_grace;
@@ -40,4 +41,6 @@ mod secrets_cli;
 mod secrets_e2e;
 mod slowloris;
 mod templates;
+mod ui;
+mod ui_browser;
 mod workspaces;

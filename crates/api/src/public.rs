@@ -196,6 +196,10 @@ pub struct Job {
     /// (SPEC §10); `null` otherwise.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The names (inside its template) of the jobs it `needs`, as the template lists them;
+    /// empty when it has none. The run page draws them as the graph's edges.
+    #[serde(default)]
+    pub needs: Vec<String>,
 }
 
 /// A run with its jobs in pipeline order.
