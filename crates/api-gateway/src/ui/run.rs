@@ -39,8 +39,8 @@ pub struct RunView {
     pub waiting: HashMap<Uuid, Waiting>,
 }
 
-/// Longest approval reason (pipeline-svc's cap).
-pub const MAX_REASON_CHARS: usize = 1000;
+/// Longest approval reason, in bytes (pipeline-svc's cap).
+pub const MAX_REASON_BYTES: usize = 1000;
 
 /// Loads run `id`.
 pub async fn load(api: &Api<'_>, id: Uuid) -> Result<RunView, UiError> {
@@ -96,7 +96,7 @@ pub fn approve_form(s: &Session, j: &Job) -> Markup {
         form.approve method="post" action={ "/jobs/" (j.id) "/approve" } {
             input type="hidden" name="csrf" value=(s.csrf);
             label for={ "reason-" (j.id) } { "Reason" }
-            input id={ "reason-" (j.id) } type="text" name="reason" maxlength=(MAX_REASON_CHARS) placeholder="why it may go ahead";
+            input id={ "reason-" (j.id) } type="text" name="reason" maxlength=(MAX_REASON_BYTES) placeholder="why it may go ahead";
             button type="submit" { "Approve " (j.name) }
         }
     }
@@ -355,11 +355,11 @@ pub async fn approve(
     let result = async {
         let id = parse_id("job", &id)?;
         let reason = f.reason.trim();
-        if reason.chars().count() > MAX_REASON_CHARS {
+        if reason.len() > MAX_REASON_BYTES {
             return Err(UiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 error_code::INVALID_REASON,
-                format!("a reason is at most {MAX_REASON_CHARS} characters"),
+                format!("a reason is at most {MAX_REASON_BYTES} bytes"),
             ));
         }
         let body = if reason.is_empty() {

@@ -2,11 +2,11 @@
 //! and the baseline commands.
 
 pub mod w1;
+pub mod w10;
 pub mod w2;
 pub mod w3;
 pub mod w4;
 pub mod w5;
-pub mod w10;
 
 use crate::api::Api;
 use crate::stack::Stack;

@@ -54,7 +54,9 @@ async fn start_browser() -> anyhow::Result<Browser> {
             .await
         {
             Ok(client) => return Ok(Browser { client, driver }),
-            Err(e) if Instant::now() > deadline => bail!("chromedriver did not start a browser: {e}"),
+            Err(e) if Instant::now() > deadline => {
+                bail!("chromedriver did not start a browser: {e}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -97,7 +99,11 @@ async fn open_once(b: &Browser, url: &str) -> anyhow::Result<(f64, f64, f64, f64
 /// Clicks "Jump to end" and waits for the log's last page; the wall time.
 async fn jump_to_end(b: &Browser) -> anyhow::Result<f64> {
     let t = Instant::now();
-    b.client.find(Locator::Css("#log-end")).await?.click().await?;
+    b.client
+        .find(Locator::Css("#log-end"))
+        .await?
+        .click()
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let done = b
@@ -124,7 +130,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     let (_, job) = match ctx.big_log.clone() {
         Some(x) => x,
         None => {
-            let lines = if ctx.smoke { "seq 1 300000" } else { "seq 1 3000000" };
+            let lines = if ctx.smoke {
+                "seq 1 300000"
+            } else {
+                "seq 1 3000000"
+            };
             ctx.api
                 .setup_pipeline(REPO, &template(&ctx.image, &[("seq", lines)]))
                 .await?;
@@ -173,7 +183,14 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     let cell = |s: Option<crate::stats::Summary>| {
         s.map_or_else(
             || "n/a".into(),
-            |s| format!("{} ms [{}–{}]", fmt_ms(s.median), fmt_ms(s.min), fmt_ms(s.max)),
+            |s| {
+                format!(
+                    "{} ms [{}–{}]",
+                    fmt_ms(s.median),
+                    fmt_ms(s.min),
+                    fmt_ms(s.max)
+                )
+            },
         )
     };
     let mut body = format!(
