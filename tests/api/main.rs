@@ -6,6 +6,7 @@
     reason = "a test fails loudly at the step that broke"
 )]
 
+mod browser;
 mod helpers;
 mod procs;
 
@@ -44,4 +45,6 @@ mod secrets_service_logs;
 mod services;
 mod slowloris;
 mod templates;
+mod ui;
+mod ui_browser;
 mod workspaces;

@@ -51,6 +51,10 @@ pub struct Config {
     /// at start to what the open-file limit leaves room for (two descriptors a connection).
     #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Mark the web UI's session cookie `Secure` (sent over https only): set it when the
+    /// gateway is reached through an https proxy.
+    #[arg(long, env = "GATEWAY_UI_SECURE_COOKIE", default_value_t = false)]
+    pub ui_secure_cookie: bool,
     /// Client connections open at once from one client address (IPv6: one /64); more are
     /// closed as soon as they are accepted.
     #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
@@ -74,6 +78,7 @@ impl Config {
             body_idle_timeout_ms: 30_000,
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            ui_secure_cookie: false,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! streamed both ways (so a followed log flows through as it is written). A path is parsed
 //! once ([`gitweave_api::route`]) and only a path no URL parser would rewrite is forwarded; connections are
 //! capped and must send their headers in time (`gitweave_http::serve`). When pipeline-svc is
-//! down it answers with the JSON error envelope (503), never a bare connection error.
+//! down it answers with the JSON error envelope (503), never a bare connection error. It also
+//! serves the web UI ([`ui`]) at `/`, a client of the same public API.
 
 pub mod body;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod limit;
 pub mod proxy;
 pub mod startup;
 pub mod state;
+pub mod ui;
 
 pub use config::Config;
 pub use startup::App;

@@ -49,7 +49,7 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 
 /// 429 with `Retry-After` when `client` has spent its requests (before anything else, so
 /// guessing the API token is limited too).
-fn over_limit(state: &GatewayState, client: Option<IpAddr>) -> Option<Response> {
+pub(crate) fn over_limit(state: &GatewayState, client: Option<IpAddr>) -> Option<Response> {
     let (limiter, client) = (state.limiter.as_ref()?, client?);
     let wait = limiter.check(client, Instant::now()).err()?;
     state.metrics.inc("gateway_rate_limited_total", "");

@@ -70,6 +70,7 @@ impl App {
                 client,
                 metrics,
                 limiter,
+                sessions: Arc::default(),
                 upstream_base_path: Arc::from(upstream_base_path),
             },
         })
@@ -87,8 +88,9 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, upstream = %self.state.upstream, "api-gateway listening");
-        // Every other path goes to the proxy, whose path parser alone decides what is
-        // forwarded (only `/api/v1/…`; anything else is a 404 there).
+        // The web UI's pages (`/`, `/runs/…`, …) are its own routes; every other path goes to
+        // the proxy, whose path parser alone decides what is forwarded (only `/api/v1/…`;
+        // anything else is a 404 there).
         let router = Router::new()
             .route(
                 "/healthz",
@@ -99,6 +101,7 @@ impl App {
                 "/metrics",
                 get(|State(s): State<GatewayState>| async move { s.metrics.response() }),
             )
+            .merge(crate::ui::routes(self.state.clone()))
             .fallback(proxy::forward)
             .with_state(self.state.clone())
             // The framework's own answers (a 405 of `/healthz`, …) get the envelope too.

@@ -19,6 +19,8 @@ pub struct GatewayState {
     pub metrics: Metrics,
     /// Per-client request rate limits (`None`: off).
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The web UI's browser sessions.
+    pub sessions: Arc<crate::ui::session::Sessions>,
     /// The path of pipeline-svc's base URL (usually empty), which every upstream path starts
     /// with.
     pub upstream_base_path: Arc<str>,

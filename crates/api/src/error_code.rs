@@ -104,3 +104,9 @@ pub const INVALID_SECRET_NAME: &str = "invalid_secret_name";
 pub const INVALID_SECRET_VALUE: &str = "invalid_secret_value";
 /// 422: a `protected_refs` entry that is not a valid glob.
 pub const INVALID_PROTECTED_REF: &str = "invalid_protected_ref";
+/// 403 (gateway UI): a form posted without this session's CSRF token, or with a wrong one.
+pub const CSRF_FAILED: &str = "csrf_failed";
+/// 401 (gateway UI): the token given at `/login` is not the API token.
+pub const WRONG_TOKEN: &str = "wrong_token";
+/// 503 (gateway UI): the session store is full of signed-in sessions.
+pub const SESSIONS_FULL: &str = "sessions_full";

@@ -200,6 +200,10 @@ pub struct Job {
     /// (SPEC §10); `null` otherwise.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The names (inside its template) of the jobs it `needs`, as the template lists them;
+    /// empty when it has none. The run page draws them as the graph's edges.
+    #[serde(default)]
+    pub needs: Vec<String>,
     /// Why a `queued` or `manual` job has not started (SPEC §13); absent otherwise, and
     /// while a runner with a free slot is about to take it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,13 +14,17 @@ const MAX_TEXT: usize = 16 * 1024;
 
 /// Rewrites an error answer whose body is not JSON into the envelope, keeping its status and
 /// headers (`Allow`, `Retry-After`, `Connection`). A success, and an error that already has a
-/// JSON body, pass through untouched (and unbuffered).
+/// JSON body, pass through untouched (and unbuffered); so does an HTML error page, which a
+/// handler wrote on purpose (the gateway's web UI) and no framework rejection is.
 pub async fn envelope_rejections(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(resp.headers())
+        || is_html(resp.headers())
+    {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -53,6 +57,13 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
+}
+
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
 fn reason(status: StatusCode) -> &'static str {
@@ -110,6 +121,15 @@ mod tests {
             )
             .route("/id/{n}", get(|_: axum::extract::Path<u32>| async { "ok" }))
             .route("/plain", get(|| async { "a plain success" }))
+            .route(
+                "/page",
+                get(|| async {
+                    (
+                        StatusCode::NOT_FOUND,
+                        axum::response::Html("<p>run not found</p>"),
+                    )
+                }),
+            )
             .layer(DefaultBodyLimit::max(16))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -175,6 +195,20 @@ mod tests {
         assert_eq!((s, code.as_str()), (400, "bad_request"));
         let (s, code, _, _) = ask("GET", "/nowhere", None, "").await;
         assert_eq!((s, code.as_str()), (404, "not_found"));
+    }
+
+    #[tokio::test]
+    async fn an_html_error_page_is_left_as_its_handler_wrote_it() {
+        let req = Request::builder()
+            .uri("/page")
+            .body(Body::empty())
+            .expect("request");
+        let resp = app().oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), 404);
+        let bytes = axum::body::to_bytes(resp.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(&bytes[..], b"<p>run not found</p>");
     }
 
     #[tokio::test]

@@ -39,7 +39,21 @@ pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
         log_truncated: j.log_truncated,
         reason: j.reason.clone(),
         waiting: None,
+        needs: needs(&j.spec),
     })
+}
+
+/// The `needs` of a stored job spec (an expanded job); empty when it has none.
+fn needs(spec: &serde_json::Value) -> Vec<String> {
+    spec.get("needs")
+        .and_then(serde_json::Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A run with its jobs (already in pipeline order).

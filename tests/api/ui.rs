@@ -1,0 +1,471 @@
+//! The web UI over plain HTTP: sign-in and the session cookie, the CSRF rules of every
+//! action, escaping, the badge, the log pages and their line arithmetic, and that the UI
+//! reads pipeline-svc's API (a 404 there is a 404 page here). The browser tests are in
+//! `ui_browser.rs`.
+
+use crate::helpers::{Options, TestApp, image, no_runner, spawn_app, spawn_with};
+use gitweave_model::status::RunStatus;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// `application/x-www-form-urlencoded` bodies, as a browser sends a form.
+trait FormBody {
+    fn form_body<K: AsRef<str>, V: AsRef<str>>(self, pairs: &[(K, V)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body<K: AsRef<str>, V: AsRef<str>>(self, pairs: &[(K, V)]) -> Self {
+        let enc = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                        (b as char).to_string()
+                    }
+                    b' ' => "+".to_owned(),
+                    b => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let body = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k.as_ref()), enc(v.as_ref())))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+}
+
+/// A client that follows no redirect, so a test sees each 303.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// `gw_session=<id>` from a response's `Set-Cookie`, with the whole header.
+fn session_cookie(r: &reqwest::Response) -> Option<(String, String)> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("gw_session=") && !v.starts_with("gw_session=;"))
+        .map(|v| {
+            let pair = v.split(';').next().unwrap_or_default().to_owned();
+            (pair, v.to_owned())
+        })
+}
+
+/// The value of `<input name="csrf" value="…">` (or the meta tag) in a page.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf-token\" content=\"")
+        .map(|i| i + "name=\"csrf-token\" content=\"".len())
+        .or_else(|| {
+            html.find("name=\"csrf\" value=\"")
+                .map(|i| i + "name=\"csrf\" value=\"".len())
+        })
+        .expect("a CSRF token in the page");
+    html[at..at + 64].to_owned()
+}
+
+/// Signs in with `token`; the session cookie and its CSRF token.
+async fn sign_in(app: &TestApp, token: &str) -> (String, String) {
+    let c = client();
+    let form = c
+        .get(format!("{}/login", app.gateway))
+        .send()
+        .await
+        .expect("login form");
+    assert_eq!(form.status(), StatusCode::OK);
+    let (anon, _) = session_cookie(&form).expect("the login form starts a session");
+    let csrf = csrf_of(&form.text().await.expect("html"));
+    let r = c
+        .post(format!("{}/login", app.gateway))
+        .header(COOKIE, &anon)
+        .form_body(&[("csrf", csrf.as_str()), ("token", token), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    let (cookie, _) = session_cookie(&r).expect("a new session cookie");
+    assert_ne!(cookie, anon, "the session id changes at sign-in");
+    let page = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("index");
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_of(&page.text().await.expect("html"));
+    (cookie, csrf)
+}
+
+const TOKEN: &str = "ui-test-token-0123456789";
+
+fn with_token() -> Options {
+    Options {
+        api_token: Some(TOKEN.into()),
+        ..no_runner()
+    }
+}
+
+#[tokio::test]
+async fn ui_pages_redirect_to_login_and_the_cookie_is_http_only_strict_and_not_the_token() {
+    let app = spawn_with(with_token()).await;
+    let c = client();
+    for path in [
+        "/",
+        "/repos/x",
+        "/runs/00000000-0000-0000-0000-000000000000",
+        "/secrets",
+    ] {
+        let r = c
+            .get(format!("{}{path}", app.gateway))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        let to = r.headers()[LOCATION].to_str().expect("location").to_owned();
+        assert!(to.starts_with("/login?next="), "{path} → {to}");
+    }
+    // A wrong token is refused and opens no session.
+    let form = c
+        .get(format!("{}/login", app.gateway))
+        .send()
+        .await
+        .expect("form");
+    let (anon, header) = session_cookie(&form).expect("cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(header.contains(part), "{header}");
+    }
+    let csrf = csrf_of(&form.text().await.expect("html"));
+    let wrong = c
+        .post(format!("{}/login", app.gateway))
+        .header(COOKIE, &anon)
+        .form_body(&[("csrf", csrf.as_str()), ("token", "not-the-token")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(session_cookie(&wrong).is_none());
+    let still_out = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &anon)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(still_out.status(), StatusCode::SEE_OTHER);
+    // A login form without its session's CSRF token is refused even with the right token.
+    let forged = c
+        .post(format!("{}/login", app.gateway))
+        .header(COOKIE, &anon)
+        .form_body(&[("csrf", "0".repeat(64).as_str()), ("token", TOKEN)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let (cookie, _) = sign_in(&app, TOKEN).await;
+    assert!(!cookie.contains(TOKEN), "the cookie is not the token");
+    let r = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/html")
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn ui_actions_need_this_sessions_csrf_token() {
+    let app = spawn_with(with_token()).await;
+    app.repo_with(
+        "csrf",
+        "t",
+        "jobs:\n  - name: a\n    image: x\n    script: [\"true\"]\n",
+    )
+    .await;
+    let run = app.trigger("csrf", &json!({})).await;
+    let (cookie, csrf) = sign_in(&app, TOKEN).await;
+    let c = client();
+    let cancel = format!("{}/runs/{}/cancel", app.gateway, run.id);
+    // No cookie: not signed in.
+    let r = c
+        .post(&cancel)
+        .form_body(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // No token, a wrong one, another session's: 403 csrf_failed, and nothing happens.
+    let (other_cookie, other_csrf) = sign_in(&app, TOKEN).await;
+    assert_ne!(other_csrf, csrf);
+    for sent in [None, Some("f".repeat(64)), Some(other_csrf.clone())] {
+        let form: Vec<(&str, String)> = sent.into_iter().map(|s| ("csrf", s)).collect();
+        let r = c
+            .post(&cancel)
+            .header(COOKIE, &cookie)
+            .form_body(&form)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let body: Value = r.json().await.expect("envelope");
+        assert_eq!(body["error"]["code"], "csrf_failed");
+    }
+    assert_eq!(
+        app.run(run.id).await.status,
+        RunStatus::Queued,
+        "not canceled"
+    );
+    // A form body over the cap is refused.
+    let big = "x".repeat(64 * 1024);
+    let r = c
+        .post(&cancel)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str()), ("pad", big.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The right token in the right session works.
+    let r = c
+        .post(&cancel)
+        .header(COOKIE, &other_cookie)
+        .form_body(&[("csrf", other_csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.run(run.id).await.status, RunStatus::Canceled);
+    // Signing out ends the session.
+    let r = c
+        .post(format!("{}/logout", app.gateway))
+        .header(COOKIE, &other_cookie)
+        .form_body(&[("csrf", other_csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &other_cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn ui_escapes_values_from_the_api_and_answers_its_errors() {
+    let app = spawn_with(no_runner()).await;
+    app.repo_with(
+        "esc",
+        "t",
+        "jobs:\n  - name: a\n    image: x\n    script: [\"true\"]\n",
+    )
+    .await;
+    let run = app
+        .trigger("esc", &json!({"ref": "<script>alert(1)</script>"}))
+        .await;
+    let c = client();
+    // Without a token there is no sign-in: the first page makes a session.
+    let r = c
+        .get(format!("{}/repos/esc", app.gateway))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(session_cookie(&r).is_some());
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>alert"), "{html}");
+    let r = c
+        .get(format!("{}/runs/{}", app.gateway, run.id))
+        .send()
+        .await
+        .expect("GET");
+    let html = r.text().await.expect("html");
+    assert!(!html.contains("<script>alert"));
+    assert!(html.contains("<svg"), "the graph is drawn on the server");
+    // pipeline-svc's 404 and the UI's own 400s.
+    let r = c
+        .get(format!("{}/runs/{}", app.gateway, uuid::Uuid::now_v7()))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/html"),
+        "an error page, not an envelope"
+    );
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("not found") && html.contains("<code>not_found</code>"),
+        "{html}"
+    );
+    let r = c
+        .get(format!("{}/runs/nope", app.gateway))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c
+        .get(format!("{}/repos/..x", app.gateway))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The API itself is untouched.
+    assert_eq!(app.get("/repos").await.status(), StatusCode::OK);
+    app.shutdown().await;
+}
+
+async fn get_json(c: &reqwest::Client, url: String) -> Value {
+    let r = c.get(&url).send().await.expect("GET");
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    r.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn ui_log_pages_cut_at_lines_locate_lines_search_and_download() {
+    let app = spawn_app().await;
+    // 3000 numbered lines, one in colour, one with markup; ~100 KiB: two pages and more.
+    let yaml = format!(
+        "jobs:\n  - name: print\n    image: {}\n    script:\n      - i=1; while [ $i -le 3000 ]; do echo \"line $i of the log, padded to be a little longer\"; i=$((i+1)); done\n      - printf '\\033[31mred\\033[0m <b>not bold</b>\\n'\n",
+        image()
+    );
+    app.repo_with("logs", "t", &yaml).await;
+    let run = app.trigger("logs", &json!({})).await;
+    let run = app.wait_run(run.id, Duration::from_secs(120)).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:#?}");
+    let job = run.jobs[0].id;
+    let raw = app.raw_log(job).await;
+    let c = client();
+    let base = format!("{}/jobs/{job}/log", app.gateway);
+
+    let first = get_json(&c, format!("{base}/lines?offset=0")).await;
+    let next = first["next_offset"].as_u64().expect("next_offset") as usize;
+    assert!(next > 0 && next <= 64 * 1024);
+    assert_eq!(raw[next - 1], b'\n', "a page ends after a whole line");
+    let lines_in_first = raw[..next].iter().filter(|b| **b == b'\n').count() as u64;
+    assert_eq!(first["next_line"].as_u64(), Some(lines_in_first + 1));
+    assert!(first["html"].as_str().expect("html").contains("id=\"L1\""));
+    // The next page goes on with the next line number.
+    let second = get_json(
+        &c,
+        format!("{base}/lines?offset={next}&line={}", lines_in_first + 1),
+    )
+    .await;
+    let html = second["html"].as_str().expect("html");
+    assert!(html.contains(&format!("id=\"L{}\"", lines_in_first + 1)));
+    assert!(html.contains(&format!("line {} of the log", lines_in_first + 1)));
+
+    // Locate: line 2500 starts where the raw log says; the last line; a page before.
+    // (Counted in the raw bytes: the runner may write lines of its own before the script's.)
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            raw.iter()
+                .enumerate()
+                .filter(|(i, b)| **b == b'\n' && i + 1 < raw.len())
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let at = get_json(&c, format!("{base}/locate?line=2500")).await;
+    let off = at["offset"].as_u64().expect("offset") as usize;
+    assert_eq!(off, starts[2499]);
+    let tail = get_json(&c, format!("{base}/locate?tail=1")).await;
+    let last_line = starts.len() as u64;
+    assert_eq!(tail["line"].as_u64(), Some(last_line));
+    let end_page = get_json(
+        &c,
+        format!(
+            "{base}/lines?offset={}&line={last_line}",
+            tail["offset"].as_u64().unwrap_or(0)
+        ),
+    )
+    .await;
+    assert_eq!(end_page["complete"], json!(true));
+    let html = end_page["html"].as_str().expect("html");
+    assert!(html.contains("<span class=\"c1\">red</span>"), "{html}");
+    assert!(html.contains("&lt;b&gt;not bold&lt;/b&gt;"), "{html}");
+    let before = get_json(&c, format!("{base}/locate?before={off}")).await;
+    assert!(before["offset"].as_u64().expect("offset") as usize <= off - 64 * 1024);
+
+    // Search over the whole log, by visible text.
+    let hits = get_json(&c, format!("{base}/search?q=LINE%20299%20of")).await;
+    let lines: Vec<u64> = hits["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .filter_map(|h| h["line"].as_u64())
+        .collect();
+    let line_299 = starts
+        .iter()
+        .position(|&s| raw[s..].starts_with(b"line 299 of"))
+        .expect("line 299") as u64
+        + 1;
+    assert_eq!(lines, vec![line_299]);
+    let hits = get_json(&c, format!("{base}/search?q=red%20%3Cb%3E")).await;
+    assert_eq!(
+        hits["hits"][0]["line"],
+        json!(last_line),
+        "escape sequences are not text"
+    );
+    let r = c
+        .get(format!("{base}/search?q="))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Download: the exact bytes, as a file.
+    let r = c.get(format!("{base}/raw")).send().await.expect("GET");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .expect("cd")
+            .starts_with("attachment")
+    );
+    assert_eq!(r.bytes().await.expect("bytes").to_vec(), raw);
+
+    // The badge: the last run of the default branch.
+    let r = c
+        .get(format!("{}/repos/logs/badge.svg?branch=main", app.gateway))
+        .send()
+        .await
+        .expect("badge");
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .expect("cc")
+            .contains("max-age=30")
+    );
+    assert!(r.text().await.expect("svg").contains(">success<"));
+    let r = c
+        .get(format!("{}/repos/logs/badge.svg?branch=other", app.gateway))
+        .send()
+        .await
+        .expect("badge");
+    assert!(r.text().await.expect("svg").contains(">unknown<"));
+    app.shutdown().await;
+}
