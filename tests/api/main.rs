@@ -10,6 +10,7 @@ mod helpers;
 
 mod cancel_grace;
 mod cli;
+mod cli_follow;
 mod containment;
 mod deletion;
 mod envelopes;
@@ -38,6 +39,7 @@ mod secrets;
 mod secrets_claim;
 mod secrets_cli;
 mod secrets_e2e;
+mod short_ids;
 mod slowloris;
 mod templates;
 mod workspaces;

@@ -104,3 +104,6 @@ pub const INVALID_SECRET_NAME: &str = "invalid_secret_name";
 pub const INVALID_SECRET_VALUE: &str = "invalid_secret_value";
 /// 422: a `protected_refs` entry that is not a valid glob.
 pub const INVALID_PROTECTED_REF: &str = "invalid_protected_ref";
+/// 409: a short id (8 or more hex digits) that more than one run or job starts or ends with;
+/// the message lists them.
+pub const AMBIGUOUS: &str = "ambiguous";

@@ -196,6 +196,10 @@ pub struct Job {
     /// (SPEC §10); `null` otherwise.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Its failure neither stops nor fails the run (the template's `allow_failure`): a failed
+    /// job with it is a warning, not a failure.
+    #[serde(default)]
+    pub allow_failure: bool,
 }
 
 /// A run with its jobs in pipeline order.

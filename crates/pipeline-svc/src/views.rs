@@ -34,6 +34,11 @@ pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
         ended_at: j.ended_at,
         log_truncated: j.log_truncated,
         reason: j.reason.clone(),
+        allow_failure: j
+            .spec
+            .get("allow_failure")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

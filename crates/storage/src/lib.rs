@@ -13,6 +13,7 @@ pub mod retention;
 pub mod runners;
 pub mod runs;
 pub mod secrets;
+pub mod short_ids;
 pub mod templates;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
