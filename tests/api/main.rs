@@ -10,6 +10,7 @@ mod helpers;
 
 mod cancel_grace;
 mod cli;
+mod cli_exec;
 mod cli_follow;
 mod containment;
 mod deletion;

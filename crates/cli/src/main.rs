@@ -10,11 +10,15 @@ mod client;
 mod commands;
 mod current_repo;
 mod delete;
+mod exec;
 mod follow;
 mod hook;
+mod local_pipeline;
 mod output;
 mod secret;
+mod suggest;
 mod summary;
+mod validate;
 
 use clap::{Parser, Subcommand};
 use client::Client;
@@ -174,6 +178,48 @@ enum Command {
         #[command(subcommand)]
         command: delete::DeleteCommand,
     },
+    /// Run the work tree's pipeline (`.gitweave.yml`) here, with no server: the same
+    /// planning, engine, retries and timeouts as a real run, on a copy of the work tree
+    /// (uncommitted changes included, `.gitignore`d files left out). Exit code = the run's
+    /// result; Ctrl-C stops it (exit 130).
+    Exec {
+        /// Only this job and what it depends on (repeatable); naming a manual job approves it.
+        #[arg(long = "job")]
+        jobs: Vec<String>,
+        /// Input, `NAME=VALUE` (repeatable).
+        #[arg(long = "input", value_parser = key_value)]
+        inputs: Vec<(String, String)>,
+        /// How jobs run: in containers of their images, or as host processes.
+        #[arg(long, value_enum, default_value = "docker")]
+        engine: exec::EngineKind,
+        /// Jobs run at once, when the DAG allows.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Never pull: a missing image fails its job (`image_not_found`).
+        #[arg(long)]
+        no_pull: bool,
+        /// Copy `.gitignore`d files too.
+        #[arg(long)]
+        include_ignored: bool,
+        /// The pipeline file (default: `.gitweave.yml` or `.gitweave.yaml` at the work tree's root).
+        #[arg(long, short = 'f')]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Check a pipeline file offline (default `.gitweave.yml`): every problem with file, line
+    /// and column, and a "did you mean" for unknown keys, jobs in `needs` and inputs. Exit 0
+    /// when valid, 1 when not.
+    Validate {
+        /// The file.
+        file: Option<std::path::PathBuf>,
+    },
+    /// Print a shell completion script: `gitweave completions bash > /etc/bash_completion.d/gitweave`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff): `gitweave man > ~/.local/share/man/man1/gitweave.1`.
+    Man,
     /// Print a job's log: `logs JOB` or `logs RUN JOB-NAME`.
     Logs {
         /// Job id or short id; with JOB-NAME, the run's.
@@ -184,6 +230,14 @@ enum Command {
         #[arg(long, short)]
         follow: bool,
     },
+}
+
+/// Shells `completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand)]
@@ -214,6 +268,61 @@ fn wait_mode(wait: bool, follow: bool) -> commands::Wait {
 
 async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = output::Out::detect(cli.json);
+    // The commands that need no server.
+    match cli.command {
+        Command::Exec {
+            jobs,
+            inputs,
+            engine,
+            concurrency,
+            no_pull,
+            include_ignored,
+            file,
+        } => {
+            let args = exec::ExecArgs {
+                file,
+                jobs,
+                inputs,
+                engine,
+                concurrency,
+                pull_never: no_pull,
+                include_ignored,
+            };
+            return exec::run(args, out).await;
+        }
+        Command::Validate { file } => return validate::run(file, out),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut stdout = std::io::stdout();
+            match shell {
+                CompletionShell::Bash => clap_complete::generate(
+                    clap_complete::Shell::Bash,
+                    &mut cmd,
+                    "gitweave",
+                    &mut stdout,
+                ),
+                CompletionShell::Zsh => clap_complete::generate(
+                    clap_complete::Shell::Zsh,
+                    &mut cmd,
+                    "gitweave",
+                    &mut stdout,
+                ),
+                CompletionShell::Fish => clap_complete::generate(
+                    clap_complete::Shell::Fish,
+                    &mut cmd,
+                    "gitweave",
+                    &mut stdout,
+                ),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let c = Client::new(cli.url, cli.token)?;
     match cli.command {
         Command::Repo {
@@ -271,6 +380,12 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { job, name, follow } => {
             let job = commands::job_of(&c, &job, name.as_deref()).await?;
             commands::logs(&c, out, &job, follow).await
+        }
+        Command::Exec { .. }
+        | Command::Validate { .. }
+        | Command::Completions { .. }
+        | Command::Man => {
+            unreachable!("handled above")
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod mask;
 pub mod output;
 pub mod sandbox;
 pub mod script;
+pub mod seed;
 pub mod shell;
 
 use async_trait::async_trait;
@@ -150,6 +151,15 @@ pub trait Engine: Send + Sync {
         out: &OutputBuffer,
         cancel: &CancellationToken,
     ) -> Result<Outcome, EngineError>;
+
+    /// Fills the workspace of `prepared` (made by [`Engine::prepare`], not yet executed) with
+    /// the files of `archive` (a tar made by [`seed::archive`]): `gitweave exec`'s copy of the
+    /// working tree, in place of a checkout. Call it once, for the run's first job.
+    async fn seed_workspace(
+        &self,
+        prepared: &Prepared,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError>;
 
     /// Removes what prepare made (not the workspace).
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError>;
