@@ -2,6 +2,7 @@
 //! and the baseline commands.
 
 pub mod w1;
+pub mod w11;
 pub mod w2;
 pub mod w3;
 pub mod w4;
