@@ -283,3 +283,61 @@ async fn completions_and_the_man_page_name_the_commands() {
     );
     assert!(man.contains("exec"), "{man}");
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_a_local_run_and_leaves_nothing_behind() {
+    use std::io::{BufRead, BufReader};
+    let img = image();
+    let t = Tree::new(&format!(
+        "jobs:\n  - name: slow\n    image: {img}\n    script: [\"echo started\", \"sleep 60\"]\n  - name: after\n    image: {img}\n    script: [\"echo never\"]\n"
+    ));
+    let mut child = std::process::Command::new(bin("gitweave"))
+        .current_dir(&t.0)
+        .args(["exec", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gitweave");
+    let stdout = child.stdout.take().expect("stdout");
+    let pid = child.id().to_string();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen: Vec<Value> = Vec::new();
+        let mut signalled = false;
+        for l in lines.by_ref() {
+            let v: Value = serde_json::from_str(&l.expect("line")).expect("JSON");
+            if !signalled && v["event"] == "log" && v["line"] == "started" {
+                let kill = std::process::Command::new("kill")
+                    .args(["-INT", &pid])
+                    .status()
+                    .expect("kill");
+                assert!(kill.success());
+                signalled = true;
+            }
+            seen.push(v);
+        }
+        seen
+    });
+    let events = reader.await.expect("reader");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{out:?} {events:?}");
+    let finished: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "job.finished")
+        .map(|e| (e["job"].to_string(), e["status"].to_string()))
+        .collect();
+    assert_eq!(
+        finished,
+        vec![("\"pipeline/slow\"".to_owned(), "\"canceled\"".to_owned())],
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|e| e["line"] == "never"), "{events:?}");
+    assert_eq!(
+        events.last().map(|e| e["status"].clone()),
+        Some("canceled".into())
+    );
+    assert_eq!(leftovers(&events), Vec::<String>::new());
+}

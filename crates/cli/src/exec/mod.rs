@@ -326,6 +326,11 @@ pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
     if let Err(e) = engine.remove_workspace(&ctx.workspace).await {
         eprintln!("gitweave: removing the run's workspace failed: {e}");
     }
+    if interrupted {
+        for n in nodes.iter_mut().filter(|n| !n.state.status().is_terminal()) {
+            n.state = JobState::Canceled;
+        }
+    }
     let status = if interrupted {
         RunStatus::Canceled
     } else {
