@@ -11,10 +11,24 @@ use uuid::Uuid;
 
 /// Runs `gitweave --url <gateway> ARGS…` to its end (off the runtime's thread: the stack
 /// serves from it meanwhile).
-async fn gitweave(app: &TestApp, args: &[&str]) -> Assert {
+pub(crate) async fn gitweave(app: &TestApp, args: &[&str]) -> Assert {
+    gitweave_in(app, None, args).await
+}
+
+/// [`gitweave`] run in `dir` (where `git remote` names the current repo).
+pub(crate) async fn gitweave_in(
+    app: &TestApp,
+    dir: Option<&std::path::Path>,
+    args: &[&str],
+) -> Assert {
     let mut cmd = assert_cmd::Command::new(bin("gitweave"));
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
     cmd.env_remove("GITWEAVE_API_TOKEN")
         .env_remove("GITWEAVE_URL")
+        .env_remove("GITWEAVE_REPO")
+        .env("NO_COLOR", "1")
         .arg("--url")
         .arg(&app.gateway)
         .args(args)
@@ -24,7 +38,7 @@ async fn gitweave(app: &TestApp, args: &[&str]) -> Assert {
         .expect("the CLI ran")
 }
 
-fn stdout(a: &Assert) -> String {
+pub(crate) fn stdout(a: &Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stdout).into_owned()
 }
 
@@ -53,12 +67,34 @@ impl Drop for TemplateFile {
     }
 }
 
-/// The run id in `run <id> created`.
-fn created_run(out: &str) -> Uuid {
+/// The short id in `run <short> created (…)`.
+fn created_short(out: &str) -> String {
     out.lines()
-        .find_map(|l| l.strip_prefix("run ")?.strip_suffix(" created"))
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("a `run <id> created` line in {out:?}"))
+        .find_map(|l| {
+            let rest = l.strip_prefix("run ")?;
+            let (id, tail) = rest.split_once(' ')?;
+            tail.starts_with("created").then(|| id.to_owned())
+        })
+        .unwrap_or_else(|| panic!("a `run <short> created` line in {out:?}"))
+}
+
+/// The run of `run <short> created`, resolved by the server from the short id.
+async fn created_run(app: &TestApp, out: &str) -> Uuid {
+    let short = created_short(out);
+    assert_eq!(short.len(), 8, "{out}");
+    let v = app.get_json(&format!("/pipelines/runs/{short}")).await;
+    let run: gitweave_api::public::Run = serde_json::from_value(v).expect("a run");
+    assert!(
+        run.id.simple().to_string().ends_with(&short),
+        "{short} {}",
+        run.id
+    );
+    run.id
+}
+
+/// The short id printed for `id`.
+fn short(id: Uuid) -> String {
+    gitweave_model::short_id::short(id)
 }
 
 #[tokio::test]
@@ -92,8 +128,11 @@ async fn trigger_wait_and_summary_exit_with_the_runs_result() {
     // A run that succeeds: 0, and the final state on stdout.
     let good = gitweave(&app, &["trigger", "shop", "--wait"]).await.code(0);
     let out = stdout(&good);
-    let good_run = created_run(&out);
-    assert!(out.contains(&format!("run {good_run} success")), "{out}");
+    let good_run = created_run(&app, &out).await;
+    assert!(
+        out.contains(&format!("run {} success", short(good_run))),
+        "{out}"
+    );
     assert_eq!(app.run(good_run).await.status.as_str(), "success");
 
     // A run that fails: 1 (not 2, which is for the CLI's own errors).
@@ -101,9 +140,16 @@ async fn trigger_wait_and_summary_exit_with_the_runs_result() {
         .await
         .code(1);
     let out = stdout(&failed);
-    let failed_run = created_run(&out);
-    assert!(out.contains(&format!("run {failed_run} failed")), "{out}");
-    assert!(out.contains("bad/boom exit 3 [exit_code]"), "{out}");
+    let failed_run = created_run(&app, &out).await;
+    assert!(
+        out.contains(&format!("run {} failed", short(failed_run))),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("✗  failed  bad/boom") && l.ends_with("exit 3 [exit_code]")),
+        "{out}"
+    );
 
     // No such repo: the API's message, exit 2, no run.
     let missing = gitweave(&app, &["trigger", "nope", "--wait"]).await.code(2);
@@ -116,7 +162,10 @@ async fn trigger_wait_and_summary_exit_with_the_runs_result() {
             .await
             .code(0),
     );
-    assert!(text.contains(&format!("Run Summary: {good_run}")), "{text}");
+    assert!(
+        text.contains(&format!("Run Summary: {} ({good_run})", short(good_run))),
+        "{text}"
+    );
     assert!(text.contains("Status: ✓ SUCCESS"), "{text}");
     assert!(
         text.contains("Jobs: 1 total (1 succeeded, 0 failed, 0 skipped, 0 canceled)"),
@@ -172,7 +221,12 @@ async fn repo_without_flags_keeps_what_is_stored() {
     .await
     .success();
     // Absent flags are absent fields, not nulls that would clear the stored values.
-    let shown = stdout(&gitweave(&app, &["repo", "shop"]).await.success());
+    let text = stdout(&gitweave(&app, &["repo", "shop"]).await.success());
+    assert_eq!(
+        text,
+        format!("repo shop  default branch dev  clone url {url}\n")
+    );
+    let shown = stdout(&gitweave(&app, &["repo", "shop", "--json"]).await.success());
     let v: Value = serde_json::from_str(&shown).expect("repo JSON");
     assert_eq!(v["clone_url"], url, "{v}");
     assert_eq!(v["default_branch"], "dev", "{v}");
@@ -236,5 +290,163 @@ async fn events_follow_prints_the_events_until_the_run_ends() {
         .collect();
     let last_two: Vec<i64> = stored.iter().rev().take(2).rev().map(|e| e.seq).collect();
     assert_eq!(seqs, last_two, "{tail}");
+    app.shutdown().await;
+}
+
+/// A git work tree whose `origin` names `repo` (never fetched: only `git remote get-url`).
+fn git_dir_for(repo: &str) -> tempdir::Dir {
+    let d = tempdir::Dir::new("gitweave-cli-git");
+    let git = |args: &[&str]| {
+        let s = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&d.0)
+            .output()
+            .expect("git");
+        assert!(s.status.success(), "git {args:?}: {s:?}");
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "remote",
+        "add",
+        "origin",
+        &format!("git@git.example.com:team/{repo}.git"),
+    ]);
+    d
+}
+
+mod tempdir {
+    /// A temporary directory, removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new(stem: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("{stem}-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&p).expect("temp dir");
+            Dir(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn short_ids_the_current_repos_latest_run_and_logs_by_job_name() {
+    let app = spawn_with(Default::default()).await;
+    let img = image();
+    app.repo_with(
+        "shop",
+        "build",
+        &format!(
+            "jobs:\n  - name: hello\n    image: {img}\n    script: [\"echo hi-from-hello\"]\n  - name: lint\n    image: {img}\n    allow_failure: true\n    script: [\"exit 5\"]\n  - name: ship\n    image: {img}\n    when: manual\n    script: [\"echo shipped\"]\n"
+        ),
+    )
+    .await;
+    let commit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let run = app
+        .trigger("shop", &serde_json::json!({ "commit": commit }))
+        .await;
+    let short_run = short(run.id);
+    // Wait until the manual gate is reached (the run is blocked on it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while app.run(run.id).await.status.as_str() != "blocked" {
+        assert!(tokio::time::Instant::now() < deadline, "run never blocked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = git_dir_for("shop");
+
+    // status with no id: the latest run of the repo `origin` names; short ids in the table,
+    // the allowed failure marked `!`.
+    let st = gitweave_in(&app, Some(&dir.0), &["status"]).await.code(1);
+    let text = stdout(&st);
+    assert!(
+        text.starts_with(&format!("run {short_run} blocked  shop main 4b825dc642cb")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("!  failed   build/lint")
+            && l.contains("exit 5 [exit_code] (allowed to fail)")),
+        "{text}"
+    );
+    for j in &run.jobs {
+        assert!(text.contains(&short(j.id)), "{text}");
+    }
+    // The summary says the same: a warning, not a failure.
+    let sum = stdout(&gitweave_in(&app, Some(&dir.0), &["summary"]).await.code(1));
+    assert!(sum.contains("! build/lint"), "{sum}");
+    assert!(
+        sum.contains("Warnings (allowed to fail): build/lint"),
+        "{sum}"
+    );
+    let v: Value = serde_json::from_str(&stdout(
+        &gitweave_in(&app, Some(&dir.0), &["summary", "--json"])
+            .await
+            .code(1),
+    ))
+    .expect("summary JSON");
+    assert_eq!(v["warnings"], serde_json::json!(["build/lint"]), "{v}");
+
+    // runs: a table with the commit.
+    let runs = stdout(&gitweave_in(&app, Some(&dir.0), &["runs"]).await.success());
+    assert!(runs.starts_with("RUN "), "{runs}");
+    assert!(
+        runs.lines()
+            .any(|l| l.starts_with(&short_run) && l.contains("4b825dc642cb")),
+        "{runs}"
+    );
+    // Outside a git repo and with no --repo: exit 2 saying how to name it.
+    let nogit = tempdir::Dir::new("gitweave-cli-nogit");
+    let err = gitweave_in(&app, Some(&nogit.0), &["status"]).await.code(2);
+    let msg = String::from_utf8_lossy(&err.get_output().stderr).into_owned();
+    assert!(msg.contains("--repo or GITWEAVE_REPO"), "{msg}");
+    // --repo wins over the directory.
+    let st = gitweave_in(&app, Some(&nogit.0), &["status", "--repo", "shop"])
+        .await
+        .code(1);
+    assert!(stdout(&st).starts_with(&format!("run {short_run} ")));
+
+    // logs RUN JOB-NAME, by short run id and by the job's bare name or full name.
+    for name in ["hello", "build/hello"] {
+        let out = stdout(&gitweave(&app, &["logs", &short_run, name]).await.success());
+        assert!(out.contains("hi-from-hello"), "{out}");
+    }
+    let err = gitweave(&app, &["logs", &short_run, "nope"]).await.code(2);
+    let msg = String::from_utf8_lossy(&err.get_output().stderr).into_owned();
+    assert!(
+        msg.contains("has no job \"nope\"") && msg.contains("build/hello"),
+        "{msg}"
+    );
+
+    // approve by the job's short id prints its new state.
+    let ship = run
+        .jobs
+        .iter()
+        .find(|j| j.name == "build/ship")
+        .expect("ship");
+    let out = stdout(
+        &gitweave(&app, &["approve", &short(ship.id), "--reason", "ok"])
+            .await
+            .success(),
+    );
+    // Released by the approval: queued, unless the runner took it already.
+    let state = out
+        .strip_prefix(&format!("job {} build/ship approved: now ", short(ship.id)))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        ["queued\n", "running\n", "success\n"].contains(&state),
+        "{out}"
+    );
+    let ended = app.wait_run(run.id, Duration::from_secs(60)).await;
+    // The allowed failure does not fail the run.
+    assert_eq!(ended.status.as_str(), "success");
+    let st = gitweave(&app, &["status", &short_run]).await.code(0);
+    assert!(
+        stdout(&st).contains("✓  success  build/ship"),
+        "{}",
+        stdout(&st)
+    );
     app.shutdown().await;
 }

@@ -12,6 +12,8 @@ mod procs;
 
 mod cancel_grace;
 mod cli;
+mod cli_exec;
+mod cli_follow;
 mod containment;
 mod deletion;
 mod envelopes;
@@ -43,6 +45,7 @@ mod secrets_cli;
 mod secrets_e2e;
 mod secrets_service_logs;
 mod services;
+mod short_ids;
 mod slowloris;
 mod templates;
 mod ui;

@@ -306,7 +306,10 @@ async fn get_runners_shows_each_live_registration_with_its_labels_load_and_statu
         me["labels"],
         json!({"arch": "x86_64", "engine": "docker", "os": "linux", "runner": "fleet-1", "zone": "a"})
     );
-    assert_eq!((me["capacity"].as_i64(), me["busy"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(
+        (me["capacity"].as_i64(), me["busy"].as_i64()),
+        (Some(3), Some(1))
+    );
     assert_eq!(me["status"], "online");
     assert!(me["last_seen_at"].is_string());
     // A new registration of the name replaces the old one in the list.
@@ -375,7 +378,10 @@ async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
     let w = waiting(&view, "t/gpu");
     assert_eq!(w["reason"], "no_runner");
     let m = w["message"].as_str().expect("message");
-    assert!(m.contains("gpu=true") && m.contains("plain engine=docker"), "{m}");
+    assert!(
+        m.contains("gpu=true") && m.contains("plain engine=docker"),
+        "{m}"
+    );
 
     // A runner with the label but full: capacity.
     let gpu = token(
@@ -386,7 +392,9 @@ async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
     app.repo_with(
         "other",
         "o",
-        &format!("jobs:\n  - {{ name: hog, image: {img}, runs_on: {{gpu: 'true'}}, script: [x] }}\n"),
+        &format!(
+            "jobs:\n  - {{ name: hog, image: {img}, runs_on: {{gpu: 'true'}}, script: [x] }}\n"
+        ),
     )
     .await;
     // Both runs' gpu jobs are due; the runner takes the older one and is then full.
@@ -396,7 +404,10 @@ async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
     let view = app.get_json(&format!("/pipelines/runs/{}", other.id)).await;
     let w = waiting(&view, "o/hog");
     assert_eq!(w["reason"], "capacity", "{view}");
-    assert!(w["message"].as_str().is_some_and(|m| m.contains("gpu-box")), "{w}");
+    assert!(
+        w["message"].as_str().is_some_and(|m| m.contains("gpu-box")),
+        "{w}"
+    );
     // The job view says the same.
     let job_id = view["jobs"][0]["id"].as_str().expect("id").to_owned();
     let job = app.get_json(&format!("/jobs/{job_id}")).await;

@@ -110,3 +110,6 @@ pub const CSRF_FAILED: &str = "csrf_failed";
 pub const WRONG_TOKEN: &str = "wrong_token";
 /// 503 (gateway UI): the session store is full of signed-in sessions.
 pub const SESSIONS_FULL: &str = "sessions_full";
+/// 409: a short id (8 or more hex digits) that more than one run or job starts or ends with;
+/// the message lists them.
+pub const AMBIGUOUS: &str = "ambiguous";

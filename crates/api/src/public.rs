@@ -200,6 +200,10 @@ pub struct Job {
     /// (SPEC §10); `null` otherwise.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Its failure neither stops nor fails the run (the template's `allow_failure`): a failed
+    /// job with it is a warning, not a failure.
+    #[serde(default)]
+    pub allow_failure: bool,
     /// The names (inside its template) of the jobs it `needs`, as the template lists them;
     /// empty when it has none. The run page draws them as the graph's edges.
     #[serde(default)]

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Talks to the gateway's `/api/v1`.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     /// The gateway's URL, as given.
@@ -17,13 +18,13 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the gateway at `base`.
-    pub fn new(base: String, token: Option<String>) -> Self {
-        Client {
-            http: reqwest::Client::new(),
-            base,
-            token,
-        }
+    /// A client of the gateway at `base` (`http://` or `https://`: TLS by rustls, verifying
+    /// against the platform's certificate store).
+    pub fn new(base: String, token: Option<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .build()
+            .context("setting up the HTTP client (TLS)")?;
+        Ok(Client { http, base, token })
     }
 
     /// A request to `/api/v1{path}`, with the token.

@@ -4,6 +4,7 @@
 //! to do first.
 
 use crate::client::Client;
+use crate::output::Out;
 use clap::Subcommand;
 use reqwest::Method;
 use std::process::ExitCode;
@@ -25,12 +26,16 @@ pub enum DeleteCommand {
 }
 
 /// Sends the `DELETE` and prints what went; a refusal is an error with the server's message.
-pub async fn run(c: &Client, command: DeleteCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(c: &Client, out: Out, command: DeleteCommand) -> anyhow::Result<ExitCode> {
     let (what, name, path) = match &command {
         DeleteCommand::Repo { name } => ("repo", name, format!("/repos/{name}")),
         DeleteCommand::Template { name } => ("template", name, format!("/templates/{name}")),
     };
     c.send(c.request(Method::DELETE, &path)).await?;
-    println!("{what} {name} deleted");
+    if out.json {
+        out.print_json(&serde_json::json!({ "deleted": { "kind": what, "name": name } }))?;
+    } else {
+        println!("{what} {name} deleted");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,24 @@
-//! `gitweave`: the command-line client of the GitWeave API (through the gateway).
+//! `gitweave`: the command-line client of the GitWeave API (through the gateway), and the
+//! local runner of a working tree's pipeline (`exec`, `validate`: no server at all).
 //!
 //! It speaks only the public REST API, so it works against a local `docker compose up` and a
 //! remote GitWeave alike. `trigger --wait` and `status` exit non-zero unless the run succeeded,
-//! so scripts can chain on them.
+//! so scripts can chain on them. Exit codes: 0 success, 1 the run (or validation) failed,
+//! 2 the CLI's own errors, 130 detached from a followed run by Ctrl-C.
 
 mod client;
 mod commands;
+mod current_repo;
 mod delete;
+mod exec;
+mod follow;
 mod hook;
+mod local_pipeline;
+mod output;
 mod secret;
+mod suggest;
 mod summary;
+mod validate;
 
 use clap::{Parser, Subcommand};
 use client::Client;
@@ -34,6 +43,9 @@ struct Cli {
         global = true
     )]
     token: Option<String>,
+    /// Print JSON instead of text (one document on stdout; progress and logs on stderr).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,28 +95,34 @@ enum Command {
         #[arg(long = "input", value_parser = key_value)]
         inputs: Vec<(String, String)>,
         /// Wait for the run to end, showing progress; exit non-zero unless it succeeded.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "follow")]
         wait: bool,
+        /// Stream each job's log as it runs, then the summary; exit with the run's result.
+        /// Ctrl-C detaches (exit 130) and leaves the run going.
+        #[arg(long, short)]
+        follow: bool,
     },
-    /// List a repo's runs, newest first.
+    /// List a repo's runs, newest first, with their commits.
     Runs {
-        /// Repo name.
-        repo: String,
+        /// Repo name (default: the current repo, see `status`).
+        repo: Option<String>,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
-    /// Show a run and its jobs; exit non-zero unless it succeeded.
+    /// Show a run and its jobs; exit non-zero unless it succeeded. Without a run, the latest
+    /// run of the current repo: `--repo`, `GITWEAVE_REPO`, or the last segment of
+    /// `git remote get-url origin` without `.git`.
     Status {
-        /// Run id.
-        run: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        /// Run id, or 8+ hex digits it starts or ends with.
+        run: Option<String>,
+        /// The repo whose latest run to show.
+        #[arg(long, env = "GITWEAVE_REPO")]
+        repo: Option<String>,
     },
     /// Print a run's events as JSON lines.
     Events {
-        /// Run id.
+        /// Run id, or 8+ hex digits it starts or ends with.
         run: String,
         /// Keep printing until the run ends.
         #[arg(long, short)]
@@ -115,28 +133,31 @@ enum Command {
     },
     /// A run's summary: status, durations, counts, retries, gate failures, per-job lines.
     Summary {
-        /// Run id.
-        run: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        /// Run id or short id (default: the latest run of the current repo).
+        run: Option<String>,
+        /// The repo whose latest run to summarise.
+        #[arg(long, env = "GITWEAVE_REPO")]
+        repo: Option<String>,
     },
     /// Cancel a run: running jobs are stopped, queued ones canceled.
     Cancel {
-        /// Run id.
+        /// Run id, or 8+ hex digits it starts or ends with.
         run: String,
     },
     /// Start a new run with the same repo, ref, commit, templates and inputs.
     Rerun {
-        /// Run id.
+        /// Run id, or 8+ hex digits it starts or ends with.
         run: String,
         /// Wait for the new run to end; exit non-zero unless it succeeded.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "follow")]
         wait: bool,
+        /// Stream each job's log as it runs, then the summary (Ctrl-C detaches, exit 130).
+        #[arg(long, short)]
+        follow: bool,
     },
     /// Approve a manual job.
     Approve {
-        /// Job id.
+        /// Job id, or 8+ hex digits it starts or ends with.
         job: String,
         /// Recorded in the run's events.
         #[arg(long)]
@@ -157,14 +178,66 @@ enum Command {
         #[command(subcommand)]
         command: delete::DeleteCommand,
     },
-    /// Print a job's log.
+    /// Run the work tree's pipeline (`.gitweave.yml`) here, with no server: the same
+    /// planning, engine, retries and timeouts as a real run, on a copy of the work tree
+    /// (uncommitted changes included, `.gitignore`d files left out). Exit code = the run's
+    /// result; Ctrl-C stops it (exit 130).
+    Exec {
+        /// Only this job and what it depends on (repeatable); naming a manual job approves it.
+        #[arg(long = "job")]
+        jobs: Vec<String>,
+        /// Input, `NAME=VALUE` (repeatable).
+        #[arg(long = "input", value_parser = key_value)]
+        inputs: Vec<(String, String)>,
+        /// How jobs run: in containers of their images, or as host processes.
+        #[arg(long, value_enum, default_value = "docker")]
+        engine: exec::EngineKind,
+        /// Jobs run at once, when the DAG allows.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Never pull: a missing image fails its job (`image_not_found`).
+        #[arg(long)]
+        no_pull: bool,
+        /// Copy `.gitignore`d files too.
+        #[arg(long)]
+        include_ignored: bool,
+        /// The pipeline file (default: `.gitweave.yml` or `.gitweave.yaml` at the work tree's root).
+        #[arg(long, short = 'f')]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Check a pipeline file offline (default `.gitweave.yml`): every problem with file, line
+    /// and column, and a "did you mean" for unknown keys, jobs in `needs` and inputs. Exit 0
+    /// when valid, 1 when not.
+    Validate {
+        /// The file.
+        file: Option<std::path::PathBuf>,
+    },
+    /// Print a shell completion script: `gitweave completions bash > /etc/bash_completion.d/gitweave`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff): `gitweave man > ~/.local/share/man/man1/gitweave.1`.
+    Man,
+    /// Print a job's log: `logs JOB` or `logs RUN JOB-NAME`.
     Logs {
-        /// Job id.
+        /// Job id or short id; with JOB-NAME, the run's.
         job: String,
+        /// The job's name in the run (`<template>/<job>`, or `<job>` when unique).
+        name: Option<String>,
         /// Keep printing until the job ends.
         #[arg(long, short)]
         follow: bool,
     },
+}
+
+/// Shells `completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand)]
@@ -185,22 +258,86 @@ fn key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
+fn wait_mode(wait: bool, follow: bool) -> commands::Wait {
+    match (wait, follow) {
+        (_, true) => commands::Wait::Follow,
+        (true, false) => commands::Wait::Quiet,
+        (false, false) => commands::Wait::No,
+    }
+}
+
 async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
-    let c = Client::new(cli.url, cli.token);
+    let out = output::Out::detect(cli.json);
+    // The commands that need no server.
+    match cli.command {
+        Command::Exec {
+            jobs,
+            inputs,
+            engine,
+            concurrency,
+            no_pull,
+            include_ignored,
+            file,
+        } => {
+            let args = exec::ExecArgs {
+                file,
+                jobs,
+                inputs,
+                engine,
+                concurrency,
+                pull_never: no_pull,
+                include_ignored,
+            };
+            return exec::run(args, out).await;
+        }
+        Command::Validate { file } => return validate::run(file, out),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut stdout = std::io::stdout();
+            match shell {
+                CompletionShell::Bash => clap_complete::generate(
+                    clap_complete::Shell::Bash,
+                    &mut cmd,
+                    "gitweave",
+                    &mut stdout,
+                ),
+                CompletionShell::Zsh => clap_complete::generate(
+                    clap_complete::Shell::Zsh,
+                    &mut cmd,
+                    "gitweave",
+                    &mut stdout,
+                ),
+                CompletionShell::Fish => clap_complete::generate(
+                    clap_complete::Shell::Fish,
+                    &mut cmd,
+                    "gitweave",
+                    &mut stdout,
+                ),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let c = Client::new(cli.url, cli.token)?;
     match cli.command {
         Command::Repo {
             name,
             clone_url,
             default_branch,
-        } => commands::repo(&c, &name, clone_url, default_branch).await,
+        } => commands::repo(&c, out, &name, clone_url, default_branch).await,
         Command::Templates {
             command: TemplatesCommand::Push { name, file },
-        } => commands::templates_push(&c, name, &file).await,
+        } => commands::templates_push(&c, out, name, &file).await,
         Command::Attach {
             repo,
             template,
             inputs,
-        } => commands::attach(&c, &repo, &template, inputs).await,
+        } => commands::attach(&c, out, &repo, &template, inputs).await,
         Command::Trigger {
             repo,
             git_ref,
@@ -208,27 +345,48 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             templates,
             inputs,
             wait,
+            follow,
         } => {
             let args = commands::TriggerArgs {
                 git_ref,
                 commit,
                 templates,
                 inputs,
-                wait,
+                wait: wait_mode(wait, follow),
             };
-            commands::trigger(&c, &repo, args).await
+            commands::trigger(&c, out, &repo, args).await
         }
-        Command::Runs { repo, limit } => commands::runs(&c, &repo, limit).await,
-        Command::Status { run, json } => commands::status(&c, &run, json).await,
+        Command::Runs { repo, limit } => {
+            let repo = current_repo::resolve(repo.or_else(|| std::env::var("GITWEAVE_REPO").ok()))?;
+            commands::runs(&c, out, &repo, limit).await
+        }
+        Command::Status { run, repo } => {
+            let run = commands::run_or_latest(&c, run.as_deref(), repo).await?;
+            commands::status(&c, out, &run).await
+        }
         Command::Events { run, follow, tail } => commands::events(&c, &run, follow, tail).await,
-        Command::Summary { run, json } => commands::summary(&c, &run, json).await,
-        Command::Cancel { run } => commands::cancel(&c, &run).await,
-        Command::Rerun { run, wait } => commands::rerun(&c, &run, wait).await,
-        Command::Approve { job, reason } => commands::approve(&c, &job, reason).await,
+        Command::Summary { run, repo } => {
+            let run = commands::run_or_latest(&c, run.as_deref(), repo).await?;
+            commands::summary(&c, out, &run).await
+        }
+        Command::Cancel { run } => commands::cancel(&c, out, &run).await,
+        Command::Rerun { run, wait, follow } => {
+            commands::rerun(&c, out, &run, wait_mode(wait, follow)).await
+        }
+        Command::Approve { job, reason } => commands::approve(&c, out, &job, reason).await,
         Command::Hook { command } => hook::run(command, &c.base, c.token.as_deref()).await,
-        Command::Delete { command } => delete::run(&c, command).await,
-        Command::Secret { command } => secret::run(&c, command).await,
-        Command::Logs { job, follow } => commands::logs(&c, &job, follow).await,
+        Command::Delete { command } => delete::run(&c, out, command).await,
+        Command::Secret { command } => secret::run(&c, out, command).await,
+        Command::Logs { job, name, follow } => {
+            let job = commands::job_of(&c, &job, name.as_deref()).await?;
+            commands::logs(&c, out, &job, follow).await
+        }
+        Command::Exec { .. }
+        | Command::Validate { .. }
+        | Command::Completions { .. }
+        | Command::Man => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! kept in shell history); the server never answers it back.
 
 use crate::client::Client;
+use crate::output::Out;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use gitweave_api::public::{PutSecret, SecretInfo, SecretList};
@@ -80,7 +81,7 @@ fn read_value() -> anyhow::Result<SecretValue> {
 }
 
 /// Runs one secret command.
-pub async fn run(c: &Client, command: SecretCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(c: &Client, out: Out, command: SecretCommand) -> anyhow::Result<ExitCode> {
     match command {
         SecretCommand::Set {
             global,
@@ -92,8 +93,12 @@ pub async fn run(c: &Client, command: SecretCommand) -> anyhow::Result<ExitCode>
                 value: read_value()?,
                 protected,
             };
-            let _: SecretInfo = c.call(Method::PUT, &path, &body).await?;
-            println!("{what} set{}", if protected { " (protected)" } else { "" });
+            let info: SecretInfo = c.call(Method::PUT, &path, &body).await?;
+            if out.json {
+                out.print_json(&info)?;
+            } else {
+                println!("{what} set{}", if protected { " (protected)" } else { "" });
+            }
         }
         SecretCommand::List { global, repo } => {
             let path = match (global, repo) {
@@ -103,6 +108,10 @@ pub async fn run(c: &Client, command: SecretCommand) -> anyhow::Result<ExitCode>
                 (false, None) => bail!("give a REPO (or --global)"),
             };
             let list: SecretList = c.get(&path).await?;
+            if out.json {
+                out.print_json(&list)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             for s in list.secrets {
                 let flag = if s.protected { "  protected" } else { "" };
                 println!("{}{flag}", s.name);
@@ -111,7 +120,11 @@ pub async fn run(c: &Client, command: SecretCommand) -> anyhow::Result<ExitCode>
         SecretCommand::Rm { global, args } => {
             let (path, what) = secret_path(global, &args)?;
             c.send(c.request(Method::DELETE, &path)).await?;
-            println!("{what} deleted");
+            if out.json {
+                out.print_json(&serde_json::json!({ "deleted": what }))?;
+            } else {
+                println!("{what} deleted");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! `gitweave summary`: a run's outcome in a few lines (the seed's run summary), from the run
 //! and its event log.
 
+use crate::output::{job_mark, run_colour, short};
 use gitweave_api::public::{Event, Run};
 use gitweave_api::replay::replay;
 use gitweave_model::status::{JobStatus, RunStatus};
@@ -9,16 +10,6 @@ use time::OffsetDateTime;
 
 fn secs(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<f64> {
     Some((b? - a?).as_seconds_f64())
-}
-
-fn mark(s: JobStatus) -> &'static str {
-    match s {
-        JobStatus::Success => "✓",
-        JobStatus::Failed => "✗",
-        JobStatus::Skipped | JobStatus::Canceled => "⊘",
-        JobStatus::Manual => "⏸",
-        JobStatus::Queued | JobStatus::Running => "…",
-    }
 }
 
 /// The summary as JSON.
@@ -60,9 +51,11 @@ pub fn to_json(run: &Run, events: &[Event]) -> Value {
         },
         "retries": retries,
         "gate_failures": gates,
+        "warnings": run.jobs.iter().filter(|j| j.status == JobStatus::Failed && j.allow_failure).map(|j| j.name.as_str()).collect::<Vec<_>>(),
         "per_job": run.jobs.iter().map(|j| json!({
             "name": j.name,
             "status": j.status,
+            "allow_failure": j.allow_failure,
             "attempt": j.attempt,
             "exit_code": j.exit_code,
             "error_class": j.error_class,
@@ -72,7 +65,7 @@ pub fn to_json(run: &Run, events: &[Event]) -> Value {
 }
 
 /// The summary as text.
-pub fn to_text(run: &Run, events: &[Event]) -> String {
+pub fn to_text(run: &Run, events: &[Event], colour: bool) -> String {
     let v = to_json(run, events);
     let status = match run.status {
         RunStatus::Success => "✓ SUCCESS",
@@ -81,14 +74,22 @@ pub fn to_text(run: &Run, events: &[Event]) -> String {
         RunStatus::Blocked => "⏸ BLOCKED",
         RunStatus::Queued | RunStatus::Running => "… RUNNING",
     };
-    let mut out = format!("Run Summary: {}\n{}\n", run.id, "=".repeat(60));
+    let mut out = format!(
+        "Run Summary: {} ({})\n{}\n",
+        short(run.id),
+        run.id,
+        "=".repeat(60)
+    );
     out.push_str(&format!(
         "Repo: {} {} {}\n",
         run.repo,
         run.git_ref,
         run.commit.as_deref().unwrap_or("")
     ));
-    out.push_str(&format!("Status: {status}\n"));
+    out.push_str(&format!(
+        "Status: {}\n",
+        run_colour(run.status).paint(colour, status)
+    ));
     out.push_str(&format!(
         "Created: {}\n",
         gitweave_api::ts::format(run.created_at)
@@ -116,14 +117,27 @@ pub fn to_text(run: &Run, events: &[Event]) -> String {
     if !gates.is_empty() {
         out.push_str(&format!("Hard gate failures: {}\n", gates.join(", ")));
     }
+    let warnings: Vec<&str> = run
+        .jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Failed && j.allow_failure)
+        .map(|j| j.name.as_str())
+        .collect();
+    if !warnings.is_empty() {
+        out.push_str(&format!(
+            "Warnings (allowed to fail): {}\n",
+            warnings.join(", ")
+        ));
+    }
     out.push_str(&format!("\nJobs:\n{}\n", "-".repeat(60)));
     for job in &run.jobs {
         let dur = secs(job.started_at, job.ended_at).map_or(String::new(), |d| format!(" {d:.2}s"));
+        let (mark, c) = job_mark(job.status, job.allow_failure);
         out.push_str(&format!(
             "  {} {:<32} {}{dur}\n",
-            mark(job.status),
+            c.paint(colour, mark),
             job.name,
-            job.status
+            c.paint(colour, job.status.as_str())
         ));
         if let Some(c) = job.error_class {
             let code = job

@@ -440,6 +440,28 @@ impl Engine for DockerEngine {
         })
     }
 
+    async fn seed_workspace(
+        &self,
+        prepared: &Prepared,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        // The container is created, not started: the archive lands in its /workspace mount,
+        // the run's volume.
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path("/workspace")
+            .build();
+        self.docker
+            .upload_to_container(
+                &prepared.handle,
+                Some(options),
+                bollard::body_full(bytes::Bytes::from(archive)),
+            )
+            .await
+            .map_err(|e| {
+                EngineError::Engine(format!("copying the work tree into the workspace: {e}"))
+            })
+    }
+
     async fn execute(
         &self,
         prepared: &Prepared,

@@ -19,6 +19,7 @@ pub mod output;
 pub mod ready;
 pub mod sandbox;
 pub mod script;
+pub mod seed;
 pub mod shell;
 
 use async_trait::async_trait;
@@ -211,6 +212,14 @@ pub trait Engine: Send + Sync {
     async fn stop_services(&self, prepared: &Prepared) {
         let _ = prepared;
     }
+    /// Fills the workspace of `prepared` (made by [`Engine::prepare`], not yet executed) with
+    /// the files of `archive` (a tar made by [`seed::archive`]): `gitweave exec`'s copy of the
+    /// working tree, in place of a checkout. Call it once, for the run's first job.
+    async fn seed_workspace(
+        &self,
+        prepared: &Prepared,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError>;
 
     /// Removes what prepare made (not the workspace).
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError>;

@@ -109,6 +109,20 @@ impl Engine for ShellEngine {
         })
     }
 
+    async fn seed_workspace(
+        &self,
+        prepared: &Prepared,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let dir = PathBuf::from(&prepared.handle);
+        tokio::task::spawn_blocking(move || crate::seed::unpack(&archive, &dir))
+            .await
+            .map_err(|e| EngineError::Engine(e.to_string()))?
+            .map_err(|e| {
+                EngineError::Engine(format!("copying the work tree into the workspace: {e}"))
+            })
+    }
+
     async fn execute(
         &self,
         prepared: &Prepared,

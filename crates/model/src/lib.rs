@@ -28,6 +28,7 @@ pub mod names;
 pub mod plan;
 pub mod resources;
 pub mod run_plan;
+pub mod short_id;
 pub mod status;
 pub mod template;
 pub mod waiting;

@@ -12,6 +12,7 @@ pub mod follow;
 pub mod git_remote;
 pub mod local_repo;
 pub mod orchestrator;
+pub mod resolve;
 pub mod retention;
 pub mod routes;
 pub mod secret_box;

@@ -40,6 +40,11 @@ pub fn job(j: &JobRow) -> Result<public::Job, ApiError> {
         reason: j.reason.clone(),
         waiting: None,
         needs: needs(&j.spec),
+        allow_failure: j
+            .spec
+            .get("allow_failure")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

@@ -14,6 +14,7 @@ pub mod runners;
 pub mod runs;
 pub mod secrets;
 pub mod service_logs;
+pub mod short_ids;
 pub mod templates;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

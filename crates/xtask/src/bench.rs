@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The workloads, in the order they run.
-const ALL: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "W7", "W9", "W10"];
+const ALL: [&str; 9] = ["W1", "W2", "W3", "W4", "W5", "W7", "W9", "W10", "W11"];
 
 /// `xtask bench` options.
 #[derive(Debug, clap::Args)]
@@ -160,7 +160,8 @@ pub async fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
                 "W5" => workloads::w5::run(&mut ctx).await,
                 "W7" => workloads::w7::run(&mut ctx).await,
                 "W9" => workloads::w9::run(&mut ctx).await,
-                _ => workloads::w10::run(&mut ctx).await,
+                "W10" => workloads::w10::run(&mut ctx).await,
+                _ => workloads::w11::run(&mut ctx).await,
             };
             let mut section = r.unwrap_or_else(|e| {
                 eprintln!("bench: {w} failed: {e:#}");

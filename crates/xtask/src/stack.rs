@@ -100,7 +100,8 @@ impl Service {
 
 /// Postgres and the services.
 pub struct Stack {
-    root: PathBuf,
+    /// The workspace root (where `target/release` is).
+    pub root: PathBuf,
     /// The bench's work directory (logs, Postgres data, shell workspaces).
     pub dir: PathBuf,
     pg_dir: PathBuf,

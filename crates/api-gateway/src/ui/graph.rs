@@ -96,6 +96,7 @@ mod tests {
             reason: None,
             needs: needs.iter().map(|s| (*s).to_owned()).collect(),
             waiting: None,
+            allow_failure: false,
         }
     }
 

@@ -2,7 +2,7 @@
 //! (`Accept: text/event-stream`, resuming from `Last-Event-ID`).
 
 use crate::error::ApiError;
-use crate::extract::{QueryParams, parse_id};
+use crate::extract::QueryParams;
 use crate::follow::{self, KeepAlive, Source, Step, Watch};
 use crate::state::AppState;
 use axum::Router;
@@ -128,7 +128,7 @@ async fn list(
     headers: HeaderMap,
     QueryParams(q): QueryParams<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let run_id = parse_id("run", &id)?;
+    let run_id = crate::resolve::run(&state, &id).await?;
     let sse = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())

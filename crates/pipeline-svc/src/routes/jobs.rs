@@ -1,7 +1,7 @@
 //! Jobs and their logs: one job, a page of its log, or the raw bytes (optionally followed).
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, parse_id};
+use crate::extract::{JsonBody, QueryParams};
 use crate::follow::{self, Source, Step, Watch};
 use crate::settled::Key;
 use crate::state::AppState;
@@ -29,7 +29,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 pub(super) async fn load(state: &AppState, raw_id: &str) -> Result<JobRow, ApiError> {
-    let id = parse_id("job", raw_id)?;
+    let id = crate::resolve::job(state, raw_id).await?;
     jobs::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job", id))
@@ -87,8 +87,9 @@ async fn page(
         .map_err(|e| ApiError::BadRequest(error_code::BAD_QUERY, e.to_string()))?;
     // Once a job has ended, its current attempt never changes: a page asked without
     // `attempt` is as settled as one asked with it.
+    let job_id = crate::resolve::job(&state, &id).await?;
     let settled_key = Key::LogPage {
-        job: parse_id("job", &id)?,
+        job: job_id,
         attempt: q.attempt,
         offset: req.offset,
         limit: req.limit,
@@ -96,7 +97,7 @@ async fn page(
     if let Some(body) = state.settled.get(&settled_key) {
         return Ok(super::json_body(body));
     }
-    let job = load(&state, &id).await?;
+    let job = load(&state, &job_id.to_string()).await?;
     let (attempt, growing) = attempt_of(&job, q.attempt)?;
     let chunks = stored_logs::window(&state.pool, job.id, attempt, req.offset, req.limit).await?;
     let page = logs::page(chunks.iter().map(|(o, b)| (*o, b.as_slice())), req);
@@ -251,7 +252,7 @@ async fn approve(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<gitweave_api::public::Approve>,
 ) -> Result<Json<Job>, ApiError> {
-    let id = parse_id("job", &id)?;
+    let id = crate::resolve::job(&state, &id).await?;
     if body.reason.as_ref().is_some_and(|r| r.len() > 1000) {
         return Err(ApiError::Invalid(
             error_code::INVALID_REASON,

@@ -2,7 +2,7 @@
 
 use super::{json_body, valid_name};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, parse_id};
+use crate::extract::{JsonBody, QueryParams};
 use crate::orchestrator::{self, TriggerParams, Triggered};
 use crate::settled::Key;
 use crate::state::AppState;
@@ -91,7 +91,7 @@ pub(crate) async fn made(state: &AppState, t: &Triggered) -> Result<Run, ApiErro
 }
 
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id("run", &id)?;
+    let id = crate::resolve::run(&state, &id).await?;
     let key = Key::Run(id);
     if let Some(body) = state.settled.get(&key) {
         return Ok(json_body(body));
@@ -173,7 +173,7 @@ async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id("run", &id)?;
+    let id = crate::resolve::run(&state, &id).await?;
     orchestrator::cancel(&state, id, "api").await?;
     Ok((StatusCode::ACCEPTED, Json(load(&state, id).await?)).into_response())
 }
@@ -182,7 +182,7 @@ async fn rerun(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id("run", &id)?;
+    let id = crate::resolve::run(&state, &id).await?;
     let new = orchestrator::rerun(&state, id, "api").await?;
     Ok(created(made(&state, &new).await?))
 }

@@ -3,6 +3,7 @@
 
 pub mod w1;
 pub mod w10;
+pub mod w11;
 pub mod w2;
 pub mod w3;
 pub mod w4;

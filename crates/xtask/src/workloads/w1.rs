@@ -8,7 +8,7 @@ use std::time::Duration;
 
 const REPO: &str = "bench-w1";
 
-const WORKFLOW: &str = "on: push
+pub(super) const WORKFLOW: &str = "on: push
 jobs:
   one:
     runs-on: ubuntu-latest
@@ -29,7 +29,7 @@ jobs:
         shell: sh
 ";
 
-async fn docker_loop(image: &str, network_none: bool) -> anyhow::Result<()> {
+pub(super) async fn docker_loop(image: &str, network_none: bool) -> anyhow::Result<()> {
     for word in ["one", "two", "three"] {
         docker_run(image, network_none, &["echo", word]).await?;
     }
