@@ -49,6 +49,8 @@ pub struct AppState {
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// Seals and opens secrets under the service's key.
     pub secrets: Arc<crate::secret_box::SecretBox>,
+    /// The repos' git mirrors in `PIPELINE_DATA_DIR/mirrors` (SPEC §9).
+    pub mirrors: Arc<crate::mirror::Mirrors>,
 }
 
 impl AppState {

@@ -218,7 +218,7 @@ async fn commit_of(
         return Ok(None);
     };
     let root = state.config.local_repo_root.as_deref();
-    match git_remote::head_commit(url, root, git_ref).await {
+    match git_remote::head_commit(url, root, None, git_ref).await {
         Ok(sha) => {
             tracing::info!(repo = %repo.name, git_ref, commit = %sha, "resolved the ref's head");
             Ok(Some(sha))
