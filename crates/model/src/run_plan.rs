@@ -23,6 +23,9 @@ pub struct Stage<'a> {
     pub template: &'a Template,
     /// The attachment's default inputs.
     pub defaults: &'a BTreeMap<String, String>,
+    /// Whether its jobs run as a DAG; `None`: when the template has `needs`. A template
+    /// whose rules left out jobs keeps the mode of the whole ([`crate::rules::keep_jobs`]).
+    pub dag: Option<bool>,
 }
 
 /// One job of a planned run, in pipeline order.
@@ -166,7 +169,10 @@ pub fn plan_run(
             expanded.push((stage, job));
         }
     }
-    let dag: Vec<bool> = stages.iter().map(|s| s.template.uses_dag()).collect();
+    let dag: Vec<bool> = stages
+        .iter()
+        .map(|s| s.dag.unwrap_or_else(|| s.template.uses_dag()))
+        .collect();
     let stage_jobs: Vec<StageJob> = expanded
         .iter()
         .map(|(stage, job)| StageJob {

@@ -97,6 +97,7 @@ fn plan_of(
             name: &names[i],
             template: &templates[i],
             defaults: &defaults,
+            dag: None,
         })
         .collect();
     Ok((selected.clone(), plan_run(&stages, inputs)?))
@@ -210,6 +211,7 @@ fn inputs_resolve_trigger_then_attachment_then_template() {
         name: "t",
         template: &t,
         defaults: &defaults,
+        dag: None,
     }];
     let run = plan_run(&stages, &BTreeMap::new()).unwrap();
     assert_eq!(run.jobs[0].job.script, vec!["echo attached 0".to_owned()]);
@@ -265,6 +267,7 @@ fn a_failure_skips_a_chain_of_needs_that_point_forward_in_the_file() {
         name: "t",
         template: &t,
         defaults: &defaults,
+        dag: None,
     }];
     let run = plan_run(&stages, &BTreeMap::new()).unwrap();
     assert_eq!(run.actions, vec![Action::Release(2)]);

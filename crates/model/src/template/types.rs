@@ -62,6 +62,9 @@ pub struct JobTemplate {
     /// The secrets it is given, as environment variables (SPEC §10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<crate::template::SecretRef>,
+    /// Its `rules:` (repo pipeline files only, SPEC §9): empty, it always runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::rules::Rule>,
 }
 
 impl Template {

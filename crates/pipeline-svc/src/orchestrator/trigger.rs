@@ -193,6 +193,7 @@ async fn plan(
             name: &a.name,
             template,
             defaults,
+            dag: None,
         })
         .collect();
     let given = input_strings(&p.inputs)?;
