@@ -88,6 +88,13 @@ git config remote.origin.url "$GW_URL_SHOWN"
 git config remote.origin.fetch '+refs/heads/*:refs/remotes/origin/*'
 git fetch -q --no-tags "$GW_URL" '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'
 if ! git cat-file -e "$GW_COMMIT^{commit}" 2>/dev/null; then
+  # A pull or merge request's head is on neither a branch nor a tag here: fetch its ref.
+  case "$GW_REF" in
+    refs/pull/*/head|refs/merge-requests/*/head)
+      git fetch -q --no-tags "$GW_URL" "+$GW_REF:refs/gitweave/head" || true ;;
+  esac
+fi
+if ! git cat-file -e "$GW_COMMIT^{commit}" 2>/dev/null; then
   # On no branch or tag (any more): ask for the commit itself.
   git fetch -q --no-tags "$GW_URL" "$GW_COMMIT" || true
 fi
