@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The workloads, in the order they run.
-const ALL: [&str; 5] = ["W1", "W2", "W3", "W4", "W5"];
+const ALL: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
 
 /// `xtask bench` options.
 #[derive(Debug, clap::Args)]
@@ -157,7 +157,8 @@ pub async fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
                 "W2" => workloads::w2::run(&mut ctx).await,
                 "W3" => workloads::w3::run(&mut ctx).await,
                 "W4" => workloads::w4::run(&mut ctx).await,
-                _ => workloads::w5::run(&mut ctx).await,
+                "W5" => workloads::w5::run(&mut ctx).await,
+                _ => workloads::w6::run(&mut ctx).await,
             };
             let mut section = r.unwrap_or_else(|e| {
                 eprintln!("bench: {w} failed: {e:#}");

@@ -151,6 +151,29 @@ async fn a_broken_file_is_a_422_for_the_api_and_a_failed_run_without_jobs_for_a_
     let kinds: Vec<String> = events.iter().map(|e| e.event_type.to_string()).collect();
     assert_eq!(kinds, ["run.created", "run.state_changed", "run.completed"]);
     app.assert_replays(run.id).await;
+
+    // A server that cannot be read: the API says why, a push is a failed run saying why.
+    let r = app
+        .put_json(
+            "/repos/gone",
+            &json!({ "clone_url": "http://127.0.0.1:9/gone.git", "webhook_secret": SECRET }),
+        )
+        .await;
+    assert!(r.status().is_success());
+    let (status, code, message) = envelope(
+        app.post_json("/repos/gone/pipelines/run", &json!({ "commit": bad }))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (422, "repo_unreadable"),
+        "{message}"
+    );
+    let (status, v) = push(&app, "gone", "g1", "refs/heads/main", ZERO, &bad).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["error"]["code"], "repo_unreadable", "{v}");
     app.shutdown().await;
 }
 
