@@ -249,6 +249,13 @@ pub fn free_port() -> u16 {
 
 /// Options for a stack without a runner (runs stay queued; the runner protocol can be driven
 /// by hand).
+/// pipeline-svc with `PIPELINE_REPO_FILE=false`: only attached templates run and no repo's
+/// git server is read at trigger time (for tests of the runner's own checkout, whose clone
+/// URLs are unreachable, hostile or not repositories on purpose).
+pub fn no_repo_file(c: &mut pipeline_svc::Config) {
+    c.repo_file = false;
+}
+
 pub fn no_runner() -> Options {
     Options {
         runner: None,

@@ -11,12 +11,18 @@
 //!   under `RUNNER_LOCAL_REPO_ROOT`; the helper mounts that repository read-only and nothing
 //!   else of the host.
 //! - [`head`]: a trigger without `commit` runs, records and checks out the ref's head.
+//! - [`repo_file`]: `.gitweave.yml` at the commit: includes, rules, `[skip ci]`, broken
+//!   files, recorded skips, exact reruns (SPEC §9).
+//! - [`pull_requests`]: GitHub, Gitea and GitLab pull request payloads make pull request
+//!   runs; other actions do not; no protected secret reaches them.
 
 mod checkout;
 mod checkout_hardening;
 mod deleted_repo;
 mod head;
+mod pull_requests;
 mod receive;
+mod repo_file;
 mod signatures;
 
 use crate::helpers::{Options, TestApp, image};

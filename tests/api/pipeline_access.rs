@@ -280,7 +280,12 @@ async fn a_new_registration_takes_the_name_over_and_the_first_token_is_refused()
 
 #[tokio::test]
 async fn clone_url_credentials_are_never_shown_but_the_runner_gets_them() {
-    let app = spawn_with(no_runner()).await;
+    // git.example is not reachable (nor to be tried): the repo file is off.
+    let app = spawn_with(Options {
+        pipeline: Some(crate::helpers::no_repo_file),
+        ..no_runner()
+    })
+    .await;
     let url = "https://deploy:pa55w0rd-x@git.example/acme/shop.git";
     let shown = "https://deploy:***@git.example/acme/shop.git";
     let r = app
@@ -324,7 +329,12 @@ async fn clone_url_credentials_are_never_shown_but_the_runner_gets_them() {
 
 #[tokio::test]
 async fn a_run_checks_out_from_the_clone_url_it_was_triggered_with() {
-    let app = spawn_with(no_runner()).await;
+    // git.example is not reachable (nor to be tried): the repo file is off.
+    let app = spawn_with(Options {
+        pipeline: Some(crate::helpers::no_repo_file),
+        ..no_runner()
+    })
+    .await;
     let original = "https://git.example/acme/original.git";
     app.put_json("/repos/shop", &json!({ "clone_url": original }))
         .await;

@@ -135,7 +135,7 @@ async fn trigger_errors_name_the_problem_and_create_nothing() {
     app.create_repo("bare").await;
     let (s, code, msg) =
         envelope(app.post_json("/repos/bare/pipelines/run", &json!({})).await).await;
-    assert_eq!((s, code.as_str()), (422, "no_templates"));
+    assert_eq!((s, code.as_str()), (422, "no_pipeline"));
     assert!(msg.contains("attach"), "{msg}");
 
     app.repo_with("r", "build", &yaml()).await;

@@ -64,6 +64,19 @@ pub const INVALID_INPUT: &str = "invalid_input";
 pub const UNKNOWN_INPUT: &str = "unknown_input";
 /// 422: a trigger with no template to run (none attached, or none selected).
 pub const NO_TEMPLATES: &str = "no_templates";
+/// 422: a trigger of a repo with neither a `.gitweave.yml` at the commit nor an attached
+/// template (SPEC §9).
+pub const NO_PIPELINE: &str = "no_pipeline";
+/// 422: the pipeline's `rules` match nothing for this trigger (SPEC §9).
+pub const NO_MATCHING_RULE: &str = "no_matching_rule";
+/// 422: the repo's `.gitweave.yml` does not parse or validate; on a push, the code of the
+/// failed run's `error` (SPEC §9).
+pub const CONFIG_ERROR: &str = "config_error";
+/// 422: the repo's git server (or its mirror) could not be read for the pipeline file; on a
+/// push, the code of the failed run's `error`.
+pub const REPO_UNREADABLE: &str = "repo_unreadable";
+/// 422: a trigger names `templates` while the pipeline comes from the repo's file.
+pub const PIPELINE_FROM_FILE: &str = "pipeline_from_file";
 /// 422: a trigger selects a template the repo has not attached.
 pub const TEMPLATE_NOT_ATTACHED: &str = "template_not_attached";
 /// 422: a `ref` that is not a valid git ref name.

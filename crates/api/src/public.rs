@@ -266,8 +266,68 @@ pub struct Run {
     /// When it ended.
     #[serde(with = "crate::ts::optional")]
     pub ended_at: Option<OffsetDateTime>,
+    /// What it ran: the pipeline file's blob, or each template's version (SPEC §9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RunSource>,
+    /// Why it could not run (a failed run without jobs: a broken `.gitweave.yml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// The pull request it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequest>,
     /// Jobs in pipeline order.
     pub jobs: Vec<Job>,
+}
+
+/// What a run ran (SPEC §9): a rerun runs exactly this again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSource {
+    /// The repo's pipeline file, when the run came from one.
+    #[serde(default)]
+    pub file: Option<SourceFile>,
+    /// The stored templates it ran (attached, or included by the file), with their versions.
+    #[serde(default)]
+    pub templates: Vec<TemplateVersion>,
+}
+
+/// A pipeline file at a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// `.gitweave.yml` or `.gitweave.yaml`.
+    pub path: String,
+    /// Its git blob id.
+    pub blob: String,
+}
+
+/// A template and the version a run ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateVersion {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: i32,
+}
+
+/// Why a run could not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// Stable code: `config_error` (the file does not parse or validate), `repo_unreadable`.
+    pub code: String,
+    /// What is wrong, naming file, line and column.
+    pub message: String,
+}
+
+/// A pull (merge) request of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// Its number (GitLab: the merge request's iid).
+    pub number: u64,
+    /// The branch it comes from.
+    pub source_branch: String,
+    /// The branch it goes into.
+    pub target_branch: String,
+    /// Whether it comes from another repository.
+    pub fork: bool,
 }
 
 /// `GET /repos/{repo}/pipelines/runs`.

@@ -384,6 +384,7 @@ mod tests {
                 git_ref: "refs/tags/v1".into(),
                 before: Some("0000".into()),
                 after: "abcdef12".into(),
+                head_message: None,
             }))
         );
     }

@@ -88,6 +88,13 @@ git config remote.origin.url "$GW_URL_SHOWN"
 git config remote.origin.fetch '+refs/heads/*:refs/remotes/origin/*'
 git fetch -q --no-tags "$GW_URL" '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'
 if ! git cat-file -e "$GW_COMMIT^{commit}" 2>/dev/null; then
+  # A pull or merge request's head is on neither a branch nor a tag here: fetch its ref.
+  case "$GW_REF" in
+    refs/pull/*/head|refs/merge-requests/*/head)
+      git fetch -q --no-tags "$GW_URL" "+$GW_REF:refs/gitweave/head" || true ;;
+  esac
+fi
+if ! git cat-file -e "$GW_COMMIT^{commit}" 2>/dev/null; then
   # On no branch or tag (any more): ask for the commit itself.
   git fetch -q --no-tags "$GW_URL" "$GW_COMMIT" || true
 fi
@@ -452,6 +459,92 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// git with an empty config, in `dir`.
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A pull request's head that is on no branch or tag (only under `refs/pull/<n>/head`, as
+    /// a forge keeps it) is checked out. (A local server also answers a fetch by sha, so this
+    /// passes without the script's fetch of the ref too; that fetch is for servers that do
+    /// not.)
+    #[test]
+    fn a_pull_requests_head_on_no_branch_is_checked_out() {
+        let tmp = std::env::temp_dir().join(format!("gw-checkout-pr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let (origin, work, ws, private) = (
+            tmp.join("origin.git"),
+            tmp.join("work"),
+            tmp.join("ws"),
+            tmp.join("private"),
+        );
+        for d in [&origin, &work, &ws, &private] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        git(&origin, &["init", "-q", "--bare"]);
+        git(&work, &["init", "-q", "-b", "main"]);
+        std::fs::write(work.join("a.txt"), "main\n").expect("write");
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", "main"]);
+        let o = origin.to_str().expect("utf8");
+        git(&work, &["push", "-q", o, "HEAD:refs/heads/main"]);
+        std::fs::write(work.join("pr.txt"), "from the pull request\n").expect("write");
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", "pr"]);
+        let head = git(&work, &["rev-parse", "HEAD"]);
+        git(&work, &["push", "-q", o, "HEAD:refs/pull/3/head"]);
+        let v = Checkout {
+            clone_url: o.to_owned(),
+            commit: head,
+            git_ref: "refs/pull/3/head".into(),
+        }
+        .verify(Some(&tmp))
+        .expect("verified");
+        let env = v.env(Layout {
+            workspace: ws.to_str().expect("utf8"),
+            private: private.to_str().expect("utf8"),
+            source: None,
+        });
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(super::SCRIPT)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &tmp)
+            .envs(env)
+            .output()
+            .expect("sh");
+        let _cleanup = scopeguard(&tmp);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(ws.join("pr.txt")).expect("checked out"),
+            "from the pull request\n"
+        );
+    }
+
+    /// Removes `dir` when dropped.
+    fn scopeguard(dir: &Path) -> impl Drop + '_ {
+        struct G<'a>(&'a Path);
+        impl Drop for G<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(self.0);
+            }
+        }
+        G(dir)
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`limits`]: the size caps on templates, inputs and expanded runs.
 //! - [`status`]: run/job statuses and error classes, with their wire names.
 //! - [`plan`]: the fail-closed scheduling state machine (which job may start, which are skipped, how a run ends).
+//! - [`rules`]: a repo pipeline file's `rules:`, judged on the event, the ref and the changed paths.
 //! - [`run_plan`]: a trigger's run planned before anything is written (templates, expanded jobs, dependencies, first step).
 //! - [`logs`]: byte-offset arithmetic for paginated logs.
 //! - [`resources`]: a job's memory and CPU limits (`resources:`), and the runner's maxima.
@@ -27,6 +28,7 @@ pub mod logs;
 pub mod names;
 pub mod plan;
 pub mod resources;
+pub mod rules;
 pub mod run_plan;
 pub mod short_id;
 pub mod status;

@@ -23,6 +23,9 @@ pub struct Stage<'a> {
     pub template: &'a Template,
     /// The attachment's default inputs.
     pub defaults: &'a BTreeMap<String, String>,
+    /// Whether its jobs run as a DAG; `None`: when the template has `needs`. A template
+    /// whose rules left out jobs keeps the mode of the whole ([`crate::rules::keep_jobs`]).
+    pub dag: Option<bool>,
 }
 
 /// One job of a planned run, in pipeline order.
@@ -166,7 +169,10 @@ pub fn plan_run(
             expanded.push((stage, job));
         }
     }
-    let dag: Vec<bool> = stages.iter().map(|s| s.template.uses_dag()).collect();
+    let dag: Vec<bool> = stages
+        .iter()
+        .map(|s| s.dag.unwrap_or_else(|| s.template.uses_dag()))
+        .collect();
     let stage_jobs: Vec<StageJob> = expanded
         .iter()
         .map(|(stage, job)| StageJob {
@@ -183,15 +189,49 @@ pub fn plan_run(
         })
         .collect();
     let deps = plan::dependencies(&stage_jobs, &dag);
+    let names: Vec<&str> = stages.iter().map(|s| s.name).collect();
+    Ok(first_step(
+        expanded
+            .into_iter()
+            .zip(deps)
+            .map(|((stage, job), depends_on)| StoredJob {
+                stage,
+                name: format!("{}/{}", names[stage], job.name),
+                job,
+                depends_on,
+            })
+            .collect(),
+    ))
+}
 
-    let nodes: Vec<Node> = expanded
+/// A job of a run already expanded: what a rerun copies from the run it reruns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJob {
+    /// Its stage.
+    pub stage: usize,
+    /// `<template>/<job>`.
+    pub name: String,
+    /// The job as it was expanded.
+    pub job: ExpandedJob,
+    /// Indexes of the jobs it waits for.
+    pub depends_on: Vec<usize>,
+}
+
+/// A run of `jobs` exactly as they were expanded and wired before (a rerun runs what the
+/// run it reruns ran, not the templates' current versions), with its first plan step.
+pub fn replan(jobs: Vec<StoredJob>) -> PlannedRun {
+    first_step(jobs)
+}
+
+/// Takes the first plan step of a new run of `jobs` (every job pending).
+fn first_step(jobs: Vec<StoredJob>) -> PlannedRun {
+    let nodes: Vec<Node> = jobs
         .iter()
-        .zip(&deps)
-        .map(|((_, job), deps)| Node {
+        .map(|j| Node {
             state: JobState::Pending,
-            depends_on: deps.clone(),
-            allow_failure: job.allow_failure,
-            when: job.when,
+            depends_on: j.depends_on.clone(),
+            allow_failure: j.job.allow_failure,
+            when: j.job.when,
         })
         .collect();
     let step = plan::advance(&nodes);
@@ -203,23 +243,22 @@ pub fn plan_run(
             Action::Skip(_) => JobState::Skipped,
         };
     }
-    let jobs = expanded
+    let jobs = jobs
         .into_iter()
-        .zip(deps)
         .zip(states)
-        .map(|(((stage, job), depends_on), state)| PlannedJob {
-            stage,
-            name: format!("{}/{}", stages[stage].name, job.name),
-            job,
-            depends_on,
+        .map(|(j, state)| PlannedJob {
+            stage: j.stage,
+            name: j.name,
+            job: j.job,
+            depends_on: j.depends_on,
             state,
         })
         .collect();
-    Ok(PlannedRun {
+    PlannedRun {
         jobs,
         actions: step.actions,
         run_status: step.run_status,
-    })
+    }
 }
 
 #[cfg(test)]

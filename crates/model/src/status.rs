@@ -144,8 +144,38 @@ wire_enum!(
         Push => "push",
         /// `POST /pipelines/runs/{id}/rerun`.
         Rerun => "rerun",
+        /// A pull or merge request webhook (SPEC §9).
+        PullRequest => "pull_request",
     }
 );
+
+wire_enum!(
+    /// The event a pipeline file's rule names in `event:` (SPEC §9): the trigger, except that
+    /// a push of a tag is `tag`.
+    RuleEvent {
+        /// A push of a branch.
+        Push => "push",
+        /// A push of a tag.
+        Tag => "tag",
+        /// A pull or merge request.
+        PullRequest => "pull_request",
+        /// `POST /repos/{repo}/pipelines/run`.
+        Api => "api",
+        /// `POST /pipelines/runs/{id}/rerun`.
+        Rerun => "rerun",
+    }
+);
+
+impl From<Trigger> for RuleEvent {
+    fn from(t: Trigger) -> Self {
+        match t {
+            Trigger::Api => RuleEvent::Api,
+            Trigger::Push => RuleEvent::Push,
+            Trigger::Rerun => RuleEvent::Rerun,
+            Trigger::PullRequest => RuleEvent::PullRequest,
+        }
+    }
+}
 
 wire_enum!(
     /// The type of an event (SPEC §6 and §9–15): the only place an event name is written.

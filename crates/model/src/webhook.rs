@@ -12,6 +12,11 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
+
+mod pull_request;
+pub use pull_request::{
+    PullRequestDecision, PullRequestRun, decide_merge_request, decide_pull_request,
+};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -244,6 +249,10 @@ pub enum EventKind {
     Push,
     /// GitHub's hello when a hook is created.
     Ping,
+    /// A GitHub or Gitea/Forgejo `pull_request` (SPEC §9).
+    PullRequest,
+    /// A GitLab `Merge Request Hook` (SPEC §9).
+    MergeRequest,
     /// Anything else (`pull_request`, `issues`, `Merge Request Hook`, …).
     Other(String),
 }
@@ -254,11 +263,13 @@ pub fn event_kind(provider: Provider, value: &str) -> EventKind {
     match provider {
         Provider::GitLab => match v {
             "Push Hook" | "Tag Push Hook" => EventKind::Push,
+            "Merge Request Hook" => EventKind::MergeRequest,
             _ => EventKind::Other(v.to_owned()),
         },
         _ => match v {
             "push" => EventKind::Push,
             "ping" => EventKind::Ping,
+            "pull_request" => EventKind::PullRequest,
             _ => EventKind::Other(v.to_owned()),
         },
     }
@@ -274,6 +285,9 @@ pub struct Push {
     pub before: Option<String>,
     /// The pushed commit: the run's `commit`.
     pub after: String,
+    /// The pushed commit's message, when the payload has it (`head_commit`, or the entry of
+    /// `commits` whose id is `after`): `[skip ci]` is read from it.
+    pub head_message: Option<String>,
 }
 
 /// What a delivery asks for.
@@ -281,6 +295,8 @@ pub struct Push {
 pub enum Decision {
     /// Make a run.
     Run(Push),
+    /// Make a pull request run.
+    PullRequest(PullRequestRun),
     /// A branch or tag was deleted: nothing to build.
     Deleted {
         /// The deleted ref.
@@ -292,6 +308,13 @@ pub enum Decision {
     Ignored {
         /// Its name, from the event header.
         event: String,
+    },
+    /// A pull request action that does not start runs (`closed`, …).
+    IgnoredAction {
+        /// The event's name.
+        event: String,
+        /// The action.
+        action: String,
     },
 }
 
@@ -316,6 +339,14 @@ struct RawPush {
     after: Option<String>,
     #[serde(default)]
     deleted: Option<bool>,
+    head_commit: Option<RawCommit>,
+    commits: Option<Vec<RawCommit>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawCommit {
+    id: Option<String>,
+    message: Option<String>,
 }
 
 fn json_error(e: &serde_json::Error) -> PayloadError {
@@ -323,6 +354,13 @@ fn json_error(e: &serde_json::Error) -> PayloadError {
         serde_json::error::Category::Data => PayloadError::Invalid(e.to_string()),
         _ => PayloadError::Malformed(e.to_string()),
     }
+}
+
+/// Whether a commit message asks to make no run: it contains `[skip ci]` or `[ci skip]`
+/// (in any case), as GitLab, Woodpecker and GitHub Actions read it.
+pub fn skips_ci(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("[skip ci]") || lower.contains("[ci skip]")
 }
 
 /// True for a sha of only zeros: git's "no commit" (a created ref's `before`, a deleted ref's
@@ -339,6 +377,24 @@ fn is_sha(s: &str) -> bool {
 pub fn decide(kind: &EventKind, body: &[u8]) -> Result<Decision, PayloadError> {
     match kind {
         EventKind::Push => {}
+        EventKind::PullRequest | EventKind::MergeRequest => {
+            let d = if *kind == EventKind::PullRequest {
+                pull_request::decide_pull_request(body)?
+            } else {
+                pull_request::decide_merge_request(body)?
+            };
+            return Ok(match d {
+                PullRequestDecision::Run(r) => Decision::PullRequest(r),
+                PullRequestDecision::Ignored { action } => Decision::IgnoredAction {
+                    event: if *kind == EventKind::PullRequest {
+                        "pull_request".into()
+                    } else {
+                        "Merge Request Hook".into()
+                    },
+                    action,
+                },
+            });
+        }
         EventKind::Ping => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| json_error(&e))?;
             return Ok(Decision::Ping);
@@ -366,10 +422,21 @@ pub fn decide(kind: &EventKind, body: &[u8]) -> Result<Decision, PayloadError> {
     if is_zero_sha(&after) || raw.deleted == Some(true) {
         return Ok(Decision::Deleted { git_ref });
     }
+    let head_message = raw
+        .head_commit
+        .filter(|c| c.id.as_deref().is_none_or(|id| id == after))
+        .and_then(|c| c.message)
+        .or_else(|| {
+            raw.commits?
+                .into_iter()
+                .find(|c| c.id.as_deref() == Some(after.as_str()))
+                .and_then(|c| c.message)
+        });
     Ok(Decision::Run(Push {
         git_ref,
         before: raw.before,
         after,
+        head_message,
     }))
 }
 
@@ -555,11 +622,15 @@ mod tests {
         );
         assert_eq!(
             event_kind(Provider::GitLab, "Merge Request Hook"),
-            EventKind::Other("Merge Request Hook".into())
+            EventKind::MergeRequest
         );
         assert_eq!(
             event_kind(Provider::GitHub, "pull_request"),
-            EventKind::Other("pull_request".into())
+            EventKind::PullRequest
+        );
+        assert_eq!(
+            event_kind(Provider::GitHub, "issues"),
+            EventKind::Other("issues".into())
         );
     }
 
@@ -572,8 +643,15 @@ mod tests {
                 git_ref: "refs/tags/v1".into(),
                 before: Some("0000000000000000000000000000000000000000".into()),
                 after: "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
+                head_message: None,
             }))
         );
+        let with_message = br#"{"ref":"refs/heads/m","after":"6113728f","commits":[{"id":"1111","message":"a"},{"id":"6113728f","message":"fix [skip ci]"}]}"#;
+        let Ok(Decision::Run(p)) = decide(&EventKind::Push, with_message) else {
+            panic!("a push");
+        };
+        assert_eq!(p.head_message.as_deref(), Some("fix [skip ci]"));
+        assert!(skips_ci("Fix\n\n[CI SKIP]") && skips_ci("[skip ci] x") && !skips_ci("skip ci"));
         let deleted =
             br#"{"ref":"refs/heads/x","after":"0000000000000000000000000000000000000000"}"#;
         assert_eq!(

@@ -84,6 +84,11 @@ pub struct Config {
     /// `GITWEAVE_SECRETS_KEY` is unset). Keep it on a volume and back it up.
     #[arg(long, env = "PIPELINE_DATA_DIR", default_value = "/var/lib/gitweave")]
     pub data_dir: PathBuf,
+    /// Whether a run's pipeline may come from `.gitweave.yml` at its commit (SPEC §9).
+    /// `false`: only attached templates run, and no repo's git server is read for a file
+    /// (an operator who wants branches unable to change their own build).
+    #[arg(long, env = "PIPELINE_REPO_FILE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub repo_file: bool,
 }
 
 impl Config {
@@ -149,6 +154,7 @@ impl Config {
             // One key file for every instance a test starts, so a restart on the same
             // database finds the key its secrets were sealed with.
             data_dir: std::env::temp_dir().join("gitweave-pipeline-data"),
+            repo_file: true,
         }
     }
 }

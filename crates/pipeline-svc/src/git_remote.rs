@@ -7,35 +7,18 @@
 //! again (the file system may have changed since). git gets the URL and the ref as arguments
 //! after `--`, never through a shell; it runs with a cleared environment, without system or
 //! global config, credential helpers or prompts, only the transports the URL needs, from `/`
-//! (so no repository's config is read), and is killed after a timeout.
+//! (so no repository's config is read), and is killed after a timeout ([`crate::git_cli`]).
 
-use crate::local_repo;
-use gitweave_model::clone_url::{CloneUrl, redact};
+use crate::git_cli;
+use gitweave_model::clone_url::redact;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// How long `git ls-remote` may take.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The most of git's output read: a ref and its peeled tag are two short lines.
 const MAX_OUTPUT: u64 = 1 << 20;
-
-/// Variables passed on to git from pipeline-svc's own environment (where ssh keys, CA
-/// certificates and proxies come from); everything else is cleared.
-const PASSED_ON: &[&str] = &[
-    "PATH",
-    "HOME",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
 
 /// Why a ref's commit could not be found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,141 +111,58 @@ fn userinfo(url: &str) -> Option<&str> {
 
 /// git's last non-empty line of `stderr`, with the URL shown and credentials masked.
 fn last_words(stderr: &[u8], url: &str, shown: &str) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let mut said = text
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("git exited without saying why")
-        .replace(url, shown);
-    if let Some(secret) = userinfo(url) {
-        said = said.replace(secret, "***");
-    }
-    said.chars().take(300).collect()
-}
-
-/// Where git fetches from and what it may use to get there.
-struct Source {
-    url: String,
-    protocols: &'static str,
-    safe_directories: Vec<String>,
-}
-
-fn source(clone_url: &str, local_root: Option<&Path>) -> Result<Source, ResolveError> {
-    match CloneUrl::parse(clone_url).map_err(|e| ResolveError::Refused(e.to_string()))? {
-        CloneUrl::Remote(url) => Ok(Source {
-            url,
-            protocols: "git:http:https:ssh",
-            safe_directories: vec![],
-        }),
-        CloneUrl::Local(path) => {
-            let resolved = local_repo::resolve(local_root, &path)
-                .map_err(|e| ResolveError::Refused(e.to_string()))?;
-            let path = resolved
-                .to_str()
-                .ok_or_else(|| {
-                    ResolveError::Refused(format!("the path {resolved:?} is not UTF-8"))
-                })?
-                .to_owned();
-            Ok(Source {
-                safe_directories: vec![path.clone(), format!("{path}/.git")],
-                url: path,
-                protocols: "file",
-            })
-        }
+    let said = git_cli::last_words(stderr, &[]).replace(url, shown);
+    match userinfo(url) {
+        Some(secret) => said.replace(secret, "***"),
+        None => said,
     }
 }
 
-/// The commit `git_ref` points at on `clone_url` (`local_root`: `RUNNER_LOCAL_REPO_ROOT`).
+/// The commit `git_ref` points at on `clone_url` (`local_root`: `RUNNER_LOCAL_REPO_ROOT`;
+/// `password`: the repo secret `GIT_PASSWORD`, if set).
 pub async fn head_commit(
     clone_url: &str,
     local_root: Option<&Path>,
+    password: Option<&str>,
     git_ref: &str,
 ) -> Result<String, ResolveError> {
     let shown = redact(clone_url);
     let root = local_root.map(Path::to_owned);
     let url = clone_url.to_owned();
+    let password = password.map(str::to_owned);
     // A local URL's check reads the file system: off the async workers.
-    let src = tokio::task::spawn_blocking(move || source(&url, root.as_deref()))
-        .await
-        .map_err(|e| ResolveError::NoGit(format!("the clone_url check did not finish: {e}")))??;
+    let src = tokio::task::spawn_blocking(move || {
+        git_cli::source(&url, root.as_deref(), password.as_deref())
+    })
+    .await
+    .map_err(|e| ResolveError::NoGit(format!("the clone_url check did not finish: {e}")))?
+    .map_err(ResolveError::Refused)?;
     let wanted = candidates(git_ref);
 
-    let mut config: Vec<(String, String)> = vec![
-        ("protocol.allow".into(), "never".into()),
-        ("credential.helper".into(), String::new()),
-        ("core.sshCommand".into(), "ssh -o BatchMode=yes".into()),
-        ("core.hooksPath".into(), "/dev/null".into()),
-        ("core.fsmonitor".into(), "false".into()),
-    ];
-    config.extend(
-        src.protocols
-            .split(':')
-            .map(|p| (format!("protocol.{p}.allow"), "always".to_owned())),
-    );
-    config.extend(
-        src.safe_directories
-            .iter()
-            .map(|d| ("safe.directory".to_owned(), d.clone())),
-    );
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.env_clear()
-        .envs(
-            PASSED_ON
-                .iter()
-                .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
-        )
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ALLOW_PROTOCOL", src.protocols)
-        .env("GIT_CONFIG_COUNT", config.len().to_string());
-    for (i, (k, v)) in config.iter().enumerate() {
-        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
-            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
-    }
-    cmd.current_dir("/")
-        .arg("ls-remote")
+    let mut cmd = git_cli::command(&src);
+    cmd.arg("ls-remote")
         .arg("--")
         .arg(&src.url)
         // git matches patterns against whole names: a peeled tag's line needs its own.
-        .args(wanted.iter().flat_map(|c| [c.clone(), format!("{c}^{{}}")]))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| ResolveError::NoGit(e.to_string()))?;
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(ResolveError::NoGit("git's output is not piped".into()));
-    };
-    let run = async {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (mut stdout, mut stderr) = (stdout.take(MAX_OUTPUT), stderr.take(MAX_OUTPUT));
-        let (o, e) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-        o.and(e)?;
-        let status = child.wait().await?;
-        Ok::<_, std::io::Error>((status, out, err))
-    };
-    let (status, out, err) = match tokio::time::timeout(TIMEOUT, run).await {
-        Err(_) => {
+        .args(wanted.iter().flat_map(|c| [c.clone(), format!("{c}^{{}}")]));
+    let out = match git_cli::run(cmd, TIMEOUT, MAX_OUTPUT).await {
+        Err(git_cli::RunError::Timeout) => {
             return Err(ResolveError::Timeout {
                 git_ref: git_ref.to_owned(),
                 shown,
             });
         }
-        Ok(Err(e)) => return Err(ResolveError::NoGit(e.to_string())),
-        Ok(Ok(done)) => done,
+        Err(git_cli::RunError::Io(e)) => return Err(ResolveError::NoGit(e.to_string())),
+        Ok(out) => out,
     };
-    if !status.success() {
+    if !out.status.success() {
         return Err(ResolveError::Git {
             git_ref: git_ref.to_owned(),
-            said: last_words(&err, &src.url, &shown),
+            said: last_words(&out.stderr, clone_url, &shown),
             shown,
         });
     }
-    pick(&String::from_utf8_lossy(&out), &wanted).ok_or(ResolveError::UnknownRef {
+    pick(&String::from_utf8_lossy(&out.stdout), &wanted).ok_or(ResolveError::UnknownRef {
         git_ref: git_ref.to_owned(),
         shown,
     })

@@ -73,6 +73,7 @@ impl App {
         let (job_updates, _) = broadcast::channel(4096);
         let (run_updates, _) = broadcast::channel(4096);
         let retention = config.retention();
+        let config_data_dir = config.data_dir.clone();
         let state = AppState {
             pool,
             config: Arc::new(config),
@@ -89,6 +90,7 @@ impl App {
             ),
             shutting_down: Arc::default(),
             secrets: Arc::new(secrets),
+            mirrors: Arc::new(crate::mirror::Mirrors::new(&config_data_dir)),
         };
         Ok(Self { listener, state })
     }

@@ -56,6 +56,8 @@ pub struct AppState {
     /// When each runner registration last reached this instance (any authenticated call, and
     /// every second of a waiting long-poll): whether it is `online` (SPEC §13).
     pub runner_contact: Arc<RwLock<HashMap<Uuid, std::time::Instant>>>,
+    /// The repos' git mirrors in `PIPELINE_DATA_DIR/mirrors` (SPEC §9).
+    pub mirrors: Arc<crate::mirror::Mirrors>,
 }
 
 impl AppState {

@@ -73,6 +73,22 @@ pub fn run(r: &RunRow, jobs: &[JobRow]) -> Result<public::Run, ApiError> {
         created_at: r.created_at,
         started_at: r.started_at,
         ended_at: r.ended_at,
+        source: stored(r.source.as_ref(), "source")?,
+        error: stored(r.error.as_ref(), "error")?,
+        pull_request: stored(r.pull_request.as_ref(), "pull_request")?,
         jobs: jobs.iter().map(job).collect::<Result<_, _>>()?,
     })
+}
+
+/// A JSON column read back into its public type.
+fn stored<T: serde::de::DeserializeOwned>(
+    v: Option<&serde_json::Value>,
+    what: &str,
+) -> Result<Option<T>, ApiError> {
+    v.filter(|v| !v.is_null())
+        .map(|v| {
+            serde_json::from_value(v.clone())
+                .map_err(|e| ApiError::Internal(format!("stored run {what} does not load: {e}")))
+        })
+        .transpose()
 }

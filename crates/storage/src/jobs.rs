@@ -199,6 +199,19 @@ pub async fn of_run(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<JobRow>,
     .await
 }
 
+/// The template version of each of a run's jobs, in pipeline order (a rerun copies them).
+pub async fn template_versions(
+    e: impl PgExecutor<'_>,
+    run_id: Uuid,
+) -> Result<Vec<i32>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT template_version FROM jobs WHERE run_id = $1 ORDER BY position",
+        run_id
+    )
+    .fetch_all(e)
+    .await
+}
+
 /// A run's jobs in pipeline order, as the planner needs them.
 pub async fn plan_rows(e: impl PgExecutor<'_>, run_id: Uuid) -> Result<Vec<PlanRow>, sqlx::Error> {
     sqlx::query_as!(
@@ -347,6 +360,8 @@ pub struct Claimed {
     pub clone_url: Option<String>,
     /// How many jobs the run has.
     pub run_jobs: i32,
+    /// Whether the run is of a pull request (SPEC §9): it never gets protected secrets.
+    pub pull_request: bool,
 }
 
 /// Claims the oldest runnable job for a live (not revoked) runner: marks it running with a new
@@ -389,7 +404,8 @@ pub async fn claim(
                LIMIT 1
            ),
            run AS (
-               SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id, r.job_count, r.clone_url
+               SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id, r.job_count, r.clone_url,
+                      r.pull_request
                FROM pipeline_runs r JOIN cand ON r.id = cand.run_id
                FOR UPDATE OF r
            ),
@@ -439,7 +455,8 @@ pub async fn claim(
                   claimed.name AS "name!", claimed.spec AS "spec!",
                   run.status AS "run_status!: RunStatus", p.name AS "repo!",
                   run.ref AS "git_ref!", run.commit_sha, run.clone_url,
-                  run.job_count AS "run_jobs!"
+                  run.job_count AS "run_jobs!",
+                  run.pull_request IS NOT NULL AS "pull_request!"
            FROM claimed, run JOIN repos p ON p.id = run.repo_id"#,
         runner_id,
         lease_ms as f64,

@@ -32,6 +32,12 @@ pub struct RunRow {
     pub started_at: Option<OffsetDateTime>,
     /// Ended.
     pub ended_at: Option<OffsetDateTime>,
+    /// What it ran (`migrations/20261203000100_run_source.sql`).
+    pub source: Option<serde_json::Value>,
+    /// Why it could not run, for a run made failed without jobs.
+    pub error: Option<serde_json::Value>,
+    /// Its pull request.
+    pub pull_request: Option<serde_json::Value>,
 }
 
 /// A run to insert.
@@ -60,6 +66,12 @@ pub struct NewRun<'a> {
     pub status: RunStatus,
     /// The repo's clone URL now: the run's jobs check out from this copy.
     pub clone_url: Option<&'a str>,
+    /// What it runs.
+    pub source: Option<&'a serde_json::Value>,
+    /// Why it cannot run (a run made failed without jobs).
+    pub error: Option<&'a serde_json::Value>,
+    /// Its pull request.
+    pub pull_request: Option<&'a serde_json::Value>,
 }
 
 /// Inserts a run and returns it as stored (`repo` is the repo's name, given by the caller).
@@ -71,12 +83,15 @@ pub async fn insert(
     sqlx::query_as!(
         RunRow,
         r#"INSERT INTO pipeline_runs (id, repo_id, ref, commit_sha, status, trigger, templates, inputs,
-                                    rerun_of, job_count, started_at, ended_at, clone_url)
+                                    rerun_of, job_count, started_at, ended_at, clone_url,
+                                    source, error, pull_request)
            VALUES ($1, $2, $3, $4, $10, $5, $6, $7, $8, $9,
-                   CASE WHEN $10 <> 'queued' THEN now() END, CASE WHEN $11 THEN now() END, $13)
+                   CASE WHEN $10 <> 'queued' THEN now() END, CASE WHEN $11 THEN now() END, $13,
+                   $14, $15, $16)
            RETURNING id, repo_id, $12::text AS "repo!", ref AS git_ref, commit_sha,
                      status AS "status: RunStatus", trigger AS "trigger: Trigger",
-                     templates, inputs, created_at, started_at, ended_at"#,
+                     templates, inputs, created_at, started_at, ended_at,
+                     source, error, pull_request"#,
         r.id,
         r.repo_id,
         r.git_ref,
@@ -89,7 +104,10 @@ pub async fn insert(
         r.status.as_str(),
         r.status.is_terminal(),
         repo,
-        r.clone_url
+        r.clone_url,
+        r.source,
+        r.error,
+        r.pull_request
     )
     .fetch_one(e)
     .await
@@ -101,7 +119,8 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunRow>, sql
         RunRow,
         r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha,
                   r.status AS "status: RunStatus", r.trigger AS "trigger: Trigger",
-                  r.templates, r.inputs, r.created_at, r.started_at, r.ended_at
+                  r.templates, r.inputs, r.created_at, r.started_at, r.ended_at,
+                  r.source, r.error, r.pull_request
            FROM pipeline_runs r JOIN repos p ON p.id = r.repo_id
            WHERE r.id = $1"#,
         id
@@ -171,7 +190,8 @@ pub async fn list(
         RunRow,
         r#"SELECT r.id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha,
                   r.status AS "status: RunStatus", r.trigger AS "trigger: Trigger",
-                  r.templates, r.inputs, r.created_at, r.started_at, r.ended_at
+                  r.templates, r.inputs, r.created_at, r.started_at, r.ended_at,
+                  r.source, r.error, r.pull_request
            FROM pipeline_runs r JOIN repos p ON p.id = r.repo_id
            WHERE r.repo_id = $1 AND ($2::uuid IS NULL OR r.id < $2)
            ORDER BY r.id DESC

@@ -54,6 +54,18 @@ impl Api {
         Ok(())
     }
 
+    /// Creates or updates a repo with `settings` (`clone_url`, …).
+    pub async fn put_repo_with(&self, repo: &str, settings: &Value) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .put(format!("{}/repos/{repo}", self.base))
+            .json(settings)
+            .send()
+            .await?;
+        ok(r, "PUT repo").await?;
+        Ok(())
+    }
+
     /// Stores a template and attaches it (alone) to a fresh repo of the same name.
     pub async fn setup_pipeline(&self, name: &str, yaml: &str) -> anyhow::Result<()> {
         let r = self

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The workloads, in the order they run.
-const ALL: [&str; 9] = ["W1", "W2", "W3", "W4", "W5", "W7", "W9", "W10", "W11"];
+const ALL: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11"];
 
 /// `xtask bench` options.
 #[derive(Debug, clap::Args)]
@@ -158,6 +158,7 @@ pub async fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
                 "W3" => workloads::w3::run(&mut ctx).await,
                 "W4" => workloads::w4::run(&mut ctx).await,
                 "W5" => workloads::w5::run(&mut ctx).await,
+                "W6" => workloads::w6::run(&mut ctx).await,
                 "W7" => workloads::w7::run(&mut ctx).await,
                 "W9" => workloads::w9::run(&mut ctx).await,
                 "W10" => workloads::w10::run(&mut ctx).await,

@@ -185,6 +185,9 @@ impl Stack {
                 .env_remove("GITWEAVE_SECRETS_OLD_KEY")
                 // Loopback only, and the bench's runners carry no token.
                 .env("PIPELINE_INSECURE_OPEN_REGISTRATION", "true")
+                // W6's repositories live under the stack's directory, as do the mirrors.
+                .env("RUNNER_LOCAL_REPO_ROOT", &dir)
+                .env("PIPELINE_DATA_DIR", dir.join("pipeline-data"))
                 .env_remove("RUNNER_REGISTRATION_TOKEN")
                 .env_remove("RUNNER_REGISTRATION_TOKEN_FILE")
                 .env("RUST_LOG", rust_log),
@@ -252,6 +255,7 @@ impl Stack {
                 .env("RUNNER_NAME", &runner_name)
                 .env("RUNNER_CONTAINER_PREFIX", CONTAINER_PREFIX)
                 .env("RUNNER_WORKDIR", &workdir)
+                .env("RUNNER_LOCAL_REPO_ROOT", &self.dir)
                 .env("RUNNER_ADDR", format!("127.0.0.1:{port}"))
                 .env("RUST_LOG", &self.rust_log)
                 .env_remove("RUNNER_REGISTRATION_TOKEN")

@@ -181,7 +181,13 @@ async fn an_api_trigger_with_a_commit_checks_it_out_on_the_shell_engine() {
 #[tokio::test]
 async fn a_clone_failure_fails_the_run_with_a_reason_and_a_class() {
     helper_image().await;
-    let app = spawn_with(Options::default()).await;
+    // The runner's own failure: pipeline-svc does not read the (unreachable) repo first
+    // (with the repo file on, such a push is a failed run without jobs: hooks::repo_file).
+    let app = spawn_with(Options {
+        pipeline: Some(crate::helpers::no_repo_file),
+        ..Options::default()
+    })
+    .await;
     let origin = TempDir::new("origin-fail");
     let (older, _) = two_commits(&origin.0);
     let yaml = format!(

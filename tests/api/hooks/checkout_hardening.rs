@@ -231,6 +231,8 @@ async fn local_clone_urls_outside_the_root_or_not_repositories_fail_with_config_
         db.clone(),
         Options {
             local_repo_root: Some(root.0.clone()),
+            // The runner's checks, not pipeline-svc's read of the repo file, are under test.
+            pipeline: Some(crate::helpers::no_repo_file),
             ..Options::default()
         },
     )
@@ -298,6 +300,7 @@ async fn without_a_local_root_a_local_clone_url_fails_naming_the_setting() {
         Options {
             runner: Some(EngineKind::Shell),
             local_repo_root: None,
+            pipeline: Some(crate::helpers::no_repo_file),
             ..Options::default()
         },
     )
@@ -364,7 +367,12 @@ impl Drop for FifoFeeder {
 #[tokio::test]
 async fn the_checkout_helper_mounts_only_the_repository_read_only_and_no_docker_socket() {
     helper_image().await;
-    let app = spawn_with(Options::default()).await;
+    // The FIFO below would hold pipeline-svc's read of the repo file as it holds the helper.
+    let app = spawn_with(Options {
+        pipeline: Some(crate::helpers::no_repo_file),
+        ..Options::default()
+    })
+    .await;
     let origin = TempDir::new("inspected");
     let (older, _) = two_commits(&origin.0);
     // git in the helper reads the source's alternates file when it first looks for an

@@ -239,16 +239,12 @@ async fn ping_and_other_events_make_no_run() {
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "pong");
+    // Pull requests make runs (SPEC §9, hooks::pull_requests); other events do not.
     let pr = fixture("github-pull_request-opened.json");
-    let (status, v) =
-        json_of(deliver(&app, "quiet", "github", "pull_request", "p-2", &pr).await).await;
+    let (status, v) = json_of(deliver(&app, "quiet", "github", "issues", "p-2", &pr).await).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["status"], "ignored");
-    assert!(
-        v["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("pull_request"))
-    );
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("issues")));
     // A push body under another event name is not a push.
     let push = fixture("gitlab-push-docs.json");
     let (status, _) =

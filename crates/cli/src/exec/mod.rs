@@ -161,6 +161,7 @@ pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
                 name: STAGE,
                 template: t,
                 defaults: &defaults,
+                dag: None,
             }],
             &inputs,
         )

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::{PlanError, PlannedRun, Stage, plan_run, select};
+use super::{PlanError, PlannedRun, Stage, StoredJob, plan_run, replan, select};
 use crate::limits::Limit;
 use crate::plan::{self, Action, JobState, Node};
 use crate::status::RunStatus;
@@ -97,6 +97,7 @@ fn plan_of(
             name: &names[i],
             template: &templates[i],
             defaults: &defaults,
+            dag: None,
         })
         .collect();
     Ok((selected.clone(), plan_run(&stages, inputs)?))
@@ -111,6 +112,19 @@ proptest! {
         let only_names: Option<Vec<String>> =
             only.as_ref().map(|o| o.iter().map(|i| format!("t{i}")).collect());
         let (selected, run) = plan_of(&templates, only_names.as_deref(), &BTreeMap::new()).unwrap();
+
+        // A rerun of the stored jobs plans exactly the same run.
+        let stored: Vec<StoredJob> = run
+            .jobs
+            .iter()
+            .map(|j| StoredJob {
+                stage: j.stage,
+                name: j.name.clone(),
+                job: j.job.clone(),
+                depends_on: j.depends_on.clone(),
+            })
+            .collect();
+        prop_assert_eq!(&replan(stored), &run);
 
         // Stage order: the selected templates in attach order, whatever order was asked for.
         let mut expected_templates: Vec<usize> = only.clone().unwrap_or_else(|| (0..shape.len()).collect());
@@ -210,6 +224,7 @@ fn inputs_resolve_trigger_then_attachment_then_template() {
         name: "t",
         template: &t,
         defaults: &defaults,
+        dag: None,
     }];
     let run = plan_run(&stages, &BTreeMap::new()).unwrap();
     assert_eq!(run.jobs[0].job.script, vec!["echo attached 0".to_owned()]);
@@ -265,6 +280,7 @@ fn a_failure_skips_a_chain_of_needs_that_point_forward_in_the_file() {
         name: "t",
         template: &t,
         defaults: &defaults,
+        dag: None,
     }];
     let run = plan_run(&stages, &BTreeMap::new()).unwrap();
     assert_eq!(run.actions, vec![Action::Release(2)]);

@@ -4,8 +4,10 @@ use crate::limits::LimitExceeded;
 
 /// A template that could not be parsed or is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}{}", location(*.line, *.column))]
+#[error("{}{message}{}", file_prefix(.file.as_deref()), location(*.line, *.column))]
 pub struct TemplateError {
+    /// The file it was read from (a repo's `.gitweave.yml`); `None` for a stored template.
+    pub file: Option<String>,
     /// What is wrong, naming where (e.g. `jobs[1].script must not be empty`).
     pub message: String,
     /// 1-based line, for YAML syntax and type errors.
@@ -15,6 +17,10 @@ pub struct TemplateError {
     /// Set when the template was refused for a size cap ([`crate::limits`]) rather than
     /// for its content.
     pub limit: Option<LimitExceeded>,
+}
+
+fn file_prefix(file: Option<&str>) -> String {
+    file.map(|f| format!("{f}: ")).unwrap_or_default()
 }
 
 fn location(line: Option<usize>, column: Option<usize>) -> String {
@@ -28,6 +34,7 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
 impl TemplateError {
     pub(super) fn new(message: String) -> Self {
         TemplateError {
+            file: None,
             message,
             line: None,
             column: None,
@@ -54,6 +61,7 @@ impl TemplateError {
         // serde quotes names with backticks; the rest of our messages use double quotes.
         let message = message.replace('`', "\"");
         TemplateError {
+            file: None,
             message,
             line: loc.as_ref().map(|l| l.line()),
             column: loc.as_ref().map(|l| l.column()),

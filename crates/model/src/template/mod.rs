@@ -19,6 +19,7 @@ mod error;
 mod inputs;
 mod parse;
 mod raw;
+mod repo_file;
 mod retry;
 mod secrets;
 mod services;
@@ -31,6 +32,7 @@ mod tests;
 
 pub use error::TemplateError;
 pub use parse::parse_template;
+pub use repo_file::{Include, MAX_INCLUDES, MAX_RULES, RepoFile, locate, parse_repo_file};
 pub use retry::{MAX_RETRIES, RetryPolicy};
 pub use secrets::SecretRef;
 pub use services::{DEFAULT_READY_TIMEOUT, MAX_SERVICES, Ready, ReadyCheck, Service};

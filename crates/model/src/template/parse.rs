@@ -23,6 +23,15 @@ pub(super) const MAX_REPORTED: usize = 20;
 /// joined with `"; "` (the first 20 of them). Cross-job rules (`needs`
 /// targets, cycles) and input references are checked once the jobs themselves are valid.
 pub fn parse_template(src: &str) -> Result<Template, TemplateError> {
+    let raw = deserialize(src)?;
+    let mut b = Builder::default();
+    let template = b.template(raw);
+    b.finish(template)
+}
+
+/// The size cap, the secret-expression check and the counted YAML deserialization every
+/// pipeline text goes through (stored templates and repo pipeline files alike).
+pub(super) fn deserialize(src: &str) -> Result<RawTemplate, TemplateError> {
     if src.len() > MAX_TEMPLATE_BYTES {
         return Err(TemplateError::new(format!(
             "template is {} bytes, more than the maximum of {MAX_TEMPLATE_BYTES} bytes",
@@ -41,25 +50,26 @@ pub fn parse_template(src: &str) -> Result<Template, TemplateError> {
         limits::yaml_scalar_cap(src.len()),
     );
     let de = crate::yaml_budget::Counted::new(yaml_serde::Deserializer::from_str(src), &budget);
-    let raw = RawTemplate::deserialize(de).map_err(|e| {
+    RawTemplate::deserialize(de).map_err(|e| {
         let mut err = TemplateError::from_yaml(&e);
         err.limit = budget.exceeded();
         err
-    })?;
-    let mut b = Builder::default();
-    let template = b.template(raw);
-    match (template, b.errors.is_empty()) {
-        (Some(t), true) => Ok(t),
-        _ => {
-            let mut err = TemplateError::new(b.message());
-            err.limit = b.limit.take();
-            Err(err)
-        }
-    }
+    })
+}
+
+/// Which text is being read: what it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Kind {
+    /// A stored template: no `include`, no `rules`.
+    #[default]
+    Template,
+    /// A repo's `.gitweave.yml`.
+    RepoFile,
 }
 
 #[derive(Default)]
 pub(super) struct Builder {
+    pub(super) kind: Kind,
     pub(super) errors: Vec<String>,
     /// The first size cap reported, if any.
     pub(super) limit: Option<LimitExceeded>,
@@ -81,6 +91,18 @@ impl Builder {
     pub(super) fn over(&mut self, path: &str, e: LimitExceeded) {
         self.err(format!("{path}: {e}"));
         self.limit.get_or_insert(e);
+    }
+
+    /// The built value, or every problem reported as one error.
+    pub(super) fn finish<T>(&mut self, built: Option<T>) -> Result<T, TemplateError> {
+        match (built, self.errors.is_empty()) {
+            (Some(t), true) => Ok(t),
+            _ => {
+                let mut err = TemplateError::new(self.message());
+                err.limit = self.limit.take();
+                Err(err)
+            }
+        }
     }
 
     fn message(&self) -> String {
@@ -106,7 +128,19 @@ impl Builder {
     }
 
     /// Builds the template, or `None` when something was reported.
-    fn template(&mut self, raw: RawTemplate) -> Option<Template> {
+    pub(super) fn template(&mut self, raw: RawTemplate) -> Option<Template> {
+        if self.kind == Kind::Template {
+            for (key, given) in [
+                ("include", raw.include.is_some()),
+                ("rules", raw.rules.is_some()),
+            ] {
+                if given {
+                    self.err(format!(
+                        "{key} is read only in a repo's pipeline file (.gitweave.yml), not in a stored template"
+                    ));
+                }
+            }
+        }
         let name = raw.name.and_then(|n| {
             TemplateName::parse(&n)
                 .map_err(|e| self.err(invalid("name", &e)))
@@ -240,6 +274,16 @@ impl Builder {
         let secrets = self.secrets(&p, raw.secrets, &env);
         let runs_on = self.runs_on(&p, raw.runs_on);
         let services = self.services(&p, raw.services, name.as_ref().map(JobName::as_str));
+        let rules = match (raw.rules, self.kind) {
+            (None, _) => Vec::new(),
+            (Some(_), Kind::Template) => {
+                self.err(format!(
+                    "{p}.rules is read only in a repo's pipeline file (.gitweave.yml), not in a stored template"
+                ));
+                Vec::new()
+            }
+            (Some(r), Kind::RepoFile) => self.rules(&format!("{p}.rules"), r),
+        };
 
         let name = name?;
         (self.errors.len() == before).then(|| JobTemplate {
@@ -256,6 +300,7 @@ impl Builder {
             secrets,
             runs_on,
             services,
+            rules,
         })
     }
 

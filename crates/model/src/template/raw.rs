@@ -11,13 +11,63 @@ use std::fmt;
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a template mapping with keys name, inputs, env, jobs"
+    expecting = "a template mapping with keys name, inputs, env, jobs (and in a repo's .gitweave.yml include, rules)"
 )]
 pub(super) struct RawTemplate {
     pub(super) name: Option<String>,
     pub(super) inputs: Option<UniqueMap<Option<RawInput>>>,
     pub(super) env: Option<UniqueMap<Scalar>>,
     pub(super) jobs: Option<Vec<RawJob>>,
+    pub(super) include: Option<Vec<RawInclude>>,
+    pub(super) rules: Option<Vec<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an include mapping with keys template, inputs"
+)]
+pub(super) struct RawInclude {
+    pub(super) template: Option<String>,
+    pub(super) inputs: Option<UniqueMap<Scalar>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rule mapping with keys event, branch, tag, changes"
+)]
+pub(super) struct RawRule {
+    pub(super) event: Option<Strings>,
+    pub(super) branch: Option<Strings>,
+    pub(super) tag: Option<Strings>,
+    pub(super) changes: Option<Strings>,
+}
+
+/// A list of scalars, or one scalar as a list of one (`branch: main`).
+pub(super) struct Strings(pub(super) Vec<String>);
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Strings, E> {
+                Ok(Strings(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Scalar(s)) = seq.next_element::<Scalar>()? {
+                    out.push(s);
+                }
+                Ok(Strings(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -34,7 +84,7 @@ pub(super) struct RawInput {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets, runs_on, services"
+    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets, runs_on, services, rules"
 )]
 pub(super) struct RawJob {
     pub(super) name: Option<String>,
@@ -51,6 +101,7 @@ pub(super) struct RawJob {
     pub(super) secrets: Option<Vec<crate::template::secrets::RawSecretRef>>,
     pub(super) runs_on: Option<UniqueMap<Scalar>>,
     pub(super) services: Option<Vec<crate::template::services::RawService>>,
+    pub(super) rules: Option<Vec<RawRule>>,
 }
 
 #[derive(Deserialize)]

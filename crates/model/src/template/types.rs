@@ -62,6 +62,9 @@ pub struct JobTemplate {
     /// The secrets it is given, as environment variables (SPEC §10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<crate::template::SecretRef>,
+    /// Its `rules:` (repo pipeline files only, SPEC §9): empty, it always runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::rules::Rule>,
     /// Runner labels it needs (SPEC §13); `engine: shell` lets it run without an image.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runs_on: BTreeMap<String, String>,

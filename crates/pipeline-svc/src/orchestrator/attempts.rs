@@ -43,15 +43,24 @@ pub async fn claim(
 
     let job: ExpandedJob = serde_json::from_value(c.spec)
         .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", c.id)))?;
-    let secrets =
-        match super::job_secrets::resolve(state, &c.repo, &c.git_ref, &job.secrets).await? {
-            Ok(secrets) => secrets,
-            Err(super::job_secrets::Refused(reason)) => {
-                // Before it starts: no runner gets the job, it fails as a config_error.
-                fail_at_claim(state, c.id, c.attempt, reason).await?;
-                return Ok(None);
-            }
-        };
+    let secrets = match super::job_secrets::resolve(
+        state,
+        &super::job_secrets::For {
+            repo: &c.repo,
+            git_ref: &c.git_ref,
+            pull_request: c.pull_request,
+        },
+        &job.secrets,
+    )
+    .await?
+    {
+        Ok(secrets) => secrets,
+        Err(super::job_secrets::Refused(reason)) => {
+            // Before it starts: no runner gets the job, it fails as a config_error.
+            fail_at_claim(state, c.id, c.attempt, reason).await?;
+            return Ok(None);
+        }
+    };
     let mut env = job.env.clone();
     let predefined = [
         ("CI", "true".to_owned()),

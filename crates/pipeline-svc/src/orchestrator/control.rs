@@ -1,13 +1,12 @@
 //! What people do to runs and jobs: cancel, approve, rerun.
 
-use super::{RunTx, TriggerParams, Triggered, advance, trigger};
+use super::{RunTx, Triggered, advance};
 use crate::error::ApiError;
 use crate::state::AppState;
 use gitweave_api::error_code;
-use gitweave_model::status::{EventType, JobStatus, Trigger};
+use gitweave_model::status::{EventType, JobStatus};
 use gitweave_storage::events::NewEvent;
 use gitweave_storage::{jobs, runs};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Cancels a run: jobs not started are canceled now, running ones are told to stop.
@@ -65,29 +64,9 @@ pub async fn approve(
     Ok(job.run_id)
 }
 
-/// A new run of the same repo, ref, commit, templates and inputs (the templates' current
-/// versions).
+/// A new run of the same repo, ref, commit and inputs that runs exactly what the run ran:
+/// its jobs as they were expanded (from the pipeline file's blob, or the templates' versions
+/// of then), not the current templates ([`super::trigger::rerun_exact`]).
 pub async fn rerun(state: &AppState, run_id: Uuid, actor: &str) -> Result<Triggered, ApiError> {
-    let run = runs::get(&state.pool, run_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("run", run_id))?;
-    let inputs: BTreeMap<String, serde_json::Value> = serde_json::from_value(run.inputs.clone())
-        .map_err(|e| {
-            ApiError::Internal(format!("stored inputs of run {run_id} do not load: {e}"))
-        })?;
-    trigger(
-        state,
-        TriggerParams {
-            repo: run.repo,
-            git_ref: Some(run.git_ref),
-            commit: run.commit_sha,
-            templates: Some(run.templates),
-            inputs,
-            trigger: Trigger::Rerun,
-            rerun_of: Some(run_id),
-            actor: actor.to_owned(),
-            delivery: None,
-        },
-    )
-    .await
+    super::trigger::rerun_exact(state, run_id, actor).await
 }

@@ -38,13 +38,23 @@ pub fn protected_matcher(globs: &[String]) -> Result<GlobSet, String> {
         .map_err(|e| format!("protected_refs cannot be compiled: {e}"))
 }
 
-/// Opens the secrets `wanted` names for a job of `repo` running `git_ref`.
+/// The run a job's secrets are opened for.
+pub struct For<'a> {
+    /// Its repo.
+    pub repo: &'a str,
+    /// Its ref.
+    pub git_ref: &'a str,
+    /// Whether it is a pull request run (SPEC §9): never a protected secret, whatever its ref.
+    pub pull_request: bool,
+}
+
+/// Opens the secrets `wanted` names for a job of the run `run`.
 pub async fn resolve(
     state: &AppState,
-    repo: &str,
-    git_ref: &str,
+    run: &For<'_>,
     wanted: &[SecretRef],
 ) -> Result<Result<Vec<JobSecret>, Refused>, ApiError> {
+    let (repo, git_ref) = (run.repo, run.git_ref);
     if wanted.is_empty() {
         return Ok(Ok(Vec::new()));
     }
@@ -73,6 +83,12 @@ pub async fn resolve(
                 "secret {name} is not set for repo {repo} nor globally; set it with PUT /api/v1/repos/{repo}/secrets/{name} (or `gitweave secret set {repo} {name}`)"
             ))));
         };
+        if found.protected && run.pull_request {
+            return Ok(Err(Refused(format!(
+                "secret {name} is protected and this is a pull request run (ref {}); pull request runs, forks or not, never get protected secrets: run it from a protected ref of repo {repo}",
+                short_ref(git_ref)
+            ))));
+        }
         if found.protected && !protected_ref {
             return Ok(Err(Refused(format!(
                 "secret {name} is protected and ref {} is not a protected ref of repo {repo} (protected_refs: [{}]); run it from a protected ref",

@@ -20,7 +20,9 @@ pub use job_secrets::protected_matcher;
 pub use planning::{Advanced, advance, advance_locked, set_run_status};
 pub use reaper::reap_expired;
 pub use run_tx::RunTx;
-pub use trigger::{CreatedRun, Delivery, TriggerParams, Triggered, input_strings, trigger};
+pub use trigger::{
+    CreatedRun, Delivery, PullRequest, TriggerParams, Triggered, input_strings, trigger,
+};
 
 /// The actor of changes pipeline-svc makes by itself.
 pub const ACTOR: &str = "pipeline-svc";

@@ -13,7 +13,7 @@ use super::runs::{created, made};
 use super::valid_name;
 use crate::error::ApiError;
 use crate::extract::body_error;
-use crate::orchestrator::{self, Delivery, TriggerParams, Triggered};
+use crate::orchestrator::{self, Delivery, PullRequest, TriggerParams, Triggered};
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -29,7 +29,6 @@ use gitweave_storage::repos;
 use http::{HeaderMap, StatusCode, header};
 use rand::Rng;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// Largest webhook body (SPEC §7); the gateway enforces the same limit.
 pub const WEBHOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
@@ -139,8 +138,33 @@ async fn receive(
         let outcome = if label == "ping" { "pong" } else { "ignored" };
         Ok(no_run(status, outcome, message))
     };
-    let push = match decision {
-        Decision::Run(push) => push,
+    let params = match decision {
+        Decision::Run(push) => TriggerParams {
+            git_ref: Some(push.git_ref),
+            commit: Some(push.after),
+            before: push.before,
+            head_message: push.head_message,
+            ..TriggerParams::new(
+                repo.to_string(),
+                Trigger::Push,
+                format!("webhook:{provider}"),
+            )
+        },
+        Decision::PullRequest(pr) => TriggerParams {
+            git_ref: Some(pr.git_ref),
+            commit: Some(pr.head),
+            pull_request: Some(PullRequest {
+                number: pr.number,
+                source_branch: pr.source_branch,
+                target_branch: pr.target_branch,
+                fork: pr.fork,
+            }),
+            ..TriggerParams::new(
+                repo.to_string(),
+                Trigger::PullRequest,
+                format!("webhook:{provider}"),
+            )
+        },
         Decision::Ping => {
             return answer(
                 StatusCode::OK,
@@ -159,7 +183,16 @@ async fn receive(
             return answer(
                 StatusCode::ACCEPTED,
                 "ignored",
-                format!("{event:?} events do not start runs; only pushes do"),
+                format!("{event:?} events do not start runs; only pushes and pull requests do"),
+            );
+        }
+        Decision::IgnoredAction { event, action } => {
+            return answer(
+                StatusCode::ACCEPTED,
+                "ignored",
+                format!(
+                    "{event} action {action:?} does not start runs; opened, reopened and new commits do"
+                ),
             );
         }
     };
@@ -176,21 +209,17 @@ async fn receive(
     if delivery.is_none() {
         tracing::warn!(repo = %repo, %provider, "webhook without a delivery id; a repeat of it would make another run");
     }
-    let triggered = orchestrator::trigger(
-        &state,
-        TriggerParams {
-            repo: repo.to_string(),
-            git_ref: Some(push.git_ref),
-            commit: Some(push.after),
-            templates: None,
-            inputs: BTreeMap::new(),
-            trigger: Trigger::Push,
-            rerun_of: None,
-            actor: format!("webhook:{provider}"),
-            delivery,
-        },
-    )
-    .await?;
+    let triggered = orchestrator::trigger(&state, TriggerParams { delivery, ..params }).await?;
+    if let Triggered::Skipped(reason) = &triggered {
+        state
+            .metrics
+            .inc("gitweave_webhooks_total", &result("skipped"));
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "skipped", "reason": reason })),
+        )
+            .into_response());
+    }
     let run = made(&state, &triggered).await?;
     if let Triggered::DuplicateDelivery(_) = triggered {
         state

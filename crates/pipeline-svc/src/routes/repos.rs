@@ -138,6 +138,7 @@ async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let name = valid_name(RepoName::parse, &name)?;
+    let repo_id = repos::get(&state.pool, name.as_str()).await?.map(|r| r.id);
     let mut tx = state.pool.begin().await?;
     match repos::delete(&mut tx, name.as_str()).await? {
         RepoDeleted::NotFound => Err(ApiError::not_found("repo", &name)),
@@ -156,6 +157,13 @@ async fn delete(
             tx.commit().await?;
             // Their settled answers must not be served any more from this instance's cache.
             state.settled.forget(&runs, &jobs);
+            // Its git mirror goes too (docs/ARCHITECTURE.md, "Repo mirrors"); a failure
+            // leaves a directory no repo id will name again, so it is logged, not answered.
+            if let Some(id) = repo_id
+                && let Err(e) = state.mirrors.remove_repo(id).await
+            {
+                tracing::warn!(repo = %name, error = %e, "the repo's mirror could not be removed");
+            }
             tracing::info!(repo = %name, runs = runs.len(), "repo deleted");
             Ok(StatusCode::NO_CONTENT)
         }

@@ -67,15 +67,11 @@ async fn trigger(
     let triggered = orchestrator::trigger(
         &state,
         TriggerParams {
-            repo: repo.to_string(),
             git_ref: body.git_ref,
             commit: body.commit,
             templates: body.templates,
             inputs: body.inputs,
-            trigger: Trigger::Api,
-            rerun_of: None,
-            actor: "api".into(),
-            delivery: None,
+            ..TriggerParams::new(repo.to_string(), Trigger::Api, "api".into())
         },
     )
     .await?;
@@ -87,6 +83,10 @@ pub(crate) async fn made(state: &AppState, t: &Triggered) -> Result<Run, ApiErro
     match t {
         Triggered::Created(c) => views::run(&c.run, &c.jobs),
         Triggered::DuplicateDelivery(id) => load(state, *id).await,
+        // Only webhooks skip; API triggers are refused instead.
+        Triggered::Skipped(reason) => Err(ApiError::Internal(format!(
+            "a trigger made no run where one was expected: {reason}"
+        ))),
     }
 }
 

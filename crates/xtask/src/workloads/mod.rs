@@ -10,6 +10,7 @@ pub mod w4;
 pub mod w5;
 pub mod w7;
 pub mod w9;
+pub mod w6;
 
 use crate::api::Api;
 use crate::stack::Stack;

@@ -51,6 +51,7 @@ fn job_with(extra: &str) -> String {
     format!("jobs:\n  - name: j\n    script: [x]\n{extra}")
 }
 
+mod repo_file;
 mod retry;
 mod robustness;
 mod rules;

@@ -97,6 +97,7 @@ fn json_round_trip() {
 #[test]
 fn error_display_includes_location_when_known() {
     let e = TemplateError {
+        file: None,
         message: "boom".into(),
         line: Some(3),
         column: Some(5),

@@ -7,6 +7,7 @@ use crate::orchestrator::planning::{action_event, run_completed_event, run_statu
 use crate::orchestrator::run_tx::RunTx;
 use crate::state::AppState;
 use gitweave_api::error_code;
+use gitweave_api::public::RunError;
 use gitweave_model::plan::JobState;
 use gitweave_model::status::{EventType, RunStatus};
 use gitweave_storage::events::NewEvent;
@@ -14,12 +15,14 @@ use gitweave_storage::{deliveries, jobs, repos, runs};
 use uuid::Uuid;
 
 /// What [`write`] inserts.
-pub(super) struct Write<'a> {
-    pub(super) repo: &'a repos::RepoRow,
-    pub(super) params: &'a TriggerParams,
-    pub(super) git_ref: &'a str,
-    pub(super) commit: Option<&'a str>,
-    pub(super) planned: &'a Planned,
+pub(crate) struct Write<'a> {
+    pub(crate) repo: &'a repos::RepoRow,
+    pub(crate) params: &'a TriggerParams,
+    pub(crate) git_ref: &'a str,
+    pub(crate) commit: Option<&'a str>,
+    pub(crate) planned: &'a Planned,
+    /// Why the run cannot run: it is written `failed`, without jobs.
+    pub(crate) error: Option<&'a RunError>,
 }
 
 /// Inserts the planned run, its delivery, its jobs (already in the first step's state) and
@@ -44,7 +47,7 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
         .iter()
         .enumerate()
         .map(|(i, j)| {
-            let template = &w.planned.templates[j.stage];
+            let template = &w.planned.stages[j.stage];
             jobs::NewJob {
                 id: job_ids[i],
                 position: i as i32,
@@ -61,9 +64,11 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
             }
         })
         .collect();
-    let template_names: Vec<String> = w.planned.templates.iter().map(|a| a.name.clone()).collect();
-    let inputs_json =
-        serde_json::to_value(&p.inputs).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let template_names: Vec<String> = w.planned.stages.iter().map(|a| a.name.clone()).collect();
+    let inputs_json = to_json(&p.inputs)?;
+    let source_json = to_json(&w.planned.source)?;
+    let error_json = w.error.map(to_json).transpose()?;
+    let pr_json = p.pull_request.as_ref().map(to_json).transpose()?;
 
     let mut tx = RunTx::begin(state, run_id).await?;
     let run = runs::insert(
@@ -80,6 +85,9 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
             job_count: plan.jobs.len() as i32,
             status: plan.run_status,
             clone_url: w.repo.clone_url.as_deref(),
+            source: Some(&source_json),
+            error: error_json.as_ref(),
+            pull_request: pr_json.as_ref(),
         },
         &w.repo.name,
     )
@@ -133,7 +141,7 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
             RunStatus::Queued,
             plan.run_status,
             &p.actor,
-            None,
+            w.error.map(|e| e.message.as_str()),
         ));
         if plan.run_status.is_terminal() {
             tx.record(run_completed_event(plan.run_status, &p.actor));
@@ -141,4 +149,9 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
     }
     tx.commit().await?;
     Ok(Triggered::Created(Box::new(CreatedRun { run, jobs })))
+}
+
+/// A value as the JSON of its column.
+fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))
 }

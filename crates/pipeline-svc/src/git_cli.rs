@@ -1,0 +1,317 @@
+//! Running the `git` CLI for pipeline-svc ([`crate::git_remote`], [`crate::mirror`]) under one
+//! discipline: the URL and refs are arguments after `--` (or options git cannot take for
+//! anything else), never a shell; a cleared environment without system or global config,
+//! credential helpers or prompts; only the transports the URL needs; a timeout that kills git;
+//! a cap on what is read of its output.
+//!
+//! Credentials never go into git's argv (which `ps` shows to every user of the machine): the
+//! userinfo of an `http(s)://user:pass@host` URL, or the repo secret `GIT_PASSWORD`, becomes
+//! an `Authorization: Basic` header that git gets through `GIT_CONFIG_*` variables of its own
+//! environment (readable only by pipeline-svc's user), and the URL git sees has no userinfo.
+
+use crate::local_repo;
+use base64::Engine as _;
+use gitweave_model::clone_url::CloneUrl;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// Variables passed on to git from pipeline-svc's own environment (where ssh keys, CA
+/// certificates and proxies come from); everything else is cleared.
+const PASSED_ON: &[&str] = &[
+    "PATH",
+    "HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// Where git fetches from and what it may use to get there.
+#[derive(Clone)]
+pub struct Source {
+    /// The URL or resolved local path git is given: never with credentials.
+    pub url: String,
+    /// `GIT_ALLOW_PROTOCOL`.
+    pub protocols: &'static str,
+    /// `safe.directory` entries (a local repository owned by another user).
+    pub safe_directories: Vec<String>,
+    /// `Authorization` header value for an http(s) server, from the URL or `GIT_PASSWORD`.
+    auth: Option<String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("url", &self.url)
+            .field("auth", &self.auth.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Decodes `%XX` escapes of a URL's userinfo (a password with `@` is written `%40`).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Splits `scheme://userinfo@rest` into the URL without userinfo and the userinfo.
+pub fn split_userinfo(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) if !user.is_empty() => {
+            (format!("{scheme}://{host}{path}"), Some(user.to_owned()))
+        }
+        _ => (url.to_owned(), None),
+    }
+}
+
+/// The `Basic` header of `user:password` (each percent-decoded), or of the URL's user (or
+/// `git`) with `password` when one is given (the repo secret `GIT_PASSWORD` wins).
+fn basic(userinfo: Option<&str>, password: Option<&str>) -> Option<String> {
+    let (user, pass) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => (percent_decode(user), Some(percent_decode(pass))),
+            None => (percent_decode(u), None),
+        },
+        None => (b"git".to_vec(), None),
+    };
+    let pass = match password {
+        Some(p) => p.as_bytes().to_vec(),
+        None => pass?,
+    };
+    let mut pair = user;
+    pair.push(b':');
+    pair.extend(pass);
+    Some(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}
+
+/// Where git reads `clone_url` from, checked as it was stored (the clone-URL grammar, and a
+/// local path under `local_root` again); `password` is the repo secret `GIT_PASSWORD`. The
+/// error is a sentence for people. Blocking (a local path is resolved): off the async workers.
+pub fn source(
+    clone_url: &str,
+    local_root: Option<&Path>,
+    password: Option<&str>,
+) -> Result<Source, String> {
+    match CloneUrl::parse(clone_url).map_err(|e| e.to_string())? {
+        CloneUrl::Remote(url) => {
+            let http = url.starts_with("http://") || url.starts_with("https://");
+            let (url, auth) = if http {
+                let (bare, userinfo) = split_userinfo(&url);
+                (bare, basic(userinfo.as_deref(), password))
+            } else {
+                (url, None)
+            };
+            Ok(Source {
+                url,
+                protocols: "git:http:https:ssh",
+                safe_directories: vec![],
+                auth,
+            })
+        }
+        CloneUrl::Local(path) => {
+            let resolved = local_repo::resolve(local_root, &path).map_err(|e| e.to_string())?;
+            let path = resolved
+                .to_str()
+                .ok_or_else(|| format!("the path {resolved:?} is not UTF-8"))?
+                .to_owned();
+            Ok(Source {
+                safe_directories: vec![path.clone(), format!("{path}/.git")],
+                url: path,
+                protocols: "file",
+                auth: None,
+            })
+        }
+    }
+}
+
+/// A `git` command for `src` with the environment of the module docs, run from `/` (so no
+/// repository's config is read) unless the caller names a `--git-dir`.
+pub fn command(src: &Source) -> tokio::process::Command {
+    let mut config: Vec<(String, String)> = vec![
+        ("protocol.allow".into(), "never".into()),
+        ("credential.helper".into(), String::new()),
+        ("core.sshCommand".into(), "ssh -o BatchMode=yes".into()),
+        ("core.hooksPath".into(), "/dev/null".into()),
+        ("core.fsmonitor".into(), "false".into()),
+        ("gc.auto".into(), "0".into()),
+    ];
+    config.extend(
+        src.protocols
+            .split(':')
+            .map(|p| (format!("protocol.{p}.allow"), "always".to_owned())),
+    );
+    config.extend(
+        src.safe_directories
+            .iter()
+            .map(|d| ("safe.directory".to_owned(), d.clone())),
+    );
+    if let Some(auth) = &src.auth {
+        config.push(("http.extraHeader".into(), format!("Authorization: {auth}")));
+    }
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.env_clear()
+        .envs(
+            PASSED_ON
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+        )
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", src.protocols)
+        .env("GIT_CONFIG_COUNT", config.len().to_string());
+    for (i, (k, v)) in config.iter().enumerate() {
+        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
+            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+    }
+    cmd.current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// What git did.
+pub struct Output {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// At most the cap of stdout.
+    pub stdout: Vec<u8>,
+    /// At most the cap of stderr.
+    pub stderr: Vec<u8>,
+    /// Whether stdout was longer than the cap.
+    pub stdout_cut: bool,
+}
+
+/// Why git did not run to its end.
+#[derive(Debug)]
+pub enum RunError {
+    /// It took longer than the timeout and was killed.
+    Timeout,
+    /// It could not be started or read.
+    Io(std::io::Error),
+}
+
+/// Runs `cmd`, reading at most `max_output` bytes of each stream, within `timeout`.
+pub async fn run(
+    mut cmd: tokio::process::Command,
+    timeout: Duration,
+    max_output: u64,
+) -> Result<Output, RunError> {
+    let mut child = cmd.spawn().map_err(RunError::Io)?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(RunError::Io(std::io::Error::other(
+            "git's output is not piped",
+        )));
+    };
+    let run = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        // One byte more than the cap tells a cut output from one that fits.
+        let (mut so, mut se) = (stdout.take(max_output + 1), stderr.take(max_output));
+        let (o, e) = tokio::join!(so.read_to_end(&mut out), se.read_to_end(&mut err));
+        o.and(e)?;
+        // Whatever is left unread must not block git on a full pipe.
+        drop((so, se));
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((status, out, err))
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Err(_) => Err(RunError::Timeout),
+        Ok(Err(e)) => Err(RunError::Io(e)),
+        Ok(Ok((status, mut stdout, stderr))) => {
+            let stdout_cut = stdout.len() as u64 > max_output;
+            stdout.truncate(max_output as usize);
+            Ok(Output {
+                status,
+                stdout,
+                stderr,
+                stdout_cut,
+            })
+        }
+    }
+}
+
+/// git's last non-empty line of `stderr`, at most 300 characters, with `secrets` masked.
+pub fn last_words(stderr: &[u8], secrets: &[&str]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mut said = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("git exited without saying why")
+        .to_owned();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        said = said.replace(s, "***");
+    }
+    said.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{basic, percent_decode, source, split_userinfo};
+
+    #[test]
+    fn userinfo_leaves_the_url_and_becomes_a_header() {
+        assert_eq!(
+            split_userinfo("https://deploy:s%40cret@git.example:8443/a/b.git"),
+            (
+                "https://git.example:8443/a/b.git".to_owned(),
+                Some("deploy:s%40cret".to_owned())
+            )
+        );
+        assert_eq!(
+            split_userinfo("https://git.example/a@b"),
+            ("https://git.example/a@b".to_owned(), None)
+        );
+        assert_eq!(percent_decode("s%40cret%zz%4"), b"s@cret%zz%4");
+        // base64("deploy:s@cret")
+        assert_eq!(
+            basic(Some("deploy:s%40cret"), None).as_deref(),
+            Some("Basic ZGVwbG95OnNAY3JldA==")
+        );
+        assert_eq!(
+            basic(Some("deploy"), None),
+            None,
+            "a user alone is no credential"
+        );
+        // The secret wins over the URL's password; `git` is the user when none is given.
+        assert_eq!(
+            basic(Some("deploy:old"), Some("s@cret")).as_deref(),
+            Some("Basic ZGVwbG95OnNAY3JldA==")
+        );
+        assert_eq!(basic(None, Some("pw")).as_deref(), Some("Basic Z2l0OnB3"));
+        let src = source("https://u:topsecret@h.example/r.git", None, None).expect("source");
+        assert_eq!(src.url, "https://h.example/r.git");
+        assert!(!format!("{src:?}").contains("topsecret"));
+    }
+}
