@@ -8,9 +8,9 @@ pub mod w2;
 pub mod w3;
 pub mod w4;
 pub mod w5;
+pub mod w6;
 pub mod w7;
 pub mod w9;
-pub mod w6;
 
 use crate::api::Api;
 use crate::stack::Stack;
