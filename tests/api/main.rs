@@ -7,6 +7,7 @@
 )]
 
 mod browser;
+mod hand;
 mod helpers;
 mod procs;
 

@@ -70,7 +70,7 @@ async fn a_shell_job_reads_no_runner_secret_from_proc_environ() {
         "snoop",
         "snoop",
         &serde_json::to_string(&json!({
-            "jobs": [{ "name": "snoop", "image": crate::helpers::image(), "script": [SNOOP] }]
+            "jobs": [{ "name": "snoop", "image": crate::helpers::image(), "runs_on": {"engine": "shell"}, "script": [SNOOP] }]
         }))
         .expect("yaml"),
     )

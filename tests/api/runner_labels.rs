@@ -2,58 +2,13 @@
 //! in the claim: runners driven by hand over the runner protocol, and a real runner-svc
 //! process started with `RUNNER_LABELS`.
 
-use crate::helpers::{TestApp, image, no_runner, spawn_with};
+use crate::hand::{claim_within, finish, register, token};
+use crate::helpers::{image, no_runner, spawn_with};
 use crate::procs::runner_process_with;
-use gitweave_api::runner::{Assignment, RegisterResponse};
+use gitweave_api::runner::Assignment;
 use gitweave_model::status::{JobStatus, RunStatus};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn register(app: &TestApp, body: Value) -> reqwest::Response {
-    app.http
-        .post(format!("{}/internal/v1/runners/register", app.pipeline))
-        .json(&body)
-        .send()
-        .await
-        .expect("register")
-}
-
-async fn token(app: &TestApp, body: Value) -> String {
-    let r = register(app, body).await;
-    assert_eq!(r.status(), 201);
-    r.json::<RegisterResponse>().await.expect("json").token
-}
-
-async fn claim(app: &TestApp, token: &str, wait_ms: u64) -> Option<Assignment> {
-    let r = app
-        .http
-        .post(format!("{}/internal/v1/runners/claim", app.pipeline))
-        .bearer_auth(token)
-        .json(&json!({ "wait_ms": wait_ms }))
-        .send()
-        .await
-        .expect("claim");
-    if r.status() == 204 {
-        return None;
-    }
-    assert_eq!(r.status(), 200);
-    Some(r.json().await.expect("assignment"))
-}
-
-async fn finish(app: &TestApp, token: &str, a: &Assignment) {
-    let r = app
-        .http
-        .post(format!(
-            "{}/internal/v1/jobs/{}/attempts/{}/finish",
-            app.pipeline, a.job_id, a.attempt
-        ))
-        .bearer_auth(token)
-        .json(&json!({"log_end": 0, "exit_code": 0}))
-        .send()
-        .await
-        .expect("finish");
-    assert_eq!(r.status(), 200);
-}
 
 #[tokio::test]
 async fn a_job_goes_only_to_a_runner_with_every_label_it_asks_for() {
@@ -81,9 +36,12 @@ async fn a_job_goes_only_to_a_runner_with_every_label_it_asks_for() {
     )
     .await;
     let run = app.trigger("r", &json!({})).await;
-    assert!(claim(&app, &plain, 300).await.is_none(), "no labels");
-    assert!(claim(&app, &half, 300).await.is_none(), "zone=a but no gpu");
-    let a = claim(&app, &both, 2_000).await.expect("every label");
+    assert!(claim_within(&app, &plain, 300).await.is_none(), "no labels");
+    assert!(
+        claim_within(&app, &half, 300).await.is_none(),
+        "zone=a but no gpu"
+    );
+    let a = claim_within(&app, &both, 2_000).await.expect("every label");
     assert_eq!(a.run_id, run.id);
 
     // `runner` is an implicit label: a job may pin a runner by name.
@@ -95,8 +53,10 @@ async fn a_job_goes_only_to_a_runner_with_every_label_it_asks_for() {
     )
     .await;
     let run = app.trigger("r", &json!({})).await;
-    assert!(claim(&app, &both, 300).await.is_none());
-    let a = claim(&app, &half, 2_000).await.expect("pinned by name");
+    assert!(claim_within(&app, &both, 300).await.is_none());
+    let a = claim_within(&app, &half, 2_000)
+        .await
+        .expect("pinned by name");
     assert_eq!(a.run_id, run.id);
     app.shutdown().await;
 }
@@ -130,13 +90,17 @@ async fn a_shell_runner_takes_only_jobs_that_ask_for_the_shell_engine() {
     )
     .await;
     let run = app.trigger("r", &json!({})).await;
-    let on_shell = claim(&app, &shell, 2_000).await.expect("the shell job");
+    let on_shell = claim_within(&app, &shell, 2_000)
+        .await
+        .expect("the shell job");
     assert!(
-        claim(&app, &shell, 300).await.is_none(),
+        claim_within(&app, &shell, 300).await.is_none(),
         "never the job with an image"
     );
-    let on_docker = claim(&app, &docker, 2_000).await.expect("the docker job");
-    assert!(claim(&app, &docker, 300).await.is_none());
+    let on_docker = claim_within(&app, &docker, 2_000)
+        .await
+        .expect("the docker job");
+    assert!(claim_within(&app, &docker, 300).await.is_none());
     let view = app.run(run.id).await;
     let name_of = |id| {
         view.jobs
@@ -175,18 +139,21 @@ async fn a_runner_never_holds_more_jobs_than_its_registered_capacity() {
     .await;
     app.trigger("r", &json!({})).await;
     // Five claims at once for two slots: exactly two get a job.
-    let claims = (0..5).map(|_| claim(&app, &two, 1_500));
+    let claims = (0..5).map(|_| claim_within(&app, &two, 1_500));
     let got: Vec<Assignment> = futures::future::join_all(claims)
         .await
         .into_iter()
         .flatten()
         .collect();
     assert_eq!(got.len(), 2, "{got:#?}");
-    assert!(claim(&app, &two, 300).await.is_none(), "both slots held");
+    assert!(
+        claim_within(&app, &two, 300).await.is_none(),
+        "both slots held"
+    );
     // A finished job frees its slot.
     finish(&app, &two, &got[0]).await;
-    assert!(claim(&app, &two, 2_000).await.is_some());
-    assert!(claim(&app, &two, 300).await.is_none());
+    assert!(claim_within(&app, &two, 2_000).await.is_some());
+    assert!(claim_within(&app, &two, 300).await.is_none());
     app.shutdown().await;
 }
 
@@ -294,7 +261,7 @@ async fn get_runners_shows_each_live_registration_with_its_labels_load_and_statu
     )
     .await;
     app.trigger("r", &json!({})).await;
-    claim(&app, &first, 2_000).await.expect("a job");
+    claim_within(&app, &first, 2_000).await.expect("a job");
     let list = app.get_json("/runners").await;
     let runners = list["runners"].as_array().expect("runners");
     let me = runners
@@ -373,7 +340,7 @@ async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
         json!({"name": "plain", "capacity": 1, "engine": "docker"}),
     )
     .await;
-    assert!(claim(&app, &plain, 200).await.is_none());
+    assert!(claim_within(&app, &plain, 200).await.is_none());
     let view = app.get_json(&path).await;
     let w = waiting(&view, "t/gpu");
     assert_eq!(w["reason"], "no_runner");
@@ -399,7 +366,7 @@ async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
     .await;
     // Both runs' gpu jobs are due; the runner takes the older one and is then full.
     let other = app.trigger("other", &json!({})).await;
-    let taken = claim(&app, &gpu, 2_000).await.expect("one gpu job");
+    let taken = claim_within(&app, &gpu, 2_000).await.expect("one gpu job");
     assert_eq!(taken.run_id, run.id);
     let view = app.get_json(&format!("/pipelines/runs/{}", other.id)).await;
     let w = waiting(&view, "o/hog");
@@ -415,7 +382,7 @@ async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
 
     // The running job waits for nothing; once it and `after` are done, `ship` waits for approval.
     finish(&app, &gpu, &taken).await;
-    let after = claim(&app, &plain, 2_000).await.expect("after");
+    let after = claim_within(&app, &plain, 2_000).await.expect("after");
     finish(&app, &plain, &after).await;
     let view = app.get_json(&path).await;
     assert_eq!(waiting(&view, "t/ship")["reason"], "approval", "{view}");

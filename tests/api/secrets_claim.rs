@@ -3,8 +3,8 @@
 //! assignment; an unknown name, or a protected secret on a ref that is not protected, fails
 //! the job as a `config_error` before any runner gets it; no API answer or event holds a value.
 
+use crate::hand::{claim, runner_token};
 use crate::helpers::{TestApp, image, no_runner, spawn_with};
-use gitweave_api::runner::{Assignment, RegisterResponse};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -12,36 +12,6 @@ const REPO_VALUE: &str = "repo-deploy-value-4a1b";
 const GLOBAL_VALUE: &str = "global-deploy-value-9e2c";
 const NPM_VALUE: &str = "npm-token-value-77d0";
 const PROT_VALUE: &str = "protected-value-3f5e";
-
-async fn runner_token(app: &TestApp) -> String {
-    let reg: RegisterResponse = app
-        .http
-        .post(format!("{}/internal/v1/runners/register", app.pipeline))
-        .json(&json!({"name": "hand", "capacity": 8, "engine": "docker"}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("json");
-    reg.token
-}
-
-async fn claim(app: &TestApp, token: &str) -> Option<Assignment> {
-    let r = app
-        .http
-        .post(format!("{}/internal/v1/runners/claim", app.pipeline))
-        .bearer_auth(token)
-        .json(&json!({"wait_ms": 2_000}))
-        .send()
-        .await
-        .expect("claim");
-    if r.status() == 204 {
-        return None;
-    }
-    assert_eq!(r.status(), 200);
-    Some(r.json().await.expect("assignment"))
-}
 
 async fn put(app: &TestApp, path: &str, body: Value) {
     let r = app.put_json(path, &body).await;

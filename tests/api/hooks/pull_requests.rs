@@ -5,43 +5,13 @@
 
 use super::checkout::{TempDir, git};
 use super::{SECRET, deliver, fixture, json_of, no_runner};
+use crate::hand::{claim, runner_token};
 use crate::helpers::{TestApp, image, spawn_with};
 use gitweave_api::public::{PullRequest, Run};
-use gitweave_api::runner::{Assignment, RegisterResponse};
 use gitweave_model::status::{ErrorClass, JobStatus, Trigger};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn runner_token(app: &TestApp) -> String {
-    let reg: RegisterResponse = app
-        .http
-        .post(format!("{}/internal/v1/runners/register", app.pipeline))
-        .json(&json!({"name": "hand", "capacity": 1, "engine": "docker"}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("json");
-    reg.token
-}
-
-async fn claim(app: &TestApp, token: &str) -> Option<Assignment> {
-    let r = app
-        .http
-        .post(format!("{}/internal/v1/runners/claim", app.pipeline))
-        .bearer_auth(token)
-        .json(&json!({"wait_ms": 2_000}))
-        .send()
-        .await
-        .expect("claim");
-    if r.status() == 204 {
-        return None;
-    }
-    assert_eq!(r.status(), 200);
-    Some(r.json().await.expect("assignment"))
-}
 
 async fn put(app: &TestApp, path: &str, body: Value) {
     let r = app.put_json(path, &body).await;

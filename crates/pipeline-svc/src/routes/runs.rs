@@ -81,7 +81,15 @@ async fn trigger(
 /// The run a trigger made, as it committed it (loaded only for a repeated delivery).
 pub(crate) async fn made(state: &AppState, t: &Triggered) -> Result<Run, ApiError> {
     match t {
-        Triggered::Created(c) => views::run(&c.run, &c.jobs),
+        Triggered::Created(c) => {
+            // The same view a GET shows, `waiting` included.
+            let mut view = views::run(&c.run, &c.jobs)?;
+            if !c.run.status.is_terminal() {
+                let rows: Vec<&jobs::JobRow> = c.jobs.iter().collect();
+                crate::waiting::fill(state, &c.jobs, &rows, &mut view.jobs).await?;
+            }
+            Ok(view)
+        }
         Triggered::DuplicateDelivery(id) => load(state, *id).await,
         // Only webhooks skip; API triggers are refused instead.
         Triggered::Skipped(reason) => Err(ApiError::Internal(format!(
