@@ -15,7 +15,7 @@ use gitweave_model::clone_url::CloneUrl;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Variables passed on to git from pipeline-svc's own environment (where ssh keys, CA
 /// certificates and proxies come from); everything else is cleared.
@@ -224,24 +224,68 @@ pub enum RunError {
 
 /// Runs `cmd`, reading at most `max_output` bytes of each stream, within `timeout`.
 pub async fn run(
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     timeout: Duration,
     max_output: u64,
 ) -> Result<Output, RunError> {
+    run_inner(cmd, None, timeout, max_output).await
+}
+
+/// [`run`] with `input` written to git's standard input (then closed), for the `--batch`
+/// commands that read their arguments from it.
+pub async fn run_with_input(
+    cmd: tokio::process::Command,
+    input: Vec<u8>,
+    timeout: Duration,
+    max_output: u64,
+) -> Result<Output, RunError> {
+    run_inner(cmd, Some(input), timeout, max_output).await
+}
+
+async fn run_inner(
+    mut cmd: tokio::process::Command,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+    max_output: u64,
+) -> Result<Output, RunError> {
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let mut child = cmd.spawn().map_err(RunError::Io)?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(RunError::Io(std::io::Error::other(
             "git's output is not piped",
         )));
     };
+    let stdin = child.stdin.take();
     let run = async {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         // One byte more than the cap tells a cut output from one that fits.
-        let (mut so, mut se) = (stdout.take(max_output + 1), stderr.take(max_output));
-        let (o, e) = tokio::join!(so.read_to_end(&mut out), se.read_to_end(&mut err));
+        // Each stream is closed as soon as its cap is read: git, still writing, then gets
+        // EPIPE and exits instead of blocking on a full pipe while the other stream is read
+        // to its end (which comes only when git exits).
+        let read_out = async {
+            let mut so = stdout.take(max_output + 1);
+            let r = so.read_to_end(&mut out).await;
+            drop(so);
+            r
+        };
+        let read_err = async {
+            let mut se = stderr.take(max_output);
+            let r = se.read_to_end(&mut err).await;
+            drop(se);
+            r
+        };
+        // Written while the output is read, so neither side can block the other on a full
+        // pipe; git stops at the end of its input once stdin is closed (dropped).
+        let write = async {
+            if let (Some(mut stdin), Some(input)) = (stdin, input) {
+                // git may exit before reading it all (it failed): its words say why.
+                let _ = stdin.write_all(&input).await;
+            }
+        };
+        let (o, e, ()) = tokio::join!(read_out, read_err, write);
         o.and(e)?;
-        // Whatever is left unread must not block git on a full pipe.
-        drop((so, se));
         let status = child.wait().await?;
         Ok::<_, std::io::Error>((status, out, err))
     };

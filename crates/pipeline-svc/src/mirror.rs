@@ -33,6 +33,18 @@ pub const FILE_NAMES: [&str; 2] = [".gitweave.yml", ".gitweave.yaml"];
 /// `changes:` rules match rather than judge on part of it).
 const MAX_DIFF_OUTPUT: u64 = 8 << 20;
 
+/// Most bytes of a commit object read (its message decides `[skip ci]`).
+const MAX_COMMIT_OBJECT: u64 = 1 << 20;
+
+/// What a trigger reads of its commit ([`Mirror::read_commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtCommit {
+    /// The commit's message.
+    pub message: String,
+    /// The pipeline file, when the commit has one.
+    pub file: Option<PipelineFile>,
+}
+
 /// The repos' mirrors and their locks.
 #[derive(Debug)]
 pub struct Mirrors {
@@ -316,57 +328,94 @@ impl Mirror {
         Ok(self.local(cmd, "git rev-parse").await?.status.success())
     }
 
-    /// The pipeline file at `commit` (in the mirror), if the commit has one; capped at
-    /// `max` bytes, checked on the size git records before the blob is read.
-    pub async fn pipeline_file(
+    /// What a trigger reads at `commit`, in one `git cat-file --batch`: the commit's message
+    /// and the pipeline file ([`FILE_NAMES`], the first that is a blob), capped at `max`
+    /// bytes (on the size git records). `None` when the mirror does not hold the commit.
+    pub async fn read_commit(
         &self,
         commit: &str,
         max: usize,
-    ) -> Result<Option<PipelineFile>, MirrorError> {
+    ) -> Result<Option<AtCommit>, MirrorError> {
+        if !is_sha(commit) {
+            return Ok(None);
+        }
+        // One object name per line; the commit is hex and the names are ours, so no line
+        // can be anything else.
+        let mut input = format!("{commit}^{{commit}}\n");
+        for name in FILE_NAMES {
+            input.push_str(&format!("{commit}:{name}\n"));
+        }
         let mut cmd = self.git();
-        cmd.args(["ls-tree", "-l", "-z", commit, "--"])
-            .args(FILE_NAMES);
-        let out = self.local(cmd, "git ls-tree").await?;
-        if !out.status.success() {
+        cmd.args(["cat-file", "--batch"]);
+        let cap = MAX_COMMIT_OBJECT + FILE_NAMES.len() as u64 * (max as u64 + 256);
+        let out = git_cli::run_with_input(cmd, input.into_bytes(), READ_TIMEOUT, cap)
+            .await
+            .map_err(|e| match e {
+                git_cli::RunError::Timeout => MirrorError::Timeout {
+                    what: "git cat-file --batch".to_owned(),
+                    secs: READ_TIMEOUT.as_secs(),
+                },
+                git_cli::RunError::Io(e) => {
+                    MirrorError::Local(format!("git cat-file --batch: {e}"))
+                }
+            })?;
+        // A cut output ends git with EPIPE: what was read is judged below.
+        if !out.status.success() && !out.stdout_cut {
             return Err(MirrorError::Local(format!(
-                "git ls-tree {commit}: {}",
+                "git cat-file --batch at {commit}: {}",
                 git_cli::last_words(&out.stderr, &[])
             )));
         }
-        let listing = String::from_utf8_lossy(&out.stdout);
-        let entries = parse_ls_tree(&listing);
-        let Some((path, blob, size)) = FILE_NAMES.iter().find_map(|name| {
-            entries
-                .iter()
-                .find(|e| e.3 == *name && e.0 == "blob")
-                .map(|e| (*name, e.1.clone(), e.2))
-        }) else {
+        let objects = parse_batch(&out.stdout, 1 + FILE_NAMES.len());
+        let Some(Some(commit_object)) = objects.first() else {
+            if out.stdout_cut {
+                return Err(MirrorError::Local(format!(
+                    "commit {commit} is larger than {MAX_COMMIT_OBJECT} bytes"
+                )));
+            }
             return Ok(None);
         };
-        if size > max as u64 {
-            return Err(MirrorError::TooBig {
-                path: path.to_owned(),
-                commit: commit.to_owned(),
-                size,
-                max,
-            });
-        }
-        let mut cmd = self.git();
-        cmd.args(["cat-file", "blob", &blob]);
-        let out = self
-            .run(cmd, "git cat-file", READ_TIMEOUT, max as u64)
-            .await?;
-        if !out.status.success() || out.stdout_cut {
+        let Some(body) = commit_object.body.as_deref() else {
             return Err(MirrorError::Local(format!(
-                "git cat-file blob {blob}: {}",
-                git_cli::last_words(&out.stderr, &[])
+                "commit {commit} is larger than {MAX_COMMIT_OBJECT} bytes"
             )));
-        }
-        let text = String::from_utf8(out.stdout).map_err(|_| MirrorError::NotText {
-            path: path.to_owned(),
-            commit: commit.to_owned(),
-        })?;
-        Ok(Some(PipelineFile { path, blob, text }))
+        };
+        let message = String::from_utf8_lossy(body)
+            .split_once("\n\n")
+            .map(|(_, m)| m.to_owned())
+            .unwrap_or_default();
+        let found = FILE_NAMES
+            .iter()
+            .zip(objects.iter().skip(1))
+            .find_map(|(name, o)| o.as_ref().filter(|o| o.kind == "blob").map(|o| (*name, o)));
+        let file = match found {
+            None => None,
+            Some((path, o)) => {
+                if o.size > max as u64 {
+                    return Err(MirrorError::TooBig {
+                        path: path.to_owned(),
+                        commit: commit.to_owned(),
+                        size: o.size,
+                        max,
+                    });
+                }
+                let Some(body) = &o.body else {
+                    return Err(MirrorError::Local(format!(
+                        "git cat-file --batch cut {path} at {commit} short"
+                    )));
+                };
+                let text = String::from_utf8(body.clone()).map_err(|_| MirrorError::NotText {
+                    path: path.to_owned(),
+                    commit: commit.to_owned(),
+                })?;
+                Some(PipelineFile {
+                    path,
+                    blob: o.id.clone(),
+                    text,
+                })
+            }
+        };
+        Ok(Some(AtCommit { message, file }))
     }
 
     /// The paths that differ between `base` and `head`, or `None` when the mirror does not
@@ -392,14 +441,15 @@ impl Mirror {
         let out = self
             .run(cmd, "git diff", READ_TIMEOUT, MAX_DIFF_OUTPUT)
             .await?;
+        // Longer than can be read (git then ends on EPIPE): unknown, so rules match.
+        if out.stdout_cut {
+            return Ok(None);
+        }
         if !out.status.success() {
             return Err(MirrorError::Local(format!(
                 "git diff {base} {head}: {}",
                 git_cli::last_words(&out.stderr, &[])
             )));
-        }
-        if out.stdout_cut {
-            return Ok(None);
         }
         Ok(Some(
             out.stdout
@@ -422,42 +472,60 @@ impl Mirror {
         let sha = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         Ok((out.status.success() && is_sha(&sha)).then_some(sha))
     }
-
-    /// The message of `commit`.
-    pub async fn commit_message(&self, commit: &str) -> Result<String, MirrorError> {
-        let mut cmd = self.git();
-        cmd.args(["cat-file", "commit", commit]);
-        let out = self.local(cmd, "git cat-file commit").await?;
-        if !out.status.success() {
-            return Err(MirrorError::Local(format!(
-                "git cat-file commit {commit}: {}",
-                git_cli::last_words(&out.stderr, &[])
-            )));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text
-            .split_once("\n\n")
-            .map(|(_, m)| m.to_owned())
-            .unwrap_or_default())
-    }
 }
 
-/// `(type, object, size, path)` of each `git ls-tree -l -z` entry.
-fn parse_ls_tree(listing: &str) -> Vec<(String, String, u64, String)> {
-    listing
-        .split('\0')
-        .filter_map(|entry| {
-            let (meta, path) = entry.split_once('\t')?;
-            let mut f = meta.split_whitespace();
-            let (_mode, kind, object, size) = (f.next()?, f.next()?, f.next()?, f.next()?);
-            Some((
-                kind.to_owned(),
-                object.to_owned(),
-                size.parse().unwrap_or(u64::MAX),
-                path.to_owned(),
-            ))
-        })
-        .collect()
+/// One object of `git cat-file --batch` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BatchObject {
+    id: String,
+    kind: String,
+    size: u64,
+    /// Its contents; `None` when the output was cut before their end.
+    body: Option<Vec<u8>>,
+}
+
+/// The first `n` answers of `git cat-file --batch` in `out`: `None` for a name git reports
+/// `missing` (or `ambiguous`), or for one the output was cut before (its header is absent).
+fn parse_batch(out: &[u8], n: usize) -> Vec<Option<BatchObject>> {
+    let mut answers = Vec::with_capacity(n);
+    let mut rest = out;
+    while answers.len() < n {
+        let Some(eol) = rest.iter().position(|b| *b == b'\n') else {
+            break;
+        };
+        let header = String::from_utf8_lossy(&rest[..eol]).into_owned();
+        rest = &rest[eol + 1..];
+        let mut f = header.split(' ');
+        let (Some(id), Some(kind), Some(size), None) = (f.next(), f.next(), f.next(), f.next())
+        else {
+            // `<name> missing`, `<name> ambiguous`: no contents follow.
+            answers.push(None);
+            continue;
+        };
+        let Ok(size) = size.parse::<u64>() else {
+            answers.push(None);
+            continue;
+        };
+        let object = |body| BatchObject {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            size,
+            body,
+        };
+        match usize::try_from(size).ok().filter(|s| *s < rest.len()) {
+            // The contents and the newline after them.
+            Some(len) => {
+                answers.push(Some(object(Some(rest[..len].to_vec()))));
+                rest = &rest[len + 1..];
+            }
+            None => {
+                answers.push(Some(object(None)));
+                break;
+            }
+        }
+    }
+    answers.resize(n, None);
+    answers
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The mirror against real repositories: bare repos made with the git CLI, read through
 //! `file://` and through a real `git http-backend` behind a CGI server on 127.0.0.1.
 
-use super::{MirrorError, Mirrors};
+use super::{BatchObject, Mirror, MirrorError, Mirrors, PipelineFile, parse_batch};
 use crate::git_cli;
 use axum::body::Body;
 use axum::extract::Request;
@@ -10,6 +10,67 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
+
+impl Mirror {
+    /// The pipeline file alone at `c` (the tests' view of [`Mirror::read_commit`]).
+    async fn file_at(&self, c: &str, max: usize) -> Result<Option<PipelineFile>, MirrorError> {
+        Ok(self.read_commit(c, max).await?.and_then(|r| r.file))
+    }
+}
+
+#[test]
+fn batch_output_is_read_object_by_object_missing_and_cut_ones_included() {
+    let out = b"1111 commit 5\nab\ncd\nx:.gitweave.yml missing\n2222 blob 3\nyml\n";
+    let objects = parse_batch(out, 3);
+    assert_eq!(
+        objects,
+        vec![
+            Some(BatchObject {
+                id: "1111".into(),
+                kind: "commit".into(),
+                size: 5,
+                body: Some(b"ab\ncd".to_vec()),
+            }),
+            None,
+            Some(BatchObject {
+                id: "2222".into(),
+                kind: "blob".into(),
+                size: 3,
+                body: Some(b"yml".to_vec()),
+            }),
+        ]
+    );
+    // Cut inside the second object's contents: its header is read, its body is not, and
+    // nothing after it is invented.
+    let cut = b"1111 commit 2\nab\n2222 blob 900\nyml";
+    let objects = parse_batch(cut, 3);
+    assert_eq!(
+        objects[1].as_ref().map(|o| (o.size, o.body.is_none())),
+        Some((900, true))
+    );
+    assert_eq!(objects[2], None);
+    // Nothing at all, and garbage, are answers of nothing.
+    assert_eq!(parse_batch(b"", 2), vec![None, None]);
+    assert_eq!(parse_batch(b"a b c d\nzz blob nan\n", 2), vec![None, None]);
+}
+
+proptest::proptest! {
+    /// Whatever git (or a broken pipe) writes, the parser answers exactly `n` objects and
+    /// never panics; each body it returns has the size its header gave.
+    #[test]
+    fn batch_parsing_never_panics_and_bodies_match_their_size(
+        out in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        n in 0usize..5,
+    ) {
+        let objects = parse_batch(&out, n);
+        proptest::prop_assert_eq!(objects.len(), n);
+        for o in objects.into_iter().flatten() {
+            if let Some(b) = o.body {
+                proptest::prop_assert_eq!(b.len() as u64, o.size);
+            }
+        }
+    }
+}
 
 /// A temp dir removed on drop.
 pub(crate) struct Tmp(pub(crate) PathBuf);
@@ -100,11 +161,7 @@ async fn reads_the_file_at_the_commit_and_fetches_only_what_is_missing() {
 
     let m = mirrors.open(repo, src.clone()).await.expect("open");
     m.ensure_commit(&first, None).await.expect("fetch");
-    let f = m
-        .pipeline_file(&first, 1024)
-        .await
-        .expect("read")
-        .expect("file");
+    let f = m.file_at(&first, 1024).await.expect("read").expect("file");
     assert_eq!(
         (f.path, f.text.as_str()),
         (".gitweave.yml", "jobs: [first]\n")
@@ -117,20 +174,18 @@ async fn reads_the_file_at_the_commit_and_fetches_only_what_is_missing() {
         )
     );
     // At the commit, never the branch head.
-    let f2 = m
-        .pipeline_file(&second, 1024)
-        .await
-        .expect("read")
-        .expect("file");
+    let f2 = m.file_at(&second, 1024).await.expect("read").expect("file");
     assert_eq!(f2.text, "jobs: [second]\n");
     assert_eq!(
         m.changed_paths(&first, &second).await.expect("diff"),
         Some(vec![".gitweave.yml".to_owned(), "src/a.rs".to_owned()])
     );
     assert!(
-        m.commit_message(&second)
+        m.read_commit(&second, 1024)
             .await
             .expect("msg")
+            .expect("the commit")
+            .message
             .contains("[skip ci]")
     );
     assert_eq!(
@@ -138,7 +193,7 @@ async fn reads_the_file_at_the_commit_and_fetches_only_what_is_missing() {
         Some(second.as_str())
     );
     assert!(matches!(
-        m.pipeline_file(&first, 4).await,
+        m.file_at(&first, 4).await,
         Err(MirrorError::TooBig { size: 14, .. })
     ));
     drop(m);
@@ -173,23 +228,60 @@ async fn reads_the_file_at_the_commit_and_fetches_only_what_is_missing() {
     m.ensure_commit(&third, None)
         .await
         .expect("fetch the new commit");
-    let f3 = m
-        .pipeline_file(&third, 1024)
-        .await
-        .expect("read")
-        .expect("yaml");
+    let f3 = m.file_at(&third, 1024).await.expect("read").expect("yaml");
     assert_eq!(f3.path, ".gitweave.yaml");
     assert_eq!(
-        m.pipeline_file(&third, 1024)
-            .await
-            .expect("read")
-            .map(|f| f.text),
+        m.file_at(&third, 1024).await.expect("read").map(|f| f.text),
         Some("jobs: []\n".into())
     );
     drop(m);
 
     mirrors.remove_repo(repo).await.expect("remove");
     assert!(!mirrors.repo_dir(repo).exists());
+}
+
+#[tokio::test]
+async fn a_huge_file_is_refused_on_its_size_a_directory_is_no_file_and_a_missing_commit_is_none() {
+    let t = tmp("huge");
+    let origin = Origin::new(&t.0);
+    // 3 MiB: more than the whole read takes in, so git's output is cut mid-file.
+    let huge = "# x\n".repeat(3 << 18);
+    let c = origin.commit(&[(".gitweave.yml", huge.as_str())], "huge");
+    let mirrors = Mirrors::new(&t.0.join("data"));
+    let repo = Uuid::now_v7();
+    let src = git_cli::source(origin.bare.to_str().unwrap(), Some(&t.0), None).expect("source");
+    let m = mirrors.open(repo, src).await.expect("open");
+    assert_eq!(
+        m.read_commit(&c, 1024).await.expect("read"),
+        None,
+        "not fetched yet"
+    );
+    m.ensure_commit(&c, None).await.expect("fetch");
+    let e = m.file_at(&c, 1024).await.expect_err("too big");
+    assert!(
+        matches!(&e, MirrorError::TooBig { size, max: 1024, .. } if *size == huge.len() as u64),
+        "{e:?}"
+    );
+    drop(m);
+    // `.gitweave.yml/` as a directory is not the file; `.gitweave.yaml` beside it is.
+    git(&origin.work, &["rm", "-q", ".gitweave.yml"]);
+    let d = origin.commit(
+        &[
+            (".gitweave.yml/inner", "no\n"),
+            (".gitweave.yaml", "jobs: []\n"),
+        ],
+        "dir",
+    );
+    let m = mirrors
+        .open(
+            repo,
+            git_cli::source(origin.bare.to_str().unwrap(), Some(&t.0), None).expect("source"),
+        )
+        .await
+        .expect("open");
+    m.ensure_commit(&d, None).await.expect("fetch");
+    let f = m.file_at(&d, 1024).await.expect("read").expect("the .yaml");
+    assert_eq!((f.path, f.text.as_str()), (".gitweave.yaml", "jobs: []\n"));
 }
 
 #[tokio::test]
@@ -206,7 +298,7 @@ async fn concurrent_triggers_of_one_repo_share_its_mirror() {
             tokio::spawn(async move {
                 let m = mirrors.open(repo, src).await?;
                 m.ensure_commit(&c, None).await?;
-                m.pipeline_file(&c, 1024).await
+                m.file_at(&c, 1024).await
             })
         })
         .collect();
@@ -336,11 +428,7 @@ async fn a_smart_http_server_with_credentials_from_the_url_or_git_password() {
     let src = git_cli::source(&with_url, None, None).expect("source");
     let m = mirrors.open(Uuid::now_v7(), src).await.expect("open");
     m.ensure_commit(&c, None).await.expect("fetch over http");
-    let f = m
-        .pipeline_file(&c, 1024)
-        .await
-        .expect("read")
-        .expect("file");
+    let f = m.file_at(&c, 1024).await.expect("read").expect("file");
     assert_eq!(f.text, "over: http\n");
     drop(m);
 

@@ -157,21 +157,29 @@ pub(super) async fn decide(state: &AppState, a: &Asked<'_>) -> Result<Outcome, A
         Err(e) => return mirror_outcome(e),
     };
     let pr_ref = (p.trigger == Trigger::PullRequest).then_some(a.git_ref);
-    if let Err(e) = mirror.ensure_commit(commit, pr_ref).await {
-        return mirror_outcome(e);
-    }
-    if push && p.head_message.is_none() {
-        match mirror.commit_message(commit).await {
-            Ok(m) if webhook::skips_ci(&m) => return Ok(skip_ci(&m)),
-            Ok(_) => {}
-            Err(e) => return mirror_outcome(e),
-        }
-    }
-    let file = match mirror.pipeline_file(commit, MAX_TEMPLATE_BYTES).await {
-        Ok(f) => f,
+    // The commit's message and file in one read; a fetch only when the mirror lacks it.
+    let read = match mirror.read_commit(commit, MAX_TEMPLATE_BYTES).await {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => match mirror.ensure_commit(commit, pr_ref).await {
+            Err(e) => Err(e),
+            Ok(()) => match mirror.read_commit(commit, MAX_TEMPLATE_BYTES).await {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(MirrorError::Local(format!(
+                    "commit {commit} was fetched but cannot be read"
+                ))),
+                Err(e) => Err(e),
+            },
+        },
+        Err(e) => Err(e),
+    };
+    let read = match read {
+        Ok(r) => r,
         Err(e) => return mirror_outcome(e),
     };
-    match file {
+    if push && p.head_message.is_none() && webhook::skips_ci(&read.message) {
+        return Ok(skip_ci(&read.message));
+    }
+    match read.file {
         None => {
             drop(mirror);
             attached(state, a).await
