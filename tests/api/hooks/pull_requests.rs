@@ -3,12 +3,13 @@
 //! actions make none, a file reachable only from the PR's ref is read at its head commit, and
 //! no protected secret reaches a pull request run (issue 13 item 5).
 
+use super::checkout::text;
 use super::checkout::{TempDir, git};
-use super::{SECRET, deliver, fixture, json_of, no_runner};
+use super::{LIMIT, SECRET, deliver, fixture, helper_image, json_of, no_runner};
 use crate::hand::{claim, runner_token};
-use crate::helpers::{TestApp, image, spawn_with};
+use crate::helpers::{Options, TestApp, image, spawn_with};
 use gitweave_api::public::{PullRequest, Run};
-use gitweave_model::status::{ErrorClass, JobStatus, Trigger};
+use gitweave_model::status::{ErrorClass, JobStatus, RunStatus, Trigger};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -236,5 +237,79 @@ async fn a_pull_request_run_never_gets_a_protected_secret_whatever_its_ref() {
     let a = claim(&app, &token).await.expect("the job");
     assert_eq!(a.run_id, r.id);
     assert_eq!(a.secrets.len(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pull_request_run_checks_out_the_prs_head_through_the_runner_in_docker() {
+    helper_image().await;
+    let app = spawn_with(Options::default()).await;
+    let origin = TempDir::new("pr-run-origin");
+    let work = TempDir::new("pr-run-work");
+    git(&origin.0, &["init", "-q", "--bare"]);
+    git(&work.0, &["init", "-q"]);
+    let img = image();
+    // The file on master says what the job checks; the PR adds the file it reads. The PR's
+    // commit is only under refs/pull/2/head, as a forge keeps it: on no branch, on no tag.
+    std::fs::write(
+        work.0.join(".gitweave.yml"),
+        format!(
+            r#"jobs:
+  - name: check
+    image: {img}
+    script:
+      - cat from-the-pr.txt
+      - echo "PR=$GITWEAVE_PR_NUMBER FROM=$GITWEAVE_PR_SOURCE_BRANCH HEAD=$(cat .git/HEAD)"
+"#
+        ),
+    )
+    .expect("write");
+    git(&work.0, &["add", "-A"]);
+    git(&work.0, &["commit", "-q", "-m", "on master"]);
+    let origin_url = format!("file://{}", origin.0.display());
+    git(
+        &work.0,
+        &["push", "-q", &origin_url, "HEAD:refs/heads/master"],
+    );
+    std::fs::write(
+        work.0.join("from-the-pr.txt"),
+        "written on the pr's branch\n",
+    )
+    .expect("write");
+    git(&work.0, &["add", "-A"]);
+    git(&work.0, &["commit", "-q", "-m", "the pr"]);
+    let head = git(&work.0, &["rev-parse", "HEAD"]);
+    git(
+        &work.0,
+        &["push", "-q", &origin_url, "HEAD:refs/pull/2/head"],
+    );
+    put(
+        &app,
+        "/repos/prrun",
+        json!({ "webhook_secret": SECRET, "clone_url": origin_url }),
+    )
+    .await;
+
+    let mut payload: Value =
+        serde_json::from_slice(&fixture("github-pull_request-opened.json")).expect("json");
+    payload["pull_request"]["head"]["sha"] = json!(head);
+    let body = serde_json::to_vec(&payload).expect("json");
+    let (status, v) =
+        json_of(deliver(&app, "prrun", "github", "pull_request", "pr-run", &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let run: Run = serde_json::from_value(v).expect("run");
+    assert_eq!(run.git_ref, "refs/pull/2/head");
+    let run = app.wait_run(run.id, LIMIT).await;
+    let log = text(app.raw_log(run.jobs[0].id).await);
+    assert_eq!(run.status, RunStatus::Success, "{run:#?}\n{log}");
+    assert!(
+        log.contains(&format!("gitweave: checking out {head} (refs/pull/2/head)")),
+        "{log}"
+    );
+    assert!(log.contains("written on the pr's branch"), "{log}");
+    assert!(
+        log.contains(&format!("PR=2 FROM=changes HEAD={head}")),
+        "{log}"
+    );
     app.shutdown().await;
 }
