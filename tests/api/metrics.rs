@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// `name{labels}` (or `name`) → value, from a Prometheus text page; checks that every sample
-/// has its `# TYPE` line before it.
+/// has its `# TYPE` line before it (a histogram's, for its `_bucket`, `_sum` and `_count`).
 fn parse(text: &str) -> BTreeMap<String, f64> {
     let mut typed = Vec::new();
     let mut samples = BTreeMap::new();
@@ -22,8 +22,13 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
         }
         let (key, value) = line.rsplit_once(' ').expect("`name value`");
         let name = key.split('{').next().unwrap_or_default();
+        // A histogram's samples are `<name>_bucket`, `_sum` and `_count` of its TYPE's name.
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|b| typed.iter().any(|t| t == b));
         assert!(
-            typed.iter().any(|t| t == name),
+            typed.iter().any(|t| t == name) || base.is_some(),
             "{name} has no # TYPE line before it:\n{text}"
         );
         let value: f64 = value.parse().expect("a number");
@@ -107,10 +112,36 @@ async fn metrics_count_the_runs_attempts_and_log_bytes_of_a_known_run() {
             // The retried attempt failed too: attempts are counted by how they ended.
             ("gitweave_jobs_finished_total{status=\"failed\"}", 2.0),
             ("gitweave_log_bytes_total", log_bytes as f64),
+            // Issue 16: queue wait per claim, duration per ended attempt, by requirement set.
+            (
+                "gitweave_job_queue_wait_seconds_count{requires=\"engine=docker\"}",
+                3.0,
+            ),
+            (
+                "gitweave_job_duration_seconds_count{requires=\"engine=docker\",status=\"success\"}",
+                1.0,
+            ),
+            (
+                "gitweave_job_duration_seconds_count{requires=\"engine=docker\",status=\"failed\"}",
+                2.0,
+            ),
+            ("gitweave_runners_offline", 0.0),
         ],
     )
     .await;
     let pipeline = scrape(&app, app.pipeline_url()).await;
+    let online: Vec<_> = pipeline
+        .iter()
+        .filter(|(k, _)| k.starts_with("gitweave_runners_online{"))
+        .collect();
+    assert!(
+        matches!(online.as_slice(), [(k, v)] if k.contains("engine=docker") && **v == 1.0),
+        "one online docker runner: {online:?}"
+    );
+    assert!(
+        pipeline.keys().all(|k| !k.contains("runner=")),
+        "a runner's name makes no series of its own: {pipeline:#?}"
+    );
     assert!(
         !pipeline.contains_key("gitweave_jobs_finished_total{status=\"queued\"}"),
         "an attempt never ends `queued`: {pipeline:#?}"
@@ -136,5 +167,50 @@ async fn metrics_count_the_runs_attempts_and_log_bytes_of_a_known_run() {
     assert_eq!(r.status(), 404);
     let after = before.unwrap_or(0.0) + 1.0;
     assert_eventually(&app, &app.gateway, &[(key, after)]).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn queue_depth_shows_jobs_no_runner_takes_by_what_they_need_and_the_gateway_says_where() {
+    let app = spawn_app().await;
+    let img = image();
+    app.repo_with(
+        "q",
+        "queue",
+        &format!(
+            "jobs:\n  - {{ name: far, image: {img}, runs_on: {{ zone: nowhere }}, script: [x] }}\n  - {{ name: after, image: {img}, needs: [far], runs_on: {{ zone: nowhere }}, script: [x] }}\n"
+        ),
+    )
+    .await;
+    app.trigger("q", &json!({"ref": "main"})).await;
+    assert_eventually(
+        &app,
+        app.pipeline_url(),
+        &[
+            (
+                "gitweave_queue_depth{requires=\"engine=docker,zone=nowhere\",state=\"due\"}",
+                1.0,
+            ),
+            (
+                "gitweave_queue_depth{requires=\"engine=docker,zone=nowhere\",state=\"held\"}",
+                1.0,
+            ),
+        ],
+    )
+    .await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.gateway))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.starts_with("# api-gateway: its own requests only."),
+        "{text}"
+    );
+    assert!(!text.contains("gitweave_queue_depth"), "{text}");
     app.shutdown().await;
 }

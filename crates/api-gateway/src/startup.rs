@@ -99,7 +99,14 @@ impl App {
             .route("/readyz", get(readyz))
             .route(
                 "/metrics",
-                get(|State(s): State<GatewayState>| async move { s.metrics.response() }),
+                get(|State(s): State<GatewayState>| async move {
+                    // Its own numbers only: the queue and the fleet are pipeline-svc's, on
+                    // its /metrics (not proxied: nothing of pipeline-svc leaks through here).
+                    gitweave_http::metrics::text_response(format!(
+                        "{GATEWAY_METRICS_NOTE}\n{}",
+                        s.metrics.render()
+                    ))
+                }),
             )
             .merge(crate::ui::routes(self.state.clone()))
             .fallback(proxy::forward)
@@ -151,3 +158,6 @@ async fn readyz(State(s): State<GatewayState>) -> Response {
         ),
     }
 }
+
+/// The first line of the gateway's `/metrics`: a comment saying where the rest are.
+pub const GATEWAY_METRICS_NOTE: &str = "# api-gateway: its own requests only. Queue depth, queue wait, job durations and runners online are on pipeline-svc's /metrics (PIPELINE_ADDR), which the gateway does not proxy.";

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod fleet_metrics;
 pub mod follow;
 pub mod git_cli;
 pub mod git_remote;

@@ -61,6 +61,14 @@ impl App {
             "Job attempts ended, by status.",
         );
         metrics.describe("gitweave_log_bytes_total", "Log bytes stored.");
+        metrics.describe(
+            "gitweave_job_queue_wait_seconds",
+            "How long a job was due before a runner claimed it, by requirement set.",
+        );
+        metrics.describe(
+            "gitweave_job_duration_seconds",
+            "How long a job attempt ran (claim to end), by requirement set and status.",
+        );
         metrics.describe("http_responses_total", "HTTP responses, by status class.");
         metrics.describe(
             "gitweave_webhooks_total",

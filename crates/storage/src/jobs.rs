@@ -362,6 +362,10 @@ pub struct Claimed {
     pub run_jobs: i32,
     /// Whether the run is of a pull request (SPEC §9): it never gets protected secrets.
     pub pull_request: bool,
+    /// What a runner must carry to take the job (its `runs_on`, with the engine).
+    pub requires: serde_json::Value,
+    /// How long the job was due before this claim took it (its queue wait), in seconds.
+    pub waited_secs: f64,
 }
 
 /// Claims the oldest runnable job for a live (not revoked) runner: marks it running with a new
@@ -410,7 +414,7 @@ pub async fn claim(
                FOR UPDATE OF r
            ),
            next AS (
-               SELECT j.id FROM jobs j JOIN run ON j.run_id = run.id, me
+               SELECT j.id, j.runnable_at FROM jobs j JOIN run ON j.run_id = run.id, me
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
                  AND j.requires <@ me.labels
                ORDER BY j.runnable_at, j.position
@@ -424,7 +428,8 @@ pub async fn claim(
                    reason = NULL, log_end = 0, log_truncated = false, runnable_at = NULL
                FROM next
                WHERE jobs.id = next.id
-               RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec
+               RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec, jobs.requires,
+                         EXTRACT(EPOCH FROM (now() - next.runnable_at))::float8 AS waited_secs
            ),
            starts AS (
                SELECT run.status = 'queued' AS run_starts FROM run, claimed
@@ -456,7 +461,8 @@ pub async fn claim(
                   run.status AS "run_status!: RunStatus", p.name AS "repo!",
                   run.ref AS "git_ref!", run.commit_sha, run.clone_url,
                   run.job_count AS "run_jobs!",
-                  run.pull_request IS NOT NULL AS "pull_request!"
+                  run.pull_request IS NOT NULL AS "pull_request!",
+                  claimed.requires AS "requires!", claimed.waited_secs AS "waited_secs!"
            FROM claimed, run JOIN repos p ON p.id = run.repo_id"#,
         runner_id,
         lease_ms as f64,
@@ -560,20 +566,22 @@ pub struct Outcome<'a> {
 /// Records the end of the current attempt.
 ///
 /// With a `guard`, only if that runner still holds that attempt and has stored exactly
-/// `log_end` bytes of its log; returns whether the row was updated (see [`holding`] for why
-/// not).
+/// `log_end` bytes of its log; returns what it recorded, `None` when the row was not updated
+/// (see [`holding`] for why not).
 pub async fn finish(
     e: impl PgExecutor<'_>,
     id: Uuid,
     o: &Outcome<'_>,
     guard: Option<&Guard>,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query!(
-        "UPDATE jobs SET status = $2, exit_code = $3, error_class = $4, reason = $5, ended_at = now(),
+) -> Result<Option<Finished>, sqlx::Error> {
+    sqlx::query_as!(
+        Finished,
+        r#"UPDATE jobs SET status = $2, exit_code = $3, error_class = $4, reason = $5, ended_at = now(),
              lease_expires_at = NULL, log_truncated = $9
          WHERE id = $1
            AND ($6::uuid IS NULL
-                OR (runner_id = $6 AND attempt = $7 AND status = 'running' AND log_end = $8))",
+                OR (runner_id = $6 AND attempt = $7 AND status = 'running' AND log_end = $8))
+         RETURNING requires, EXTRACT(EPOCH FROM (ended_at - started_at))::float8 AS ran_secs"#,
         id,
         o.status.as_str(),
         o.exit_code,
@@ -584,9 +592,18 @@ pub async fn finish(
         guard.map(|g| g.log_end),
         o.log_truncated
     )
-    .execute(e)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .fetch_optional(e)
+    .await
+}
+
+/// What [`finish`] recorded.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// What a runner must carry to take the job.
+    pub requires: serde_json::Value,
+    /// How long the attempt ran, when it had started (a job canceled before any runner took
+    /// it never ran).
+    pub ran_secs: Option<f64>,
 }
 
 /// Who must still hold an attempt for [`finish`] to record its end.
@@ -699,4 +716,38 @@ pub async fn approve(e: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Err
     .execute(e)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// The queued jobs of one requirement set ([`queue_depth`]).
+#[derive(Debug, Clone)]
+pub struct QueueDepth {
+    /// What a runner must carry to take them.
+    pub requires: serde_json::Value,
+    /// Due now: a runner that carries `requires` and has a free slot takes them.
+    pub due: i64,
+    /// Held: waiting for their `needs`, an approval or a retry's backoff.
+    pub held: i64,
+}
+
+/// The queued jobs of unfinished runs by requirement set, the largest first, at most `limit`
+/// sets (for `/metrics`). Reads only unfinished runs (`pipeline_runs_active`), so it costs
+/// what is in flight, not the history.
+pub async fn queue_depth(
+    e: impl PgExecutor<'_>,
+    limit: i64,
+) -> Result<Vec<QueueDepth>, sqlx::Error> {
+    sqlx::query_as!(
+        QueueDepth,
+        r#"SELECT j.requires AS "requires!",
+                  count(*) FILTER (WHERE j.runnable_at <= now()) AS "due!",
+                  count(*) FILTER (WHERE j.runnable_at IS NULL OR j.runnable_at > now()) AS "held!"
+           FROM pipeline_runs r JOIN jobs j ON j.run_id = r.id
+           WHERE r.ended_at IS NULL AND j.status = 'queued'
+           GROUP BY j.requires
+           ORDER BY count(*) DESC
+           LIMIT $1"#,
+        limit
+    )
+    .fetch_all(e)
+    .await
 }

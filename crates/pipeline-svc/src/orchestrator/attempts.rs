@@ -82,6 +82,11 @@ pub async fn claim(
         env.insert(k.to_owned(), v);
     }
     state.metrics.inc("gitweave_jobs_started_total", "");
+    state.metrics.observe(
+        "gitweave_job_queue_wait_seconds",
+        &crate::fleet_metrics::requires_label(&c.requires),
+        c.waited_secs,
+    );
     tracing::info!(job.id = %c.id, run.id = %c.run_id, attempt = c.attempt, runner.name = %runner.name, "job claimed");
     Ok(Some(Assignment {
         job_id: c.id,
@@ -273,7 +278,7 @@ fn already_recorded(held: &jobs::Holding, guard: &jobs::Guard) -> bool {
 }
 
 /// What [`end_attempt`] did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum EndOutcome {
     /// The end was recorded now.
     Recorded(Ended),
@@ -283,10 +288,12 @@ pub enum EndOutcome {
 }
 
 /// What [`end_attempt`] did; apply [`Ended::after_commit`] once committed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Ended {
     /// The job's status now (`queued` when retried).
     pub status: JobStatus,
+    /// What was recorded (its requirements and how long it ran), for the metrics.
+    pub finished: Option<jobs::Finished>,
     /// How the attempt ended (`failed` also when it is retried).
     pub attempt_status: JobStatus,
     /// When retried: the backoff.
@@ -304,6 +311,19 @@ impl Ended {
             "gitweave_jobs_finished_total",
             &format!("status=\"{}\"", self.attempt_status.as_str()),
         );
+        if let Some(f) = &self.finished
+            && let Some(secs) = f.ran_secs
+        {
+            state.metrics.observe(
+                "gitweave_job_duration_seconds",
+                &format!(
+                    "{},status=\"{}\"",
+                    crate::fleet_metrics::requires_label(&f.requires),
+                    self.attempt_status.as_str()
+                ),
+                secs,
+            );
+        }
         if self.advanced.released > 0 {
             state.wake_runners(self.advanced.released);
         }
@@ -366,7 +386,7 @@ pub async fn end_attempt(
     )
     .await?;
     if let Some(guard) = &e.guard
-        && !recorded
+        && recorded.is_none()
     {
         let held = jobs::holding(&mut **tx, e.job_id)
             .await?
@@ -434,6 +454,7 @@ pub async fn end_attempt(
     }
     let advanced = advance_locked(tx, current, ACTOR).await?;
     Ok(EndOutcome::Recorded(Ended {
+        finished: recorded,
         status: if retry { JobStatus::Queued } else { status },
         attempt_status: status,
         retry_after,

@@ -39,6 +39,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The counters and histograms this instance recorded, then the queue and the fleet as they
+/// are now ([`crate::fleet_metrics`]).
 async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.response()
+    let mut text = state.metrics.render();
+    text.push_str(&crate::fleet_metrics::render(&state).await);
+    gitweave_http::metrics::text_response(text)
 }
