@@ -700,6 +700,36 @@ impl TestApp {
         self.containers(&[])
     }
 
+    /// The runner's containers still listed `limit` after a stop that removed them (Docker
+    /// may list a container being removed for a moment on a loaded machine), each described
+    /// by name, status and labels, so a failure says what was left.
+    pub async fn containers_left_within(&self, limit: Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = self.all_containers_of_runner();
+            if left.is_empty() || tokio::time::Instant::now() >= deadline {
+                return left
+                    .iter()
+                    .map(|id| {
+                        let out = std::process::Command::new("docker")
+                            .args([
+                                "ps",
+                                "-a",
+                                "--filter",
+                                &format!("id={id}"),
+                                "--format",
+                                "{{.Names}} {{.Status}} {{.Labels}}",
+                            ])
+                            .output()
+                            .expect("docker ps");
+                        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+                    })
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     fn containers(&self, labels: &[&str]) -> Vec<String> {
         let mut args = vec![
             "ps".to_owned(),

@@ -389,7 +389,8 @@ async fn a_runner_killed_with_a_service_running_removes_it_when_it_restarts() {
     assert_eq!(done.status, RunStatus::Failed);
     assert_eq!(only_job(&done).error_class, Some(ErrorClass::RunnerFailure));
     restarted.terminate().await;
-    assert!(app.all_containers_of_runner().is_empty());
+    let left = app.containers_left_within(Duration::from_secs(10)).await;
+    assert!(left.is_empty(), "left after the runner stopped: {left:#?}");
     app.shutdown().await;
 }
 
