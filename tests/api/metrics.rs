@@ -37,17 +37,20 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-async fn scrape(app: &TestApp, base: &str) -> BTreeMap<String, f64> {
-    let text = app
-        .http
+/// `base/metrics` as text.
+async fn page(app: &TestApp, base: &str) -> String {
+    app.http
         .get(format!("{base}/metrics"))
         .send()
         .await
         .expect("GET /metrics")
         .text()
         .await
-        .expect("metrics text");
-    parse(&text)
+        .expect("metrics text")
+}
+
+async fn scrape(app: &TestApp, base: &str) -> BTreeMap<String, f64> {
+    parse(&page(app, base).await)
 }
 
 /// Scrapes `base` until it reports every `expected` sample with its value (counters are
@@ -198,15 +201,7 @@ async fn queue_depth_shows_jobs_no_runner_takes_by_what_they_need_and_the_gatewa
         ],
     )
     .await;
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.gateway))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = page(&app, &app.gateway).await;
     assert!(
         text.starts_with("# api-gateway: its own requests only."),
         "{text}"

@@ -328,6 +328,23 @@ impl Mirror {
         Ok(self.local(cmd, "git rev-parse").await?.status.success())
     }
 
+    /// [`Mirror::read_commit`], fetching first ([`Mirror::ensure_commit`]) only when the
+    /// mirror lacks the commit.
+    pub async fn read_fetching(
+        &self,
+        commit: &str,
+        extra_ref: Option<&str>,
+        max: usize,
+    ) -> Result<AtCommit, MirrorError> {
+        if let Some(r) = self.read_commit(commit, max).await? {
+            return Ok(r);
+        }
+        self.ensure_commit(commit, extra_ref).await?;
+        self.read_commit(commit, max).await?.ok_or_else(|| {
+            MirrorError::Local(format!("commit {commit} was fetched but cannot be read"))
+        })
+    }
+
     /// What a trigger reads at `commit`, in one `git cat-file --batch`: the commit's message
     /// and the pipeline file ([`FILE_NAMES`], the first that is a blob), capped at `max`
     /// bytes (on the size git records). `None` when the mirror does not hold the commit.

@@ -19,6 +19,20 @@ async fn put(app: &TestApp, path: &str, body: Value) {
     assert!(r.status().is_success(), "PUT {path}: {}", r.status());
 }
 
+/// Delivers GitHub's published `opened` payload for repo `repo`, its head moved to `head`.
+async fn deliver_pr_at(
+    app: &TestApp,
+    repo: &str,
+    delivery: &str,
+    head: &str,
+) -> (StatusCode, Value) {
+    let mut payload: Value =
+        serde_json::from_slice(&fixture("github-pull_request-opened.json")).expect("json");
+    payload["pull_request"]["head"]["sha"] = json!(head);
+    let body = serde_json::to_vec(&payload).expect("json");
+    json_of(deliver(app, repo, "github", "pull_request", delivery, &body).await).await
+}
+
 fn one_job(extra: &str) -> String {
     format!(
         "jobs:\n  - name: check\n    image: {}\n    script: [\"env\"]\n{extra}",
@@ -168,12 +182,7 @@ async fn the_file_is_read_at_the_head_commit_of_the_pull_requests_ref() {
         json!({ "webhook_secret": SECRET, "clone_url": origin_path }),
     )
     .await;
-    let mut payload: Value =
-        serde_json::from_slice(&fixture("github-pull_request-opened.json")).expect("json");
-    payload["pull_request"]["head"]["sha"] = json!(head);
-    let body = serde_json::to_vec(&payload).expect("json");
-    let (status, v) =
-        json_of(deliver(&app, "prfile", "github", "pull_request", "p1", &body).await).await;
+    let (status, v) = deliver_pr_at(&app, "prfile", "p1", &head).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let run: Run = serde_json::from_value(v).expect("run");
     assert_eq!(run.jobs[0].name, "pipeline/from-the-pr");
@@ -290,12 +299,7 @@ async fn a_pull_request_run_checks_out_the_prs_head_through_the_runner_in_docker
     )
     .await;
 
-    let mut payload: Value =
-        serde_json::from_slice(&fixture("github-pull_request-opened.json")).expect("json");
-    payload["pull_request"]["head"]["sha"] = json!(head);
-    let body = serde_json::to_vec(&payload).expect("json");
-    let (status, v) =
-        json_of(deliver(&app, "prrun", "github", "pull_request", "pr-run", &body).await).await;
+    let (status, v) = deliver_pr_at(&app, "prrun", "pr-run", &head).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let run: Run = serde_json::from_value(v).expect("run");
     assert_eq!(run.git_ref, "refs/pull/2/head");

@@ -157,22 +157,10 @@ pub(super) async fn decide(state: &AppState, a: &Asked<'_>) -> Result<Outcome, A
         Err(e) => return mirror_outcome(e),
     };
     let pr_ref = (p.trigger == Trigger::PullRequest).then_some(a.git_ref);
-    // The commit's message and file in one read; a fetch only when the mirror lacks it.
-    let read = match mirror.read_commit(commit, MAX_TEMPLATE_BYTES).await {
-        Ok(Some(r)) => Ok(r),
-        Ok(None) => match mirror.ensure_commit(commit, pr_ref).await {
-            Err(e) => Err(e),
-            Ok(()) => match mirror.read_commit(commit, MAX_TEMPLATE_BYTES).await {
-                Ok(Some(r)) => Ok(r),
-                Ok(None) => Err(MirrorError::Local(format!(
-                    "commit {commit} was fetched but cannot be read"
-                ))),
-                Err(e) => Err(e),
-            },
-        },
-        Err(e) => Err(e),
-    };
-    let read = match read {
+    let read = match mirror
+        .read_fetching(commit, pr_ref, MAX_TEMPLATE_BYTES)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return mirror_outcome(e),
     };
