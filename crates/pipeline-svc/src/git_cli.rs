@@ -8,12 +8,20 @@
 //! userinfo of an `http(s)://user:pass@host` URL, or the repo secret `GIT_PASSWORD`, becomes
 //! an `Authorization: Basic` header that git gets through `GIT_CONFIG_*` variables of its own
 //! environment (readable only by pipeline-svc's user), and the URL git sees has no userinfo.
+//!
+//! A local repository owned by another user (pipeline-svc runs as its own user; the repos
+//! under `RUNNER_LOCAL_REPO_ROOT` belong to whoever pushes to them) needs a `safe.directory`
+//! entry, and git's local transport clears `GIT_CONFIG_*` and `-c` for the `upload-pack` it
+//! starts on the source. So the entry goes into a global config file of its own
+//! ([`safe_config`]), which `GIT_CONFIG_GLOBAL` names and the local transport passes on.
 
 use crate::local_repo;
 use base64::Engine as _;
 use gitweave_model::clone_url::CloneUrl;
-use std::path::Path;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -41,6 +49,8 @@ pub struct Source {
     pub protocols: &'static str,
     /// `safe.directory` entries (a local repository owned by another user).
     pub safe_directories: Vec<String>,
+    /// The global config file that holds them (`GIT_CONFIG_GLOBAL`; `/dev/null` when none).
+    global_config: Option<PathBuf>,
     /// `Authorization` header value for an http(s) server, from the URL or `GIT_PASSWORD`.
     auth: Option<String>,
 }
@@ -134,6 +144,7 @@ pub fn source(
                 url,
                 protocols: "git:http:https:ssh",
                 safe_directories: vec![],
+                global_config: None,
                 auth,
             })
         }
@@ -143,14 +154,65 @@ pub fn source(
                 .to_str()
                 .ok_or_else(|| format!("the path {resolved:?} is not UTF-8"))?
                 .to_owned();
+            let safe_directories = vec![path.clone(), format!("{path}/.git")];
+            let global_config = Some(safe_config(&safe_directories)?);
             Ok(Source {
-                safe_directories: vec![path.clone(), format!("{path}/.git")],
+                safe_directories,
+                global_config,
                 url: path,
                 protocols: "file",
                 auth: None,
             })
         }
     }
+}
+
+/// A git config file that holds only `safe.directory = <dir>` for each of `dirs`, in a
+/// directory of this process's own (made once, mode 0700, under the temporary directory), named
+/// by the hash of its content so every trigger of a repo shares one file. Written under a
+/// temporary name and renamed, so git never reads half of it.
+fn safe_config(dirs: &[String]) -> Result<PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let mut text = String::from("[safe]\n");
+    for d in dirs {
+        if d.chars().any(char::is_control) {
+            return Err(format!("the path {d:?} holds a control character"));
+        }
+        text.push_str("\tdirectory = \"");
+        text.push_str(&d.replace('\\', "\\\\").replace('"', "\\\""));
+        text.push_str("\"\n");
+    }
+    let dir = DIR
+        .get_or_init(|| {
+            use std::os::unix::fs::DirBuilderExt as _;
+            let nonce: u64 = rand::random();
+            let dir = std::env::temp_dir()
+                .join(format!("gitweave-git.{}.{nonce:016x}", std::process::id()));
+            // create (not create_all): fails if the name exists, so nobody else's directory
+            // or symlink is used.
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map(|()| dir.clone())
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        })
+        .clone()?;
+    let name = format!("{}.gitconfig", &hex(&Sha256::digest(text.as_bytes()))[..32]);
+    let path = dir.join(name);
+    if path.exists() {
+        return Ok(path);
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{n}.tmp"));
+    std::fs::write(&tmp, text.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A `git` command for `src` with the environment of the module docs, run from `/` (so no
@@ -185,7 +247,12 @@ pub fn command(src: &Source) -> tokio::process::Command {
                 .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
         )
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env(
+            "GIT_CONFIG_GLOBAL",
+            src.global_config
+                .as_deref()
+                .unwrap_or(Path::new("/dev/null")),
+        )
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", src.protocols)
         .env("GIT_CONFIG_COUNT", config.len().to_string());
@@ -305,13 +372,17 @@ async fn run_inner(
     }
 }
 
-/// git's last non-empty line of `stderr`, at most 300 characters, with `secrets` masked.
+/// What git said went wrong: its first `fatal:`/`error:` line of `stderr`, else its last
+/// non-empty line; at most 300 characters, with `secrets` masked.
 pub fn last_words(stderr: &[u8], secrets: &[&str]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let mut said = text
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
+    let mut lines = text.lines().map(str::trim);
+    // git's first `fatal:`/`error:` line says what went wrong; what follows is often a
+    // general hint ("Please make sure you have the correct access rights").
+    let mut said = lines
+        .clone()
+        .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+        .or_else(|| lines.rfind(|l| !l.is_empty()))
         .unwrap_or("git exited without saying why")
         .to_owned();
     for s in secrets.iter().filter(|s| !s.is_empty()) {
@@ -322,7 +393,7 @@ pub fn last_words(stderr: &[u8], secrets: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{basic, percent_decode, source, split_userinfo};
+    use super::{basic, last_words, percent_decode, safe_config, source, split_userinfo};
 
     #[test]
     fn userinfo_leaves_the_url_and_becomes_a_header() {
@@ -357,5 +428,51 @@ mod tests {
         let src = source("https://u:topsecret@h.example/r.git", None, None).expect("source");
         assert_eq!(src.url, "https://h.example/r.git");
         assert!(!format!("{src:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn the_first_fatal_line_is_what_git_said() {
+        let stderr = b"fatal: detected dubious ownership in repository at '/r.git'\n\
+            To add an exception for this directory, call:\n\n\
+            fatal: Could not read from remote repository.\n\n\
+            Please make sure you have the correct access rights\nand the repository exists.\n";
+        assert_eq!(
+            last_words(stderr, &[]),
+            "fatal: detected dubious ownership in repository at '/r.git'"
+        );
+        assert_eq!(last_words(b"warning: a\nthe end\n\n", &[]), "the end");
+        assert_eq!(last_words(b"", &[]), "git exited without saying why");
+    }
+
+    #[test]
+    fn a_safe_directory_config_quotes_its_paths_and_refuses_control_characters() {
+        let dirs = vec![
+            r#"/srv/git/a "b"\c.git"#.to_owned(),
+            "/srv/git/d.git".to_owned(),
+        ];
+        let path = safe_config(&dirs).expect("config");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(
+            text,
+            "[safe]\n\tdirectory = \"/srv/git/a \\\"b\\\"\\\\c.git\"\n\tdirectory = \"/srv/git/d.git\"\n"
+        );
+        assert_eq!(
+            safe_config(&dirs).expect("again"),
+            path,
+            "one file per content"
+        );
+        let err = safe_config(&["/srv/git/a\n[core]\n\tfsmonitor = evil".to_owned()]).unwrap_err();
+        assert!(err.contains("control character"), "{err}");
+        // git reads the entries back as written.
+        let out = std::process::Command::new("git")
+            .args(["config", "--file"])
+            .arg(&path)
+            .args(["--get-all", "safe.directory"])
+            .output()
+            .expect("git config");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "/srv/git/a \"b\"\\c.git\n/srv/git/d.git\n"
+        );
     }
 }

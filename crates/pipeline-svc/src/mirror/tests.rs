@@ -308,6 +308,43 @@ async fn concurrent_triggers_of_one_repo_share_its_mirror() {
     }
 }
 
+/// The repos under `RUNNER_LOCAL_REPO_ROOT` belong to whoever pushes to them, pipeline-svc runs
+/// as its own user (uid 10001 in its image): git's ownership check must let the mirror fetch
+/// from the source and let `ls-remote` read it (a compose trigger failed with "dubious
+/// ownership" because git's local transport drops `-c safe.directory`).
+#[tokio::test]
+async fn a_local_repo_owned_by_another_user_is_fetched_and_listed() {
+    let t = tmp("owner");
+    let origin = Origin::new(&t.0);
+    let c = origin.commit(&[(".gitweave.yml", "x: owned\n")], "one");
+    // Needs root (CAP_CHOWN), as the Docker tests do.
+    let chown = Command::new("chown")
+        .args(["-R", "4242:4242"])
+        .arg(&origin.bare)
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "chown -R 4242 needs root");
+    let src = git_cli::source(origin.bare.to_str().unwrap(), Some(&t.0), None).expect("source");
+    let m = Mirrors::new(&t.0.join("data"))
+        .open(Uuid::now_v7(), src)
+        .await
+        .expect("open");
+    m.ensure_commit(&c, None)
+        .await
+        .expect("fetch from a repo of uid 4242");
+    let f = m.file_at(&c, 1024).await.expect("read").expect("file");
+    assert_eq!(f.text, "x: owned\n");
+    let head = crate::git_remote::head_commit(
+        origin.bare.to_str().unwrap(),
+        Some(&t.0),
+        None,
+        "refs/heads/main",
+    )
+    .await
+    .expect("ls-remote of a repo of uid 4242");
+    assert_eq!(head, c);
+}
+
 /// A CGI server for `git http-backend` on 127.0.0.1 that wants `Authorization: Basic
 /// <auth>`: the smart-HTTP protocol as a real git server speaks it.
 pub(crate) async fn serve_git_http(project_root: PathBuf, auth: &'static str) -> String {
