@@ -2,15 +2,24 @@
 //! workspace once per run), execute, collect; a failed attempt is retried as its `retry`
 //! policy allows, after the same backoff as pipeline-svc's (`gitweave_model::backoff`, its
 //! nominal delay).
+//!
+//! Two steps leave a job's critical path, as a `docker run` loop cannot: a job's first
+//! container may be made ahead, while the jobs before it run ([`RunCtx::prepare_ahead`]),
+//! and a finished container is removed in the background while the next job starts
+//! ([`RunCtx::finish`] waits for all of them before the run's workspace goes).
 
 use super::events::{Printer, Shown};
-use gitweave_engine::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, ServicesUp};
+use gitweave_engine::{
+    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, ServicesUp,
+};
 use gitweave_model::backoff::retry_delay;
 use gitweave_model::expand::ExpandedJob;
 use gitweave_model::status::ErrorClass;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// What is the same for every job of the run.
@@ -29,6 +38,85 @@ pub struct RunCtx {
     pub printer: Printer,
     /// The first retry's delay (doubling from there).
     pub retry_base: Duration,
+    /// First attempts' containers made ahead, by job id.
+    pub ahead: std::sync::Mutex<HashMap<String, JoinHandle<Result<Prepared, EngineError>>>>,
+    /// Removals of finished containers, still going.
+    pub removals: std::sync::Mutex<JoinSet<()>>,
+}
+
+impl RunCtx {
+    /// Starts making `j`'s first container now, so that it is there when `j` becomes ready
+    /// (a job with services or one that cannot start is left to its turn).
+    pub fn prepare_ahead(self: &Arc<Self>, j: &JobRun) {
+        if j.refused.is_some() || !j.job.services.is_empty() {
+            return;
+        }
+        let spec = spec(self, j, 1);
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move { engine.prepare(&spec).await });
+        self.ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(j.id.clone(), task);
+    }
+
+    /// Whether `j`'s first container is being made ahead.
+    pub fn has_ahead(&self, j: &JobRun) -> bool {
+        self.ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&j.id)
+    }
+
+    /// Removes `p`'s container in the background.
+    fn remove_later(&self, name: String, p: Prepared) {
+        let engine = self.engine.clone();
+        self.removals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(async move {
+                if let Err(e) = engine.collect(&p).await {
+                    eprintln!("gitweave: removing {name}'s container failed: {e}");
+                }
+            });
+    }
+
+    /// Once no job runs any more: removes the containers made ahead for jobs that never ran,
+    /// and waits for every removal.
+    pub async fn finish(&self) {
+        let unused: Vec<_> = self
+            .ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (id, task) in unused {
+            if let Ok(Ok(p)) = task.await {
+                self.remove_later(id, p);
+            }
+        }
+        let mut removals =
+            std::mem::take(&mut *self.removals.lock().unwrap_or_else(|e| e.into_inner()));
+        while removals.join_next().await.is_some() {}
+    }
+}
+
+/// What `j`'s attempt `attempt` runs.
+fn spec(ctx: &RunCtx, j: &JobRun, attempt: u32) -> JobSpec {
+    let mut env = j.env.clone();
+    env.insert("GITWEAVE_JOB_ATTEMPT".into(), attempt.to_string());
+    JobSpec {
+        job_id: j.id.clone(),
+        attempt: attempt as i32,
+        image: j.job.image.clone(),
+        script: j.job.script.clone(),
+        env,
+        workspace: ctx.workspace.clone(),
+        shares_run: ctx.shares_run,
+        resources: j.job.resources,
+        timeout: j.job.timeout,
+        services: j.job.services.clone(),
+    }
 }
 
 /// How a job ended.
@@ -141,20 +229,7 @@ async fn one_attempt(
     j: &JobRun,
     attempt: u32,
 ) -> (Option<ErrorClass>, Option<i64>, Option<String>) {
-    let mut env = j.env.clone();
-    env.insert("GITWEAVE_JOB_ATTEMPT".into(), attempt.to_string());
-    let spec = JobSpec {
-        job_id: j.id.clone(),
-        attempt: attempt as i32,
-        image: j.job.image.clone(),
-        script: j.job.script.clone(),
-        env,
-        workspace: ctx.workspace.clone(),
-        shares_run: ctx.shares_run,
-        resources: j.job.resources,
-        timeout: j.job.timeout,
-        services: j.job.services.clone(),
-    };
+    let spec = spec(ctx, j, attempt);
     let buffer = Arc::new(OutputBuffer::new(1 << 20).with_masker(j.masker.clone()));
     let shown = tokio::spawn(ctx.printer.clone().show(Shown {
         name: j.name.clone(),
@@ -163,7 +238,21 @@ async fn one_attempt(
     // A service that does not come up fails the attempt as on the runner: service_failed,
     // with its last lines at the end of the job's output.
     let mut not_ready: Option<(ErrorClass, Option<String>, String)> = None;
-    let (outcome, prepared) = match ctx.engine.prepare(&spec).await {
+    let made_ahead = match attempt {
+        1 => ctx
+            .ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&j.id),
+        _ => None,
+    };
+    let prepared = match made_ahead {
+        Some(task) => task
+            .await
+            .unwrap_or_else(|e| Err(EngineError::Engine(format!("making the container: {e}")))),
+        None => ctx.engine.prepare(&spec).await,
+    };
+    let (outcome, prepared) = match prepared {
         Ok(p) => {
             let mut seed = ctx.seed.lock().await;
             let seeded = match seed.take() {
@@ -236,10 +325,8 @@ async fn one_attempt(
     }
     buffer.close();
     let _ = shown.await;
-    if let Some(p) = &prepared
-        && let Err(e) = ctx.engine.collect(p).await
-    {
-        eprintln!("gitweave: removing {}'s container failed: {e}", j.name);
+    if let Some(p) = prepared {
+        ctx.remove_later(j.name.clone(), p);
     }
     (class, code, reason)
 }

@@ -141,6 +141,9 @@ fn engine_for(args: &ExecArgs, run: &str) -> impl Future<Output = anyhow::Result
     }
 }
 
+/// How many waiting jobs have their first container made ahead.
+const AHEAD: usize = 2;
+
 /// Runs the pipeline (see the module docs); the exit code is the run's result.
 pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("the current directory")?;
@@ -215,7 +218,23 @@ pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
         cancel: cancel.clone(),
         printer: printer.clone(),
         retry_base: Duration::from_secs(2),
+        ahead: Default::default(),
+        removals: Default::default(),
     });
+    // Each job's id and environment, made once: a container made ahead is the one it runs in.
+    let mut job_runs: Vec<Option<JobRun>> = (0..planned.jobs.len())
+        .map(|i| {
+            Some(job_run(
+                &planned,
+                i,
+                run_id,
+                &repo,
+                &git_ref,
+                &commit,
+                args.engine,
+            ))
+        })
+        .collect();
     let mut nodes: Vec<Node> = planned
         .jobs
         .iter()
@@ -276,9 +295,26 @@ pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
         while running.len() < args.concurrency.max(1) && !waiting.is_empty() {
             let i = waiting.remove(0);
             nodes[i].state = JobState::Running;
-            let j = job_run(&planned, i, run_id, &repo, &git_ref, &commit, args.engine);
+            let Some(j) = job_runs[i].take() else {
+                bail!("job {} was started twice", planned.jobs[i].name);
+            };
             let ctx = ctx.clone();
             running.spawn(async move { (i, attempt::run(ctx, j).await) });
+        }
+        // The next jobs' containers are made while these run (docker: a create costs about
+        // as much as a trivial job; see bench W11).
+        if args.engine == EngineKind::Docker && !interrupted {
+            let next = nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| matches!(n.state, JobState::Pending | JobState::Released))
+                .filter_map(|(i, _)| job_runs[i].as_ref())
+                .take(AHEAD);
+            for j in next {
+                if !ctx.has_ahead(j) {
+                    ctx.prepare_ahead(j);
+                }
+            }
         }
         if running.is_empty() {
             break;
@@ -324,6 +360,7 @@ pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
         );
         ends[i] = Some(end);
     }
+    ctx.finish().await;
     if let Err(e) = engine.remove_workspace(&ctx.workspace).await {
         eprintln!("gitweave: removing the run's workspace failed: {e}");
     }
