@@ -155,6 +155,8 @@ enum Command {
         #[arg(long, short)]
         follow: bool,
     },
+    /// List the runners: name, host, labels, busy/capacity, online or offline, last seen.
+    Runners,
     /// Approve a manual job.
     Approve {
         /// Job id, or 8+ hex digits it starts or ends with.
@@ -373,6 +375,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rerun { run, wait, follow } => {
             commands::rerun(&c, out, &run, wait_mode(wait, follow)).await
         }
+        Command::Runners => commands::runners(&c, out).await,
         Command::Approve { job, reason } => commands::approve(&c, out, &job, reason).await,
         Command::Hook { command } => hook::run(command, &c.base, c.token.as_deref()).await,
         Command::Delete { command } => delete::run(&c, out, command).await,
