@@ -10,7 +10,8 @@ use serde_json::Value;
 /// Talks to the gateway's `/api/v1`.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// The HTTP client (TLS roots included), for requests outside `/api/v1` helpers.
+    pub http: reqwest::Client,
     /// The gateway's URL, as given.
     pub base: String,
     /// Bearer token, when the gateway wants one.

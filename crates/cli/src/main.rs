@@ -377,7 +377,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Runners => commands::runners(&c, out).await,
         Command::Approve { job, reason } => commands::approve(&c, out, &job, reason).await,
-        Command::Hook { command } => hook::run(command, &c.base, c.token.as_deref()).await,
+        Command::Hook { command } => hook::run(command, &c, out).await,
         Command::Delete { command } => delete::run(&c, out, command).await,
         Command::Secret { command } => secret::run(&c, out, command).await,
         Command::Logs { job, name, follow } => {
