@@ -196,12 +196,16 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The hook: a fixed script that hands stdin to `gitweave hook deliver`.
-fn hook_script(gitweave: &Path) -> String {
+/// The hook: a fixed script that hands stdin to `gitweave hook deliver` (with the
+/// `--ca-cert` file the install was given, so an `https://` gateway behind a private CA works).
+fn hook_script(gitweave: &Path, ca_cert: Option<&Path>) -> String {
+    let ca = ca_cert.map_or(String::new(), |p| {
+        format!(" --ca-cert {}", sh_quote(&p.to_string_lossy()))
+    });
     format!(
         "#!/bin/sh\n{MARKER} (written by `gitweave hook install`; run it again to rewrite).\n\
          # Sends every pushed ref to GitWeave as a signed push webhook; settings: git config gitweave.*\n\
-         exec {} hook deliver\n",
+         exec {}{ca} hook deliver\n",
         sh_quote(&gitweave.to_string_lossy())
     )
 }
@@ -257,7 +261,7 @@ async fn install(c: &Client, i: &Install) -> anyhow::Result<Installed> {
     git(dir, &["config", "gitweave.repo", &i.repo])?;
     git(dir, &["config", "gitweave.secret", &secret])?;
     let exe = std::env::current_exe().context("finding the gitweave binary")?;
-    std::fs::write(&hook, hook_script(&exe))
+    std::fs::write(&hook, hook_script(&exe, c.ca_cert.as_deref()))
         .with_context(|| format!("writing {}", hook.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -412,9 +416,14 @@ mod tests {
 
     #[test]
     fn the_hook_script_quotes_the_binary_path() {
-        let s = hook_script(Path::new("/opt/it's here/gitweave"));
+        let s = hook_script(Path::new("/opt/it's here/gitweave"), None);
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains(MARKER));
         assert!(s.contains(r"exec '/opt/it'\''s here/gitweave' hook deliver"));
+        let s = hook_script(
+            Path::new("/bin/gitweave"),
+            Some(Path::new("/etc/my ca.pem")),
+        );
+        assert!(s.contains(r"exec '/bin/gitweave' --ca-cert '/etc/my ca.pem' hook deliver"));
     }
 }

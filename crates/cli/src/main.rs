@@ -43,6 +43,10 @@ struct Cli {
         global = true
     )]
     token: Option<String>,
+    /// An extra root certificate (PEM, one or more) for `https://` URLs, trusted besides the
+    /// system's: a gateway behind a private CA or a self-signed certificate.
+    #[arg(long, env = "GITWEAVE_CA_CERT", global = true, value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
     /// Print JSON instead of text (one document on stdout; progress and logs on stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -325,7 +329,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    let c = Client::new(cli.url, cli.token)?;
+    let c = Client::new(cli.url, cli.token, cli.ca_cert.as_deref())?;
     match cli.command {
         Command::Repo {
             name,
