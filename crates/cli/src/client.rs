@@ -72,6 +72,9 @@ impl Client {
             kept = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         }
         let http = builder
+            // A gateway that does not answer fails fast (validate then reports includes
+            // unchecked) instead of hanging on a dropped SYN.
+            .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("setting up the HTTP client (TLS)")?;
         Ok(Client {
@@ -97,6 +100,11 @@ impl Client {
     /// Sends `rb`; a non-2xx answer becomes an error carrying the envelope's message.
     pub async fn send(&self, rb: RequestBuilder) -> anyhow::Result<Response> {
         let resp = rb.send().await.map_err(|e| self.unreachable(e))?;
+        self.check(resp).await
+    }
+
+    /// `resp` when it is a 2xx, else an error carrying the envelope's message.
+    pub async fn check(&self, resp: Response) -> anyhow::Result<Response> {
         if resp.status().is_success() {
             return Ok(resp);
         }

@@ -13,7 +13,9 @@ mod delete;
 mod exec;
 mod follow;
 mod hook;
+mod includes;
 mod local_pipeline;
+mod local_rules;
 mod output;
 mod secret;
 mod suggest;
@@ -294,9 +296,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 pull_never: no_pull,
                 include_ignored,
             };
-            return exec::run(args, out).await;
+            let c = Client::new(cli.url, cli.token, cli.ca_cert.as_deref())?;
+            return exec::run(args, out, &c).await;
         }
-        Command::Validate { file } => return validate::run(file, out),
+        Command::Validate { file } => {
+            let c = Client::new(cli.url, cli.token, cli.ca_cert.as_deref())?;
+            return validate::run(file, out, &c).await;
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut stdout = std::io::stdout();
