@@ -61,7 +61,7 @@ pub async fn fetch(c: &Client, file: &RepoFile) -> Result<Vec<Fetched>, FetchErr
             .await
             .map_err(|e| FetchError::Unreachable {
                 url: c.base.clone(),
-                why: format!("{:#}", c.unreachable(e)),
+                why: root_cause(&e),
             })?;
         if resp.status() == StatusCode::NOT_FOUND {
             out.push(Fetched::Missing);
@@ -83,4 +83,14 @@ pub async fn fetch(c: &Client, file: &RepoFile) -> Result<Vec<Fetched>, FetchErr
         });
     }
     Ok(out)
+}
+
+/// The innermost cause of a request error (`Connection refused (os error 111)`, `invalid
+/// peer certificate: UnknownIssuer`): the rest only repeats the URL.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut last: &dyn std::error::Error = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
 }

@@ -223,7 +223,7 @@ pub async fn run(args: ExecArgs, out: Out, c: &Client) -> anyhow::Result<ExitCod
                     .map(|(i, inc)| format!("include[{i}] {:?}", inc.template.as_str()))
                     .collect();
                 bail!(
-                    "{shown} includes {} from the server, and {e}; start it or point --url / GITWEAVE_URL at it (exec never runs a pipeline without its includes)",
+                    "{shown}: {} must come from the server, but {e}; start it or point --url / GITWEAVE_URL at it (exec does not run a pipeline without its includes)",
                     names.join(", ")
                 );
             }
