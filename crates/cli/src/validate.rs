@@ -104,7 +104,16 @@ pub fn problems(source: &str, err: &gitweave_model::template::TemplateError) -> 
     } else {
         vec![err.message.as_str()]
     };
-    let (jobs, inputs) = names_in(source);
+    // Only these messages need the names, and only a file whose YAML the model accepted
+    // (within its budget) has them: a file refused for its YAML is never parsed again.
+    let (jobs, inputs) = if parts.iter().any(|m| {
+        m.contains("is not a job of this template")
+            || m.contains("which the template does not declare")
+    }) {
+        names_in(source)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     parts
         .into_iter()
         .map(|m| {
