@@ -450,3 +450,68 @@ async fn short_ids_the_current_repos_latest_run_and_logs_by_job_name() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn runners_lists_the_stacks_runner_as_a_table_and_as_json() {
+    let app = spawn_with(Default::default()).await;
+    // The runner registers on its own after start: wait until the API lists it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = app.get_json("/runners").await;
+        let listed = list["runners"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|r| r["name"] == app.runner_name.as_str()));
+        if listed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner never registered: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let out = stdout(&gitweave(&app, &["runners"]).await.success());
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "HOST", "LABELS", "BUSY/CAP", "STATUS", "LAST", "SEEN"
+        ],
+        "{out}"
+    );
+    let row = lines
+        .find(|l| l.starts_with(&format!("{} ", app.runner_name)))
+        .unwrap_or_else(|| panic!("a row for {} in {out}", app.runner_name));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cells[2].contains(&format!("runner={}", app.runner_name))
+            && cells[2].contains("engine=docker"),
+        "{row}"
+    );
+    assert_eq!(cells[3], "0/1", "{row}");
+    assert_eq!(cells[4], "online", "{row}");
+
+    let json: Value = serde_json::from_str(&stdout(
+        &gitweave(&app, &["--json", "runners"]).await.success(),
+    ))
+    .expect("JSON");
+    let me = json["runners"]
+        .as_array()
+        .expect("runners")
+        .iter()
+        .find(|r| r["name"] == app.runner_name.as_str())
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(
+        (
+            me["capacity"].as_i64(),
+            me["busy"].as_i64(),
+            me["status"].as_str()
+        ),
+        (Some(1), Some(0), Some("online")),
+        "{me}"
+    );
+    assert_eq!(me["labels"]["runner"], app.runner_name.as_str());
+    app.shutdown().await;
+}

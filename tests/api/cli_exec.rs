@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A git work tree with a committed `.gitweave.yml`, removed when dropped.
-struct Tree(PathBuf);
+pub(crate) struct Tree(pub(crate) PathBuf);
 
 impl Tree {
-    fn new(pipeline: &str) -> Self {
+    pub(crate) fn new(pipeline: &str) -> Self {
         let d =
             std::env::temp_dir().join(format!("gitweave-exec-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&d).expect("dir");
@@ -28,7 +28,7 @@ impl Tree {
         t
     }
 
-    fn git(&self, args: &[&str]) {
+    pub(crate) fn git(&self, args: &[&str]) {
         let o = std::process::Command::new("git")
             .args(args)
             .current_dir(&self.0)
@@ -37,7 +37,7 @@ impl Tree {
         assert!(o.status.success(), "git {args:?}: {o:?}");
     }
 
-    fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let p = self.0.join(rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).expect("dir");
@@ -52,7 +52,7 @@ impl Drop for Tree {
     }
 }
 
-async fn gitweave(dir: &Path, args: &[&str]) -> Assert {
+pub(crate) async fn gitweave(dir: &Path, args: &[&str]) -> Assert {
     let mut cmd = assert_cmd::Command::new(bin("gitweave"));
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
@@ -65,7 +65,7 @@ async fn gitweave(dir: &Path, args: &[&str]) -> Assert {
         .expect("the CLI ran")
 }
 
-fn stdout(a: &Assert) -> String {
+pub(crate) fn stdout(a: &Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stdout).into_owned()
 }
 
@@ -112,7 +112,7 @@ fn leftovers(events: &[Value]) -> Vec<String> {
     all
 }
 
-fn json_lines(a: &Assert) -> Vec<Value> {
+pub(crate) fn json_lines(a: &Assert) -> Vec<Value> {
     stdout(a)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -15,6 +15,8 @@ mod cancel_grace;
 mod cli;
 mod cli_exec;
 mod cli_follow;
+mod cli_repo_file;
+mod cli_tls;
 mod containment;
 mod deletion;
 mod envelopes;

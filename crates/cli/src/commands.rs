@@ -8,7 +8,7 @@ use crate::summary;
 use anyhow::Context;
 use gitweave_api::public::{
     Approve, AttachTemplate, AttachedTemplate, Event, Job, LogsPage, PutRepo, Repo, Run, RunList,
-    TemplatePut, TriggerRun,
+    RunnerList, TemplatePut, TriggerRun,
 };
 use gitweave_model::status::RunStatus;
 use reqwest::Method;
@@ -212,6 +212,39 @@ pub async fn runs(c: &Client, out: Out, repo: &str, limit: u32) -> anyhow::Resul
             (r.git_ref.clone(), None),
             (short_commit(r.commit.as_deref()), None),
             (gitweave_api::ts::format(r.created_at), Some(Colour::Dim)),
+        ]);
+    }
+    print!("{}", t.render(0, out.colour));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gitweave runners`: the live runner registrations (`GET /runners`): name, host, labels,
+/// busy/capacity slots, online or offline and the last contact.
+pub async fn runners(c: &Client, out: Out) -> anyhow::Result<ExitCode> {
+    let list: RunnerList = c.get("/runners").await?;
+    if out.json {
+        out.print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&["NAME", "HOST", "LABELS", "BUSY/CAP", "STATUS", "LAST SEEN"]);
+    for r in &list.runners {
+        let labels = r
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let online = r.status == "online";
+        t.row(vec![
+            (r.name.clone(), None),
+            (r.host.clone().unwrap_or_else(|| "-".into()), None),
+            (labels, None),
+            (format!("{}/{}", r.busy, r.capacity), None),
+            (
+                r.status.clone(),
+                Some(if online { Colour::Green } else { Colour::Red }),
+            ),
+            (gitweave_api::ts::format(r.last_seen_at), Some(Colour::Dim)),
         ]);
     }
     print!("{}", t.render(0, out.colour));

@@ -11,11 +11,15 @@
 //! `/api/v1/repos/{repo}/hooks/gitea`, signed with `X-Gitea-Signature` (HMAC-SHA256 of the
 //! body). Ref names are data in a JSON body; nothing of them ever reaches a shell.
 
+use crate::client::Client;
+use crate::output::Out;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use gitweave_api::public::{PutRepo, Run};
 use gitweave_model::names::RepoName;
 use gitweave_model::webhook;
+use reqwest::Method;
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -67,8 +71,8 @@ pub enum HookCommand {
     },
 }
 
-/// Runs a `hook` subcommand. `url` and `token` are the CLI's gateway settings.
-pub async fn run(cmd: HookCommand, url: &str, token: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Runs a `hook` subcommand with the CLI's client (gateway URL, token, TLS roots).
+pub async fn run(cmd: HookCommand, c: &Client, out: Out) -> anyhow::Result<ExitCode> {
     match cmd {
         HookCommand::Install {
             repo,
@@ -78,20 +82,26 @@ pub async fn run(cmd: HookCommand, url: &str, token: Option<&str>) -> anyhow::Re
             keep_clone_url,
             force,
         } => {
-            install(&Install {
-                repo,
-                path,
-                secret,
-                configure: !no_configure,
-                set_clone_url: !keep_clone_url,
-                force,
-                url: url.to_owned(),
-                token: token.map(str::to_owned),
-            })
+            let installed = install(
+                c,
+                &Install {
+                    repo,
+                    path,
+                    secret,
+                    configure: !no_configure,
+                    set_clone_url: !keep_clone_url,
+                    force,
+                },
+            )
             .await?;
+            if out.json {
+                out.print_json(&installed)?;
+            } else {
+                installed.print_text();
+            }
             Ok(ExitCode::SUCCESS)
         }
-        HookCommand::Deliver { git_dir } => deliver(git_dir.as_deref(), url).await,
+        HookCommand::Deliver { git_dir } => deliver(git_dir.as_deref(), c).await,
     }
 }
 
@@ -132,8 +142,44 @@ struct Install {
     configure: bool,
     set_clone_url: bool,
     force: bool,
+}
+
+/// What `install` did: printed as text, or as JSON with `--json` (never the secret).
+#[derive(Debug, Serialize)]
+struct Installed {
+    /// The hook file written.
+    hook: PathBuf,
+    /// The bare repository (canonical path).
+    bare_repo: PathBuf,
+    /// The GitWeave repo its pushes run.
+    repo: String,
+    /// The gateway the hook delivers to.
     url: String,
-    token: Option<String>,
+    /// The GitWeave repo's webhook secret was set through the API.
+    configured: bool,
+    /// The clone_url set on the GitWeave repo, when it was.
+    clone_url: Option<String>,
+}
+
+impl Installed {
+    fn print_text(&self) {
+        println!(
+            "installed {}: pushes to {} now run GitWeave repo {} at {}",
+            self.hook.display(),
+            self.bare_repo.display(),
+            self.repo,
+            self.url
+        );
+        if self.configured {
+            println!(
+                "set the webhook secret{} of repo {}",
+                self.clone_url
+                    .as_ref()
+                    .map_or(String::new(), |u| format!(" and clone_url {u}")),
+                self.repo
+            );
+        }
+    }
 }
 
 /// 256 random bits (two v4 UUIDs carry 244 of them, from the OS's CSPRNG), as hex.
@@ -150,17 +196,21 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The hook: a fixed script that hands stdin to `gitweave hook deliver`.
-fn hook_script(gitweave: &Path) -> String {
+/// The hook: a fixed script that hands stdin to `gitweave hook deliver` (with the
+/// `--ca-cert` file the install was given, so an `https://` gateway behind a private CA works).
+fn hook_script(gitweave: &Path, ca_cert: Option<&Path>) -> String {
+    let ca = ca_cert.map_or(String::new(), |p| {
+        format!(" --ca-cert {}", sh_quote(&p.to_string_lossy()))
+    });
     format!(
         "#!/bin/sh\n{MARKER} (written by `gitweave hook install`; run it again to rewrite).\n\
          # Sends every pushed ref to GitWeave as a signed push webhook; settings: git config gitweave.*\n\
-         exec {} hook deliver\n",
+         exec {}{ca} hook deliver\n",
         sh_quote(&gitweave.to_string_lossy())
     )
 }
 
-async fn install(i: &Install) -> anyhow::Result<()> {
+async fn install(c: &Client, i: &Install) -> anyhow::Result<Installed> {
     RepoName::parse(&i.repo).map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
     let path = std::fs::canonicalize(&i.path)
         .with_context(|| format!("{} does not exist", i.path.display()))?;
@@ -198,57 +248,34 @@ async fn install(i: &Install) -> anyhow::Result<()> {
             webhook_secret: Some(Some(secret.clone())),
             protected_refs: None,
         };
-        let endpoint = format!("{}/api/v1/repos/{}", i.url.trim_end_matches('/'), i.repo);
-        let mut rb = reqwest::Client::new().put(&endpoint).json(&body);
-        if let Some(t) = &i.token {
-            rb = rb.bearer_auth(t);
-        }
-        let resp = rb
-            .send()
+        let rb = c
+            .request(Method::PUT, &format!("/repos/{}", i.repo))
+            .json(&body);
+        c.send(rb)
             .await
-            .with_context(|| format!("cannot reach GitWeave at {}", i.url))?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            bail!(
-                "setting up GitWeave repo {}: {status}: {}",
-                i.repo,
-                body["error"]["message"].as_str().unwrap_or("no details")
-            );
-        }
+            .with_context(|| format!("setting up GitWeave repo {}", i.repo))?;
     }
 
     let dir = Some(path.as_path());
-    git(dir, &["config", "gitweave.url", &i.url])?;
+    git(dir, &["config", "gitweave.url", &c.base])?;
     git(dir, &["config", "gitweave.repo", &i.repo])?;
     git(dir, &["config", "gitweave.secret", &secret])?;
     let exe = std::env::current_exe().context("finding the gitweave binary")?;
-    std::fs::write(&hook, hook_script(&exe))
+    std::fs::write(&hook, hook_script(&exe, c.ca_cert.as_deref()))
         .with_context(|| format!("writing {}", hook.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
             .with_context(|| format!("making {} executable", hook.display()))?;
     }
-    println!(
-        "installed {}: pushes to {} now run GitWeave repo {} at {}",
-        hook.display(),
-        path.display(),
-        i.repo,
-        i.url
-    );
-    if i.configure {
-        println!(
-            "set the webhook secret{} of repo {}",
-            if i.set_clone_url {
-                format!(" and clone_url file://{}", path.display())
-            } else {
-                String::new()
-            },
-            i.repo
-        );
-    }
-    Ok(())
+    Ok(Installed {
+        hook,
+        bare_repo: path.clone(),
+        repo: i.repo.clone(),
+        url: c.base.clone(),
+        configured: i.configure,
+        clone_url: (i.configure && i.set_clone_url).then(|| format!("file://{}", path.display())),
+    })
 }
 
 /// One `<old> <new> <ref>` line of a post-receive hook's stdin.
@@ -279,18 +306,14 @@ fn payload(repo: &str, before: &str, after: &str, git_ref: &str) -> Value {
     })
 }
 
-async fn deliver(git_dir: Option<&Path>, cli_url: &str) -> anyhow::Result<ExitCode> {
+async fn deliver(git_dir: Option<&Path>, c: &Client) -> anyhow::Result<ExitCode> {
     let repo = setting(git_dir, "repo")?;
     let secret = setting(git_dir, "secret")?;
-    let url = setting(git_dir, "url").unwrap_or_else(|_| cli_url.to_owned());
+    let url = setting(git_dir, "url").unwrap_or_else(|_| c.base.clone());
     let endpoint = format!(
         "{}/api/v1/repos/{repo}/hooks/gitea",
         url.trim_end_matches('/')
     );
-    let http = reqwest::Client::builder()
-        .timeout(DELIVERY_TIMEOUT)
-        .build()
-        .context("making the HTTP client")?;
     let mut failed = false;
     for line in std::io::stdin().lock().lines() {
         let line = line.context("reading the pushed refs")?;
@@ -299,8 +322,10 @@ async fn deliver(git_dir: Option<&Path>, cli_url: &str) -> anyhow::Result<ExitCo
         };
         let body = payload(&repo, before, after, git_ref).to_string();
         let signature = webhook::sign(secret.as_bytes(), body.as_bytes());
-        let sent = http
+        let sent = c
+            .http
             .post(&endpoint)
+            .timeout(DELIVERY_TIMEOUT)
             .header("content-type", "application/json")
             .header("x-gitea-event", "push")
             .header("x-gitea-delivery", uuid::Uuid::new_v4().to_string())
@@ -391,9 +416,14 @@ mod tests {
 
     #[test]
     fn the_hook_script_quotes_the_binary_path() {
-        let s = hook_script(Path::new("/opt/it's here/gitweave"));
+        let s = hook_script(Path::new("/opt/it's here/gitweave"), None);
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains(MARKER));
         assert!(s.contains(r"exec '/opt/it'\''s here/gitweave' hook deliver"));
+        let s = hook_script(
+            Path::new("/bin/gitweave"),
+            Some(Path::new("/etc/my ca.pem")),
+        );
+        assert!(s.contains(r"exec '/bin/gitweave' --ca-cert '/etc/my ca.pem' hook deliver"));
     }
 }

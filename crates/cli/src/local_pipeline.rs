@@ -1,24 +1,25 @@
-//! The working tree's pipeline file, read for `gitweave validate` and `gitweave exec`.
-//!
-//! **The one seam for the repo-file format**: today the file is parsed with the template
-//! parser (`gitweave_model::template::parse_template`, SPEC §3). When the `.gitweave.yml`
-//! parser of SPEC §9 (`include`, `rules`) lands in the model crate, [`load`] is the only
-//! function to change: everything else takes the [`LocalPipeline`] it returns.
+//! The working tree's pipeline file, read for `gitweave validate` and `gitweave exec` with the
+//! parser pipeline-svc reads a commit's file with (`gitweave_model::template::parse_repo_file`,
+//! SPEC §9: `include`, `rules`, job `rules`); the included templates come from the server
+//! ([`crate::includes`]) and the rules are evaluated for a push of the current branch
+//! ([`crate::local_rules`]).
 
-use gitweave_model::template::{Template, TemplateError, parse_template};
+use gitweave_model::template::{RepoFile, TemplateError, parse_repo_file};
 use std::path::{Path, PathBuf};
 
 /// The file names looked for, in order, when none is given.
 pub const DEFAULT_FILES: [&str; 2] = [".gitweave.yml", ".gitweave.yaml"];
 
 /// The stage name of the file's own jobs (SPEC §9: `pipeline/<job>`).
-pub const STAGE: &str = "pipeline";
+pub const STAGE: &str = gitweave_model::repo_plan::FILE_STAGE;
 
 /// A loaded pipeline file.
 #[derive(Debug, Clone)]
 pub struct LocalPipeline {
-    /// The validated pipeline.
-    pub template: Template,
+    /// The validated file: includes, rules, its own jobs.
+    pub file: RepoFile,
+    /// Its text (to place problems found after parsing).
+    pub text: String,
 }
 
 /// Why the file cannot be used.
@@ -35,8 +36,8 @@ pub enum LoadError {
         /// Why.
         err: std::io::Error,
     },
-    /// The file does not parse or validate.
-    #[error("{}: {err}", .path.display())]
+    /// The file does not parse or validate (the error names the file).
+    #[error("{err}")]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -61,12 +62,25 @@ pub fn find(path: Option<&Path>, dir: &Path) -> Result<PathBuf, LoadError> {
 
 /// Reads and validates the pipeline file at `path` (see the module docs).
 pub fn load(path: &Path) -> Result<LocalPipeline, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|err| LoadError::Read {
+    use std::io::Read;
+    let read_err = |err| LoadError::Read {
         path: path.to_owned(),
         err,
-    })?;
-    match parse_template(&source) {
-        Ok(template) => Ok(LocalPipeline { template }),
+    };
+    // No more than the model's cap and one byte: the parser refuses a file over it first.
+    let cap = gitweave_model::template::MAX_TEMPLATE_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(cap).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    let source = if bytes.len() as u64 >= cap {
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        String::from_utf8(bytes)
+            .map_err(|e| read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
+    };
+    match parse_repo_file(&source, &path.display().to_string()) {
+        Ok(file) => Ok(LocalPipeline { file, text: source }),
         Err(err) => Err(LoadError::Invalid {
             path: path.to_owned(),
             text: source,

@@ -13,7 +13,9 @@ mod delete;
 mod exec;
 mod follow;
 mod hook;
+mod includes;
 mod local_pipeline;
+mod local_rules;
 mod output;
 mod secret;
 mod suggest;
@@ -43,6 +45,10 @@ struct Cli {
         global = true
     )]
     token: Option<String>,
+    /// An extra root certificate (PEM, one or more) for `https://` URLs, trusted besides the
+    /// system's: a gateway behind a private CA or a self-signed certificate.
+    #[arg(long, env = "GITWEAVE_CA_CERT", global = true, value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
     /// Print JSON instead of text (one document on stdout; progress and logs on stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -155,6 +161,8 @@ enum Command {
         #[arg(long, short)]
         follow: bool,
     },
+    /// List the runners: name, host, labels, busy/capacity, online or offline, last seen.
+    Runners,
     /// Approve a manual job.
     Approve {
         /// Job id, or 8+ hex digits it starts or ends with.
@@ -288,9 +296,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 pull_never: no_pull,
                 include_ignored,
             };
-            return exec::run(args, out).await;
+            let c = Client::new(cli.url, cli.token, cli.ca_cert.as_deref())?;
+            return exec::run(args, out, &c).await;
         }
-        Command::Validate { file } => return validate::run(file, out),
+        Command::Validate { file } => {
+            let c = Client::new(cli.url, cli.token, cli.ca_cert.as_deref())?;
+            return validate::run(file, out, &c).await;
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut stdout = std::io::stdout();
@@ -323,7 +335,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    let c = Client::new(cli.url, cli.token)?;
+    let c = Client::new(cli.url, cli.token, cli.ca_cert.as_deref())?;
     match cli.command {
         Command::Repo {
             name,
@@ -373,8 +385,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rerun { run, wait, follow } => {
             commands::rerun(&c, out, &run, wait_mode(wait, follow)).await
         }
+        Command::Runners => commands::runners(&c, out).await,
         Command::Approve { job, reason } => commands::approve(&c, out, &job, reason).await,
-        Command::Hook { command } => hook::run(command, &c.base, c.token.as_deref()).await,
+        Command::Hook { command } => hook::run(command, &c, out).await,
         Command::Delete { command } => delete::run(&c, out, command).await,
         Command::Secret { command } => secret::run(&c, out, command).await,
         Command::Logs { job, name, follow } => {

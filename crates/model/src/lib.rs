@@ -27,6 +27,7 @@ pub mod limits;
 pub mod logs;
 pub mod names;
 pub mod plan;
+pub mod repo_plan;
 pub mod resources;
 pub mod rules;
 pub mod run_plan;

@@ -302,14 +302,35 @@ async fn git_push_to_a_local_bare_repo_runs_the_pushed_commit() {
     assert_eq!(repo["has_webhook_secret"], true, "{repo}");
     let canonical = std::fs::canonicalize(&bare).expect("canonical");
     assert_eq!(repo["clone_url"], format!("file://{}", canonical.display()));
-    // Installing again rewrites the hook (it is ours), a foreign hook needs --force.
+    // Installing again rewrites the hook (it is ours), a foreign hook needs --force; with
+    // --json it says what it did as one JSON document.
     let again = output_of(
         tokio::process::Command::new(&gitweave)
-            .args(["--url", &app.gateway, "hook", "install", "--repo", "shop"])
+            .args([
+                "--url",
+                &app.gateway,
+                "--json",
+                "hook",
+                "install",
+                "--repo",
+                "shop",
+            ])
             .arg(&bare),
     )
     .await;
     assert!(again.status.success(), "{again:?}");
+    let said: Value = serde_json::from_slice(&again.stdout).expect("one JSON document");
+    assert_eq!(
+        said["hook"],
+        canonical.join("hooks/post-receive").display().to_string()
+    );
+    assert_eq!(said["bare_repo"], canonical.display().to_string());
+    assert_eq!(
+        (&said["repo"], &said["url"], &said["configured"]),
+        (&json!("shop"), &json!(app.gateway), &json!(true))
+    );
+    assert_eq!(said["clone_url"], format!("file://{}", canonical.display()));
+    assert!(said.get("secret").is_none(), "{said}");
 
     // A plain git push.
     let work = tmp.0.join("work");

@@ -13,9 +13,12 @@
 
 mod attempt;
 mod events;
-mod worktree;
+pub(crate) mod worktree;
 
+use crate::client::Client;
+use crate::includes::{self, Fetched};
 use crate::local_pipeline::{self, LocalPipeline, STAGE};
+use crate::local_rules::LocalPush;
 use crate::output::{Out, Table, job_mark, run_colour};
 use anyhow::{Context, bail};
 use attempt::{JobEnd, JobRun, RunCtx};
@@ -25,6 +28,8 @@ use gitweave_engine::docker::{DockerEngine, PullPolicy};
 use gitweave_engine::sandbox::JobNetwork;
 use gitweave_engine::shell::ShellEngine;
 use gitweave_model::plan::{self, Action, JobState, Node};
+use gitweave_model::repo_plan;
+use gitweave_model::rules;
 use gitweave_model::run_plan::{PlannedRun, Stage, plan_run};
 use gitweave_model::status::{JobStatus, RunStatus};
 use gitweave_model::template::{Template, When};
@@ -67,49 +72,85 @@ pub struct ExecArgs {
 /// Exit code after Ctrl-C canceled the local run.
 const INTERRUPTED: u8 = 130;
 
-/// The jobs the run keeps: those named and, transitively, what they depend on. Named
-/// manual jobs become `on_success` (naming them approves them). Unknown names are an error
-/// with the closest job name.
-fn select(t: &Template, planned: &PlannedRun, names: &[String]) -> anyhow::Result<Template> {
-    if names.is_empty() {
-        return Ok(t.clone());
+/// The jobs the run keeps: those named and, transitively, what they depend on, as one
+/// template per stage (a stage none of whose jobs is kept is dropped; each keeps its
+/// scheduling mode). A name is `<stage>/<job>`, or `<job>` when one stage has it (the file's
+/// own stage first). Named manual jobs become `on_success` (naming them approves them).
+/// Unknown names are an error with the closest job name.
+fn select(
+    stages: &[Stage<'_>],
+    planned: &PlannedRun,
+    names: &[String],
+) -> anyhow::Result<Vec<(usize, Template)>> {
+    let all: Vec<&str> = planned.jobs.iter().map(|j| j.name.as_str()).collect();
+    // Each planned job's index inside its stage's template (plan_run keeps file order).
+    let mut local = Vec::with_capacity(planned.jobs.len());
+    let mut seen = vec![0usize; stages.len()];
+    for j in &planned.jobs {
+        local.push(seen[j.stage]);
+        seen[j.stage] += 1;
     }
-    let all: Vec<&str> = t.jobs.iter().map(|j| j.name.as_str()).collect();
-    let mut keep = BTreeSet::new();
     let mut todo = Vec::new();
     for n in names {
-        let bare = n.strip_prefix(&format!("{STAGE}/")).unwrap_or(n);
-        let Some(i) = all.iter().position(|a| *a == bare) else {
-            let hint = crate::suggest::closest(bare, all.iter().copied())
-                .map_or(String::new(), |s| format!("; did you mean {s:?}?"));
-            bail!(
-                "the pipeline has no job {n:?}{hint} (its jobs: {})",
-                all.join(", ")
-            );
+        let exact = all.iter().position(|a| a == n);
+        let bare: Vec<usize> = (0..all.len())
+            .filter(|&i| all[i].rsplit_once('/').is_some_and(|(_, job)| job == n))
+            .collect();
+        let own = bare
+            .iter()
+            .copied()
+            .find(|&i| stages[planned.jobs[i].stage].name == STAGE);
+        let i = match (exact, bare.as_slice(), own) {
+            (Some(i), _, _) => i,
+            (None, _, Some(i)) => i,
+            (None, [i], None) => *i,
+            (None, [], None) => {
+                let bare_names = all
+                    .iter()
+                    .filter_map(|a| a.rsplit_once('/').map(|(_, j)| j));
+                let hint = crate::suggest::closest(n, all.iter().copied().chain(bare_names))
+                    .map_or(String::new(), |s| format!("; did you mean {s:?}?"));
+                bail!(
+                    "the pipeline has no job {n:?}{hint} (its jobs: {})",
+                    all.join(", ")
+                );
+            }
+            (None, many, None) => bail!(
+                "{n:?} is a job of several stages: name one of {}",
+                many.iter().map(|&i| all[i]).collect::<Vec<_>>().join(", ")
+            ),
         };
         todo.push(i);
     }
     let named: BTreeSet<usize> = todo.iter().copied().collect();
+    let mut keep = BTreeSet::new();
     while let Some(i) = todo.pop() {
         if keep.insert(i) {
             todo.extend(planned.jobs[i].depends_on.iter().copied());
         }
     }
-    let mut out = t.clone();
-    out.jobs = t
-        .jobs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| keep.contains(i))
-        .map(|(i, j)| {
-            let mut j = j.clone();
-            if named.contains(&i) && j.when == When::Manual {
-                j.when = When::OnSuccess;
-            }
-            // Needs on jobs left out cannot be: the closure keeps every dependency.
-            j
-        })
-        .collect();
+    let mut out = Vec::new();
+    for (si, stage) in stages.iter().enumerate() {
+        let kept: Vec<usize> = (0..planned.jobs.len())
+            .filter(|i| planned.jobs[*i].stage == si && (names.is_empty() || keep.contains(i)))
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        let mut t = stage.template.clone();
+        t.jobs = kept
+            .iter()
+            .map(|&i| {
+                let mut j = stage.template.jobs[local[i]].clone();
+                if named.contains(&i) && j.when == When::Manual {
+                    j.when = When::OnSuccess;
+                }
+                // Needs on jobs left out cannot be: the closure keeps every dependency.
+                j
+            })
+            .collect();
+        out.push((si, t));
+    }
     Ok(out)
 }
 
@@ -145,7 +186,7 @@ fn engine_for(args: &ExecArgs, run: &str) -> impl Future<Output = anyhow::Result
 const AHEAD: usize = 2;
 
 /// Runs the pipeline (see the module docs); the exit code is the run's result.
-pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ExecArgs, out: Out, c: &Client) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("the current directory")?;
     let root = worktree::root(&cwd)?;
     let path = local_pipeline::find(args.file.as_deref(), &root)?;
@@ -156,23 +197,80 @@ pub async fn run(args: ExecArgs, out: Out) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let shown = path.display().to_string();
+    let file = &pipeline.file;
+    // The rules, for a push of the current branch (crate::local_rules), by the model's code.
+    let push = LocalPush::of(&root, file)?;
+    let ctx = push.context();
+    if !rules::allows(&file.rules, &ctx) {
+        eprintln!(
+            "gitweave: no rule of {shown} matches {}: nothing to run",
+            push.describe()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Err(why) = repo_plan::check_includes(file) {
+        eprintln!("gitweave: {shown}: {why}");
+        return Ok(ExitCode::FAILURE);
+    }
+    // The included templates, from the server, as a trigger would take them.
+    let mut included: Vec<Template> = Vec::with_capacity(file.include.len());
+    if !file.include.is_empty() {
+        let fetched = match includes::fetch(c, file).await {
+            Ok(f) => f,
+            Err(e @ includes::FetchError::Unreachable { .. }) => {
+                let names: Vec<String> = file
+                    .include
+                    .iter()
+                    .enumerate()
+                    .map(|(i, inc)| format!("include[{i}] {:?}", inc.template.as_str()))
+                    .collect();
+                bail!(
+                    "{shown}: {} must come from the server, but {e}; start it or point --url / GITWEAVE_URL at it (exec does not run a pipeline without its includes)",
+                    names.join(", ")
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (i, (inc, got)) in file.include.iter().zip(fetched).enumerate() {
+            match got {
+                Fetched::Stored { template, .. } => included.push(*template),
+                Fetched::Missing => {
+                    eprintln!(
+                        "gitweave: {shown}: include[{i}]: template {:?} is not stored on GitWeave at {}",
+                        inc.template.as_str(),
+                        c.base
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    let own = repo_plan::own_jobs(file, &ctx);
+    if included.is_empty() && own.is_none() {
+        eprintln!(
+            "gitweave: every job of {shown} is left out by its rules for {}: nothing to run",
+            push.describe()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stages = repo_plan::stages(file, &included, own.as_ref());
     let inputs: BTreeMap<String, String> = args.inputs.iter().cloned().collect();
-    let defaults = BTreeMap::new();
-    let plan_of = |t: &Template| {
-        plan_run(
-            &[Stage {
-                name: STAGE,
-                template: t,
-                defaults: &defaults,
-                dag: None,
-            }],
-            &inputs,
-        )
-    };
-    let full =
-        plan_of(&pipeline.template).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let chosen = select(&pipeline.template, &full, &args.jobs)?;
-    let planned = plan_of(&chosen).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let full = plan_run(&stages, &inputs).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let chosen = select(&stages, &full, &args.jobs)?;
+    let chosen_stages: Vec<Stage<'_>> = chosen
+        .iter()
+        .map(|(si, t)| Stage {
+            template: t,
+            dag: Some(
+                stages[*si]
+                    .dag
+                    .unwrap_or_else(|| stages[*si].template.uses_dag()),
+            ),
+            ..stages[*si]
+        })
+        .collect();
+    let planned = plan_run(&chosen_stages, &inputs).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
 
     let run_id = Uuid::now_v7();
     let names: Vec<String> = planned.jobs.iter().map(|j| j.name.clone()).collect();

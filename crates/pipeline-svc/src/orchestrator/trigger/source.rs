@@ -13,8 +13,9 @@ use crate::state::AppState;
 use gitweave_api::error_code;
 use gitweave_api::public::{RunSource, SourceFile, TemplateVersion};
 use gitweave_api::secret::SecretValue;
+use gitweave_model::repo_plan::{self, FILE_STAGE};
 use gitweave_model::rules::{self, RuleContext, RuleEvent};
-use gitweave_model::run_plan::{self, Stage};
+use gitweave_model::run_plan;
 use gitweave_model::status::Trigger;
 use gitweave_model::template::{MAX_TEMPLATE_BYTES, RepoFile, Template, parse_repo_file};
 use gitweave_model::webhook;
@@ -22,9 +23,6 @@ use gitweave_storage::{repos, secrets, templates};
 
 /// The name of the secret that holds the password of a repo's git server.
 pub const GIT_PASSWORD: &str = "GIT_PASSWORD";
-
-/// The stage name of the pipeline file's own jobs.
-pub const FILE_STAGE: &str = "pipeline";
 
 /// What a trigger asks, once its commit is known.
 pub(super) struct Asked<'a> {
@@ -286,15 +284,13 @@ async fn from_file(
     }
 
     // The included templates, as stored now (their versions are recorded on the run).
-    let mut included: Vec<(StageRef, Template)> = Vec::with_capacity(parsed.include.len());
+    if let Err(why) = repo_plan::check_includes(&parsed) {
+        return Ok(broken_file(format!("{}: {why}", f.path)));
+    }
+    let mut refs: Vec<StageRef> = Vec::with_capacity(parsed.include.len());
+    let mut included: Vec<Template> = Vec::with_capacity(parsed.include.len());
     for (i, inc) in parsed.include.iter().enumerate() {
         let name = inc.template.as_str();
-        if name == FILE_STAGE {
-            return Ok(broken_file(format!(
-                "{}: include[{i}]: a template named {FILE_STAGE:?} cannot be included (it is the name of the file's own stage)",
-                f.path
-            )));
-        }
         let Some(row) = templates::get(&state.pool, name).await? else {
             return Ok(broken_file(format!(
                 "{}: include[{i}]: template {name:?} is not stored; store it with PUT /api/v1/templates/{name}",
@@ -304,22 +300,14 @@ async fn from_file(
         let t: Template = serde_json::from_value(row.parsed).map_err(|e| {
             ApiError::Internal(format!("stored template {name} does not load: {e}"))
         })?;
-        included.push((
-            StageRef {
-                name: row.name,
-                version: row.version,
-            },
-            t,
-        ));
+        refs.push(StageRef {
+            name: row.name,
+            version: row.version,
+        });
+        included.push(t);
     }
-    let own = parsed.pipeline.as_ref().map(|t| {
-        let (kept, _left_out) = rules::keep_jobs(t, &ctx);
-        (kept, t.uses_dag())
-    });
-    let own_kept = own
-        .as_ref()
-        .and_then(|(k, dag)| k.as_ref().map(|k| (k, *dag)));
-    if included.is_empty() && own_kept.is_none() {
+    let own = repo_plan::own_jobs(&parsed, &ctx);
+    if included.is_empty() && own.is_none() {
         return Ok(Outcome::Skip(Skip {
             code: error_code::NO_MATCHING_RULE,
             reason: format!(
@@ -329,33 +317,13 @@ async fn from_file(
             ),
         }));
     }
-    let no_defaults = std::collections::BTreeMap::new();
-    let mut stages: Vec<Stage<'_>> = parsed
-        .include
-        .iter()
-        .zip(&included)
-        .map(|(inc, (r, t))| Stage {
-            name: &r.name,
-            template: t,
-            defaults: &inc.inputs,
-            dag: None,
-        })
-        .collect();
-    if let Some((t, dag)) = own_kept {
-        stages.push(Stage {
-            name: FILE_STAGE,
-            template: t,
-            defaults: &no_defaults,
-            dag: Some(dag),
-        });
-    }
+    let stages = repo_plan::stages(&parsed, &included, own.as_ref());
     let given = input_strings(&p.inputs)?;
     let run = match run_plan::plan_run(&stages, &given) {
         Ok(r) => r,
         Err(e) if p.by_webhook() => return Ok(broken_file(format!("{}: {e}", f.path))),
         Err(e) => return Err(plan_error(e, &a.repo.name)),
     };
-    let mut refs: Vec<StageRef> = included.into_iter().map(|(r, _)| r).collect();
     let templates = refs
         .iter()
         .map(|r| TemplateVersion {
@@ -363,7 +331,7 @@ async fn from_file(
             version: r.version,
         })
         .collect();
-    if own_kept.is_some() {
+    if own.is_some() {
         refs.push(StageRef {
             name: FILE_STAGE.to_owned(),
             version: 0,
