@@ -469,3 +469,80 @@ async fn ui_log_pages_cut_at_lines_locate_lines_search_and_download() {
     assert!(r.text().await.expect("svg").contains(">unknown<"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn ui_runners_page_lists_the_apis_runners_with_labels_load_and_status_in_words() {
+    // A short lease, so a runner that stops calling is offline soon.
+    let app = spawn_with(Options {
+        lease_ms: 1_500,
+        ..no_runner()
+    })
+    .await;
+    let c = client();
+    let page = |c: reqwest::Client, url: String| async move {
+        let r = c.get(&url).send().await.expect("GET /runners");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.expect("html")
+    };
+    let url = format!("{}/runners", app.gateway);
+    let html = page(c.clone(), url.clone()).await;
+    assert!(html.contains("No runner is registered"), "{html}");
+    assert!(html.contains("href=\"/runners\""), "in the navigation");
+
+    app.repo_with(
+        "fleet",
+        "t",
+        "jobs:\n  - name: a\n    image: x\n    script: [\"true\"]\n",
+    )
+    .await;
+    let token = crate::hand::token(
+        &app,
+        json!({"name": "fleet-a", "capacity": 2, "engine": "docker", "labels": {"zone": "eu-1"}, "host_id": "<b>host-1</b>"}),
+    )
+    .await;
+    app.trigger("fleet", &json!({})).await;
+    crate::hand::claim_within(&app, &token, 2_000)
+        .await
+        .expect("the runner claims the job");
+    let html = page(c.clone(), url.clone()).await;
+    let row_at = html.find("data-runner=\"fleet-a\"").expect("its row");
+    let row = &html[row_at
+        ..html[row_at..]
+            .find("</tr>")
+            .map_or(html.len(), |e| row_at + e)];
+    assert!(row.contains("data-status=\"online\""), "{row}");
+    assert!(
+        row.contains(">●</span> online"),
+        "an icon and a word: {row}"
+    );
+    assert!(row.contains("&lt;b&gt;host-1&lt;/b&gt;"), "escaped: {row}");
+    assert!(!html.contains("<b>host-1"), "{html}");
+    assert!(
+        row.contains("zone=eu-1") && row.contains("engine=docker"),
+        "{row}"
+    );
+    assert!(row.contains("1 of 2"), "busy of capacity: {row}");
+
+    // Silent past a lease: the API says offline, and so does the page.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = app.get_json("/runners").await;
+        if list["runners"][0]["status"] == "offline" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never offline: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let html = page(c, url).await;
+    let row_at = html.find("data-runner=\"fleet-a\"").expect("its row");
+    let row = &html[row_at
+        ..html[row_at..]
+            .find("</tr>")
+            .map_or(html.len(), |e| row_at + e)];
+    assert!(row.contains(">○</span> offline"), "{row}");
+    assert!(html.contains("0 of 1 online"), "{html}");
+    app.shutdown().await;
+}
