@@ -546,3 +546,154 @@ async fn ui_runners_page_lists_the_apis_runners_with_labels_load_and_status_in_w
     assert!(html.contains("0 of 1 online"), "{html}");
     app.shutdown().await;
 }
+
+/// POSTs `form` to `url` in the session `cookie` without its CSRF token, with a wrong one and
+/// with `other_csrf` (another session's): each is a 403 `csrf_failed`.
+async fn refused_without_this_sessions_token(
+    c: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    other_csrf: &str,
+    form: &[(&str, &str)],
+) {
+    for sent in [None, Some("f".repeat(64)), Some(other_csrf.to_owned())] {
+        let mut fields: Vec<(&str, String)> =
+            form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        if let Some(t) = sent.clone() {
+            fields.push(("csrf", t));
+        }
+        let r = c
+            .post(url)
+            .header(COOKIE, cookie)
+            .form_body(&fields)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url} with {sent:?}");
+        let body: Value = r.json().await.expect("envelope");
+        assert_eq!(body["error"]["code"], "csrf_failed", "{url}");
+    }
+}
+
+#[tokio::test]
+async fn ui_rerun_approve_and_logout_need_this_sessions_csrf_token_and_a_reason_has_a_cap() {
+    let app = spawn_with(with_token()).await;
+    app.repo_with(
+        "gate",
+        "t",
+        "jobs:\n  - name: ship\n    image: x\n    when: manual\n    script: [\"true\"]\n",
+    )
+    .await;
+    let run = app.trigger("gate", &json!({})).await;
+    let job = run.jobs[0].id;
+    assert_eq!(
+        run.jobs[0].status,
+        gitweave_model::status::JobStatus::Manual
+    );
+    let (cookie, csrf) = sign_in(&app, TOKEN).await;
+    let (_, other_csrf) = sign_in(&app, TOKEN).await;
+    let c = client();
+
+    // Approve: refused without this session's token, and the job still waits.
+    let approve = format!("{}/jobs/{job}/approve", app.gateway);
+    refused_without_this_sessions_token(&c, &approve, &cookie, &other_csrf, &[("reason", "ok")])
+        .await;
+    assert_eq!(
+        app.run(run.id).await.jobs[0].status,
+        gitweave_model::status::JobStatus::Manual,
+        "not approved"
+    );
+    // A reason over the cap (1000 bytes, pipeline-svc's too) is a 422, and nothing happens.
+    let long = "r".repeat(1001);
+    let r = c
+        .post(&approve)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str()), ("reason", long.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("<code>invalid_reason</code>"), "{html}");
+    assert_eq!(
+        app.run(run.id).await.jobs[0].status,
+        gitweave_model::status::JobStatus::Manual,
+        "not approved"
+    );
+    assert!(
+        !app.events(run.id)
+            .await
+            .iter()
+            .any(|e| e.event_type == "job.manual_approved")
+    );
+    // The cap itself is allowed.
+    let at_cap = "r".repeat(1000);
+    let r = c
+        .post(&approve)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str()), ("reason", at_cap.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let approved = app
+        .events(run.id)
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "job.manual_approved")
+        .expect("approved");
+    assert_eq!(approved.reason.as_deref(), Some(at_cap.as_str()));
+
+    // Rerun (of the run, canceled through the API): refused, and no new run.
+    let r = app
+        .post_json(&format!("/pipelines/runs/{}/cancel", run.id), &json!({}))
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let rerun = format!("{}/runs/{}/rerun", app.gateway, run.id);
+    refused_without_this_sessions_token(&c, &rerun, &cookie, &other_csrf, &[]).await;
+    let runs = app.get_json("/repos/gate/pipelines/runs").await;
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(1),
+        "no rerun: {runs}"
+    );
+
+    // Logout: refused, and the session is still signed in.
+    let logout = format!("{}/logout", app.gateway);
+    refused_without_this_sessions_token(&c, &logout, &cookie, &other_csrf, &[]).await;
+    let r = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::OK, "still signed in");
+
+    // With this session's token both work.
+    let r = c
+        .post(&rerun)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let runs = app.get_json("/repos/gate/pipelines/runs").await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2));
+    let r = c
+        .post(&logout)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
+    app.shutdown().await;
+}
