@@ -697,3 +697,80 @@ async fn ui_rerun_approve_and_logout_need_this_sessions_csrf_token_and_a_reason_
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn ui_run_page_shows_why_a_queued_job_waits_and_why_a_failed_job_failed() {
+    let app = spawn_app().await;
+    // Two runs (of two templates): a failed job skips the rest of its run.
+    app.repo_with(
+        "why-fail",
+        "t",
+        &format!(
+            "jobs:\n  - name: broken\n    image: {}\n    script: [\"echo about to fail\", \"exit 3\"]\n",
+            image()
+        ),
+    )
+    .await;
+    app.repo_with(
+        "why-wait",
+        "w",
+        &format!(
+            "jobs:\n  - name: stranded\n    image: {}\n    runs_on: {{zone: mars}}\n    script: [\"true\"]\n",
+            image()
+        ),
+    )
+    .await;
+    let failing = app.trigger("why-fail", &json!({})).await;
+    let waiting_run = app.trigger("why-wait", &json!({})).await;
+    let failed = app.wait_run(failing.id, Duration::from_secs(120)).await;
+    let broken = &failed.jobs[0];
+    assert_eq!(broken.status, gitweave_model::status::JobStatus::Failed);
+    assert_eq!(broken.exit_code, Some(3));
+    let class = broken
+        .error_class
+        .expect("an error class")
+        .as_str()
+        .replace('_', " ");
+    // No runner in zone mars: the job waits, and the API says why.
+    let stranded = waiting_run.jobs[0].id;
+    let job = app.get_json(&format!("/jobs/{stranded}")).await;
+    assert_eq!(job["status"], "queued", "{job}");
+    assert_eq!(job["waiting"]["reason"], "no_runner", "{job}");
+    let message = job["waiting"]["message"]
+        .as_str()
+        .expect("a message")
+        .to_owned();
+    assert!(message.contains("zone=mars"), "{message}");
+
+    let c = client();
+    let page = |run: uuid::Uuid, job: uuid::Uuid| {
+        let c = c.clone();
+        let url = format!("{}/runs/{run}", app.gateway);
+        async move {
+            let r = c.get(&url).send().await.expect("GET");
+            assert_eq!(r.status(), StatusCode::OK);
+            let html = r.text().await.expect("html");
+            let at = html
+                .find(&format!("<tr data-job=\"{job}\""))
+                .unwrap_or_else(|| panic!("no row of {job}: {html}"));
+            let end = html[at..].find("</tr>").map_or(html.len(), |e| at + e);
+            html[at..end].to_owned()
+        }
+    };
+    let b = page(failed.id, broken.id).await;
+    assert!(b.contains("data-status=\"failed\""), "{b}");
+    assert!(b.contains("class=\"problem\""), "{b}");
+    assert!(b.contains(&class), "the error class in words: {b}");
+    assert!(b.contains("exit code 3"), "{b}");
+    let s = page(waiting_run.id, stranded).await;
+    assert!(s.contains("data-status=\"queued\""), "{s}");
+    assert!(s.contains("waits: no_runner"), "{s}");
+    // The message as the API says it, escaped (`maud` escapes `"`, `<`, `>`, `&`).
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    assert!(s.contains(&escaped), "{message} in {s}");
+    app.shutdown().await;
+}
