@@ -214,8 +214,9 @@ impl Browser {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the page did not show {what} within {limit:?} (the script said {v:?}):\n{}",
-                self.eval("return document.body.innerText;").await
+                "the page did not show {what} within {limit:?} (the script said {v:?}); it ends with:\n{}",
+                self.eval("return document.body.innerText.slice(-3000);")
+                    .await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -1,8 +1,9 @@
 //! The web UI in a real browser (headless chromium over WebDriver, see `browser.rs`) against
 //! the real stack: a line a running job prints, a job approved and a run triggered through the
 //! API appear without a reload; approve with a reason; cancel; rerun; sign-in and the CSRF
-//! rule; escaping; the pages at phone width, by keyboard and in dark mode. Screenshots go to
-//! `target/ui-screenshots/`.
+//! rule; escaping; the pages at phone width, by keyboard and in dark mode; a long log loaded
+//! page by page as it is scrolled (never whole), opened at a `#L` line and searched.
+//! Screenshots go to `target/ui-screenshots/`.
 
 use crate::browser::Browser;
 use crate::helpers::{Options, TestApp, image, spawn_app, spawn_with};
@@ -431,6 +432,152 @@ async fn ui_browser_sign_in_lands_on_the_page_asked_for_phone_width_reads_and_a_
         r.status == RunStatus::Canceled
     })
     .await;
+    b.close().await;
+    app.shutdown().await;
+}
+
+/// A script: line `n` of the log is marked as the one looked for, and in view below the
+/// sticky tools (not under them).
+fn line_in_view(n: usize) -> String {
+    format!(
+        "const l = document.getElementById('L{n}'); if (!l || !l.classList.contains('hit')) return false; \
+         const r = l.getBoundingClientRect(); const bar = document.querySelector('.log-bar').getBoundingClientRect(); \
+         return r.top >= bar.bottom && r.bottom <= window.innerHeight;"
+    )
+}
+
+#[tokio::test]
+async fn ui_browser_a_long_log_loads_as_it_is_scrolled_jumps_to_a_line_and_is_searched() {
+    let app = spawn_app().await;
+    // 20 000 numbered lines, ~1 MB: more pages of 64 KiB than the page may hold (12).
+    let yaml = format!(
+        "jobs:\n  - name: long\n    image: {}\n    script:\n      - awk 'BEGIN {{ for (i = 1; i <= 20000; i++) printf \"line %d of the log, padded to be a little longer\\n\", i }}'\n",
+        image()
+    );
+    app.repo_with("long", "t", &yaml).await;
+    let run = app.trigger("long", &json!({})).await;
+    let run = app.wait_run(run.id, Duration::from_secs(120)).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:#?}");
+    let job = run.jobs[0].id;
+    let raw = String::from_utf8(app.raw_log(job).await).expect("utf-8");
+    assert!(raw.len() > 13 * 64 * 1024, "{} bytes", raw.len());
+    // The line number of the line that starts with `text` (the runner may print lines of its
+    // own before the script's).
+    let number_of = |text: &str| {
+        raw.lines()
+            .position(|l| l.starts_with(text))
+            .unwrap_or_else(|| panic!("no line {text:?}"))
+            + 1
+    };
+    let last = raw.lines().count();
+    let b = Browser::start().await;
+    b.client
+        .goto(&format!("{}/jobs/{job}", app.gateway))
+        .await
+        .expect("open the log");
+    b.wait_for_js(
+        UI_WAIT,
+        "the first line",
+        "return !!document.getElementById('L1');",
+    )
+    .await;
+
+    // Scrolled to the end: pages come in order, numbered on, and the oldest go.
+    let state = "const p = [...document.querySelectorAll('#log .page')]; \
+        let ok = true; for (let i = 1; i < p.length; i++) { ok = ok && p[i].dataset.offset === p[i-1].dataset.nextOffset && p[i].dataset.line === p[i-1].dataset.nextLine; } \
+        return { pages: p.length, chained: ok, end: document.getElementById('log-bottom').textContent, rows: document.querySelectorAll('#log .l').length };";
+    let mut most = 0;
+    let deadline = tokio::time::Instant::now() + UI_WAIT;
+    loop {
+        b.eval("window.scrollTo(0, document.documentElement.scrollHeight); return 1;")
+            .await;
+        let s = b.eval(state).await;
+        let pages = s["pages"].as_u64().unwrap_or(0);
+        most = most.max(pages);
+        assert!(pages <= 12, "the page holds at most 12 pages: {s}");
+        assert_eq!(s["chained"], json!(true), "{s}");
+        assert!(
+            s["rows"].as_u64().unwrap_or(0) < last as u64,
+            "the page never holds the whole log: {s}"
+        );
+        if s["end"] == json!("End of log") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached the end: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(most, 12, "scrolling filled the window of pages");
+    assert_eq!(
+        b.eval(&format!(
+            "return !!document.getElementById('L{last}') && !document.getElementById('L1');"
+        ))
+        .await,
+        json!(true),
+        "the last line is shown and the first was dropped"
+    );
+    // Back to the top: the dropped pages come back.
+    let deadline = tokio::time::Instant::now() + UI_WAIT;
+    while b
+        .eval("window.scrollTo(0, 0); return !!document.getElementById('L1');")
+        .await
+        != json!(true)
+    {
+        let s = b.eval(state).await;
+        assert!(s["pages"].as_u64().unwrap_or(0) <= 12, "{s}");
+        assert_eq!(s["chained"], json!(true), "{s}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never back at the start: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A link to a line far past the first page opens there (a new page: from another one,
+    // since a link within the page only changes its hash).
+    let far = number_of("line 15000 of");
+    b.client
+        .goto(&format!("{}/runs/{}", app.gateway, run.id))
+        .await
+        .expect("another page");
+    b.client
+        .goto(&format!("{}/jobs/{job}#L{far}", app.gateway))
+        .await
+        .expect("open at a line");
+    let shown = format!(
+        "return (() => {{ {} }})() && document.getElementById('L{far}').textContent.includes('line 15000 of') && !document.getElementById('L1');",
+        line_in_view(far)
+    );
+    b.wait_for_js(UI_WAIT, "line 15000, in view", &shown).await;
+    b.screenshot("log-line").await;
+    // A new #L in the same page jumps again.
+    let near = number_of("line 42 of");
+    b.eval(&format!("location.hash = '#L{near}'; return 1;"))
+        .await;
+    b.wait_for_js(UI_WAIT, "line 42, in view", &line_in_view(near))
+        .await;
+
+    // Search the whole log, then follow a hit to its line.
+    let wanted = number_of("line 17777 of");
+    b.type_into("#log-q", "LINE 17777 of").await;
+    b.click("#log-search button").await;
+    b.wait_for_text(UI_WAIT, "the hit", |t| {
+        t.contains("1 line(s) contain") && t.contains(&format!("L{wanted}"))
+    })
+    .await;
+    assert!(
+        b.text("#search-results")
+            .await
+            .contains("line 17777 of the log"),
+        "the hit's text"
+    );
+    b.click(&format!("#search-results a[href='#L{wanted}']"))
+        .await;
+    b.wait_for_js(UI_WAIT, "the hit's line, in view", &line_in_view(wanted))
+        .await;
+    b.screenshot("log-search").await;
     b.close().await;
     app.shutdown().await;
 }

@@ -105,6 +105,7 @@
     const top = document.getElementById("log-top");
     const bottom = document.getElementById("log-bottom");
     const follow = document.getElementById("log-follow");
+    const bar = document.querySelector(".log-bar");
     let running = log.dataset.running === "true";
     let loading = false;
     let pollTimer = null;
@@ -263,6 +264,10 @@
       log.querySelectorAll(".l.hit").forEach(function (x) { x.classList.remove("hit"); });
       el.classList.add("hit");
       el.scrollIntoView({ block: "center" });
+      // Not under the sticky tools (and search results): just below them.
+      const under = bar ? bar.getBoundingClientRect().bottom : 0;
+      const at = el.getBoundingClientRect().top;
+      if (at < under + 8) window.scrollBy(0, at - under - 8);
       return true;
     }
 
@@ -311,6 +316,12 @@
       try {
         const r = await getJson(base + "search?" + new URLSearchParams({ q: q }));
         results.textContent = "";
+        const close = document.createElement("button");
+        close.type = "button";
+        close.className = "close";
+        close.textContent = "Close";
+        close.addEventListener("click", function () { results.hidden = true; document.getElementById("log-q").focus(); });
+        results.appendChild(close);
         const head = document.createElement("p");
         head.textContent = r.hits.length === 0 ? "No line contains “" + q + "”."
           : r.hits.length + (r.capped ? "+" : "") + " line(s) contain “" + q + "”:";
