@@ -54,8 +54,8 @@ async fn marker(b: &Browser) -> serde_json::Value {
 #[tokio::test]
 async fn ui_browser_a_line_printed_by_a_running_job_appears_without_a_reload() {
     let app = spawn_app().await;
-    // A line longer than a phone is wide, without a space to break it at.
-    let long = "x".repeat(400);
+    // A line wider than a phone (~800 px of monospace), without a space to break it at.
+    let long = format!("sha256:{}", "0123456789abcdef".repeat(6));
     let yaml = format!(
         "jobs:\n  - name: slow\n    image: {}\n    script:\n      - echo first line\n      - echo {long}\n      - sleep 4\n      - printf '\\033[32mLIVE-LINE-42\\033[0m <script>window.__pwned=1</script>\\n'\n      - sleep 300\n",
         image()
