@@ -6,8 +6,39 @@
 //! Screenshots go to `target/ui-screenshots/<name>.png`.
 
 use crate::helpers::free_port;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::time::Duration;
+
+/// A Chrome DevTools Protocol command, through chromedriver's own
+/// `POST /session/{id}/goog/cdp/execute` (WebDriver has no media emulation of its own).
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        (
+            reqwest::Method::POST,
+            Some(serde_json::json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
+    }
+}
 
 /// A headless chromium and its driver.
 pub struct Browser {
@@ -171,6 +202,81 @@ impl Browser {
             .execute(script, vec![])
             .await
             .expect("run a script")
+    }
+
+    /// Waits (up to `limit`) until `script` returns `true`.
+    pub async fn wait_for_js(&self, limit: Duration, what: &str, script: &str) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let v = self.client.execute(script, vec![]).await.ok();
+            if v == Some(serde_json::Value::Bool(true)) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page did not show {what} within {limit:?} (the script said {v:?}); it ends with:\n{}",
+                self.eval("return document.body.innerText.slice(-3000);")
+                    .await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Presses and releases `key`, as a keyboard does, into whatever has the focus.
+    pub async fn press(&self, key: Key) {
+        let k = char::from(key);
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: k })
+            .then(KeyAction::Up { value: k });
+        self.client
+            .perform_actions(keys)
+            .await
+            .expect("press a key");
+    }
+
+    /// Presses Tab until the focused element matches `css` (at most `max` times); how many
+    /// presses it took.
+    pub async fn tab_to(&self, css: &str, max: usize) -> usize {
+        let probe = format!(
+            "return !!document.activeElement && document.activeElement.matches({});",
+            serde_json::Value::String(css.to_owned())
+        );
+        for n in 1..=max {
+            self.press(Key::Tab).await;
+            if self.eval(&probe).await == serde_json::Value::Bool(true) {
+                return n;
+            }
+        }
+        panic!(
+            "{css} is not reached by {max} Tab presses; the focus ends on {}",
+            self.eval("return document.activeElement ? document.activeElement.outerHTML.slice(0, 200) : null;")
+                .await
+        );
+    }
+
+    /// The page is no wider than the window (no sideways scrolling); the window's width.
+    pub async fn fits_the_width(&self) -> (bool, u64) {
+        let v = self
+            .eval("return [document.documentElement.scrollWidth <= window.innerWidth, window.innerWidth];")
+            .await;
+        (
+            v[0] == serde_json::Value::Bool(true),
+            v[1].as_u64().unwrap_or(0),
+        )
+    }
+
+    /// Emulates `prefers-color-scheme: dark` (`true`) or the default (`false`) for this tab.
+    pub async fn dark_mode(&self, on: bool) {
+        let value = if on { "dark" } else { "" };
+        self.client
+            .issue_cmd(Cdp {
+                cmd: "Emulation.setEmulatedMedia",
+                params: serde_json::json!({
+                    "features": [{ "name": "prefers-color-scheme", "value": value }]
+                }),
+            })
+            .await
+            .expect("emulate prefers-color-scheme");
     }
 
     /// Ends the browser and its driver.

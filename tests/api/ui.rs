@@ -469,3 +469,308 @@ async fn ui_log_pages_cut_at_lines_locate_lines_search_and_download() {
     assert!(r.text().await.expect("svg").contains(">unknown<"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn ui_runners_page_lists_the_apis_runners_with_labels_load_and_status_in_words() {
+    // A short lease, so a runner that stops calling is offline soon.
+    let app = spawn_with(Options {
+        lease_ms: 1_500,
+        ..no_runner()
+    })
+    .await;
+    let c = client();
+    let page = |c: reqwest::Client, url: String| async move {
+        let r = c.get(&url).send().await.expect("GET /runners");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.expect("html")
+    };
+    let url = format!("{}/runners", app.gateway);
+    let html = page(c.clone(), url.clone()).await;
+    assert!(html.contains("No runner is registered"), "{html}");
+    assert!(html.contains("href=\"/runners\""), "in the navigation");
+
+    app.repo_with(
+        "fleet",
+        "t",
+        "jobs:\n  - name: a\n    image: x\n    script: [\"true\"]\n",
+    )
+    .await;
+    let token = crate::hand::token(
+        &app,
+        json!({"name": "fleet-a", "capacity": 2, "engine": "docker", "labels": {"zone": "eu-1"}, "host_id": "<b>host-1</b>"}),
+    )
+    .await;
+    app.trigger("fleet", &json!({})).await;
+    crate::hand::claim_within(&app, &token, 2_000)
+        .await
+        .expect("the runner claims the job");
+    let html = page(c.clone(), url.clone()).await;
+    let row_at = html.find("data-runner=\"fleet-a\"").expect("its row");
+    let row = &html[row_at
+        ..html[row_at..]
+            .find("</tr>")
+            .map_or(html.len(), |e| row_at + e)];
+    assert!(row.contains("data-status=\"online\""), "{row}");
+    assert!(
+        row.contains(">●</span> online"),
+        "an icon and a word: {row}"
+    );
+    assert!(row.contains("&lt;b&gt;host-1&lt;/b&gt;"), "escaped: {row}");
+    assert!(!html.contains("<b>host-1"), "{html}");
+    assert!(
+        row.contains("zone=eu-1") && row.contains("engine=docker"),
+        "{row}"
+    );
+    assert!(row.contains("1 of 2"), "busy of capacity: {row}");
+
+    // Silent past a lease: the API says offline, and so does the page.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = app.get_json("/runners").await;
+        if list["runners"][0]["status"] == "offline" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never offline: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let html = page(c, url).await;
+    let row_at = html.find("data-runner=\"fleet-a\"").expect("its row");
+    let row = &html[row_at
+        ..html[row_at..]
+            .find("</tr>")
+            .map_or(html.len(), |e| row_at + e)];
+    assert!(row.contains(">○</span> offline"), "{row}");
+    assert!(html.contains("0 of 1 online"), "{html}");
+    app.shutdown().await;
+}
+
+/// POSTs `form` to `url` in the session `cookie` without its CSRF token, with a wrong one and
+/// with `other_csrf` (another session's): each is a 403 `csrf_failed`.
+async fn refused_without_this_sessions_token(
+    c: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    other_csrf: &str,
+    form: &[(&str, &str)],
+) {
+    for sent in [None, Some("f".repeat(64)), Some(other_csrf.to_owned())] {
+        let mut fields: Vec<(&str, String)> =
+            form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        if let Some(t) = sent.clone() {
+            fields.push(("csrf", t));
+        }
+        let r = c
+            .post(url)
+            .header(COOKIE, cookie)
+            .form_body(&fields)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url} with {sent:?}");
+        let body: Value = r.json().await.expect("envelope");
+        assert_eq!(body["error"]["code"], "csrf_failed", "{url}");
+    }
+}
+
+#[tokio::test]
+async fn ui_rerun_approve_and_logout_need_this_sessions_csrf_token_and_a_reason_has_a_cap() {
+    let app = spawn_with(with_token()).await;
+    app.repo_with(
+        "gate",
+        "t",
+        "jobs:\n  - name: ship\n    image: x\n    when: manual\n    script: [\"true\"]\n",
+    )
+    .await;
+    let run = app.trigger("gate", &json!({})).await;
+    let job = run.jobs[0].id;
+    assert_eq!(
+        run.jobs[0].status,
+        gitweave_model::status::JobStatus::Manual
+    );
+    let (cookie, csrf) = sign_in(&app, TOKEN).await;
+    let (_, other_csrf) = sign_in(&app, TOKEN).await;
+    let c = client();
+
+    // Approve: refused without this session's token, and the job still waits.
+    let approve = format!("{}/jobs/{job}/approve", app.gateway);
+    refused_without_this_sessions_token(&c, &approve, &cookie, &other_csrf, &[("reason", "ok")])
+        .await;
+    assert_eq!(
+        app.run(run.id).await.jobs[0].status,
+        gitweave_model::status::JobStatus::Manual,
+        "not approved"
+    );
+    // A reason over the cap (1000 bytes, pipeline-svc's too) is a 422, and nothing happens.
+    let long = "r".repeat(1001);
+    let r = c
+        .post(&approve)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str()), ("reason", long.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("<code>invalid_reason</code>"), "{html}");
+    assert_eq!(
+        app.run(run.id).await.jobs[0].status,
+        gitweave_model::status::JobStatus::Manual,
+        "not approved"
+    );
+    assert!(
+        !app.events(run.id)
+            .await
+            .iter()
+            .any(|e| e.event_type == "job.manual_approved")
+    );
+    // The cap itself is allowed.
+    let at_cap = "r".repeat(1000);
+    let r = c
+        .post(&approve)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str()), ("reason", at_cap.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let approved = app
+        .events(run.id)
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "job.manual_approved")
+        .expect("approved");
+    assert_eq!(approved.reason.as_deref(), Some(at_cap.as_str()));
+
+    // Rerun (of the run, canceled through the API): refused, and no new run.
+    let r = app
+        .post_json(&format!("/pipelines/runs/{}/cancel", run.id), &json!({}))
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let rerun = format!("{}/runs/{}/rerun", app.gateway, run.id);
+    refused_without_this_sessions_token(&c, &rerun, &cookie, &other_csrf, &[]).await;
+    let runs = app.get_json("/repos/gate/pipelines/runs").await;
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(1),
+        "no rerun: {runs}"
+    );
+
+    // Logout: refused, and the session is still signed in.
+    let logout = format!("{}/logout", app.gateway);
+    refused_without_this_sessions_token(&c, &logout, &cookie, &other_csrf, &[]).await;
+    let r = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::OK, "still signed in");
+
+    // With this session's token both work.
+    let r = c
+        .post(&rerun)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let runs = app.get_json("/repos/gate/pipelines/runs").await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2));
+    let r = c
+        .post(&logout)
+        .header(COOKIE, &cookie)
+        .form_body(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c
+        .get(format!("{}/", app.gateway))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn ui_run_page_shows_why_a_queued_job_waits_and_why_a_failed_job_failed() {
+    let app = spawn_app().await;
+    // Two runs (of two templates): a failed job skips the rest of its run.
+    app.repo_with(
+        "why-fail",
+        "t",
+        &format!(
+            "jobs:\n  - name: broken\n    image: {}\n    script: [\"echo about to fail\", \"exit 3\"]\n",
+            image()
+        ),
+    )
+    .await;
+    app.repo_with(
+        "why-wait",
+        "w",
+        &format!(
+            "jobs:\n  - name: stranded\n    image: {}\n    runs_on: {{zone: mars}}\n    script: [\"true\"]\n",
+            image()
+        ),
+    )
+    .await;
+    let failing = app.trigger("why-fail", &json!({})).await;
+    let waiting_run = app.trigger("why-wait", &json!({})).await;
+    let failed = app.wait_run(failing.id, Duration::from_secs(120)).await;
+    let broken = &failed.jobs[0];
+    assert_eq!(broken.status, gitweave_model::status::JobStatus::Failed);
+    assert_eq!(broken.exit_code, Some(3));
+    let class = broken
+        .error_class
+        .expect("an error class")
+        .as_str()
+        .replace('_', " ");
+    // No runner in zone mars: the job waits, and the API says why.
+    let stranded = waiting_run.jobs[0].id;
+    let job = app.get_json(&format!("/jobs/{stranded}")).await;
+    assert_eq!(job["status"], "queued", "{job}");
+    assert_eq!(job["waiting"]["reason"], "no_runner", "{job}");
+    let message = job["waiting"]["message"]
+        .as_str()
+        .expect("a message")
+        .to_owned();
+    assert!(message.contains("zone=mars"), "{message}");
+
+    let c = client();
+    let page = |run: uuid::Uuid, job: uuid::Uuid| {
+        let c = c.clone();
+        let url = format!("{}/runs/{run}", app.gateway);
+        async move {
+            let r = c.get(&url).send().await.expect("GET");
+            assert_eq!(r.status(), StatusCode::OK);
+            let html = r.text().await.expect("html");
+            let at = html
+                .find(&format!("<tr data-job=\"{job}\""))
+                .unwrap_or_else(|| panic!("no row of {job}: {html}"));
+            let end = html[at..].find("</tr>").map_or(html.len(), |e| at + e);
+            html[at..end].to_owned()
+        }
+    };
+    let b = page(failed.id, broken.id).await;
+    assert!(b.contains("data-status=\"failed\""), "{b}");
+    assert!(b.contains("class=\"problem\""), "{b}");
+    assert!(b.contains(&class), "the error class in words: {b}");
+    assert!(b.contains("exit code 3"), "{b}");
+    let s = page(waiting_run.id, stranded).await;
+    assert!(s.contains("data-status=\"queued\""), "{s}");
+    assert!(s.contains("waits: no_runner"), "{s}");
+    // The message as the API says it, escaped (`maud` escapes `"`, `<`, `>`, `&`).
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    assert!(s.contains(&escaped), "{message} in {s}");
+    app.shutdown().await;
+}

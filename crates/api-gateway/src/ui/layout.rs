@@ -23,6 +23,8 @@ fn status_look(status: &str) -> (&'static str, &'static str) {
         "blocked" | "manual" => ("⏸", "hold"),
         "canceled" => ("⊘", "off"),
         "skipped" => ("↷", "off"),
+        "online" => ("●", "ok"),
+        "offline" => ("○", "off"),
         _ => ("?", "off"),
     }
 }
@@ -126,6 +128,7 @@ pub fn page(title: &str, session: Option<&Session>, sign_out: bool, body: Markup
                     a.brand href="/" { span aria-hidden="true" { "◆" } " GitWeave" }
                     nav aria-label="Main" {
                         a href="/" { "Repos" }
+                        a href="/runners" { "Runners" }
                         a href="/secrets" { "Secrets" }
                     }
                     @if let (true, Some(s)) = (sign_out, session) {

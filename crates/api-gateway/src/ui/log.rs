@@ -332,17 +332,20 @@ pub async fn page(
         }
         h1 { (job.name) }
         (head(&s, &job, waiting.as_ref()))
-        div.log-tools role="toolbar" aria-label="Log" {
-            form #log-search role="search" action={ "/jobs/" (job.id) "/log/search" } {
-                label.sr for="log-q" { "Search the log" }
-                input #log-q type="search" name="q" maxlength=(MAX_QUERY_BYTES) placeholder="Search the whole log" required;
-                button type="submit" { "Search" }
+        // The tools and the search results stay in view while the log scrolls under them.
+        div.log-bar {
+            div.log-tools role="toolbar" aria-label="Log" {
+                form #log-search role="search" action={ "/jobs/" (job.id) "/log/search" } {
+                    label.sr for="log-q" { "Search the log" }
+                    input #log-q type="search" name="q" maxlength=(MAX_QUERY_BYTES) placeholder="Search the whole log" required;
+                    button type="submit" { "Search" }
+                }
+                button #log-end type="button" { "Jump to end" }
+                label.follow { input #log-follow type="checkbox" checked[running]; " Follow" }
+                a.button href={ "/jobs/" (job.id) "/log/raw" } download { "Download" }
             }
-            button #log-end type="button" { "Jump to end" }
-            label.follow { input #log-follow type="checkbox" checked[running]; " Follow" }
-            a.button href={ "/jobs/" (job.id) "/log/raw" } download { "Download" }
+            div #search-results hidden aria-live="polite" {}
         }
-        div #search-results hidden aria-live="polite" {}
         div #log.log data-job=(job.id) data-running=(running) {
             div #log-top.sentinel hidden { "Loading earlier lines…" }
             div.page data-offset=(first.offset) data-line=(first.line)

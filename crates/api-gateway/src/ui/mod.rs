@@ -4,7 +4,7 @@
 //! ([`upstream::Api`]), with the API token; the browser never sees the token.
 //!
 //! One module per page: [`repos`] (the repos and a repo's runs), [`run`] (a run, its graph
-//! and its actions), [`log`] (a job and its log), [`badge`], [`auth`] (`/login`), with
+//! and its actions), [`log`] (a job and its log), [`runners`], [`badge`], [`auth`] (`/login`), with
 //! [`session`] for cookies and CSRF and [`layout`] for what the pages share. Pure logic (ANSI,
 //! the graph's layout, line arithmetic) is in `gitweave-ui-render`.
 
@@ -15,6 +15,7 @@ pub mod layout;
 pub mod log;
 pub mod repos;
 pub mod run;
+pub mod runners;
 pub mod session;
 pub mod upstream;
 
@@ -39,6 +40,7 @@ pub fn routes(state: GatewayState) -> Router<GatewayState> {
     let signed_in = Router::new()
         .route("/", get(repos::index))
         .route("/secrets", get(repos::global_secrets))
+        .route("/runners", get(runners::page))
         .route("/repos/{repo}", get(repos::repo))
         .route("/repos/{repo}/runs.frag", get(repos::runs_fragment))
         .route("/repos/{repo}/badge.svg", get(badge::badge))

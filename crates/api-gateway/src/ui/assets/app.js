@@ -45,10 +45,14 @@
     es.onerror = schedule;
   }
 
-  // ---- A repo page: while a run on it is active, refresh the table on its events. ----
+  // ---- A repo page: while a run on it is active, refresh the table on its events; on the
+  // first page, also look for new runs every few seconds (no event stream tells of them). ----
+  const NEW_RUNS_MS = 3000;
   function followRuns(box) {
     const streams = new Map();
     let timer = null;
+    let busy = false;
+    let again = false;
     const names = (document.body.dataset.events || "").split(" ").filter(Boolean);
     function sync() {
       const rows = document.querySelectorAll("#runs tr[data-run]");
@@ -67,6 +71,8 @@
       });
     }
     async function refresh() {
+      if (busy) { again = true; return; }
+      busy = true;
       const cur = document.getElementById("runs");
       const q = cur.dataset.cursor ? "?cursor=" + encodeURIComponent(cur.dataset.cursor) : "";
       try {
@@ -78,10 +84,17 @@
           if (fresh.dataset.sig !== cur.dataset.sig) cur.replaceWith(fresh);
         }
       } catch (_) { /* next event */ }
+      busy = false;
       sync();
+      if (again) { again = false; schedule(); }
     }
     function schedule() { clearTimeout(timer); timer = setTimeout(refresh, 250); }
     sync();
+    if (!box.dataset.cursor) {
+      setInterval(function () {
+        if (document.visibilityState === "visible") refresh();
+      }, NEW_RUNS_MS);
+    }
   }
 
   // ---- The log viewer: a window of pages, loaded as the reader scrolls. ----
@@ -92,6 +105,7 @@
     const top = document.getElementById("log-top");
     const bottom = document.getElementById("log-bottom");
     const follow = document.getElementById("log-follow");
+    const bar = document.querySelector(".log-bar");
     let running = log.dataset.running === "true";
     let loading = false;
     let pollTimer = null;
@@ -250,6 +264,10 @@
       log.querySelectorAll(".l.hit").forEach(function (x) { x.classList.remove("hit"); });
       el.classList.add("hit");
       el.scrollIntoView({ block: "center" });
+      // Not under the sticky tools (and search results): just below them.
+      const under = bar ? bar.getBoundingClientRect().bottom : 0;
+      const at = el.getBoundingClientRect().top;
+      if (at < under + 8) window.scrollBy(0, at - under - 8);
       return true;
     }
 
@@ -298,6 +316,12 @@
       try {
         const r = await getJson(base + "search?" + new URLSearchParams({ q: q }));
         results.textContent = "";
+        const close = document.createElement("button");
+        close.type = "button";
+        close.className = "close";
+        close.textContent = "Close";
+        close.addEventListener("click", function () { results.hidden = true; document.getElementById("log-q").focus(); });
+        results.appendChild(close);
         const head = document.createElement("p");
         head.textContent = r.hits.length === 0 ? "No line contains “" + q + "”."
           : r.hits.length + (r.capped ? "+" : "") + " line(s) contain “" + q + "”:";
