@@ -9,9 +9,7 @@
 //! ([`RunCtx::finish`] waits for all of them before the run's workspace goes).
 
 use super::events::{Printer, Shown};
-use gitweave_engine::{
-    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, ServicesUp,
-};
+use gitweave_engine::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, ServicesUp};
 use gitweave_model::backoff::retry_delay;
 use gitweave_model::expand::ExpandedJob;
 use gitweave_model::status::ErrorClass;
