@@ -38,6 +38,30 @@ impl FormBody for reqwest::RequestBuilder {
     }
 }
 
+/// POSTs `form` to `url` as the browser of `cookie` does.
+async fn post_form<K: AsRef<str>, V: AsRef<str>>(
+    c: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    form: &[(K, V)],
+) -> reqwest::Response {
+    c.post(url)
+        .header(COOKIE, cookie)
+        .form_body(form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+}
+
+/// GETs `url` as the browser of `cookie` does.
+async fn get_as(c: &reqwest::Client, url: &str, cookie: &str) -> reqwest::Response {
+    c.get(url)
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// A client that follows no redirect, so a test sees each 303.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -83,22 +107,17 @@ async fn sign_in(app: &TestApp, token: &str) -> (String, String) {
     assert_eq!(form.status(), StatusCode::OK);
     let (anon, _) = session_cookie(&form).expect("the login form starts a session");
     let csrf = csrf_of(&form.text().await.expect("html"));
-    let r = c
-        .post(format!("{}/login", app.gateway))
-        .header(COOKIE, &anon)
-        .form_body(&[("csrf", csrf.as_str()), ("token", token), ("next", "/")])
-        .send()
-        .await
-        .expect("login");
+    let r = post_form(
+        &c,
+        &format!("{}/login", app.gateway),
+        &anon,
+        &[("csrf", csrf.as_str()), ("token", token), ("next", "/")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
     let (cookie, _) = session_cookie(&r).expect("a new session cookie");
     assert_ne!(cookie, anon, "the session id changes at sign-in");
-    let page = c
-        .get(format!("{}/", app.gateway))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .expect("index");
+    let page = get_as(&c, &format!("{}/", app.gateway), &cookie).await;
     assert_eq!(page.status(), StatusCode::OK);
     let csrf = csrf_of(&page.text().await.expect("html"));
     (cookie, csrf)
@@ -143,40 +162,30 @@ async fn ui_pages_redirect_to_login_and_the_cookie_is_http_only_strict_and_not_t
         assert!(header.contains(part), "{header}");
     }
     let csrf = csrf_of(&form.text().await.expect("html"));
-    let wrong = c
-        .post(format!("{}/login", app.gateway))
-        .header(COOKIE, &anon)
-        .form_body(&[("csrf", csrf.as_str()), ("token", "not-the-token")])
-        .send()
-        .await
-        .expect("login");
+    let wrong = post_form(
+        &c,
+        &format!("{}/login", app.gateway),
+        &anon,
+        &[("csrf", csrf.as_str()), ("token", "not-the-token")],
+    )
+    .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(session_cookie(&wrong).is_none());
-    let still_out = c
-        .get(format!("{}/", app.gateway))
-        .header(COOKIE, &anon)
-        .send()
-        .await
-        .expect("GET");
+    let still_out = get_as(&c, &format!("{}/", app.gateway), &anon).await;
     assert_eq!(still_out.status(), StatusCode::SEE_OTHER);
     // A login form without its session's CSRF token is refused even with the right token.
-    let forged = c
-        .post(format!("{}/login", app.gateway))
-        .header(COOKIE, &anon)
-        .form_body(&[("csrf", "0".repeat(64).as_str()), ("token", TOKEN)])
-        .send()
-        .await
-        .expect("login");
+    let forged = post_form(
+        &c,
+        &format!("{}/login", app.gateway),
+        &anon,
+        &[("csrf", "0".repeat(64).as_str()), ("token", TOKEN)],
+    )
+    .await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
     let (cookie, _) = sign_in(&app, TOKEN).await;
     assert!(!cookie.contains(TOKEN), "the cookie is not the token");
-    let r = c
-        .get(format!("{}/", app.gateway))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .expect("GET");
+    let r = get_as(&c, &format!("{}/", app.gateway), &cookie).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers()["content-type"]
@@ -213,13 +222,7 @@ async fn ui_actions_need_this_sessions_csrf_token() {
     assert_ne!(other_csrf, csrf);
     for sent in [None, Some("f".repeat(64)), Some(other_csrf.clone())] {
         let form: Vec<(&str, String)> = sent.into_iter().map(|s| ("csrf", s)).collect();
-        let r = c
-            .post(&cancel)
-            .header(COOKIE, &cookie)
-            .form_body(&form)
-            .send()
-            .await
-            .expect("POST");
+        let r = post_form(&c, &cancel, &cookie, &form).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let body: Value = r.json().await.expect("envelope");
         assert_eq!(body["error"]["code"], "csrf_failed");
@@ -231,39 +234,28 @@ async fn ui_actions_need_this_sessions_csrf_token() {
     );
     // A form body over the cap is refused.
     let big = "x".repeat(64 * 1024);
-    let r = c
-        .post(&cancel)
-        .header(COOKIE, &cookie)
-        .form_body(&[("csrf", csrf.as_str()), ("pad", big.as_str())])
-        .send()
-        .await
-        .expect("POST");
+    let r = post_form(
+        &c,
+        &cancel,
+        &cookie,
+        &[("csrf", csrf.as_str()), ("pad", big.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // The right token in the right session works.
-    let r = c
-        .post(&cancel)
-        .header(COOKIE, &other_cookie)
-        .form_body(&[("csrf", other_csrf.as_str())])
-        .send()
-        .await
-        .expect("POST");
+    let r = post_form(&c, &cancel, &other_cookie, &[("csrf", other_csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.run(run.id).await.status, RunStatus::Canceled);
     // Signing out ends the session.
-    let r = c
-        .post(format!("{}/logout", app.gateway))
-        .header(COOKIE, &other_cookie)
-        .form_body(&[("csrf", other_csrf.as_str())])
-        .send()
-        .await
-        .expect("logout");
+    let r = post_form(
+        &c,
+        &format!("{}/logout", app.gateway),
+        &other_cookie,
+        &[("csrf", other_csrf.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = c
-        .get(format!("{}/", app.gateway))
-        .header(COOKIE, &other_cookie)
-        .send()
-        .await
-        .expect("GET");
+    let r = get_as(&c, &format!("{}/", app.gateway), &other_cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
     app.shutdown().await;
 }
@@ -562,13 +554,7 @@ async fn refused_without_this_sessions_token(
         if let Some(t) = sent.clone() {
             fields.push(("csrf", t));
         }
-        let r = c
-            .post(url)
-            .header(COOKIE, cookie)
-            .form_body(&fields)
-            .send()
-            .await
-            .expect("POST");
+        let r = post_form(&c, &url, &cookie, &fields).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url} with {sent:?}");
         let body: Value = r.json().await.expect("envelope");
         assert_eq!(body["error"]["code"], "csrf_failed", "{url}");
@@ -605,13 +591,13 @@ async fn ui_rerun_approve_and_logout_need_this_sessions_csrf_token_and_a_reason_
     );
     // A reason over the cap (1000 bytes, pipeline-svc's too) is a 422, and nothing happens.
     let long = "r".repeat(1001);
-    let r = c
-        .post(&approve)
-        .header(COOKIE, &cookie)
-        .form_body(&[("csrf", csrf.as_str()), ("reason", long.as_str())])
-        .send()
-        .await
-        .expect("POST");
+    let r = post_form(
+        &c,
+        &approve,
+        &cookie,
+        &[("csrf", csrf.as_str()), ("reason", long.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.expect("html");
     assert!(html.contains("<code>invalid_reason</code>"), "{html}");
@@ -628,13 +614,13 @@ async fn ui_rerun_approve_and_logout_need_this_sessions_csrf_token_and_a_reason_
     );
     // The cap itself is allowed.
     let at_cap = "r".repeat(1000);
-    let r = c
-        .post(&approve)
-        .header(COOKIE, &cookie)
-        .form_body(&[("csrf", csrf.as_str()), ("reason", at_cap.as_str())])
-        .send()
-        .await
-        .expect("POST");
+    let r = post_form(
+        &c,
+        &approve,
+        &cookie,
+        &[("csrf", csrf.as_str()), ("reason", at_cap.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let approved = app
         .events(run.id)
@@ -661,39 +647,17 @@ async fn ui_rerun_approve_and_logout_need_this_sessions_csrf_token_and_a_reason_
     // Logout: refused, and the session is still signed in.
     let logout = format!("{}/logout", app.gateway);
     refused_without_this_sessions_token(&c, &logout, &cookie, &other_csrf, &[]).await;
-    let r = c
-        .get(format!("{}/", app.gateway))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .expect("GET");
+    let r = get_as(&c, &format!("{}/", app.gateway), &cookie).await;
     assert_eq!(r.status(), StatusCode::OK, "still signed in");
 
     // With this session's token both work.
-    let r = c
-        .post(&rerun)
-        .header(COOKIE, &cookie)
-        .form_body(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("POST");
+    let r = post_form(&c, &rerun, &cookie, &[("csrf", csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let runs = app.get_json("/repos/gate/pipelines/runs").await;
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2));
-    let r = c
-        .post(&logout)
-        .header(COOKIE, &cookie)
-        .form_body(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("POST");
+    let r = post_form(&c, &logout, &cookie, &[("csrf", csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = c
-        .get(format!("{}/", app.gateway))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .expect("GET");
+    let r = get_as(&c, &format!("{}/", app.gateway), &cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
     app.shutdown().await;
 }
