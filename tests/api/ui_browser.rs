@@ -108,13 +108,7 @@ async fn ui_browser_a_line_printed_by_a_running_job_appears_without_a_reload() {
     // Dark mode follows prefers-color-scheme (emulated over CDP).
     let background = "return getComputedStyle(document.documentElement).backgroundColor;";
     assert_eq!(b.eval(background).await, json!("rgb(255, 255, 255)"));
-    b.dark_mode(true).await;
-    b.wait_for_js(
-        UI_WAIT,
-        "the dark background",
-        "return getComputedStyle(document.documentElement).backgroundColor === 'rgb(13, 17, 23)';",
-    )
-    .await;
+    dark_screen(&b).await;
     b.screenshot("log-dark").await;
     b.dark_mode(false).await;
 
@@ -252,13 +246,7 @@ async fn ui_browser_approve_with_a_reason_then_rerun() {
     b.wait_for_text(UI_WAIT, "the run's success", |t| t.contains("Rerun"))
         .await;
     b.screenshot("run").await;
-    b.dark_mode(true).await;
-    b.wait_for_js(
-        UI_WAIT,
-        "the dark background",
-        "return getComputedStyle(document.documentElement).backgroundColor === 'rgb(13, 17, 23)';",
-    )
-    .await;
+    dark_screen(&b).await;
     b.screenshot("run-dark").await;
     b.dark_mode(false).await;
 
@@ -580,4 +568,15 @@ async fn ui_browser_a_long_log_loads_as_it_is_scrolled_jumps_to_a_line_and_is_se
     b.screenshot("log-search").await;
     b.close().await;
     app.shutdown().await;
+}
+
+/// Turns on `prefers-color-scheme: dark` and waits for the page's dark background.
+async fn dark_screen(b: &Browser) {
+    b.dark_mode(true).await;
+    b.wait_for_js(
+        UI_WAIT,
+        "the dark background",
+        "return getComputedStyle(document.documentElement).backgroundColor === 'rgb(13, 17, 23)';",
+    )
+    .await;
 }
