@@ -513,5 +513,14 @@ async fn runners_lists_the_stacks_runner_as_a_table_and_as_json() {
         "{me}"
     );
     assert_eq!(me["labels"]["runner"], app.runner_name.as_str());
+    // A docker runner's host is its Docker engine's id (SPEC §13), when RUNNER_HOST_ID is unset.
+    let engine_id = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ID}}"])
+        .output()
+        .expect("docker info");
+    let engine_id = String::from_utf8_lossy(&engine_id.stdout).trim().to_owned();
+    assert!(!engine_id.is_empty(), "docker info gave no ID");
+    assert_eq!(me["host"], engine_id.as_str(), "{me}");
+    assert_eq!(cells[1], engine_id, "{row}");
     app.shutdown().await;
 }

@@ -744,6 +744,21 @@ impl Engine for DockerEngine {
     }
 }
 
+impl DockerEngine {
+    /// The Docker engine's own id (`GET /info`, `ID`): the host a runner's workspaces live
+    /// on, shared by every runner of that engine (SPEC §13's default `RUNNER_HOST_ID`).
+    /// `None` when the engine does not say.
+    pub async fn engine_id(&self) -> Option<String> {
+        match self.docker.info().await {
+            Ok(info) => info.id.filter(|id| !id.trim().is_empty()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the Docker engine did not say its id");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{DEFAULT_JOB_PIDS, DROPPED_CAPS, limited};

@@ -119,8 +119,8 @@ pub struct Config {
     #[arg(long, env = "RUNNER_LABELS", default_value = "", value_parser = parse_labels)]
     pub labels: Labels,
     /// Which host holds the workspaces this runner makes (runners that share a Docker
-    /// engine and a `RUNNER_WORKDIR` share it). Default: `/etc/machine-id`, else the host
-    /// name.
+    /// engine and a `RUNNER_WORKDIR` share it). Default: the Docker engine's id (docker),
+    /// else `/etc/machine-id`, else the runner's name.
     #[arg(long, env = "RUNNER_HOST_ID")]
     pub host_id: Option<String>,
 }
@@ -174,9 +174,10 @@ impl Config {
         }
     }
 
-    /// The configured host id, else the machine id, else the host name.
-    pub fn host_id(&self) -> String {
-        self.host_id.clone().unwrap_or_else(|| {
+    /// The configured host id, else `engine_id` (the Docker engine's), else the machine id,
+    /// else the runner's name.
+    pub fn host_id(&self, engine_id: Option<String>) -> String {
+        self.host_id.clone().or(engine_id).unwrap_or_else(|| {
             std::fs::read_to_string("/etc/machine-id")
                 .ok()
                 .map(|h| h.trim().to_owned())

@@ -53,20 +53,27 @@ impl App {
                 "RUNNER_JOB_EGRESS=true needs RUNNER_JOB_NETWORK=run: a run's network is guarded by routes set in its sandbox's namespace, which the jobs of the run share (docs/SECURITY.md)"
             );
         }
-        let engine: Arc<dyn Engine> = match config.engine {
-            EngineKind::Docker => Arc::new(
-                DockerEngine::connect(&name, config.pull_policy, &config.container_prefix)
-                    .await?
-                    .with_helper_image(&config.helper_image)
-                    .with_limits(config.job_limits())
-                    .with_job_network(
-                        config.job_network,
-                        config.job_egress,
-                        config.concurrency.max(1) as usize + 1,
-                    ),
-            ),
-            EngineKind::Shell => Arc::new(ShellEngine::new(&config.workdir)),
+        let (engine, engine_id): (Arc<dyn Engine>, Option<String>) = match config.engine {
+            EngineKind::Docker => {
+                let docker =
+                    DockerEngine::connect(&name, config.pull_policy, &config.container_prefix)
+                        .await?
+                        .with_helper_image(&config.helper_image)
+                        .with_limits(config.job_limits())
+                        .with_job_network(
+                            config.job_network,
+                            config.job_egress,
+                            config.concurrency.max(1) as usize + 1,
+                        );
+                let id = match config.host_id {
+                    Some(_) => None,
+                    None => docker.engine_id().await,
+                };
+                (Arc::new(docker), id)
+            }
+            EngineKind::Shell => (Arc::new(ShellEngine::new(&config.workdir)), None),
         };
+        let host_id = config.host_id(engine_id);
         engine.ping().await?;
         let removed = engine.remove_leftovers().await?;
         if removed > 0 {
@@ -94,14 +101,14 @@ impl App {
                 labels: config.labels.clone(),
                 os: Some(std::env::consts::OS.to_owned()),
                 arch: Some(std::env::consts::ARCH.to_owned()),
-                host_id: Some(config.host_id()),
+                host_id: Some(host_id.clone()),
             },
         )
         .await?;
         let client = client.with_outage_tolerance(config.outage_tolerance);
         // Workspaces of runs that ended while this runner was away (or on other runners).
         crate::sweep::log_outcome(crate::sweep::sweep(engine.as_ref(), &client).await);
-        tracing::info!(runner.id = %reg.runner_id, runner.name = %name, engine = engine.name(), concurrency = config.concurrency, "registered");
+        tracing::info!(runner.id = %reg.runner_id, runner.name = %name, engine = engine.name(), concurrency = config.concurrency, host_id = %host_id, "registered");
         let listener = TcpListener::bind(config.addr).await?;
         let metrics = Metrics::new();
         metrics.describe("runner_jobs_total", "Job attempts run, by result.");
