@@ -228,3 +228,51 @@ pub fn foreign_cpu_seconds(
         .sum();
     ticks as f64 / USER_HZ
 }
+
+/// Fields of `/proc/PID/stat` after the command name (state is field 0; proc(5) numbers
+/// them from 3).
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    Some(
+        stat[close + 1..]
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// CPU seconds a process has used (user + system, `/proc/PID/stat` utime and stime).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let f = stat_fields(pid)?;
+    Some((f.get(11)? + f.get(12)?) as f64 / 100.0)
+}
+
+/// CPU seconds used by a process and its children: its own, its waited-for children's
+/// (cutime, cstime) and those of its children alive now (a Postgres postmaster and its
+/// backends).
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let f = stat_fields(pid)?;
+    let own = (f.get(11)? + f.get(12)? + f.get(13)? + f.get(14)?) as f64 / 100.0;
+    let mut children = 0.0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // ppid is field 1 after the name.
+            if let Some(cf) = stat_fields(child)
+                && cf.get(1).copied() == Some(u64::from(pid))
+            {
+                children += (cf.get(11).copied().unwrap_or(0) + cf.get(12).copied().unwrap_or(0))
+                    as f64
+                    / 100.0;
+            }
+        }
+    }
+    Some(own + children)
+}

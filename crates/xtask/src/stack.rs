@@ -241,6 +241,18 @@ impl Stack {
         name: &str,
         concurrency: u32,
     ) -> anyhow::Result<()> {
+        self.start_labelled_runner(engine, name, concurrency, "")
+            .await
+    }
+
+    /// [`Stack::start_runner`] with `RUNNER_LABELS`.
+    pub async fn start_labelled_runner(
+        &mut self,
+        engine: Engine,
+        name: &str,
+        concurrency: u32,
+        labels: &str,
+    ) -> anyhow::Result<()> {
         let port = free_port()?;
         let runner_name = format!("{CONTAINER_PREFIX}{name}");
         let workdir = self.dir.join("shell-workspaces");
@@ -252,6 +264,7 @@ impl Stack {
                 .env("RUNNER_PULL_POLICY", "never")
                 .env("RUNNER_CONTAINER_ENGINE", engine.as_str())
                 .env("RUNNER_CONCURRENCY", concurrency.to_string())
+                .env("RUNNER_LABELS", labels)
                 .env("RUNNER_NAME", &runner_name)
                 .env("RUNNER_CONTAINER_PREFIX", CONTAINER_PREFIX)
                 .env("RUNNER_WORKDIR", &workdir)
@@ -267,6 +280,17 @@ impl Stack {
         wait_healthy(&http, &health, &mut svc.child, &svc.name).await?;
         self.runners.push(svc);
         Ok(())
+    }
+
+    /// The Postgres postmaster's pid (the first line of `postmaster.pid`).
+    pub fn postgres_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.pg_dir.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Stops every runner (SIGTERM: they finish what they run and remove their containers).

@@ -1,7 +1,9 @@
-//! W5: scheduling throughput: 500 trivial jobs with the shell engine over 4 runners, as one run
-//! of 500 parallel jobs and as 500 one-job runs.
+//! W5: scheduling throughput: 1,000 trivial jobs with the shell engine over 8 runners (half
+//! of them in `zone=a`, and half the jobs need it), as one run of 1,000 parallel jobs and as
+//! 1,000 one-job runs, with the CPU pipeline-svc and Postgres spend per job.
 
 use super::{Ctx, ms_since};
+use crate::machine::{cpu_seconds, tree_cpu_seconds};
 use crate::report::{Section, Target};
 use crate::stack::Engine;
 use crate::stats::summarize;
@@ -9,7 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const RUNNERS: u32 = 4;
+const RUNNERS: u32 = 8;
+/// CPU of (pipeline-svc, Postgres), when it could be read: seconds so far in a reading,
+/// milliseconds per job in a result.
+type Cpu = (Option<f64>, Option<f64>);
+/// The runners with `zone=a` (the others have `zone=b`).
+const ZONE_A: u32 = 4;
 /// Clients triggering one-job runs at once (each triggers, waits for the end, triggers again).
 const CLIENTS: usize = 8;
 
@@ -19,8 +26,10 @@ const CLIENTS: usize = 8;
 fn parallel_template(image: &str, n: usize) -> String {
     let mut y = String::from("jobs:\n");
     for i in 0..n {
+        // Every other job needs zone=a: only half the runners can take it.
+        let zone = if i % 2 == 0 { ", zone: a" } else { "" };
         y.push_str(&format!(
-            "  - name: j{i:04}\n    image: {image}\n    runs_on: {{engine: shell}}\n    script: [echo {i}]\n"
+            "  - name: j{i:04}\n    image: {image}\n    runs_on: {{engine: shell{zone}}}\n    script: [echo {i}]\n"
         ));
         if i + 1 == n && n > 1 {
             y.push_str("    needs: [j0000]\n");
@@ -31,26 +40,46 @@ fn parallel_template(image: &str, n: usize) -> String {
 
 /// Runs W5 (swaps the docker runner for four shell runners, and back).
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
-    let n = ctx.iterations(500, 40);
+    let n = ctx.iterations(1000, 40);
     let rounds = ctx.iterations(3, 1);
     ctx.api
         .setup_pipeline("bench-w5a", &parallel_template(&ctx.image, n))
         .await?;
-    ctx.api
-        .setup_pipeline(
-            "bench-w5b",
-            &format!(
-                "jobs:\n  - name: one\n    image: {}\n    runs_on: {{engine: shell}}\n    script: [echo one]\n",
-                ctx.image
-            ),
-        )
-        .await?;
-    ctx.stack.stop_runners().await;
-    for i in 0..RUNNERS {
-        ctx.stack
-            .start_runner(Engine::Shell, &format!("shell-{i}"), 1)
+    for (repo, zone) in [("bench-w5b", ""), ("bench-w5b-a", ", zone: a")] {
+        ctx.api
+            .setup_pipeline(
+                repo,
+                &format!(
+                    "jobs:\n  - name: one\n    image: {}\n    runs_on: {{engine: shell{zone}}}\n    script: [echo one]\n",
+                    ctx.image
+                ),
+            )
             .await?;
     }
+    ctx.stack.stop_runners().await;
+    for i in 0..RUNNERS {
+        let zone = if i < ZONE_A { "zone=a" } else { "zone=b" };
+        ctx.stack
+            .start_labelled_runner(Engine::Shell, &format!("shell-{i}"), 1, zone)
+            .await?;
+    }
+    let pipeline_pid = ctx.stack.pipeline.pid();
+    let postgres_pid = ctx.stack.postgres_pid();
+    // CPU seconds of pipeline-svc and of Postgres (postmaster and backends) so far.
+    let cpu = move || {
+        (
+            pipeline_pid.and_then(cpu_seconds),
+            postgres_pid.and_then(tree_cpu_seconds),
+        )
+    };
+    // Milliseconds of CPU per job between two readings.
+    let per_job = |a: Cpu, b: Cpu| -> Cpu {
+        let ms =
+            |x: Option<f64>, y: Option<f64>| x.zip(y).map(|(x, y)| (y - x) * 1000.0 / n as f64);
+        (ms(a.0, b.0), ms(a.1, b.1))
+    };
+    let mut cpu_one = Vec::new();
+    let mut cpu_many = Vec::new();
     let api = ctx.api.clone();
     let mut one_run = Vec::new();
     let mut many_runs = Vec::new();
@@ -58,6 +87,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     for round in 0..rounds {
         eprintln!("bench: W5 round {}/{rounds}", round + 1);
         let t = Instant::now();
+        let before = cpu();
         let r = async {
             let run = api.trigger("bench-w5a").await?;
             api.expect_success(&run.run_id, Duration::from_secs(600))
@@ -65,22 +95,31 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
         }
         .await;
         match r {
-            Ok(()) => one_run.push(n as f64 / (ms_since(t) / 1000.0)),
+            Ok(()) => {
+                one_run.push(n as f64 / (ms_since(t) / 1000.0));
+                cpu_one.push(per_job(before, cpu()));
+            }
             Err(e) => errors.push(format!("one run of {n} jobs: {e:#}")),
         }
 
         let t = Instant::now();
+        let before = cpu();
         let left = Arc::new(AtomicUsize::new(n));
         let mut clients = Vec::new();
         for _ in 0..CLIENTS {
             let api = api.clone();
             let left = left.clone();
             clients.push(tokio::spawn(async move {
-                while left
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
-                    .is_ok()
+                while let Ok(l) =
+                    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
                 {
-                    let run = api.trigger("bench-w5b").await?;
+                    // Every other run needs zone=a.
+                    let repo = if l % 2 == 0 {
+                        "bench-w5b-a"
+                    } else {
+                        "bench-w5b"
+                    };
+                    let run = api.trigger(repo).await?;
                     api.expect_success(&run.run_id, Duration::from_secs(120))
                         .await?;
                 }
@@ -103,6 +142,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
         }
         if ok {
             many_runs.push(n as f64 / (ms_since(t) / 1000.0));
+            cpu_many.push(per_job(before, cpu()));
         }
     }
     ctx.stack.stop_runners().await;
@@ -114,16 +154,30 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
         Some(s) => format!("{:.1} | {:.1} | {:.1}", s.median, s.min, s.max),
         None => "n/a | n/a | n/a".into(),
     };
+    let cpu_cell = |v: &[Cpu], pick: fn(&Cpu) -> Option<f64>| {
+        let xs: Vec<f64> = v.iter().filter_map(pick).collect();
+        summarize(&xs).map_or("n/a".into(), |s| format!("{:.2}", s.median))
+    };
     let mut body = format!(
-        "{RUNNERS} runner-svc processes with the shell engine (`RUNNER_CONCURRENCY=1` each); every job is \
-         `echo`. (a) one run whose template holds {n} jobs that can all run at once, timed from the \
-         trigger to the run's `success`; (b) {n} one-job runs, {CLIENTS} clients each triggering a run \
-         and waiting for its end before the next, timed from the first trigger to the last end. \
-         {rounds} round(s).\n\n\
-         | case | jobs/s median | min | max |\n|---|---:|---:|---:|\n\
-         | (a) one run, {n} parallel jobs | {} |\n| (b) {n} one-job runs, {CLIENTS} clients | {} |\n",
+        "{RUNNERS} runner-svc processes with the shell engine (`RUNNER_CONCURRENCY=1` each), \
+         {ZONE_A} of them with `RUNNER_LABELS=zone=a`, the others `zone=b`; every job is `echo`, and \
+         every other job (or run) says `runs_on: {{engine: shell, zone: a}}`, so only those {ZONE_A} \
+         runners can take it (the claim matches labels). (a) one run whose template holds {n} jobs \
+         that can all run at once, timed from the trigger to the run's `success`; (b) {n} one-job \
+         runs, {CLIENTS} clients each triggering a run and waiting for its end before the next, timed \
+         from the first trigger to the last end. {rounds} round(s). CPU per job: user + system time \
+         of pipeline-svc, and of Postgres (the postmaster, its backends and its finished children), \
+         over the case, divided by the jobs (median of the rounds).\n\n\
+         | case | jobs/s median | min | max | pipeline-svc CPU ms/job | Postgres CPU ms/job |\n\
+         |---|---:|---:|---:|---:|---:|\n\
+         | (a) one run, {n} parallel jobs | {} | {} | {} |\n\
+         | (b) {n} one-job runs, {CLIENTS} clients | {} | {} | {} |\n",
         cell(&one_run),
+        cpu_cell(&cpu_one, |c| c.0),
+        cpu_cell(&cpu_one, |c| c.1),
         cell(&many_runs),
+        cpu_cell(&cpu_many, |c| c.0),
+        cpu_cell(&cpu_many, |c| c.1),
     );
     if !errors.is_empty() {
         body.push_str("\nFailures:\n\n");
@@ -138,16 +192,18 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
         targets: vec![
             Target::at_least(
                 "W5",
-                &format!("(a) one run of {n} parallel jobs, 4 shell runners"),
+                &format!(
+                    "(a) one run of {n} parallel jobs, {RUNNERS} shell runners, half need zone=a"
+                ),
                 med(&one_run),
-                200.0,
+                400.0,
                 "jobs/s",
             ),
             Target::at_least(
                 "W5",
-                &format!("(b) {n} one-job runs, 4 shell runners"),
+                &format!("(b) {n} one-job runs, {RUNNERS} shell runners, half need zone=a"),
                 med(&many_runs),
-                200.0,
+                300.0,
                 "jobs/s",
             ),
         ],
