@@ -16,7 +16,7 @@ use maud::{Markup, html};
 fn table(list: &RunnerList) -> Markup {
     html! {
         @if list.runners.is_empty() {
-            p.empty { "No runner is registered. Start " code { "runner-svc" } " with " code { "PIPELINE_URL" } " pointing at pipeline-svc." }
+            p.empty { "No runner is registered. Start " code { "runner-svc" } " with " code { "PIPELINE_SVC_URL" } " pointing at pipeline-svc." }
         } @else {
             div.table-wrap {
                 table.list.runners {
