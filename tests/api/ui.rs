@@ -554,7 +554,7 @@ async fn refused_without_this_sessions_token(
         if let Some(t) = sent.clone() {
             fields.push(("csrf", t));
         }
-        let r = post_form(&c, &url, &cookie, &fields).await;
+        let r = post_form(c, url, cookie, &fields).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url} with {sent:?}");
         let body: Value = r.json().await.expect("envelope");
         assert_eq!(body["error"]["code"], "csrf_failed", "{url}");
