@@ -87,6 +87,26 @@ impl Api {
         Ok(())
     }
 
+    /// Stores template `name` and attaches it to `repo` too (which already exists).
+    pub async fn attach_another(&self, repo: &str, name: &str, yaml: &str) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .put(format!("{}/templates/{name}", self.base))
+            .header("content-type", "application/yaml")
+            .body(yaml.to_owned())
+            .send()
+            .await?;
+        ok(r, "PUT template").await?;
+        let r = self
+            .http
+            .put(format!("{}/repos/{repo}/templates/{name}", self.base))
+            .json(&json!({}))
+            .send()
+            .await?;
+        ok(r, "attach template").await?;
+        Ok(())
+    }
+
     /// Stores a repo secret.
     pub async fn put_secret(&self, repo: &str, name: &str, value: &str) -> anyhow::Result<()> {
         let r = self
