@@ -68,27 +68,18 @@ impl Api {
 
     /// Stores a template and attaches it (alone) to a fresh repo of the same name.
     pub async fn setup_pipeline(&self, name: &str, yaml: &str) -> anyhow::Result<()> {
-        let r = self
-            .http
-            .put(format!("{}/templates/{name}", self.base))
-            .header("content-type", "application/yaml")
-            .body(yaml.to_owned())
-            .send()
-            .await?;
-        ok(r, "PUT template").await?;
+        self.put_template(name, yaml).await?;
         self.put_repo(name).await?;
-        let r = self
-            .http
-            .put(format!("{}/repos/{name}/templates/{name}", self.base))
-            .json(&json!({}))
-            .send()
-            .await?;
-        ok(r, "attach template").await?;
-        Ok(())
+        self.attach(name, name).await
     }
 
     /// Stores template `name` and attaches it to `repo` too (which already exists).
     pub async fn attach_another(&self, repo: &str, name: &str, yaml: &str) -> anyhow::Result<()> {
+        self.put_template(name, yaml).await?;
+        self.attach(repo, name).await
+    }
+
+    async fn put_template(&self, name: &str, yaml: &str) -> anyhow::Result<()> {
         let r = self
             .http
             .put(format!("{}/templates/{name}", self.base))
@@ -97,6 +88,10 @@ impl Api {
             .send()
             .await?;
         ok(r, "PUT template").await?;
+        Ok(())
+    }
+
+    async fn attach(&self, repo: &str, name: &str) -> anyhow::Result<()> {
         let r = self
             .http
             .put(format!("{}/repos/{repo}/templates/{name}", self.base))
