@@ -602,7 +602,7 @@ impl Engine for DockerEngine {
     }
 
     async fn stop_services(&self, prepared: &Prepared) {
-        self.remove_services(&prepared.handle).await;
+        self.kill_services(&prepared.handle).await;
     }
 
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError> {

@@ -206,9 +206,10 @@ pub trait Engine: Send + Sync {
         }
     }
 
-    /// Removes a job's services (whatever state they are in) and returns once their output
-    /// has been written to its buffers: call it when the script has ended, before its end is
-    /// reported. [`Engine::collect`] does it too, for the paths that skip it.
+    /// Stops a job's services (whatever state they are in: the docker engine kills them) and
+    /// returns once their output has been written to its buffers: call it when the script has
+    /// ended, before its end is reported. [`Engine::collect`] removes them (and stops them
+    /// too, for the paths that skip this), after the report.
     async fn stop_services(&self, prepared: &Prepared) {
         let _ = prepared;
     }

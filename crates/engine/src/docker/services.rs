@@ -29,6 +29,7 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::StartExecResults;
 use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
+use bollard::query_parameters::KillContainerOptionsBuilder;
 use bollard::query_parameters::{AttachContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures::StreamExt;
 use gitweave_model::duration::format_duration;
@@ -350,8 +351,7 @@ impl DockerEngine {
         }
     }
 
-    /// [`crate::Engine::stop_services`] on Docker: removes the job's services and its
-    /// namespace, once.
+    /// Removes the job's services and its namespace, once ([`crate::Engine::collect`]).
     pub(super) async fn remove_services(&self, handle: &str) {
         let held = self
             .services
@@ -362,9 +362,51 @@ impl DockerEngine {
             held.remove(&self.docker).await;
         }
     }
+
+    /// Kills a job's services (SIGKILL: the job has ended, nothing of theirs is kept) and
+    /// returns once their output is in their buffers, leaving the containers and the
+    /// namespace to [`DockerEngine::remove_services`]. Killing is the part the job's end
+    /// waits for; removing (the container's layer, the namespace) happens after the end is
+    /// reported, off the next job's path.
+    pub(super) async fn kill_services(&self, handle: &str) {
+        if let Some(held) = self.held_services(handle) {
+            held.kill(&self.docker).await;
+        }
+    }
 }
 
 impl JobServices {
+    /// Kills every container at once (their output streams end) and waits for their output
+    /// to be in their buffers.
+    async fn kill(&self, docker: &Docker) {
+        let kills = self.containers.iter().map(|svc| async move {
+            let options = KillContainerOptionsBuilder::default()
+                .signal("SIGKILL")
+                .build();
+            match docker.kill_container(&svc.id, Some(options)).await {
+                Ok(()) => {}
+                // 404: gone; 409: not running (it exited by itself, or never started).
+                Err(e) if matches!(status_of(&e), Some(404 | 409)) => {}
+                Err(e) => {
+                    tracing::warn!(container = %svc.id, service = svc.spec.name.as_str(), error = %e, "killing a service container failed")
+                }
+            }
+        });
+        futures::future::join_all(kills).await;
+        self.drain().await;
+    }
+
+    /// Waits for the followers (each ends with its container's output stream).
+    async fn drain(&self) {
+        let followers = std::mem::take(&mut *self.followers.lock().await);
+        for mut f in followers {
+            if tokio::time::timeout(DRAIN_MAX, &mut f).await.is_err() {
+                tracing::warn!("a service's output did not end after its removal");
+                f.abort();
+            }
+        }
+    }
+
     /// Removes the containers (their output streams end), waits for their output to be in
     /// their buffers, then removes the namespace.
     pub(super) async fn remove(&self, docker: &Docker) {
@@ -378,13 +420,7 @@ impl JobServices {
                 }
             }
         }
-        let followers = std::mem::take(&mut *self.followers.lock().await);
-        for mut f in followers {
-            if tokio::time::timeout(DRAIN_MAX, &mut f).await.is_err() {
-                tracing::warn!("a service's output did not end after its removal");
-                f.abort();
-            }
-        }
+        self.drain().await;
         self.pods.remove(&self.pod).await;
     }
 }
