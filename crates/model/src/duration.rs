@@ -1,4 +1,5 @@
-//! Job timeouts written as `45s`, `10m`, `2h`, `1h30m` or a bare number of seconds.
+//! Job timeouts written as `45s`, `10m`, `2h`, `1h30m` or a bare number of seconds, and
+//! artifact lifetimes (`expire_in`), which also take days (`7d`).
 //!
 //! Only whole seconds exist here: a timeout finer than a second is not meaningful for a CI
 //! job, and keeping to whole seconds makes [`format_duration`] an exact inverse of
@@ -49,17 +50,60 @@ pub enum DurationError {
 /// must be greater than zero and at most [`MAX_JOB_TIMEOUT`]. Signs, fractions, spaces
 /// and other units are rejected.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
-    if s.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    let malformed = |reason: &str| DurationError::Malformed {
-        input: s.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let max = MAX_JOB_TIMEOUT.as_secs();
-    let mut total: u64 = 0;
-    // Index into UNITS of the last unit seen, so each later unit must be smaller.
     const UNITS: [(u8, u64); 3] = [(b'h', 3600), (b'm', 60), (b's', 1)];
+    parse_units(s, &UNITS, MAX_JOB_TIMEOUT.as_secs()).map_err(|e| match e {
+        UnitsError::Empty => DurationError::Empty,
+        UnitsError::Malformed(reason) => DurationError::Malformed {
+            input: s.to_owned(),
+            reason,
+        },
+        UnitsError::Zero => DurationError::Zero {
+            input: s.to_owned(),
+        },
+        UnitsError::TooLong => DurationError::TooLong {
+            input: s.to_owned(),
+        },
+    })
+}
+
+/// How long an artifact is kept when its job says no `expire_in` (SPEC §11): 30 days.
+pub const DEFAULT_EXPIRE_IN: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest `expire_in` accepted: 365 days.
+pub const MAX_EXPIRE_IN: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses an artifact's `expire_in`: the units of a timeout plus `d` (`7d`, `1d12h`, `90m`,
+/// a bare number of seconds), greater than zero and at most [`MAX_EXPIRE_IN`]. The error is a
+/// sentence for people.
+pub fn parse_expire_in(s: &str) -> Result<Duration, String> {
+    const UNITS: [(u8, u64); 4] = [(b'd', 86_400), (b'h', 3600), (b'm', 60), (b's', 1)];
+    parse_units(s, &UNITS, MAX_EXPIRE_IN.as_secs()).map_err(|e| match e {
+        UnitsError::Empty => "duration must not be empty".to_owned(),
+        UnitsError::Malformed(reason) => format!(
+            "invalid duration {s:?}: {reason} (use whole numbers with units d, h, m, s in that order, e.g. 7d, 12h, 1d12h)"
+        ),
+        UnitsError::Zero => format!("duration {s:?} must be greater than zero"),
+        UnitsError::TooLong => format!("duration {s:?} exceeds the maximum of 365d"),
+    })
+}
+
+/// Why [`parse_units`] refused its input.
+enum UnitsError {
+    Empty,
+    Malformed(String),
+    Zero,
+    TooLong,
+}
+
+/// Parses whole numbers with `units` (descending, each at most once) or a bare number of
+/// seconds, into at most `max` seconds.
+fn parse_units(s: &str, units: &[(u8, u64)], max: u64) -> Result<Duration, UnitsError> {
+    if s.is_empty() {
+        return Err(UnitsError::Empty);
+    }
+    let malformed = |reason: &str| UnitsError::Malformed(reason.to_owned());
+    let mut total: u64 = 0;
+    // Index into `units` of the last unit seen, so each later unit must be smaller.
     let mut next_unit = 0usize;
     let bytes = s.as_bytes();
     let mut i = 0usize;
@@ -84,31 +128,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
             total = value;
             break;
         };
-        let Some(pos) = UNITS.iter().position(|(u, _)| *u == unit) else {
+        let Some(pos) = units.iter().position(|(u, _)| *u == unit) else {
             return Err(malformed(&format!(
                 "unknown unit {:?}",
                 s[i..].chars().next().unwrap_or('?')
             )));
         };
         if pos < next_unit {
-            return Err(malformed(
-                "units must appear once each, in the order h, m, s",
-            ));
+            let order: Vec<String> = units
+                .iter()
+                .map(|(u, _)| char::from(*u).to_string())
+                .collect();
+            return Err(malformed(&format!(
+                "units must appear once each, in the order {}",
+                order.join(", ")
+            )));
         }
         next_unit = pos + 1;
         saw_unit = true;
-        total = total.saturating_add(value.saturating_mul(UNITS[pos].1));
+        total = total.saturating_add(value.saturating_mul(units[pos].1));
         i += 1;
     }
     if total == 0 {
-        return Err(DurationError::Zero {
-            input: s.to_owned(),
-        });
+        return Err(UnitsError::Zero);
     }
     if total > max {
-        return Err(DurationError::TooLong {
-            input: s.to_owned(),
-        });
+        return Err(UnitsError::TooLong);
     }
     Ok(Duration::from_secs(total))
 }
@@ -237,7 +282,37 @@ mod tests {
         assert_eq!(serde_json::from_str::<Wrap>(&json).unwrap(), w);
     }
 
+    #[test]
+    fn expire_in_takes_days_and_the_timeout_units() {
+        assert_eq!(parse_expire_in("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            parse_expire_in("1d12h"),
+            Ok(Duration::from_secs(86_400 + 12 * 3600))
+        );
+        assert_eq!(parse_expire_in("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_expire_in("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_expire_in("365d"), Ok(MAX_EXPIRE_IN));
+        for bad in ["", "0d", "366d", "1w", "12h1d", "-1d", "1.5d", "d"] {
+            let e = parse_expire_in(bad).expect_err(bad);
+            assert!(e.contains("duration"), "{bad}: {e}");
+        }
+        assert!(
+            parse_expire_in("12h1d")
+                .expect_err("order")
+                .contains("in the order d, h, m, s")
+        );
+        // A timeout still refuses days.
+        assert!(parse_duration("1d").is_err());
+    }
+
     proptest! {
+        #[test]
+        fn expire_in_never_panics_and_stays_in_range(s in "[0-9dhms.+ -]{0,12}|\\PC{0,12}") {
+            if let Ok(d) = parse_expire_in(&s) {
+                prop_assert!(d > Duration::ZERO && d <= MAX_EXPIRE_IN);
+            }
+        }
+
         #[test]
         fn format_then_parse_round_trips(n in 1u64..=86_400) {
             let d = Duration::from_secs(n);

@@ -62,6 +62,14 @@ pub enum ExpandError {
         /// The expanded image.
         image: String,
     },
+    /// After substituting inputs, the job's cache key (or its prefix) is not a key.
+    #[error("job {job:?} has an invalid cache key after expanding inputs: {reason}")]
+    InvalidCacheKey {
+        /// The job.
+        job: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A size cap was hit: an input value too large, or a job or the run expanding to more
     /// than it may hold. Expansion stopped there.
     #[error(transparent)]
@@ -179,6 +187,13 @@ pub struct ExpandedJob {
     /// Its services (SPEC §12), inputs expanded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<crate::template::Service>,
+    /// What it keeps after it ends (SPEC §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<crate::template::Artifacts>,
+    /// Its cache (SPEC §11), inputs expanded; a `files` key is turned into text by
+    /// pipeline-svc, which can read the run's commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::template::Cache>,
 }
 
 /// What the jobs of one run have spent so far of the expansion caps. One per run, passed
@@ -356,6 +371,35 @@ pub fn expand_job(
             ready,
         });
     }
+    let cache = match &job.cache {
+        None => None,
+        Some(c) => {
+            let key = match &c.key {
+                crate::template::CacheKey::Text(t) => crate::template::CacheKey::Text(expand(t)?),
+                crate::template::CacheKey::Files { files, prefix } => {
+                    crate::template::CacheKey::Files {
+                        files: files.clone(),
+                        prefix: prefix.as_deref().map(&mut expand).transpose()?,
+                    }
+                }
+            };
+            let text = match &key {
+                crate::template::CacheKey::Text(t) => Some(t.as_str()),
+                crate::template::CacheKey::Files { prefix, .. } => prefix.as_deref(),
+            };
+            if let Some(Err(reason)) = text.map(crate::template::check_cache_key) {
+                return Err(ExpandError::InvalidCacheKey {
+                    job: job.name.as_str().to_owned(),
+                    reason,
+                });
+            }
+            Some(crate::template::Cache {
+                key,
+                paths: c.paths.clone(),
+                policy: c.policy,
+            })
+        }
+    };
     run.used = run.used.saturating_add(meter.used);
     Ok(ExpandedJob {
         name: job.name.clone(),
@@ -371,6 +415,8 @@ pub fn expand_job(
         secrets: job.secrets.clone(),
         runs_on: job.runs_on.clone(),
         services,
+        artifacts: job.artifacts.clone(),
+        cache,
     })
 }
 

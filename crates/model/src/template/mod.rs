@@ -14,6 +14,7 @@
 //! (`types`, `when`, `retry`), the raw YAML shapes (`raw`), and the builder that turns
 //! one into the other (`parse`, with `inputs`, `retry` and the cross-job `checks`).
 
+mod artifacts;
 mod checks;
 mod error;
 mod inputs;
@@ -30,6 +31,10 @@ mod when;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
+pub use artifacts::{
+    Artifacts, ArtifactsWhen, Cache, CacheKey, CachePolicy, MAX_CACHE_KEY_BYTES, MAX_KEY_FILES,
+    MAX_PATH_BYTES, MAX_PATHS, check_cache_key, check_workspace_path,
+};
 pub use error::TemplateError;
 pub use parse::parse_template;
 pub use repo_file::{Include, MAX_INCLUDES, MAX_RULES, RepoFile, locate, parse_repo_file};

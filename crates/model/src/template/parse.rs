@@ -274,6 +274,8 @@ impl Builder {
         let secrets = self.secrets(&p, raw.secrets, &env);
         let runs_on = self.runs_on(&p, raw.runs_on);
         let services = self.services(&p, raw.services, name.as_ref().map(JobName::as_str));
+        let artifacts = self.artifacts(&p, raw.artifacts);
+        let cache = self.cache(&p, raw.cache);
         let rules = match (raw.rules, self.kind) {
             (None, _) => Vec::new(),
             (Some(_), Kind::Template) => {
@@ -300,6 +302,8 @@ impl Builder {
             secrets,
             runs_on,
             services,
+            artifacts,
+            cache,
             rules,
         })
     }

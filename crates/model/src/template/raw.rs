@@ -84,7 +84,7 @@ pub(super) struct RawInput {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets, runs_on, services, rules"
+    expecting = "a job mapping with keys name, image, script, env, timeout, needs, allow_failure, retry, when, resources, secrets, runs_on, services, artifacts, cache, rules"
 )]
 pub(super) struct RawJob {
     pub(super) name: Option<String>,
@@ -101,6 +101,8 @@ pub(super) struct RawJob {
     pub(super) secrets: Option<Vec<crate::template::secrets::RawSecretRef>>,
     pub(super) runs_on: Option<UniqueMap<Scalar>>,
     pub(super) services: Option<Vec<crate::template::services::RawService>>,
+    pub(super) artifacts: Option<crate::template::artifacts::RawArtifacts>,
+    pub(super) cache: Option<crate::template::artifacts::RawCache>,
     pub(super) rules: Option<Vec<RawRule>>,
 }
 

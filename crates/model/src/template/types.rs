@@ -71,6 +71,12 @@ pub struct JobTemplate {
     /// Containers started beside it, in its network namespace (SPEC §12).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<crate::template::Service>,
+    /// What it keeps after it ends (SPEC §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<crate::template::Artifacts>,
+    /// The tree it carries from run to run (SPEC §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::template::Cache>,
 }
 
 impl JobTemplate {
@@ -130,6 +136,7 @@ impl Template {
                     .chain(j.env.values())
                     .map(String::as_str)
                     .chain(j.services.iter().flat_map(|s| s.expandable_texts()))
+                    .chain(j.cache.iter().flat_map(|c| c.expandable_texts()))
             }))
     }
 }
