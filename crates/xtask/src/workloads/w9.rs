@@ -134,7 +134,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
          connections). GitWeave: `POST /repos/bench-w9/pipelines/run` through the gateway until \
          the run is seen `success`; that includes the job's own network namespace, the service's \
          start, the readiness polls (every 100 ms), the job's container and the service's \
-         removal before the end is reported. Baseline: `docker run -d` of the server, `docker \
+         kill (SIGKILL; its removal follows the report, as the baseline's `docker rm -f` is \
+         timed) before the end is reported. Baseline: `docker run -d` of the server, `docker \
          exec … pg_isready` every 100 ms until it answers, `docker run --rm --network \
          container:<server>` of `psql`, then `docker rm -f` of the server. The commands \
          alternate (A B A B …).\n\n",
