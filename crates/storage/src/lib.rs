@@ -4,6 +4,7 @@
 //! the pool) so a handler composes them in one transaction. Orchestration decisions live in
 //! `gitweave_model::plan` and pipeline-svc; this crate only reads and writes rows.
 
+pub mod artifacts;
 pub mod deliveries;
 pub mod events;
 pub mod jobs;
