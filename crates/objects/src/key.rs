@@ -32,7 +32,9 @@ pub(crate) fn object_path(prefix: &Path, sha256: &str) -> Path {
 
 /// A fresh temporary name.
 pub(crate) fn temp_path(prefix: &Path) -> Path {
-    prefix.child(TMP_DIR).child(uuid::Uuid::new_v4().to_string())
+    prefix
+        .child(TMP_DIR)
+        .child(uuid::Uuid::new_v4().to_string())
 }
 
 #[cfg(test)]

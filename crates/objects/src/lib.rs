@@ -93,9 +93,9 @@ impl Objects {
                         "{url:?}: a local store needs an absolute directory, as file:///var/lib/gitweave/objects"
                     )));
                 }
-                let dir = parsed.to_file_path().map_err(|()| {
-                    invalid(format!("{url:?} does not name a local directory"))
-                })?;
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|()| invalid(format!("{url:?} does not name a local directory")))?;
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     ObjectsError::Store(format!("cannot create {}: {e}", dir.display()))
                 })?;
@@ -120,34 +120,49 @@ impl Objects {
                         "{url:?} names no bucket; use s3://bucket or s3://bucket/prefix"
                     )));
                 }
-                if parsed.query().is_some() || parsed.fragment().is_some() || parsed.port().is_some()
+                if parsed.query().is_some()
+                    || parsed.fragment().is_some()
+                    || parsed.port().is_some()
                 {
                     return Err(invalid(format!(
                         "{url:?}: an s3:// URL is s3://bucket/prefix; the endpoint goes in AWS_ENDPOINT_URL"
                     )));
                 }
+                // The URL parser resolves `.` and `..` away; a prefix must say where it is.
+                let written = url.split_once("://").map_or("", |(_, rest)| rest);
+                let dotted = written
+                    .split(['/', '?', '#'])
+                    .skip(1)
+                    .any(|s| s == "." || s == "..");
                 let raw_prefix = parsed.path().trim_matches('/');
+                if dotted || raw_prefix.contains('%') {
+                    return Err(invalid(format!(
+                        "{url:?}: the prefix cannot hold `.`, `..` or %-escapes"
+                    )));
+                }
                 let prefix = Path::parse(raw_prefix).map_err(|e| {
-                    invalid(format!("{url:?}: the prefix {raw_prefix:?} cannot be used: {e}"))
+                    invalid(format!(
+                        "{url:?}: the prefix {raw_prefix:?} cannot be used: {e}"
+                    ))
                 })?;
                 let mut builder = match config {
                     S3Config::Env => AmazonS3Builder::from_env(),
                     S3Config::Given(options) => {
                         let mut builder = AmazonS3Builder::new();
                         for (key, value) in options {
-                            let key: AmazonS3ConfigKey =
-                                key.to_ascii_lowercase().parse().map_err(|_| {
-                                    invalid(format!("unknown S3 option {key:?}"))
-                                })?;
+                            let key: AmazonS3ConfigKey = key
+                                .to_ascii_lowercase()
+                                .parse()
+                                .map_err(|_| invalid(format!("unknown S3 option {key:?}")))?;
                             builder = builder.with_config(key, *value);
                         }
                         builder
                     }
                 };
                 builder = builder.with_bucket_name(bucket);
-                let store = builder.build().map_err(|e| {
-                    invalid(format!("{url:?}: the S3 store cannot be set up: {e}"))
-                })?;
+                let store = builder
+                    .build()
+                    .map_err(|e| invalid(format!("{url:?}: the S3 store cannot be set up: {e}")))?;
                 let url = if prefix.as_ref().is_empty() {
                     format!("s3://{bucket}")
                 } else {
@@ -241,7 +256,8 @@ impl Objects {
                     .store
                     .list(Some(&tmp))
                     .try_filter_map(|meta| async move {
-                        Ok((SystemTime::from(meta.last_modified) <= cutoff).then_some(meta.location))
+                        Ok((SystemTime::from(meta.last_modified) <= cutoff)
+                            .then_some(meta.location))
                     })
                     .try_collect()
                     .await?;
@@ -266,7 +282,8 @@ impl Objects {
 /// Removes the files of a local store's temporaries folder last changed at or before `cutoff`:
 /// whole temporaries and the staging files of writes that never finished.
 async fn sweep_local(dir: PathBuf, cutoff: SystemTime) -> Result<usize, ObjectsError> {
-    let failed = |e: std::io::Error| ObjectsError::Store(format!("sweeping {}: {e}", dir.display()));
+    let failed =
+        |e: std::io::Error| ObjectsError::Store(format!("sweeping {}: {e}", dir.display()));
     let mut entries = match tokio::fs::read_dir(&dir).await {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

@@ -111,9 +111,7 @@ impl Objects {
         }
         match writing {
             Temp::Small(chunks, _) => {
-                self.store
-                    .put(&temp, PutPayload::from_iter(chunks))
-                    .await?;
+                self.store.put(&temp, PutPayload::from_iter(chunks)).await?;
             }
             Temp::Multipart(mut upload) => {
                 if let Err(e) = upload.wait_for_capacity(0).await {
@@ -160,4 +158,3 @@ impl Objects {
         }
     }
 }
-
