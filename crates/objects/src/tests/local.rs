@@ -17,17 +17,28 @@ async fn a_directory_store_does_everything() {
         format!("{objects:?}"),
         format!("Objects {{ url: \"file://{}\" }}", root.display())
     );
-    let at = root.clone();
-    exercise(&objects, move |name| {
-        let path = at.join(name);
-        async move { std::fs::read(path).ok() }
-    })
-    .await;
+    exercise(&objects, &Directory(root.clone())).await;
     let tmp = root.join("tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|d| d.collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "files left in {}: {left:?}", tmp.display());
+}
+
+/// A directory store seen from outside.
+struct Directory(std::path::PathBuf);
+
+impl super::Outside for Directory {
+    async fn read(&self, name: String) -> Option<Vec<u8>> {
+        std::fs::read(self.0.join(name)).ok()
+    }
+
+    async fn unfinished(&self) -> Vec<String> {
+        files(&self.0, "tmp")
+            .into_iter()
+            .map(|p| p.display().to_string())
+            .collect()
+    }
 }
 
 /// The files under `dir/sub`, at any depth.

@@ -65,13 +65,22 @@ fn chunk(i: u64) -> Bytes {
     Bytes::from(out)
 }
 
-/// Everything a store must do, whatever it is; `stored_at` reads an object's bytes under its
-/// final name from outside `Objects` (the directory, or a plain HTTP GET), to check the layout.
-pub(super) async fn exercise<F, Fut>(objects: &Objects, stored_at: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = Option<Vec<u8>>>,
-{
+/// A look at a store from outside `Objects`: its layout and what writes leave behind.
+pub(super) trait Outside {
+    /// The bytes under `name` (relative to the store's prefix), None when absent.
+    async fn read(&self, name: String) -> Option<Vec<u8>>;
+    /// What unfinished writes hold: staging files in a directory, multipart uploads on S3.
+    async fn unfinished(&self) -> Vec<String>;
+}
+
+/// No temporary listed, and nothing unfinished seen from outside.
+async fn assert_clean(objects: &Objects, outside: &impl Outside) {
+    assert_eq!(temporaries(objects).await, Vec::<Path>::new());
+    assert_eq!(outside.unfinished().await, Vec::<String>::new());
+}
+
+/// Everything a store must do, whatever it is.
+pub(super) async fn exercise(objects: &Objects, outside: &impl Outside) {
     // Put, head, get, ranges.
     let data = b"hello, object store".to_vec();
     let hello = sha(&data);
@@ -94,7 +103,9 @@ where
         }
     );
     assert_eq!(
-        stored_at(format!("sha256/{}/{hello}", &hello[..2])).await,
+        outside
+            .read(format!("sha256/{}/{hello}", &hello[..2]))
+            .await,
         Some(data.clone())
     );
     assert_eq!(objects.head(&hello).await.unwrap(), Some(data.len() as u64));
@@ -114,7 +125,7 @@ where
             size: data.len() as u64
         })
     );
-    assert!(temporaries(objects).await.is_empty());
+    assert_clean(objects, outside).await;
 
     // The same content again: the same object, no temporary left.
     let again = objects
@@ -122,7 +133,7 @@ where
         .await
         .unwrap();
     assert_eq!(again, stored);
-    assert!(temporaries(objects).await.is_empty());
+    assert_clean(objects, outside).await;
 
     // An empty object is an object.
     let empty = objects.put_stream(body(vec![]), None, 0).await.unwrap();
@@ -156,7 +167,7 @@ where
     );
     assert_eq!(objects.head(&sha(&other)).await.unwrap(), None);
     assert_eq!(objects.head(&wrong).await.unwrap(), None);
-    assert!(temporaries(objects).await.is_empty());
+    assert_clean(objects, outside).await;
 
     // Too large, small: refused before anything is written.
     let err = objects
@@ -180,7 +191,7 @@ where
     let err = objects.put_stream(counted, None, limit).await.unwrap_err();
     assert_eq!(err, PutError::TooLarge { max_bytes: limit });
     assert_eq!(pulled.load(Ordering::SeqCst), PART_BYTES / (64 * 1024) + 4);
-    assert!(temporaries(objects).await.is_empty());
+    assert_clean(objects, outside).await;
 
     // The body fails: nothing stored.
     let failing = stream::iter(vec![Ok(chunk(0)), Err("the client went away")]);
@@ -190,7 +201,7 @@ where
         .unwrap_err();
     assert_eq!(err, PutError::Body("the client went away".to_owned()));
     assert_eq!(objects.head(&sha(&chunk(0))).await.unwrap(), None);
-    assert!(temporaries(objects).await.is_empty());
+    assert_clean(objects, outside).await;
 
     // Names that are not sha256s are refused before they become paths.
     for bad in ["../../etc/passwd", &hello.to_uppercase(), &hello[..63], ""] {
@@ -228,7 +239,9 @@ where
         Some(ObjectsError::NotFound)
     );
     assert_eq!(
-        stored_at(format!("sha256/{}/{hello}", &hello[..2])).await,
+        outside
+            .read(format!("sha256/{}/{hello}", &hello[..2]))
+            .await,
         None
     );
     objects.delete(&hello).await.unwrap();
@@ -273,7 +286,7 @@ where
         across,
         [&chunk(127)[64 * 1024 - 10..], &chunk(128)[..10]].concat()
     );
-    assert!(temporaries(objects).await.is_empty());
+    assert_clean(objects, outside).await;
     objects.delete(&big_sha).await.unwrap();
 
     // The sweep removes old temporaries, and only old ones.
@@ -294,4 +307,5 @@ where
     assert_eq!(objects.sweep_temporaries(Duration::ZERO).await.unwrap(), 1);
     assert!(temporaries(objects).await.is_empty());
     assert_eq!(objects.sweep_temporaries(Duration::ZERO).await.unwrap(), 0);
+    assert_clean(objects, outside).await;
 }

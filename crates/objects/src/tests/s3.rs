@@ -123,22 +123,41 @@ async fn an_s3_store_does_everything() {
             .build()
             .unwrap(),
     );
-    exercise(&objects, move |name| {
-        let raw = raw.clone();
-        async move {
-            match raw
-                .get(&object_store::path::Path::from(format!(
-                    "ci/objects/{name}"
-                )))
-                .await
-            {
-                Ok(got) => Some(got.bytes().await.unwrap().to_vec()),
-                Err(object_store::Error::NotFound { .. }) => None,
-                Err(e) => panic!("{e}"),
-            }
+    let outside = Bucket {
+        raw,
+        uploads: format!("{}/{BUCKET}?uploads&prefix=ci/objects/", moto.endpoint),
+    };
+    exercise(&objects, &outside).await;
+}
+
+/// The test bucket seen from outside, under the prefix `ci/objects`.
+struct Bucket {
+    raw: std::sync::Arc<dyn object_store::ObjectStore>,
+    /// ListMultipartUploads under the prefix (moto answers it unsigned).
+    uploads: String,
+}
+
+impl super::Outside for Bucket {
+    async fn read(&self, name: String) -> Option<Vec<u8>> {
+        let path = object_store::path::Path::from(format!("ci/objects/{name}"));
+        match self.raw.get(&path).await {
+            Ok(got) => Some(got.bytes().await.unwrap().to_vec()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("{e}"),
         }
-    })
-    .await;
+    }
+
+    async fn unfinished(&self) -> Vec<String> {
+        let response = reqwest::get(&self.uploads).await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let listing = response.text().await.unwrap();
+        assert!(listing.contains("ListMultipartUploadsResult"), "{listing}");
+        listing
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_owned()))
+            .collect()
+    }
 }
 
 #[tokio::test]
