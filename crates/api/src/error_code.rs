@@ -126,3 +126,11 @@ pub const SESSIONS_FULL: &str = "sessions_full";
 /// 409: a short id (8 or more hex digits) that more than one run or job starts or ends with;
 /// the message lists them.
 pub const AMBIGUOUS: &str = "ambiguous";
+/// 410: the artifact's `expire_in` has passed; its bytes are gone.
+pub const ARTIFACT_EXPIRED: &str = "artifact_expired";
+/// 416: a `Range` outside the artifact.
+pub const RANGE_NOT_SATISFIABLE: &str = "range_not_satisfiable";
+/// 422: an upload's bytes do not hash to the sha256 its sender said.
+pub const DIGEST_MISMATCH: &str = "digest_mismatch";
+/// 422: an artifact path or cache key that the job does not declare, or that is not one.
+pub const INVALID_ARTIFACT: &str = "invalid_artifact";

@@ -433,3 +433,24 @@ pub struct SecretList {
     /// By name.
     pub secrets: Vec<SecretInfo>,
 }
+
+/// `GET /jobs/{id}/artifacts` (SPEC §11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactList {
+    /// The files of the job's latest attempt that kept any, by path.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A file a job kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Relative to the workspace, `/`-separated.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Its content's sha256 (lowercase hex): also its `ETag`.
+    pub sha256: String,
+    /// When it goes (`410` after).
+    #[serde(with = "crate::ts::required")]
+    pub expires_at: OffsetDateTime,
+}

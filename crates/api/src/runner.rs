@@ -97,7 +97,74 @@ pub struct Assignment {
     /// (`PUT …/attempts/{n}/services/{name}/logs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<gitweave_model::template::Service>,
+    /// What the runner collects after the script (SPEC §11) and streams to
+    /// `PUT …/attempts/{n}/artifacts?path=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<gitweave_model::template::Artifacts>,
+    /// Files of the jobs it depends on, to be in the workspace before the script, each
+    /// fetched from `GET …/attempts/{n}/inputs/{sha256}` unless the workspace holds it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ArtifactInput>,
+    /// Its cache: what to restore before the script and whether to save after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheAssignment>,
 }
+
+/// A file of an upstream job to put into the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactInput {
+    /// The job that kept it.
+    pub job_id: Uuid,
+    /// That job's name (`<template>/<job>`), for the log.
+    pub job: String,
+    /// Relative to the workspace.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// What its content must hash to.
+    pub sha256: String,
+}
+
+/// A job's cache as the runner handles it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheAssignment {
+    /// The key, resolved (a `files` key hashed at the run's commit).
+    pub key: String,
+    /// Paths relative to the workspace that the archive holds.
+    pub paths: Vec<String>,
+    /// The entry to restore before the script (its key may be another of the prefix's);
+    /// `None`: nothing to restore (a miss, or the policy is `push`).
+    pub restore: Option<CacheEntryRef>,
+    /// Whether to save after a success: the policy pushes and the scope has no entry of
+    /// `key` yet.
+    pub save: bool,
+}
+
+/// A stored cache entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheEntryRef {
+    /// Its key.
+    pub key: String,
+    /// The archive's sha256 (`GET …/attempts/{n}/cache/{sha256}`).
+    pub sha256: String,
+    /// The archive's bytes.
+    pub size: u64,
+}
+
+/// Answer to an artifact or cache upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Its sha256, as computed while storing.
+    pub sha256: String,
+    /// Its bytes.
+    pub size: u64,
+    /// False for a cache archive when the scope already had an entry of the key (another
+    /// job saved it first): nothing was replaced.
+    pub created: bool,
+}
+
+/// Header of an upload: the sha256 the sender computed; a mismatch is refused (`422`).
+pub const SHA256_HEADER: &str = "x-gitweave-sha256";
 
 /// A secret given to one job: its name, the environment variable it is set as (the name
 /// unless `env:` renames it), and its value.

@@ -397,6 +397,7 @@ pub fn expand_job(
                 key,
                 paths: c.paths.clone(),
                 policy: c.policy,
+                resolved: None,
             })
         }
     };

@@ -18,6 +18,7 @@
 //! - [`webhook`]: forge webhooks: signature checks and push payloads → what to run.
 
 pub mod backoff;
+pub mod byte_range;
 pub mod clone_url;
 pub mod duration;
 pub mod expand;

@@ -89,6 +89,20 @@ pub struct Config {
     /// (an operator who wants branches unable to change their own build).
     #[arg(long, env = "PIPELINE_REPO_FILE", default_value_t = true, action = clap::ArgAction::Set)]
     pub repo_file: bool,
+    /// Where artifacts and cache archives are stored (SPEC §11): `file:///abs/dir`, or
+    /// `s3://bucket[/prefix]` with the usual `AWS_*` variables (`AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP` for a local store). Unset: `file://<PIPELINE_DATA_DIR>/objects`.
+    #[arg(long, env = "PIPELINE_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// The largest artifact file or cache archive accepted, in bytes.
+    #[arg(long, env = "PIPELINE_ARTIFACT_MAX_BYTES", default_value_t = 4 << 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub artifact_max_bytes: u64,
+    /// Cache bytes kept per repo; past it, the least recently used entries go first.
+    #[arg(long, env = "PIPELINE_CACHE_MAX_BYTES", default_value_t = 10 << 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_max_bytes: u64,
+    /// Seconds between passes of the artifact and cache sweeper.
+    #[arg(long, env = "PIPELINE_SWEEP_INTERVAL_S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_interval_s: u64,
 }
 
 impl Config {
@@ -115,6 +129,14 @@ impl Config {
             .take()
             .filter(|p| !p.as_os_str().is_empty());
         Ok(())
+    }
+
+    /// `PIPELINE_OBJECT_STORE`, or the directory under the data dir.
+    pub fn object_store_url(&self) -> String {
+        match &self.object_store {
+            Some(u) if !u.is_empty() => u.clone(),
+            _ => format!("file://{}", self.data_dir.join("objects").display()),
+        }
     }
 
     /// The retry backoff base.
@@ -155,6 +177,10 @@ impl Config {
             // database finds the key its secrets were sealed with.
             data_dir: std::env::temp_dir().join("gitweave-pipeline-data"),
             repo_file: true,
+            object_store: None,
+            artifact_max_bytes: 4 << 30,
+            cache_max_bytes: 10 << 30,
+            sweep_interval_s: 300,
         }
     }
 }

@@ -26,6 +26,12 @@ pub enum ApiError {
     /// 416: a log offset past the end of a log that can no longer grow.
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// 410: it existed and is gone (an expired artifact).
+    #[error("{0}")]
+    Gone(String),
+    /// 416 for a `Range` header (the log's 416 is [`ApiError::RangeNotSatisfiable`]).
+    #[error("{0}")]
+    BadRange(String),
     /// 422: well-formed but invalid.
     #[error("{1}")]
     Invalid(&'static str, String),
@@ -75,6 +81,11 @@ impl IntoResponse for ApiError {
             ApiError::RangeNotSatisfiable(_) => (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 error_code::OFFSET_PAST_END,
+            ),
+            ApiError::Gone(_) => (StatusCode::GONE, error_code::ARTIFACT_EXPIRED),
+            ApiError::BadRange(_) => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                error_code::RANGE_NOT_SATISFIABLE,
             ),
             ApiError::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, error_code::UNAVAILABLE),

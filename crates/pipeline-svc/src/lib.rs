@@ -22,6 +22,7 @@ pub mod secret_box;
 pub mod settled;
 pub mod startup;
 pub mod state;
+pub mod sweeper;
 pub mod views;
 pub mod waiting;
 

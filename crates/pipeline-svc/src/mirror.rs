@@ -435,6 +435,52 @@ impl Mirror {
         Ok(Some(AtCommit { message, file }))
     }
 
+    /// The blob id of each of `files` at `commit` (`None`: not a file there), in one
+    /// `git cat-file --batch-check`. The names are checked workspace paths (no control
+    /// characters), so each is one line of input.
+    pub async fn blob_ids(
+        &self,
+        commit: &str,
+        files: &[String],
+    ) -> Result<Vec<Option<String>>, MirrorError> {
+        if !is_sha(commit) || files.iter().any(|f| f.chars().any(char::is_control)) {
+            return Ok(vec![None; files.len()]);
+        }
+        let input: String = files.iter().map(|f| format!("{commit}:{f}\n")).collect();
+        let mut cmd = self.git();
+        cmd.args(["cat-file", "--batch-check"]);
+        let out = git_cli::run_with_input(cmd, input.into_bytes(), READ_TIMEOUT, 1 << 20)
+            .await
+            .map_err(|e| match e {
+                git_cli::RunError::Timeout => MirrorError::Timeout {
+                    what: "git cat-file --batch-check".to_owned(),
+                    secs: READ_TIMEOUT.as_secs(),
+                },
+                git_cli::RunError::Io(e) => {
+                    MirrorError::Local(format!("git cat-file --batch-check: {e}"))
+                }
+            })?;
+        if !out.status.success() {
+            return Err(MirrorError::Local(format!(
+                "git cat-file --batch-check at {commit}: {}",
+                git_cli::last_words(&out.stderr, &[])
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        Ok(files
+            .iter()
+            .map(|_| {
+                let line = lines.next().unwrap_or_default();
+                let mut words = line.split(' ');
+                match (words.next(), words.next()) {
+                    (Some(id), Some("blob")) => Some(id.to_owned()),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     /// The paths that differ between `base` and `head`, or `None` when the mirror does not
     /// hold `base` or the list is longer than can be read (rules then count as matching).
     pub async fn changed_paths(

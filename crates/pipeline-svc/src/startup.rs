@@ -82,6 +82,8 @@ impl App {
         let (run_updates, _) = broadcast::channel(4096);
         let retention = config.retention();
         let config_data_dir = config.data_dir.clone();
+        let objects = gitweave_objects::Objects::from_url(&config.object_store_url())
+            .map_err(|e| anyhow::anyhow!("PIPELINE_OBJECT_STORE: {e}"))?;
         let state = AppState {
             pool,
             config: Arc::new(config),
@@ -99,6 +101,7 @@ impl App {
             shutting_down: Arc::default(),
             secrets: Arc::new(secrets),
             mirrors: Arc::new(crate::mirror::Mirrors::new(&config_data_dir)),
+            objects,
         };
         Ok(Self { listener, state })
     }
@@ -125,6 +128,7 @@ impl App {
         let router = routes::router(self.state.clone());
         let reaper = tokio::spawn(reap_forever(self.state.clone()));
         let retention = tokio::spawn(crate::retention::run_forever(self.state.clone()));
+        let sweeper = tokio::spawn(crate::sweeper::run_forever(self.state.clone()));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let state = self.state.clone();
         let signal = async move {
@@ -148,6 +152,7 @@ impl App {
         }
         reaper.abort();
         retention.abort();
+        sweeper.abort();
         self.state.pool.close().await;
         tracing::info!("pipeline-svc stopped");
         Ok(())

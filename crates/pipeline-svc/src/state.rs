@@ -58,6 +58,8 @@ pub struct AppState {
     pub runner_contact: Arc<RwLock<HashMap<Uuid, std::time::Instant>>>,
     /// The repos' git mirrors in `PIPELINE_DATA_DIR/mirrors` (SPEC §9).
     pub mirrors: Arc<crate::mirror::Mirrors>,
+    /// Artifacts and cache archives (SPEC §11): `PIPELINE_OBJECT_STORE`.
+    pub objects: gitweave_objects::Objects,
 }
 
 impl AppState {

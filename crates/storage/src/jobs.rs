@@ -366,6 +366,10 @@ pub struct Claimed {
     pub requires: serde_json::Value,
     /// How long the job was due before this claim took it (its queue wait), in seconds.
     pub waited_secs: f64,
+    /// Positions (in the run) of the jobs it waits for.
+    pub depends_on: Vec<i32>,
+    /// Its run's repo.
+    pub repo_id: Uuid,
 }
 
 /// Claims the oldest runnable job for a live (not revoked) runner: marks it running with a new
@@ -429,6 +433,7 @@ pub async fn claim(
                FROM next
                WHERE jobs.id = next.id
                RETURNING jobs.id, jobs.run_id, jobs.attempt, jobs.name, jobs.spec, jobs.requires,
+                         jobs.depends_on,
                          EXTRACT(EPOCH FROM (now() - next.runnable_at))::float8 AS waited_secs
            ),
            starts AS (
@@ -462,7 +467,8 @@ pub async fn claim(
                   run.ref AS "git_ref!", run.commit_sha, run.clone_url,
                   run.job_count AS "run_jobs!",
                   run.pull_request IS NOT NULL AS "pull_request!",
-                  claimed.requires AS "requires!", claimed.waited_secs AS "waited_secs!"
+                  claimed.requires AS "requires!", claimed.waited_secs AS "waited_secs!",
+                  claimed.depends_on AS "depends_on!", run.repo_id AS "repo_id!"
            FROM claimed, run JOIN repos p ON p.id = run.repo_id"#,
         runner_id,
         lease_ms as f64,

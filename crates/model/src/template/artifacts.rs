@@ -72,6 +72,54 @@ pub struct Cache {
     /// Whether it restores, saves, or both.
     #[serde(default)]
     pub policy: CachePolicy,
+    /// What a `files` key stands for at the run's commit (`<prefix>-<16 hex>`): set by
+    /// pipeline-svc when it writes the run, never read from YAML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+}
+
+/// The prefix of a `files` key that names none.
+pub const DEFAULT_KEY_PREFIX: &str = "default";
+
+impl Cache {
+    /// The entry's key: the text, or what the files resolved to (`<prefix>-default` when the
+    /// run has no commit to read them at).
+    pub fn key(&self) -> String {
+        match &self.key {
+            CacheKey::Text(t) => t.clone(),
+            CacheKey::Files { prefix, .. } => self.resolved.clone().unwrap_or_else(|| {
+                format!(
+                    "{}-default",
+                    prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX)
+                )
+            }),
+        }
+    }
+
+    /// What a restore falls back to when the key has no entry: the newest entry whose key
+    /// starts with `<prefix>-` (a `files` key only).
+    pub fn fallback_prefix(&self) -> Option<&str> {
+        match &self.key {
+            CacheKey::Text(_) => None,
+            CacheKey::Files { prefix, .. } => Some(prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX)),
+        }
+    }
+}
+
+/// The key `files` resolve to: `<prefix>-` and 16 hex digits of the sha256 of each file's
+/// path and blob id at the commit (`None`: the file is not there), in the order listed.
+pub fn files_key(prefix: Option<&str>, files: &[(String, Option<String>)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, blob) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(blob.as_deref().unwrap_or("missing").as_bytes());
+        h.update([b'\n']);
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", prefix.unwrap_or(DEFAULT_KEY_PREFIX))
 }
 
 /// How a cache's key is made.
@@ -168,6 +216,12 @@ pub fn check_workspace_path(path: &str) -> Result<(), String> {
     }
     if path.contains('\0') {
         return Err("a path must not hold a NUL byte".to_owned());
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "path {} holds a control character (a newline, a tab, …)",
+            quoted(path)
+        ));
     }
     if path.starts_with('/') {
         return Err(format!(
@@ -295,6 +349,7 @@ impl Builder {
             key,
             paths,
             policy: raw.policy.unwrap_or_default(),
+            resolved: None,
         })
     }
 
@@ -393,6 +448,7 @@ mod tests {
             (".", "workspace itself"),
             ("./", "workspace itself"),
             ("a\0b", "NUL"),
+            ("a\nb", "control character"),
         ] {
             let e = check_workspace_path(bad).expect_err(bad);
             assert!(e.contains(says), "{bad:?}: {e}");

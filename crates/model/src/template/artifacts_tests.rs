@@ -47,6 +47,7 @@ fn the_spec_example_parses_into_its_parts() {
             },
             paths: vec!["target".into(), ".cargo/registry".into()],
             policy: CachePolicy::PullPush,
+            resolved: None,
         })
     );
 }
@@ -179,4 +180,36 @@ fn a_stored_spec_without_them_still_loads() {
     }
     let back: crate::expand::ExpandedJob = serde_json::from_value(v).expect("loads");
     assert_eq!(back.artifacts, None);
+}
+
+#[test]
+fn a_files_key_changes_with_the_files_and_keeps_its_prefix() {
+    use crate::template::files_key;
+    let a = files_key(Some("cargo"), &[("Cargo.lock".into(), Some("aa".into()))]);
+    let b = files_key(Some("cargo"), &[("Cargo.lock".into(), Some("bb".into()))]);
+    let missing = files_key(Some("cargo"), &[("Cargo.lock".into(), None)]);
+    assert!(
+        a.starts_with("cargo-") && a.len() == "cargo-".len() + 16,
+        "{a}"
+    );
+    assert_ne!(a, b);
+    assert_ne!(a, missing);
+    assert_eq!(
+        a,
+        files_key(Some("cargo"), &[("Cargo.lock".into(), Some("aa".into()))])
+    );
+    assert!(files_key(None, &[]).starts_with("default-"));
+    assert_eq!(crate::template::check_cache_key(&a), Ok(()));
+    let t = parse_template(&job(
+        "    cache: { key: { files: [Cargo.lock] }, paths: [target] }\n",
+    ))
+    .expect("parses");
+    let c = t.jobs[0].cache.clone().expect("cache");
+    assert_eq!(c.key(), "default-default");
+    assert_eq!(c.fallback_prefix(), Some("default"));
+    let c = Cache {
+        resolved: Some(a.clone()),
+        ..c
+    };
+    assert_eq!(c.key(), a);
 }

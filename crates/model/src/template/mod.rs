@@ -33,7 +33,7 @@ mod tests;
 
 pub use artifacts::{
     Artifacts, ArtifactsWhen, Cache, CacheKey, CachePolicy, MAX_CACHE_KEY_BYTES, MAX_KEY_FILES,
-    MAX_PATH_BYTES, MAX_PATHS, check_cache_key, check_workspace_path,
+    MAX_PATH_BYTES, MAX_PATHS, check_cache_key, check_workspace_path, files_key,
 };
 pub use error::TemplateError;
 pub use parse::parse_template;

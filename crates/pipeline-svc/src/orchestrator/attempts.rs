@@ -29,7 +29,7 @@ pub async fn claim(
     // `running` on its first claim), so it needs no transaction around it.
     let actor = runner.actor();
     let mut tries = 0;
-    let c = loop {
+    let mut c = loop {
         let lease_ms = state.config.lease_ms as i64;
         if let Some(c) = jobs::claim(&state.pool, runner.id, lease_ms, &actor).await? {
             break c;
@@ -41,7 +41,7 @@ pub async fn claim(
     };
     state.run_changed(c.run_id);
 
-    let job: ExpandedJob = serde_json::from_value(c.spec)
+    let job: ExpandedJob = serde_json::from_value(std::mem::take(&mut c.spec))
         .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", c.id)))?;
     let secrets = match super::job_secrets::resolve(
         state,
@@ -61,6 +61,8 @@ pub async fn claim(
             return Ok(None);
         }
     };
+    let inputs = super::artifacts::inputs(state, &c, &job).await?;
+    let cache = super::artifacts::cache(state, &c, &job).await?;
     let mut env = job.env.clone();
     let predefined = [
         ("CI", "true".to_owned()),
@@ -103,6 +105,9 @@ pub async fn claim(
         resources: job.resources,
         secrets,
         services: job.services,
+        artifacts: job.artifacts,
+        inputs,
+        cache,
         checkout: c
             .clone_url
             .zip(c.commit_sha)

@@ -15,7 +15,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 pub struct Refused(pub String);
 
 /// The branch or tag name of a ref, without `refs/heads/` or `refs/tags/`.
-fn short_ref(git_ref: &str) -> &str {
+pub(super) fn short_ref(git_ref: &str) -> &str {
     git_ref
         .strip_prefix("refs/heads/")
         .or_else(|| git_ref.strip_prefix("refs/tags/"))

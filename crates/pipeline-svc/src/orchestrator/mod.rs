@@ -4,6 +4,7 @@
 //!
 //! Each submodule names what it uses (no `use super::*`).
 
+mod artifacts;
 mod attempts;
 mod control;
 mod job_secrets;
@@ -12,6 +13,7 @@ mod reaper;
 mod run_tx;
 mod trigger;
 
+pub use artifacts::{CacheScope, cache_scope};
 pub use attempts::{
     EndAttempt, EndOutcome, Ended, claim, end_attempt, finish, hand_back, retry_delay, stale,
 };

@@ -395,6 +395,14 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
     if let Some(pr) = &p.pull_request {
         pull_request_env(&mut planned.run, pr);
     }
+    super::artifacts::resolve_cache_keys(
+        state,
+        &repo,
+        commit.as_deref(),
+        password.as_ref().map(SecretValue::expose),
+        &mut planned.run,
+    )
+    .await?;
     written(
         state,
         &Write {

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/api/v1` (public, through the gateway), `/internal/v1` (runners), and
 //! `/healthz`, `/readyz`, `/metrics`. One module per resource, each owning its routes.
 
+mod artifacts;
 mod events;
 mod fleet;
 mod health;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(secrets::routes())
         .merge(fleet::routes())
         .merge(services::routes())
+        .merge(artifacts::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_api_token,
@@ -49,7 +51,8 @@ pub fn router(state: AppState) -> Router {
             "/internal/v1",
             runners::routes()
                 .merge(runner_runs::routes())
-                .merge(services::runner_routes()),
+                .merge(services::runner_routes())
+                .merge(artifacts::runner_routes()),
         )
         .merge(health::routes())
         .fallback(gitweave_http::error::not_found_fallback)
