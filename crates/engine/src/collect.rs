@@ -1,0 +1,500 @@
+//! Artifacts out of a job's workspace (SPEC §11): the files its `artifacts.paths` match, each
+//! streamed to a [`Sink`] as it is read, never whole in memory.
+//!
+//! Each root of the [`Patterns`] (a literal prefix, see [`Patterns::roots`]) is exported
+//! ([`Engine::export`]) and its tar stream walked by the `tar` crate in a blocking thread,
+//! which hands each matching regular file to the async side through a bounded channel of
+//! chunks; the sink reads one file's body before the walk goes on to the next entry.
+//!
+//! Symlinks are resolved lexically, relative to their own directory: one whose target leaves
+//! the workspace (absolute, or `..` past its root) is not followed and the job log says so;
+//! one that stays inside is followed by exporting its target, whose files are collected under
+//! the link's path, [`MAX_HOPS`] links in a row at most. Each hop is an export of its own, so
+//! each is checked as the first was. A hard link is collected as the file it links to (its
+//! target is in the same export); devices and fifos are left out with a note.
+
+mod patterns;
+
+pub use patterns::Patterns;
+
+use crate::{Engine, EngineError, Prepared, TarStream};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use std::collections::{HashSet, VecDeque};
+use std::io::{self, Read};
+use std::path::{Component, Path};
+use std::sync::Arc;
+use tar::EntryType;
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+/// Symlinks followed in a row, at most.
+pub const MAX_HOPS: u8 = 8;
+/// How every note starts.
+const NOTE: &str = "[gitweave] artifacts:";
+/// Bytes per chunk of a file's body.
+const CHUNK: usize = 64 * 1024;
+/// Chunks of a body in flight between the walk and the sink.
+const IN_FLIGHT: usize = 8;
+
+/// One collected file, streamed to the sink.
+pub struct FileOut {
+    /// Where it is in the workspace (a link's path, for a file reached through a link):
+    /// relative, `/`-separated.
+    pub path: String,
+    /// Its size in bytes (what the body holds when it ends without an error).
+    pub size: u64,
+    /// Its bytes. An error means the export broke off: the file is not whole.
+    pub body: BoxStream<'static, Result<Bytes, io::Error>>,
+}
+
+impl std::fmt::Debug for FileOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileOut")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where collected files go (runner-svc: an upload to pipeline-svc each).
+#[async_trait]
+pub trait Sink: Send {
+    /// Takes one file, reading its body to the end (or dropping it, to skip the rest). An
+    /// error, for people, ends the collection.
+    async fn file(&mut self, file: FileOut) -> Result<(), String>;
+}
+
+/// What was found: files sent, and notes for the job log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// Files handed to the sink.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// One line each, without a newline (`[gitweave] artifacts: dist/link -> /etc/passwd
+    /// leaves the workspace; not followed`, `[gitweave] artifacts: no file matches "x/**"`).
+    pub notes: Vec<String>,
+}
+
+/// Streams every file of `prepared`'s workspace that `patterns` match to `sink`, each once.
+/// A sink's error ends it as an [`EngineError::Engine`] naming the file.
+pub async fn collect(
+    engine: &dyn Engine,
+    prepared: &Prepared,
+    patterns: &Patterns,
+    sink: &mut dyn Sink,
+) -> Result<Collected, EngineError> {
+    let patterns = Arc::new(patterns.clone());
+    let mut queue: VecDeque<Walk> = patterns
+        .roots()
+        .into_iter()
+        .map(|root| Walk {
+            export: root.clone(),
+            logical: root,
+            hops: 0,
+        })
+        .collect();
+    let mut state = State {
+        found: Collected::default(),
+        sent: HashSet::new(),
+        matched: vec![0; patterns.sources().len()],
+    };
+    while let Some(walk) = queue.pop_front() {
+        match engine.export(prepared, &walk.export).await? {
+            Some(tar) => {
+                walk_export(tar, walk, &patterns, sink, &mut state, &mut queue).await?;
+            }
+            None => {
+                if let Some(next) =
+                    through_link(engine, prepared, &walk, &mut state.found.notes).await?
+                {
+                    queue.push_back(next);
+                }
+            }
+        }
+    }
+    for (source, n) in patterns.sources().iter().zip(&state.matched) {
+        if *n == 0 {
+            state
+                .found
+                .notes
+                .push(format!("{NOTE} no file matches {source:?}"));
+        }
+    }
+    Ok(state.found)
+}
+
+/// Checks a workspace path given to an engine (`""`: the workspace): relative, no `.` or
+/// `..`. Returns its components.
+pub(crate) fn components(rel: &str) -> Result<Vec<&str>, EngineError> {
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    if rel.starts_with('/') || parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err(EngineError::Config(format!(
+            "{rel:?} is not a path inside the workspace"
+        )));
+    }
+    Ok(parts)
+}
+
+/// One export to walk: its files are named under `logical` instead of `export` (they differ
+/// once a link was followed).
+#[derive(Debug, Clone)]
+struct Walk {
+    export: String,
+    logical: String,
+    /// Links followed to get here.
+    hops: u8,
+}
+
+struct State {
+    found: Collected,
+    /// Paths handed to the sink.
+    sent: HashSet<String>,
+    /// Files matched, by pattern.
+    matched: Vec<usize>,
+}
+
+/// What the walk of an export tells the async side.
+enum Event {
+    /// A matching file; its body follows on `body`.
+    File {
+        path: String,
+        size: u64,
+        body: mpsc::Receiver<io::Result<Bytes>>,
+    },
+    /// A link to follow.
+    Follow(Walk),
+    /// A line for the job log.
+    Note(String),
+}
+
+async fn walk_export(
+    tar: TarStream,
+    walk: Walk,
+    patterns: &Arc<Patterns>,
+    sink: &mut dyn Sink,
+    state: &mut State,
+    queue: &mut VecDeque<Walk>,
+) -> Result<(), EngineError> {
+    let reader = SyncIoBridge::new(StreamReader::new(tar.map_err(io::Error::other)));
+    let (tx, mut rx) = mpsc::channel(4);
+    let what = format!("reading the export of /workspace/{}", walk.export);
+    let task = {
+        let patterns = Arc::clone(patterns);
+        tokio::task::spawn_blocking(move || read_entries(reader, &walk, &patterns, &tx))
+    };
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::File { path, size, body } => {
+                if !state.sent.insert(path.clone()) {
+                    continue;
+                }
+                for i in patterns.matching(&path) {
+                    state.matched[i] += 1;
+                }
+                let body = futures::stream::unfold(body, |mut rx| async move {
+                    rx.recv().await.map(|chunk| (chunk, rx))
+                })
+                .boxed();
+                sink.file(FileOut {
+                    path: path.clone(),
+                    size,
+                    body,
+                })
+                .await
+                .map_err(|e| EngineError::Engine(format!("storing the artifact {path}: {e}")))?;
+                state.found.files += 1;
+                state.found.bytes += size;
+            }
+            Event::Follow(next) => queue.push_back(next),
+            Event::Note(note) => state.found.notes.push(note),
+        }
+    }
+    task.await
+        .map_err(|e| EngineError::Engine(format!("{what}: {e}")))?
+        .map_err(|e| EngineError::Engine(format!("{what}: {e}")))
+}
+
+/// The blocking walk of one export.
+fn read_entries(
+    reader: impl Read,
+    walk: &Walk,
+    patterns: &Patterns,
+    events: &mpsc::Sender<Event>,
+) -> io::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.into_owned();
+        let rest = below(&name, &walk.export).ok_or_else(|| {
+            io::Error::other(format!("unexpected entry {} in the archive", name.display()))
+        })?;
+        let logical = join(&walk.logical, &rest);
+        let physical = join(&walk.export, &rest);
+        let event = match entry.header().entry_type() {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                if patterns.matches(&logical) && !send_file(&mut entry, logical, events)? {
+                    return Ok(());
+                }
+                continue;
+            }
+            EntryType::Directory => continue,
+            EntryType::Symlink => {
+                if !patterns.matches(&logical) && !patterns.may_match_below(&logical) {
+                    continue;
+                }
+                let target = link_name(&entry)?;
+                let parent = physical.rsplit_once('/').map_or("", |(p, _)| p);
+                follow(walk, &logical, &target, resolve(parent, &target))
+            }
+            EntryType::Link => {
+                if !patterns.matches(&logical) {
+                    continue;
+                }
+                let target = link_name(&entry)?;
+                let to = below(Path::new(&target), &walk.export).map(|r| join(&walk.export, &r));
+                follow(walk, &logical, &target, to)
+            }
+            other => {
+                if !patterns.matches(&logical) {
+                    continue;
+                }
+                let what = match other {
+                    EntryType::Char => "character device",
+                    EntryType::Block => "block device",
+                    EntryType::Fifo => "fifo",
+                    _ => "special file",
+                };
+                Event::Note(format!("{NOTE} {logical} is a {what}; skipped"))
+            }
+        };
+        if events.blocking_send(event).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Hands one file to the async side and streams its body. `false`: the collection ended.
+fn send_file(
+    entry: &mut tar::Entry<impl Read>,
+    path: String,
+    events: &mpsc::Sender<Event>,
+) -> io::Result<bool> {
+    let (tx, rx) = mpsc::channel(IN_FLIGHT);
+    let size = entry.size();
+    if events
+        .blocking_send(Event::File {
+            path,
+            size,
+            body: rx,
+        })
+        .is_err()
+    {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match entry.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                // The sink let go of the body: the archive skips the rest of the entry.
+                if tx
+                    .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                    .is_err()
+                {
+                    return Ok(true);
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn link_name(entry: &tar::Entry<impl Read>) -> io::Result<String> {
+    Ok(entry
+        .link_name()?
+        .map(|t| t.to_string_lossy().into_owned())
+        .unwrap_or_default())
+}
+
+/// What to do with a link at `logical` to `target`, resolved to the workspace path `to`
+/// (`None`: it leaves the workspace).
+fn follow(walk: &Walk, logical: &str, target: &str, to: Option<String>) -> Event {
+    match to {
+        None => Event::Note(format!(
+            "{NOTE} {logical} -> {target} leaves the workspace; not followed"
+        )),
+        Some(_) if walk.hops >= MAX_HOPS => Event::Note(format!(
+            "{NOTE} {logical} -> {target}: more than {MAX_HOPS} links in a row; not followed"
+        )),
+        Some(export) => Event::Follow(Walk {
+            export,
+            logical: logical.to_owned(),
+            hops: walk.hops + 1,
+        }),
+    }
+}
+
+/// `walk.export` is not there as such: a link in a directory above it (or nothing). Finds the
+/// first link from the top and says where to look instead, or notes why not.
+async fn through_link(
+    engine: &dyn Engine,
+    prepared: &Prepared,
+    walk: &Walk,
+    notes: &mut Vec<String>,
+) -> Result<Option<Walk>, EngineError> {
+    let parts: Vec<&str> = walk.export.split('/').filter(|p| !p.is_empty()).collect();
+    for i in 1..parts.len() {
+        let above = parts[..i].join("/");
+        let Some(tar) = engine.export(prepared, &above).await? else {
+            break;
+        };
+        match first_entry(tar).await? {
+            Some(First::Dir) => continue,
+            Some(First::Symlink(target)) => {
+                let parent = parts[..i - 1].join("/");
+                let rest = parts[i..].join("/");
+                let to = resolve(&parent, &target).map(|to| join_str(&to, &rest));
+                return Ok(match follow(walk, &above, &target, to) {
+                    Event::Follow(next) => Some(Walk {
+                        logical: walk.logical.clone(),
+                        ..next
+                    }),
+                    Event::Note(note) => {
+                        notes.push(note);
+                        None
+                    }
+                    Event::File { .. } => None,
+                });
+            }
+            _ => break,
+        }
+    }
+    if walk.hops > 0 {
+        notes.push(format!(
+            "{NOTE} {} is a link to {}, which is not there; skipped",
+            walk.logical, walk.export
+        ));
+    }
+    Ok(None)
+}
+
+/// The first entry of an archive, which is what was exported.
+enum First {
+    Dir,
+    Symlink(String),
+    Other,
+}
+
+async fn first_entry(tar: TarStream) -> Result<Option<First>, EngineError> {
+    let reader = SyncIoBridge::new(StreamReader::new(tar.map_err(io::Error::other)));
+    let read = tokio::task::spawn_blocking(move || -> io::Result<Option<First>> {
+        let mut archive = tar::Archive::new(reader);
+        let Some(entry) = archive.entries()?.next() else {
+            return Ok(None);
+        };
+        let entry = entry?;
+        Ok(Some(match entry.header().entry_type() {
+            EntryType::Directory => First::Dir,
+            EntryType::Symlink => First::Symlink(link_name(&entry)?),
+            _ => First::Other,
+        }))
+    });
+    read.await
+        .map_err(|e| EngineError::Engine(e.to_string()))?
+        .map_err(|e| EngineError::Engine(format!("reading an export: {e}")))
+}
+
+/// The components of the entry `name` below the exported path `export` (the top entry is
+/// named by its basename; for the workspace itself there is none), or `None` when it lies
+/// elsewhere.
+fn below(name: &Path, export: &str) -> Option<Vec<String>> {
+    let mut parts = name.components().filter(|c| *c != Component::CurDir);
+    if let Some(base) = export.rsplit('/').find(|p| !p.is_empty()) {
+        match parts.next()? {
+            Component::Normal(n) if n.to_string_lossy() == base => {}
+            _ => return None,
+        }
+    }
+    parts
+        .map(|c| match c {
+            Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn join(base: &str, rest: &[String]) -> String {
+    join_str(base, &rest.join("/"))
+}
+
+fn join_str(base: &str, rest: &str) -> String {
+    match (base.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_owned(),
+        (_, true) => base.to_owned(),
+        _ => format!("{base}/{rest}"),
+    }
+}
+
+/// A link's `target` resolved lexically against its directory `dir` (workspace-relative):
+/// the workspace path it names, or `None` when it leaves the workspace.
+fn resolve(dir: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            name => parts.push(name),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{below, components, resolve};
+    use std::path::Path;
+
+    #[test]
+    fn links_resolve_lexically_and_may_not_leave() {
+        assert_eq!(resolve("dist", "a.txt").as_deref(), Some("dist/a.txt"));
+        assert_eq!(resolve("dist/sub", "../a.txt").as_deref(), Some("dist/a.txt"));
+        assert_eq!(resolve("dist", "./x/../y").as_deref(), Some("dist/y"));
+        assert_eq!(resolve("dist", "..").as_deref(), Some(""));
+        assert_eq!(resolve("dist", "../../etc/passwd"), None);
+        assert_eq!(resolve("", ".."), None);
+        assert_eq!(resolve("dist", "/etc/passwd"), None);
+    }
+
+    #[test]
+    fn entries_are_named_below_the_exported_basename() {
+        let names = |n: &str, e: &str| below(Path::new(n), e);
+        assert_eq!(names("dist/a/b", "x/dist"), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(names("dist/", "dist"), Some(vec![]));
+        assert_eq!(names("./a/b", ""), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(names("a", ""), Some(vec!["a".into()]));
+        assert_eq!(names("other/a", "dist"), None);
+        assert_eq!(names("dist/../a", "dist"), None);
+    }
+
+    #[test]
+    fn only_paths_inside_the_workspace_are_exported() {
+        assert_eq!(components("").ok(), Some(vec![]));
+        assert_eq!(components("a/b").ok(), Some(vec!["a", "b"]));
+        for bad in ["/etc", "a/../b", "./a", "a/."] {
+            assert!(components(bad).is_err(), "{bad}");
+        }
+    }
+}
