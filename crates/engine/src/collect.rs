@@ -230,7 +230,10 @@ fn read_entries(
         let mut entry = entry?;
         let name = entry.path()?.into_owned();
         let rest = below(&name, &walk.export).ok_or_else(|| {
-            io::Error::other(format!("unexpected entry {} in the archive", name.display()))
+            io::Error::other(format!(
+                "unexpected entry {} in the archive",
+                name.display()
+            ))
         })?;
         let logical = join(&walk.logical, &rest);
         let physical = join(&walk.export, &rest);
@@ -470,7 +473,10 @@ mod tests {
     #[test]
     fn links_resolve_lexically_and_may_not_leave() {
         assert_eq!(resolve("dist", "a.txt").as_deref(), Some("dist/a.txt"));
-        assert_eq!(resolve("dist/sub", "../a.txt").as_deref(), Some("dist/a.txt"));
+        assert_eq!(
+            resolve("dist/sub", "../a.txt").as_deref(),
+            Some("dist/a.txt")
+        );
         assert_eq!(resolve("dist", "./x/../y").as_deref(), Some("dist/y"));
         assert_eq!(resolve("dist", "..").as_deref(), Some(""));
         assert_eq!(resolve("dist", "../../etc/passwd"), None);
@@ -481,7 +487,10 @@ mod tests {
     #[test]
     fn entries_are_named_below_the_exported_basename() {
         let names = |n: &str, e: &str| below(Path::new(n), e);
-        assert_eq!(names("dist/a/b", "x/dist"), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            names("dist/a/b", "x/dist"),
+            Some(vec!["a".into(), "b".into()])
+        );
         assert_eq!(names("dist/", "dist"), Some(vec![]));
         assert_eq!(names("./a/b", ""), Some(vec!["a".into(), "b".into()]));
         assert_eq!(names("a", ""), Some(vec!["a".into()]));

@@ -15,8 +15,8 @@ pub use crate::container::{DROPPED_CAPS, harden, limited};
 use crate::container::{no_daemon_log, status_of};
 use crate::sandbox::{JobNetwork, LABEL_SANDBOX, PodKind, Sandboxes, remove_network};
 use crate::{
-    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, ServicesUp, TarStream,
-    script,
+    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, ServicesUp,
+    TarStream, script,
 };
 use async_trait::async_trait;
 use bollard::Docker;

@@ -241,7 +241,11 @@ pub trait Engine: Send + Sync {
     /// export never reads outside the workspace. [`collect::collect`] finds out why and
     /// follows links that stay inside. Works on a prepared job's container before execute and
     /// after it, until [`Engine::collect`].
-    async fn export(&self, prepared: &Prepared, rel: &str) -> Result<Option<TarStream>, EngineError>;
+    async fn export(
+        &self,
+        prepared: &Prepared,
+        rel: &str,
+    ) -> Result<Option<TarStream>, EngineError>;
 
     /// Extracts the tar stream `tar` into the workspace of `prepared` (entries relative to
     /// `/workspace`, parent directories made as needed, existing files replaced), streaming.

@@ -79,11 +79,14 @@ impl Patterns {
     /// says when a symlink to a directory is worth following; it may say yes in vain.
     pub(crate) fn may_match_below(&self, rel: &str) -> bool {
         let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
-        self.sources.iter().zip(&self.prefixes).any(|(source, prefix)| {
-            let related = prefix.iter().zip(&parts).all(|(a, b)| a == b);
-            let deeper = source.split('/').filter(|p| !p.is_empty()).count() > parts.len();
-            related && (deeper || source.split('/').any(|p| p == "**"))
-        })
+        self.sources
+            .iter()
+            .zip(&self.prefixes)
+            .any(|(source, prefix)| {
+                let related = prefix.iter().zip(&parts).all(|(a, b)| a == b);
+                let deeper = source.split('/').filter(|p| !p.is_empty()).count() > parts.len();
+                related && (deeper || source.split('/').any(|p| p == "**"))
+            })
     }
 
     /// The workspace paths to export (`""`: the workspace itself), each once: none lies
@@ -217,7 +220,9 @@ mod tests {
                     match p {
                         Part::Name(n) => path.push(n.clone()),
                         Part::Star => path.extend(fill.next()),
-                        Part::Prefixed(n) => path.push(format!("{n}{}", fill.next().unwrap_or_default())),
+                        Part::Prefixed(n) => {
+                            path.push(format!("{n}{}", fill.next().unwrap_or_default()))
+                        }
                         Part::Deep => {
                             // A trailing `**` is what lies inside: at least one component.
                             let at_least = usize::from(i + 1 == parts.len());

@@ -165,7 +165,9 @@ impl<R: Read> Read for Exactly<R> {
         }
         let mut n = self.inner.read(buf)?;
         if n == 0 {
-            n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            n = buf
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
             buf[..n].fill(0);
         }
         self.left -= n as u64;
