@@ -239,7 +239,8 @@ pub trait Engine: Send + Sync {
     /// symlink is never followed: one at `rel` itself is archived as the link, and one in a
     /// directory above it makes the answer `None` (as does a non-directory there), so an
     /// export never reads outside the workspace. [`collect::collect`] finds out why and
-    /// follows links that stay inside. Works on a prepared job's container before execute and
+    /// follows links that stay inside. On docker a link that loops is `None` too (the daemon
+    /// cannot stat it). Works on a prepared job's container before execute and
     /// after it, until [`Engine::collect`].
     async fn export(
         &self,

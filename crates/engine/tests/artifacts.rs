@@ -137,6 +137,85 @@ async fn collects_files_links_inside_and_notes_links_out(engine: &dyn Engine, wo
     );
 }
 
+/// What the job of [`follows_links_inside_and_notes_the_rest`] writes.
+const MAKE_LINKS: &[&str] = &[
+    "mkdir -p build/lib real",
+    "printf 'lib\\n' > build/lib/x.so",
+    "printf 'r\\n' > real/f.txt",
+    "printf 'w\\n' > top.txt",
+    "ln top.txt hard.txt",
+    "mkfifo fifo.txt",
+    // A root that is a link, a link above a root (in and out), a link to itself.
+    "ln -s build dist2",
+    "ln -s real via",
+    "ln -s /etc etcl",
+    "ln -s loop loop",
+];
+
+async fn follows_links_inside_and_notes_the_rest(engine: &dyn Engine, workspace: &str) {
+    let prepared = engine
+        .prepare(&spec("links", workspace, MAKE_LINKS))
+        .await
+        .expect("prepare");
+    let (outcome, log) = run(engine, &prepared).await;
+    exited_0(outcome, &log);
+
+    let roots = Patterns::new(&[
+        "dist2/**".into(),
+        "etcl/passwd".into(),
+        "via/f.txt".into(),
+        "loop".into(),
+    ])
+    .expect("patterns");
+    let mut by_roots = Hashing::default();
+    let found = collect(engine, &prepared, &roots, &mut by_roots).await;
+    // `*.txt`: the whole workspace is exported, once; `*` stays at the top.
+    let top = Patterns::new(&["*.txt".into()]).expect("patterns");
+    let mut by_top = Hashing::default();
+    let found_top = collect(engine, &prepared, &top, &mut by_top).await;
+    engine.collect(&prepared).await.expect("remove");
+    let (found, found_top) = (found.expect("collect"), found_top.expect("collect *.txt"));
+
+    let file = |data: &[u8]| (data.len() as u64, data.len() as u64, sha(data));
+    let name = engine.name();
+    assert_eq!(
+        by_roots.files,
+        BTreeMap::from([
+            ("dist2/lib/x.so".to_owned(), file(b"lib\n")),
+            ("via/f.txt".to_owned(), file(b"r\n")),
+        ]),
+        "{name}"
+    );
+    let mut notes = found.notes.clone();
+    notes.sort();
+    let mut want = vec![
+        "[gitweave] artifacts: etcl -> /etc leaves the workspace; not followed",
+        "[gitweave] artifacts: no file matches \"etcl/passwd\"",
+        "[gitweave] artifacts: no file matches \"loop\"",
+    ];
+    // Docker cannot stat a link that loops, so cannot say it is one: it is not there.
+    if name == "shell" {
+        want.insert(
+            1,
+            "[gitweave] artifacts: loop -> loop: more than 8 links in a row; not followed",
+        );
+    }
+    assert_eq!(notes, want, "{name}");
+    assert_eq!(
+        by_top.files,
+        BTreeMap::from([
+            ("hard.txt".to_owned(), file(b"w\n")),
+            ("top.txt".to_owned(), file(b"w\n")),
+        ]),
+        "{name}"
+    );
+    assert_eq!(
+        found_top.notes,
+        ["[gitweave] artifacts: fifo.txt is a fifo; skipped"],
+        "{name}"
+    );
+}
+
 /// A tar of `files` (path, content), without directory entries: import makes the parents.
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -214,20 +293,22 @@ async fn docker() -> DockerEngine {
 #[tokio::test]
 async fn docker_collects_dist_with_links_and_imports_nested_files() {
     let engine = docker().await;
-    let (a, b) = (run_id(), run_id());
+    let (a, b, c) = (run_id(), run_id(), run_id());
     collects_files_links_inside_and_notes_links_out(&engine, &a).await;
     imports_nested_files_the_job_then_reads(&engine, &b).await;
-    remove(&engine, &[&a, &b]).await;
+    follows_links_inside_and_notes_the_rest(&engine, &c).await;
+    remove(&engine, &[&a, &b, &c]).await;
 }
 
 #[tokio::test]
 async fn shell_collects_dist_with_links_and_imports_nested_files() {
     let root = temp("collect");
     let engine = ShellEngine::new(&root);
-    let (a, b) = (run_id(), run_id());
+    let (a, b, c) = (run_id(), run_id(), run_id());
     collects_files_links_inside_and_notes_links_out(&engine, &a).await;
     imports_nested_files_the_job_then_reads(&engine, &b).await;
-    remove(&engine, &[&a, &b]).await;
+    follows_links_inside_and_notes_the_rest(&engine, &c).await;
+    remove(&engine, &[&a, &b, &c]).await;
     let _ = std::fs::remove_dir_all(&root);
 }
 

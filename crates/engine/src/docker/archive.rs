@@ -8,12 +8,13 @@
 //! from the top down first and stops at the first symlink: what it then asks for has no link
 //! above it. Nothing runs in the job's container by then; another job of the run could swap a
 //! directory for a link in between, and Docker would then follow it within the container's
-//! own filesystem, which that job can read anyway.
+//! own filesystem, which that job can read anyway. A link that loops cannot be stat'ed (the
+//! daemon resolves it to say where it leads, and gives up): its export is `None`.
 //!
 //! [`Engine::export`]: crate::Engine::export
 //! [`Engine::import`]: crate::Engine::import
 
-use super::{DockerEngine, engine_err};
+use super::DockerEngine;
 use crate::collect::components;
 use crate::container::status_of;
 use crate::{EngineError, Prepared, TarStream};
@@ -49,7 +50,16 @@ impl DockerEngine {
             {
                 Ok(stat) => stat,
                 Err(e) if status_of(&e) == Some(404) => return Ok(None),
-                Err(e) => return Err(engine_err(e)),
+                // A HEAD answer has no body: ask again for the daemon's words.
+                Err(e) if status_of(&e) == Some(500) => {
+                    return match self.why(prepared, &path).await {
+                        // A link that loops: Docker cannot stat it, nor archive it as a link.
+                        Some(m) if m.contains("too many links") => Ok(None),
+                        Some(m) => Err(EngineError::Engine(format!("stat of {path}: {m}"))),
+                        None => Err(EngineError::Engine(format!("stat of {path}: {e}"))),
+                    };
+                }
+                Err(e) => return Err(EngineError::Engine(format!("stat of {path}: {e}"))),
             };
             let above = i + 1 < parts.len();
             if above && (stat.file_mode & MODE_SYMLINK != 0 || stat.file_mode & MODE_DIR == 0) {
@@ -70,6 +80,23 @@ impl DockerEngine {
             .map_err(move |e| EngineError::Engine(format!("{what}: {e}")))
             .boxed();
         Ok(Some(stream))
+    }
+
+    /// What the daemon says when asked for the archive of `path`, when it refuses.
+    async fn why(&self, prepared: &Prepared, path: &str) -> Option<String> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut answer = self
+            .docker
+            .download_from_container(&prepared.handle, Some(options));
+        match answer.next().await {
+            Some(Err(bollard::errors::Error::DockerResponseServerError { message, .. })) => {
+                Some(message)
+            }
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        }
     }
 
     pub(super) async fn import_tar(
