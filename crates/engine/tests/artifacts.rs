@@ -1,6 +1,11 @@
 //! Artifacts in and out of a job's workspace (SPEC §11), against the real Docker engine and
 //! the shell engine: [`collect`] after a job's script, [`Engine::import`] before one.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a test fails loudly at the step that broke"
+)]
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
