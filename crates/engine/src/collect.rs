@@ -251,7 +251,7 @@ fn read_entries(
                 }
                 let target = link_name(&entry)?;
                 let parent = physical.rsplit_once('/').map_or("", |(p, _)| p);
-                follow(walk, &logical, &target, resolve(parent, &target))
+                follow(walk, &logical, &target, resolve(parent, &target)).into()
             }
             EntryType::Link => {
                 if !patterns.matches(&logical) {
@@ -259,7 +259,7 @@ fn read_entries(
                 }
                 let target = link_name(&entry)?;
                 let to = below(Path::new(&target), &walk.export).map(|r| join(&walk.export, &r));
-                follow(walk, &logical, &target, to)
+                follow(walk, &logical, &target, to).into()
             }
             other => {
                 if !patterns.matches(&logical) {
@@ -327,21 +327,35 @@ fn link_name(entry: &tar::Entry<impl Read>) -> io::Result<String> {
         .unwrap_or_default())
 }
 
-/// What to do with a link at `logical` to `target`, resolved to the workspace path `to`
+/// What to do about a link at `logical` to `target`, resolved to the workspace path `to`
 /// (`None`: it leaves the workspace).
-fn follow(walk: &Walk, logical: &str, target: &str, to: Option<String>) -> Event {
+enum Next {
+    Follow(Walk),
+    Note(String),
+}
+
+fn follow(walk: &Walk, logical: &str, target: &str, to: Option<String>) -> Next {
     match to {
-        None => Event::Note(format!(
+        None => Next::Note(format!(
             "{NOTE} {logical} -> {target} leaves the workspace; not followed"
         )),
-        Some(_) if walk.hops >= MAX_HOPS => Event::Note(format!(
+        Some(_) if walk.hops >= MAX_HOPS => Next::Note(format!(
             "{NOTE} {logical} -> {target}: more than {MAX_HOPS} links in a row; not followed"
         )),
-        Some(export) => Event::Follow(Walk {
+        Some(export) => Next::Follow(Walk {
             export,
             logical: logical.to_owned(),
             hops: walk.hops + 1,
         }),
+    }
+}
+
+impl From<Next> for Event {
+    fn from(next: Next) -> Event {
+        match next {
+            Next::Follow(walk) => Event::Follow(walk),
+            Next::Note(note) => Event::Note(note),
+        }
     }
 }
 
@@ -366,15 +380,15 @@ async fn through_link(
                 let rest = parts[i..].join("/");
                 let to = resolve(&parent, &target).map(|to| join_str(&to, &rest));
                 return Ok(match follow(walk, &above, &target, to) {
-                    Event::Follow(next) => Some(Walk {
+                    // What lies below the link keeps the name it was asked for by.
+                    Next::Follow(next) => Some(Walk {
                         logical: walk.logical.clone(),
                         ..next
                     }),
-                    Event::Note(note) => {
+                    Next::Note(note) => {
                         notes.push(note);
                         None
                     }
-                    Event::File { .. } => None,
                 });
             }
             _ => break,

@@ -66,6 +66,8 @@ fn sha(data: &[u8]) -> String {
 #[derive(Default)]
 struct Hashing {
     files: BTreeMap<String, (u64, u64, String)>,
+    /// The largest chunk of a body.
+    max_chunk: usize,
 }
 
 #[async_trait]
@@ -76,6 +78,7 @@ impl Sink for Hashing {
         while let Some(chunk) = file.body.next().await {
             let chunk = chunk.map_err(|e| e.to_string())?;
             read += chunk.len() as u64;
+            self.max_chunk = self.max_chunk.max(chunk.len());
             hash.update(&chunk);
         }
         let hex = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
@@ -101,7 +104,11 @@ fn exited_0(outcome: Outcome, log: &str) {
     );
 }
 
-async fn collects_files_links_inside_and_notes_links_out(engine: &dyn Engine, workspace: &str) {
+/// Returns the job, removed.
+async fn collects_files_links_inside_and_notes_links_out(
+    engine: &dyn Engine,
+    workspace: &str,
+) -> Prepared {
     let prepared = engine
         .prepare(&spec("make", workspace, MAKE_DIST))
         .await
@@ -126,6 +133,11 @@ async fn collects_files_links_inside_and_notes_links_out(engine: &dyn Engine, wo
     ]
     .into();
     assert_eq!(sink.files, want, "{}", engine.name());
+    assert!(
+        sink.max_chunk <= 64 * 1024,
+        "bodies stream in chunks, not whole: {}",
+        sink.max_chunk
+    );
     assert_eq!(
         found,
         Collected {
@@ -140,6 +152,7 @@ async fn collects_files_links_inside_and_notes_links_out(engine: &dyn Engine, wo
         "{}",
         engine.name()
     );
+    prepared
 }
 
 /// What the job of [`follows_links_inside_and_notes_the_rest`] writes.
@@ -299,7 +312,12 @@ async fn docker() -> DockerEngine {
 async fn docker_collects_dist_with_links_and_imports_nested_files() {
     let engine = docker().await;
     let (a, b, c) = (run_id(), run_id(), run_id());
-    collects_files_links_inside_and_notes_links_out(&engine, &a).await;
+    let gone = collects_files_links_inside_and_notes_links_out(&engine, &a).await;
+    match engine.export(&gone, "dist").await {
+        Err(EngineError::Engine(m)) => assert!(m.contains("is gone"), "{m}"),
+        Ok(tar) => panic!("an export from a removed container: {:?}", tar.is_some()),
+        Err(e) => panic!("{e:?}"),
+    }
     imports_nested_files_the_job_then_reads(&engine, &b).await;
     follows_links_inside_and_notes_the_rest(&engine, &c).await;
     remove(&engine, &[&a, &b, &c]).await;
@@ -314,6 +332,65 @@ async fn shell_collects_dist_with_links_and_imports_nested_files() {
     imports_nested_files_the_job_then_reads(&engine, &b).await;
     follows_links_inside_and_notes_the_rest(&engine, &c).await;
     remove(&engine, &[&a, &b, &c]).await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Takes the names only, dropping each body unread; fails on one of them.
+struct Picky {
+    seen: Vec<String>,
+    fail_on: Option<&'static str>,
+}
+
+#[async_trait]
+impl Sink for Picky {
+    async fn file(&mut self, file: FileOut) -> Result<(), String> {
+        if self.fail_on == Some(file.path.as_str()) {
+            return Err("the store is full".into());
+        }
+        self.seen.push(file.path);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_sink_may_skip_a_body_and_its_error_ends_the_collection() {
+    let root = temp("picky");
+    let engine = ShellEngine::new(&root);
+    let w = run_id();
+    let prepared = engine
+        .prepare(&spec("make", &w, MAKE_DIST))
+        .await
+        .expect("prepare");
+    let (outcome, log) = run(&engine, &prepared).await;
+    exited_0(outcome, &log);
+    let patterns = Patterns::new(&["dist/**".into()]).expect("patterns");
+
+    let mut skipping = Picky {
+        seen: Vec::new(),
+        fail_on: None,
+    };
+    let found = collect(&engine, &prepared, &patterns, &mut skipping)
+        .await
+        .expect("collect");
+    // The walk goes on past an unread body; the link inside is followed last.
+    assert_eq!(skipping.seen, ["dist/a.txt", "dist/sub/b.bin", "dist/in"]);
+    assert_eq!(found.files, 3);
+
+    let mut failing = Picky {
+        seen: Vec::new(),
+        fail_on: Some("dist/sub/b.bin"),
+    };
+    match collect(&engine, &prepared, &patterns, &mut failing).await {
+        Err(EngineError::Engine(m)) => {
+            assert!(
+                m.contains("dist/sub/b.bin") && m.contains("the store is full"),
+                "{m}"
+            )
+        }
+        other => panic!("expected the sink's error, got {other:?}"),
+    }
+    assert_eq!(failing.seen, ["dist/a.txt"], "nothing after the error");
+    remove(&engine, &[&w]).await;
     let _ = std::fs::remove_dir_all(&root);
 }
 

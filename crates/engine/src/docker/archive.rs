@@ -49,7 +49,7 @@ impl DockerEngine {
                 .await
             {
                 Ok(stat) => stat,
-                Err(e) if status_of(&e) == Some(404) => return Ok(None),
+                Err(e) if status_of(&e) == Some(404) => return self.absent(prepared).await,
                 // A HEAD answer has no body: ask again for the daemon's words.
                 Err(e) if status_of(&e) == Some(500) => {
                     return match self.why(prepared, &path).await {
@@ -80,6 +80,20 @@ impl DockerEngine {
             .map_err(move |e| EngineError::Engine(format!("{what}: {e}")))
             .boxed();
         Ok(Some(stream))
+    }
+
+    /// `None`, for a path that is not there; an error when the container is not (a 404
+    /// says either, without a body to tell which), so an export after
+    /// [`crate::Engine::collect`] fails instead of finding nothing.
+    async fn absent(&self, prepared: &Prepared) -> Result<Option<TarStream>, EngineError> {
+        match self.docker.inspect_container(&prepared.handle, None).await {
+            Ok(_) => Ok(None),
+            Err(e) if status_of(&e) == Some(404) => Err(EngineError::Engine(format!(
+                "the job's container {} is gone: nothing to export from",
+                prepared.handle
+            ))),
+            Err(e) => Err(EngineError::Engine(e.to_string())),
+        }
     }
 
     /// What the daemon says when asked for the archive of `path`, when it refuses.
