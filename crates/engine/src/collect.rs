@@ -176,13 +176,24 @@ async fn walk_export(
                     rx.recv().await.map(|chunk| (chunk, rx))
                 })
                 .boxed();
-                sink.file(FileOut {
-                    path: path.clone(),
-                    size,
-                    body,
-                })
-                .await
-                .map_err(|e| EngineError::Engine(format!("storing the artifact {path}: {e}")))?;
+                let stored = sink
+                    .file(FileOut {
+                        path: path.clone(),
+                        size,
+                        body,
+                    })
+                    .await;
+                if let Err(e) = stored {
+                    // The walk stops at its next send; when its export broke off (the body
+                    // the sink saw ended in an error), that is the error to report.
+                    drop(rx);
+                    return match task.await {
+                        Ok(Err(read)) => Err(EngineError::Engine(format!("{what}: {read}"))),
+                        _ => Err(EngineError::Engine(format!(
+                            "storing the artifact {path}: {e}"
+                        ))),
+                    };
+                }
                 state.found.files += 1;
                 state.found.bytes += size;
             }
