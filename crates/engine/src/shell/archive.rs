@@ -213,3 +213,23 @@ fn refused(name: &Path) -> EngineError {
         name.display()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Exactly;
+    use std::io::{Cursor, Read};
+
+    fn read_all(r: impl Read) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = r;
+        r.read_to_end(&mut out).expect("read");
+        out
+    }
+
+    #[test]
+    fn a_file_that_changed_since_its_stat_still_fills_its_header_exactly() {
+        assert_eq!(read_all(Exactly::new(Cursor::new(b"abc"), 5)), b"abc\0\0");
+        assert_eq!(read_all(Exactly::new(Cursor::new(b"abcdef"), 3)), b"abc");
+        assert_eq!(read_all(Exactly::new(Cursor::new(b""), 0)), b"");
+    }
+}
