@@ -15,7 +15,8 @@ pub use crate::container::{DROPPED_CAPS, harden, limited};
 use crate::container::{no_daemon_log, status_of};
 use crate::sandbox::{JobNetwork, LABEL_SANDBOX, PodKind, Sandboxes, remove_network};
 use crate::{
-    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, ServicesUp, script,
+    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, ServicesUp,
+    TarStream, script,
 };
 use async_trait::async_trait;
 use bollard::Docker;
@@ -34,6 +35,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+mod archive;
 mod services;
 pub use services::{LABEL_RUN, LABEL_SERVICE};
 
@@ -460,6 +462,18 @@ impl Engine for DockerEngine {
             .map_err(|e| {
                 EngineError::Engine(format!("copying the work tree into the workspace: {e}"))
             })
+    }
+
+    async fn export(
+        &self,
+        prepared: &Prepared,
+        rel: &str,
+    ) -> Result<Option<TarStream>, EngineError> {
+        self.export_path(prepared, rel).await
+    }
+
+    async fn import(&self, prepared: &Prepared, tar: TarStream) -> Result<(), EngineError> {
+        self.import_tar(prepared, tar).await
     }
 
     async fn execute(

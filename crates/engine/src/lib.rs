@@ -8,10 +8,15 @@
 //! Before a job runs, [`Engine::checkout`] puts the run's commit into its workspace when the
 //! repo has a clone URL and the run a commit ([`checkout`]).
 //!
+//! After a job's script, [`collect::collect`] streams the files its `artifacts.paths` name
+//! out of the workspace ([`Engine::export`]); before a job's script, [`Engine::import`] puts
+//! the artifacts of the jobs it needs into it (SPEC §11).
+//!
 //! Output goes into an [`output::OutputBuffer`] that the engine fills as fast as the job writes
 //! and the runner drains concurrently, so a slow upload never stalls the job (up to a cap).
 
 pub mod checkout;
+pub mod collect;
 pub mod container;
 pub mod docker;
 pub mod mask;
@@ -120,6 +125,10 @@ pub enum ServicesUp {
     Canceled,
 }
 
+/// A tar archive as a stream of chunks (what [`Engine::export`] gives and [`Engine::import`]
+/// takes).
+pub type TarStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, EngineError>>;
+
 /// Why a job could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -221,6 +230,31 @@ pub trait Engine: Send + Sync {
         prepared: &Prepared,
         archive: Vec<u8>,
     ) -> Result<(), EngineError>;
+
+    /// A tar stream of `/workspace/<rel>` (`rel` relative, `/`-separated, no `.` or `..`
+    /// component; `""` is the workspace itself), or `None` when there is nothing there.
+    ///
+    /// Entries are named as Docker names them: `<basename of rel>/…` (a file: one entry,
+    /// `<basename>`); for `""`, relative to the workspace (a leading `./` may appear). A
+    /// symlink is never followed: one at `rel` itself is archived as the link, and one in a
+    /// directory above it makes the answer `None` (as does a non-directory there), so an
+    /// export never reads outside the workspace. [`collect::collect`] finds out why and
+    /// follows links that stay inside. On docker a link that loops is `None` too (the daemon
+    /// cannot stat it). Works on a prepared job's container before execute and
+    /// after it, until [`Engine::collect`].
+    async fn export(
+        &self,
+        prepared: &Prepared,
+        rel: &str,
+    ) -> Result<Option<TarStream>, EngineError>;
+
+    /// Extracts the tar stream `tar` into the workspace of `prepared` (entries relative to
+    /// `/workspace`, parent directories made as needed, existing files replaced), streaming.
+    /// Nothing lands outside the workspace: the shell engine refuses an absolute entry or one
+    /// with `..` (an error naming it) and never writes through a symlink that leads out
+    /// (`tar::Entry::unpack_in`); Docker refuses such entries itself, inside the container's
+    /// own filesystem. Call it after prepare and before execute.
+    async fn import(&self, prepared: &Prepared, tar: TarStream) -> Result<(), EngineError>;
 
     /// Removes what prepare made (not the workspace).
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError>;

@@ -9,17 +9,21 @@
 //! this engine isolates nothing: a job can read and write whatever the runner can.
 
 use crate::checkout::{self, Layout, Verified, WorkspaceLocks};
-use crate::{Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, script};
+use crate::{
+    Engine, EngineError, JobSpec, Outcome, OutputBuffer, Prepared, STOP_GRACE, TarStream, script,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
+
+mod archive;
 
 /// Host environment variables a job inherits; everything else of the runner's environment
 /// (tokens, database URLs) stays out of jobs.
@@ -121,6 +125,18 @@ impl Engine for ShellEngine {
             .map_err(|e| {
                 EngineError::Engine(format!("copying the work tree into the workspace: {e}"))
             })
+    }
+
+    async fn export(
+        &self,
+        prepared: &Prepared,
+        rel: &str,
+    ) -> Result<Option<TarStream>, EngineError> {
+        archive::export(Path::new(&prepared.handle), rel).await
+    }
+
+    async fn import(&self, prepared: &Prepared, tar: TarStream) -> Result<(), EngineError> {
+        archive::import(PathBuf::from(&prepared.handle), tar).await
     }
 
     async fn execute(
