@@ -34,8 +34,8 @@ fn template() -> String {
 }
 
 /// The same work by hand: the server, polled until ready, the client in its namespace, and
-/// the server's removal (the runner removes its service before it reports the job's end,
-/// so that is inside GitWeave's time too).
+/// the server's removal (`docker rm -f`: the runner kills its service before it reports the
+/// job's end and removes it after, so the baseline's removal stands for that kill).
 async fn baseline(i: usize) -> anyhow::Result<()> {
     let name = format!("gitweave-bench-w9-{}-{i}", std::process::id());
     run_quiet(
