@@ -116,10 +116,24 @@ impl Api {
 
     /// Triggers a run of `repo`.
     pub async fn trigger(&self, repo: &str) -> anyhow::Result<Triggered> {
+        self.trigger_with(repo, &json!({})).await
+    }
+
+    /// Triggers a run of `repo` with only these of its attached templates.
+    pub async fn trigger_templates(
+        &self,
+        repo: &str,
+        templates: &[&str],
+    ) -> anyhow::Result<Triggered> {
+        self.trigger_with(repo, &json!({ "templates": templates }))
+            .await
+    }
+
+    async fn trigger_with(&self, repo: &str, body: &Value) -> anyhow::Result<Triggered> {
         let r = self
             .http
             .post(format!("{}/repos/{repo}/pipelines/run", self.base))
-            .json(&json!({}))
+            .json(body)
             .send()
             .await?;
         let run: Value = ok(r, "trigger").await?.json().await?;

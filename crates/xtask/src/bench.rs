@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The workloads, in the order they run.
-const ALL: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11"];
+const ALL: [&str; 11] = [
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11",
+];
 
 /// `xtask bench` options.
 #[derive(Debug, clap::Args)]
@@ -160,6 +162,7 @@ pub async fn run(root: &Path, args: BenchArgs) -> anyhow::Result<()> {
                 "W5" => workloads::w5::run(&mut ctx).await,
                 "W6" => workloads::w6::run(&mut ctx).await,
                 "W7" => workloads::w7::run(&mut ctx).await,
+                "W8" => workloads::w8::run(&mut ctx).await,
                 "W9" => workloads::w9::run(&mut ctx).await,
                 "W10" => workloads::w10::run(&mut ctx).await,
                 _ => workloads::w11::run(&mut ctx).await,
@@ -275,7 +278,7 @@ fn render(r: &Rendered<'_>) -> String {
         s.push_str("**Smoke run**: 1–2 iterations per workload, to check that the bench works. These numbers are not measurements.\n\n");
     }
     s.push_str(&format!(
-        "Produced by `{}` at commit {} (release build), from {} to {}. \
+        "Produced by `{}` at commit {} ({}), from {} to {}. \
          The stack is the release binaries started as processes on loopback ports against a \
          throw-away PostgreSQL 15 cluster (`scripts/pg-throwaway.sh`: fsync off), one docker runner \
          (`RUNNER_CONCURRENCY=1`, pull policy `never`) on the local Docker engine, `RUST_LOG={}`. \
@@ -283,6 +286,10 @@ fn render(r: &Rendered<'_>) -> String {
          This file is written by the bench; regenerate it rather than editing it.\n\n",
         r.command,
         r.commit,
+        stack::custom_bin_dir().map_or_else(
+            || "release build".to_owned(),
+            |d| format!("**binaries from `{d}`, not the release build**")
+        ),
         date(r.started),
         date(r.ended),
         r.rust_log,

@@ -1,6 +1,9 @@
 //! The stack under test: a throw-away Postgres (`scripts/pg-throwaway.sh`) and the release
 //! binaries of pipeline-svc, api-gateway and runner-svc as child processes on free loopback
 //! ports, each logging to a file in the bench's work directory.
+//!
+//! `GITWEAVE_BENCH_BIN_DIR` points it at other binaries (e.g. `target/debug`, to check that
+//! a workload works without a release build; such numbers are not measurements).
 
 use anyhow::{Context, bail};
 use std::os::unix::fs::PermissionsExt;
@@ -11,6 +14,9 @@ use tokio::process::{Child, Command};
 
 /// Name prefix of the containers and volumes the bench's runners make.
 pub const CONTAINER_PREFIX: &str = "gwbench-";
+
+/// pipeline-svc's object store, below the work directory.
+const OBJECTS: &str = "objects";
 
 /// `cargo build --release --workspace --bins`.
 pub async fn build_release(root: &Path) -> anyhow::Result<()> {
@@ -26,6 +32,21 @@ pub async fn build_release(root: &Path) -> anyhow::Result<()> {
         bail!("cargo build --release failed ({status})");
     }
     Ok(())
+}
+
+/// Where the service binaries are: `GITWEAVE_BENCH_BIN_DIR`, else `target/release`.
+pub fn bin_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("GITWEAVE_BENCH_BIN_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target/release"),
+    }
+}
+
+/// `GITWEAVE_BENCH_BIN_DIR`, when the binaries are not the release build.
+pub fn custom_bin_dir() -> Option<String> {
+    std::env::var("GITWEAVE_BENCH_BIN_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released; the race is harmless here).
@@ -105,6 +126,9 @@ pub struct Stack {
     /// The bench's work directory (logs, Postgres data, shell workspaces).
     pub dir: PathBuf,
     pg_dir: PathBuf,
+    /// The throw-away Postgres (`postgres://…`), for workloads that read what the API does not
+    /// show (W8: which object a cache entry names).
+    pub database_url: String,
     rust_log: String,
     /// pipeline-svc.
     pub pipeline: Service,
@@ -168,7 +192,7 @@ impl Stack {
             pg_dir.display()
         );
 
-        let bin = root.join("target/release");
+        let bin = bin_dir(root);
         let http = reqwest::Client::new();
         let port = free_port()?;
         let mut pipeline = spawn(
@@ -180,6 +204,10 @@ impl Stack {
                 // The secrets key file (and anything else kept on disk) stays in the bench's
                 // own directory.
                 .env("PIPELINE_DATA_DIR", dir.join("pipeline-data"))
+                .env(
+                    "PIPELINE_OBJECT_STORE",
+                    format!("file://{}", dir.join(OBJECTS).display()),
+                )
                 .env_remove("GITWEAVE_SECRETS_KEY")
                 .env_remove("GITWEAVE_SECRETS_KEY_FILE")
                 .env_remove("GITWEAVE_SECRETS_OLD_KEY")
@@ -214,6 +242,7 @@ impl Stack {
                 root: root.to_path_buf(),
                 dir,
                 pg_dir,
+                database_url,
                 rust_log: rust_log.to_owned(),
                 pipeline,
                 gateway,
@@ -259,7 +288,7 @@ impl Stack {
         let mut svc = spawn(
             &self.dir,
             &format!("runner-svc-{name}"),
-            Command::new(self.root.join("target/release/runner-svc"))
+            Command::new(bin_dir(&self.root).join("runner-svc"))
                 .env("PIPELINE_SVC_URL", &self.pipeline.url)
                 .env("RUNNER_PULL_POLICY", "never")
                 .env("RUNNER_CONTAINER_ENGINE", engine.as_str())
@@ -280,6 +309,12 @@ impl Stack {
         wait_healthy(&http, &health, &mut svc.child, &svc.name).await?;
         self.runners.push(svc);
         Ok(())
+    }
+
+    /// pipeline-svc's object store (`PIPELINE_OBJECT_STORE=file://…`): objects are at
+    /// `sha256/<first 2 hex>/<sha256>` below it.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.dir.join(OBJECTS)
     }
 
     /// The Postgres postmaster's pid (the first line of `postmaster.pid`).
