@@ -279,7 +279,7 @@ fn render(r: &Rendered<'_>) -> String {
     }
     s.push_str(&format!(
         "Produced by `{}` at commit {} ({}), from {} to {}. \
-         The stack is the release binaries started as processes on loopback ports against a \
+         The stack is these binaries started as processes on loopback ports against a \
          throw-away PostgreSQL 15 cluster (`scripts/pg-throwaway.sh`: fsync off), one docker runner \
          (`RUNNER_CONCURRENCY=1`, pull policy `never`) on the local Docker engine, `RUST_LOG={}`. \
          Every job, baseline and act run uses the image `{}`. \
