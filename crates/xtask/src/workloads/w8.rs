@@ -388,7 +388,7 @@ async fn cache_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
     );
     body.push_str(&timing_table(&alt.rows(), 1));
     body.push_str(&alt.errors_md());
-    let target = Target::at_most("W8", CACHE_MEASURE, alt.ratio(0, 1), 1.3, "×");
+    let target = Target::at_most("W8", CACHE_MEASURE, alt.ratio(0, 1), CACHE_LIMIT, "×");
     Ok((body, target))
 }
 
@@ -467,7 +467,7 @@ async fn artifact_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
     );
     body.push_str(&timing_table(&alt.rows(), 1));
     body.push_str(&alt.errors_md());
-    let target = Target::at_most("W8", BIG_MEASURE, alt.ratio(0, 1), 1.5, "×");
+    let target = Target::at_most("W8", BIG_MEASURE, alt.ratio(0, 1), BIG_LIMIT, "×");
     Ok((body, target))
 }
 
