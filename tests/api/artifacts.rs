@@ -303,16 +303,31 @@ async fn bad_artifact_and_cache_declarations_are_refused_at_upload() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_artifact_is_gone_and_the_sweeper_deletes_its_bytes() {
-    let app = spawn_with(Options::default()).await;
+    // A store of this test's own, swept every second with no grace.
+    let app = spawn_with(Options {
+        pipeline: Some(|c| {
+            c.object_store = Some(format!("file://{}", expiring_store().display()));
+            c.sweep_interval_s = 1;
+            c.object_grace_s = 0;
+        }),
+        ..Options::default()
+    })
+    .await;
     let yaml = format!(
-        "jobs:\n  - name: j\n    image: {}\n    artifacts: {{ paths: [f.txt], expire_in: 1s }}\n    script: [\"echo gone soon > f.txt\"]\n",
+        "jobs:\n  - name: j\n    image: {}\n    artifacts: {{ paths: [f.txt], expire_in: 3s }}\n    script: [\"echo gone soon > f.txt\"]\n",
         image()
     );
     app.repo_with("art-expire", "art-expire", &yaml).await;
     let run = ok_run(&app, "art-expire", json!({})).await;
     let job = job_id(&run, "j");
-    // The expiry is a second after the upload.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let list: ArtifactList =
+        serde_json::from_value(app.get_json(&format!("/jobs/{job}/artifacts")).await)
+            .expect("list");
+    let sha = list.artifacts[0].sha256.clone();
+    let object = expiring_store().join("sha256").join(&sha[..2]).join(&sha);
+    assert!(object.exists(), "{} is not in the store", object.display());
+    // The expiry is three seconds after the upload.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let r = app.get(&format!("/jobs/{job}/artifacts/f.txt")).await;
     assert_eq!(r.status(), StatusCode::GONE);
     let body = r.text().await.expect("body");
@@ -331,7 +346,25 @@ async fn an_expired_artifact_is_gone_and_the_sweeper_deletes_its_bytes() {
         serde_json::from_value(app.get_json(&format!("/jobs/{job}/artifacts")).await)
             .expect("list");
     assert_eq!(list.artifacts.len(), 1);
+    // The sweeper deletes the bytes from the store; the answer stays 410.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while object.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweeper left {}",
+            object.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = app.get(&format!("/jobs/{job}/artifacts/f.txt")).await;
+    assert_eq!(r.status(), StatusCode::GONE);
     app.shutdown().await;
+}
+
+/// The object store of the expiry test (its sweeper may delete what its database does not
+/// name, so it shares no store with the other tests).
+fn expiring_store() -> std::path::PathBuf {
+    std::env::temp_dir().join("gitweave-test-expiring-objects")
 }
 
 fn cache_template() -> String {
