@@ -11,6 +11,7 @@ mod hand;
 mod helpers;
 mod procs;
 
+mod artifacts;
 mod cancel_grace;
 mod cli;
 mod cli_exec;

@@ -86,6 +86,7 @@ async fn the_runner_sets_secrets_and_masks_them_in_everything_the_job_prints() {
         spool_dir: spool.clone(),
         grace: Duration::from_secs(5),
         local_repo_root: None,
+        held: Default::default(),
     };
     let mut a = client
         .claim(Duration::from_secs(10))

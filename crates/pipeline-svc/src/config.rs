@@ -103,6 +103,10 @@ pub struct Config {
     /// Seconds between passes of the artifact and cache sweeper.
     #[arg(long, env = "PIPELINE_SWEEP_INTERVAL_S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval_s: u64,
+    /// Seconds an object nothing names is kept after it was last written or named, before
+    /// the sweeper deletes it (an upload names its object just after writing it).
+    #[arg(long, env = "PIPELINE_OBJECT_GRACE_S", default_value_t = 3600)]
+    pub object_grace_s: u64,
 }
 
 impl Config {
@@ -181,6 +185,7 @@ impl Config {
             artifact_max_bytes: 4 << 30,
             cache_max_bytes: 10 << 30,
             sweep_interval_s: 300,
+            object_grace_s: 3600,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! A pass marks expired artifacts swept (their rows stay, so a download says `410`), evicts
 //! each repo's least recently used cache entries past `PIPELINE_CACHE_MAX_BYTES`, then
 //! deletes the objects nothing names any more — only those not written or named within
-//! [`ORPHAN_GRACE`], so an upload that is about to name an object never loses it — first
+//! `PIPELINE_OBJECT_GRACE_S`, so an upload that is about to name an object never loses it — first
 //! from the database, then from the store, and last the temporaries a crashed write left.
 
 use crate::state::AppState;
@@ -14,8 +14,6 @@ use std::time::Duration;
 
 /// Rows one statement handles.
 const BATCH: i64 = 500;
-/// An object written or named this recently is kept even if nothing names it yet.
-pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
 /// How long after start the first pass runs, at most.
 const FIRST_PASS_AFTER: Duration = Duration::from_secs(30);
 /// Counter of objects deleted from the store.
@@ -32,7 +30,7 @@ pub struct Swept {
     pub objects: u64,
 }
 
-/// One pass; `grace` is [`ORPHAN_GRACE`] but for tests.
+/// One pass; objects nothing names are kept for `grace` after they were last touched.
 pub async fn pass(state: &AppState, grace: Duration) -> Result<Swept, anyhow::Error> {
     let mut done = Swept::default();
     loop {
@@ -85,7 +83,8 @@ pub async fn run_forever(state: AppState) {
     let interval = Duration::from_secs(state.config.sweep_interval_s.max(1));
     tokio::time::sleep(interval.min(FIRST_PASS_AFTER)).await;
     loop {
-        if let Err(e) = pass(&state, ORPHAN_GRACE).await {
+        let grace = Duration::from_secs(state.config.object_grace_s);
+        if let Err(e) = pass(&state, grace).await {
             tracing::warn!(error = %e, "artifact sweep failed; trying again at the next one");
         }
         tokio::time::sleep(interval).await;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use gitweave_api::error_code;
 use gitweave_api::runner::{
     ActiveRunsRequest, ActiveRunsResponse, Assignment, AttemptState, ClaimRequest, FinishRequest,
-    HandBackRequest, LogAck, RegisterRequest, RegisterResponse,
+    HandBackRequest, LogAck, RegisterRequest, RegisterResponse, Stored,
 };
 use gitweave_http::ErrorEnvelope;
 use std::time::Duration;
@@ -73,6 +73,20 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError
         code,
         message,
     })
+}
+
+/// `s` for a query value: everything but RFC 3986's unreserved characters percent-encoded.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// The longest wait between two retries of [`persistent`], jitter included.
@@ -211,6 +225,101 @@ impl PipelineClient {
             "/jobs/{job}/attempts/{attempt}/logs?offset={offset}"
         ));
         self.append_to(job, &url, chunk).await
+    }
+
+    /// The bytes of an input artifact of the attempt (SPEC §11), streamed.
+    pub async fn download_input(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        sha256: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>, ClientError>
+    {
+        self.download(&format!("/jobs/{job}/attempts/{attempt}/inputs/{sha256}"))
+            .await
+    }
+
+    /// The archive of a cache entry the attempt restores, streamed.
+    pub async fn download_cache(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        sha256: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>, ClientError>
+    {
+        self.download(&format!("/jobs/{job}/attempts/{attempt}/cache/{sha256}"))
+            .await
+    }
+
+    async fn download(
+        &self,
+        path: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>, ClientError>
+    {
+        use futures::{StreamExt, TryStreamExt};
+        let url = self.url(path);
+        let call = || async {
+            let resp = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .map_err(transient)?;
+            check(resp).await
+        };
+        let resp = call
+            .retry(persistent().with_max_times(5))
+            .when(ClientError::is_transient)
+            .await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    /// Streams one artifact file of the attempt to pipeline-svc (not retried: the body is
+    /// read once).
+    pub async fn upload_artifact(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        path: &str,
+        body: reqwest::Body,
+    ) -> Result<Stored, ClientError> {
+        let url = self.url(&format!(
+            "/jobs/{job}/attempts/{attempt}/artifacts?path={}",
+            query_escape(path)
+        ));
+        self.upload(&url, body).await
+    }
+
+    /// Streams the attempt's cache archive to pipeline-svc.
+    pub async fn upload_cache(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        key: &str,
+        body: reqwest::Body,
+    ) -> Result<Stored, ClientError> {
+        let url = self.url(&format!(
+            "/jobs/{job}/attempts/{attempt}/cache?key={}",
+            query_escape(key)
+        ));
+        self.upload(&url, body).await
+    }
+
+    async fn upload(&self, url: &str, body: reqwest::Body) -> Result<Stored, ClientError> {
+        let resp = self
+            .http
+            .put(url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(transient)?;
+        let resp = check(resp).await?;
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Transient(format!("pipeline-svc's answer: {e}")))
     }
 
     /// Sends a chunk of a service's log at `offset` (SPEC §12); retried as a job's.

@@ -78,6 +78,8 @@ pub struct Executor {
     pub grace: Duration,
     /// `RUNNER_LOCAL_REPO_ROOT`: local clone URLs must lie under it (none: refused).
     pub local_repo_root: Option<std::path::PathBuf>,
+    /// Which artifact files this host's workspaces hold (SPEC §11).
+    pub held: Arc<crate::artifacts::Held>,
 }
 
 struct Report {
@@ -356,27 +358,65 @@ impl Executor {
                     }
                     None => None,
                 };
+                let job = crate::artifacts::Job {
+                    engine: self.engine.as_ref(),
+                    client: &self.client,
+                    a: &a,
+                    prepared: &prepared,
+                    log: &buffer,
+                    held: &self.held,
+                };
                 let started = match checkout {
                     Some(failed) => Err(failed),
-                    None => match self
-                        .engine
-                        .start_services(&prepared, &service_logs, &cancel)
-                        .await
-                    {
-                        Ok(up) => services_report(up).map_or(Ok(()), Err),
-                        Err(e) => Err(report_of(Err(e), timeout)),
+                    None => match crate::artifacts::before_script(&job).await {
+                        Err(why) => Err(Report::failed(ErrorClass::RunnerFailure, why)),
+                        Ok(()) => match self
+                            .engine
+                            .start_services(&prepared, &service_logs, &cancel)
+                            .await
+                        {
+                            Ok(up) => services_report(up).map_or(Ok(()), Err),
+                            Err(e) => Err(report_of(Err(e), timeout)),
+                        },
                     },
                 };
-                let report = match started {
-                    Err(failed) => failed,
-                    Ok(()) => report_of(
-                        self.engine.execute(&prepared, &buffer, &cancel).await,
-                        timeout,
+                let (report, ran) = match started {
+                    Err(failed) => (failed, false),
+                    Ok(()) => (
+                        report_of(
+                            self.engine.execute(&prepared, &buffer, &cancel).await,
+                            timeout,
+                        ),
+                        true,
                     ),
                 };
                 // The services go with the script, before its end is reported, so their logs
                 // are whole by then.
                 self.engine.stop_services(&prepared).await;
+                // Artifacts and cache from the workspace the script left (not after a cancel:
+                // nobody waits for those files).
+                let collects = ran
+                    && report.class != Some(ErrorClass::Canceled)
+                    && !lost.load(Ordering::SeqCst)
+                    && !handing_back.load(Ordering::SeqCst);
+                let report = match collects {
+                    false => report,
+                    true => {
+                        match crate::artifacts::after_script(&job, report.class.is_none()).await {
+                            Ok(()) => report,
+                            Err(why) if report.class.is_none() => {
+                                Report::failed(ErrorClass::RunnerFailure, why)
+                            }
+                            Err(why) => Report {
+                                note: Some(format!(
+                                    "{}gitweave: {why}\n",
+                                    report.note.clone().unwrap_or_default()
+                                )),
+                                ..report
+                            },
+                        }
+                    }
+                };
                 (report, Some(prepared))
             }
             Err(e) => (report_of(Err(e), timeout), None),
@@ -412,14 +452,18 @@ impl Executor {
         // (bench/FINDINGS.md #3). The runner waits for these tasks before it exits.
         let engine = self.engine.clone();
         let workspace = a.workspace.clone();
+        let held = self.held.clone();
         self.cleanup.spawn(async move {
             if let Some(prepared) = prepared
                 && let Err(e) = engine.collect(&prepared).await
             {
                 tracing::warn!(error = %e, "removing the job's container failed");
             }
-            if run_ended && let Err(e) = engine.remove_workspace(&workspace).await {
-                tracing::warn!(error = %e, "removing the run's workspace failed");
+            if run_ended {
+                held.forget(&workspace);
+                if let Err(e) = engine.remove_workspace(&workspace).await {
+                    tracing::warn!(error = %e, "removing the run's workspace failed");
+                }
             }
         });
     }

@@ -6,6 +6,7 @@
 //! by heartbeat, and reports how the job ended. On SIGTERM it stops taking jobs and finishes
 //! those it runs. Its secrets never stay in its process environment ([`secrets`]).
 
+pub mod artifacts;
 pub mod client;
 pub mod config;
 pub mod executor;

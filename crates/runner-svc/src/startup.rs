@@ -125,6 +125,7 @@ impl App {
                 spool_dir,
                 grace: config.shutdown_grace,
                 local_repo_root: config.local_repo_root.clone(),
+                held: Arc::default(),
             },
             config,
             listener,

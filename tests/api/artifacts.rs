@@ -1,0 +1,421 @@
+//! Artifacts and cache (SPEC §11) on the real Docker engine, a real Postgres and a real
+//! object store: files a job keeps (globs, a symlink that leaves the workspace named in the
+//! log, `artifact.emitted`), downloads through the gateway (`ETag`, `If-None-Match`, `Range`,
+//! `416`, `artifacts.tar`, `410` once expired, and the sweeper deleting the bytes), a
+//! downstream job on another runner host that gets them checked by sha256, the upload's
+//! `422`s, and a cache saved after a success, restored by the next run, never overwritten, and
+//! kept apart between protected and unprotected refs.
+
+use crate::helpers::{Options, TestApp, image, spawn_with};
+use crate::procs::runner_process_with;
+use gitweave_api::public::{ArtifactList, Run};
+use gitweave_model::status::{EventType, RunStatus};
+use reqwest::StatusCode;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use uuid::Uuid;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn ok_run(app: &TestApp, repo: &str, body: serde_json::Value) -> Run {
+    let run = app.trigger(repo, &body).await;
+    let run = app.wait_run(run.id, LIMIT).await;
+    if run.status != RunStatus::Success {
+        for j in &run.jobs {
+            eprintln!(
+                "--- {} ---\n{}",
+                j.name,
+                String::from_utf8_lossy(&app.raw_log(j.id).await)
+            );
+        }
+        panic!("run {} ended {:?}: {run:#?}", run.id, run.status);
+    }
+    run
+}
+
+fn job_id(run: &Run, name: &str) -> Uuid {
+    run.jobs
+        .iter()
+        .find(|j| j.name.ends_with(&format!("/{name}")))
+        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
+        .id
+}
+
+async fn log_of(app: &TestApp, job: Uuid) -> String {
+    String::from_utf8_lossy(&app.raw_log(job).await).into_owned()
+}
+
+fn build_template() -> String {
+    format!(
+        r#"jobs:
+  - name: build
+    image: {image}
+    artifacts:
+      paths: ["dist/**", "report.txt"]
+      expire_in: 1h
+    script:
+      - mkdir -p dist/sub
+      - printf 'hello artifacts\n' > dist/a.txt
+      - head -c 3000000 /dev/urandom > dist/sub/b.bin
+      - ln -s /etc/passwd dist/out
+      - echo report > report.txt
+      - echo not kept > other.txt
+  - name: use
+    image: {image}
+    needs: [build]
+    script:
+      - cat dist/a.txt
+      - sha256sum dist/sub/b.bin
+"#,
+        image = image()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_keeps_its_files_and_they_download_with_etag_range_and_tar() {
+    let app = spawn_with(Options::default()).await;
+    app.repo_with("art-keep", "art-keep", &build_template())
+        .await;
+    let run = ok_run(&app, "art-keep", json!({})).await;
+    let build = job_id(&run, "build");
+
+    // The log says which link was not followed and what was stored.
+    let log = log_of(&app, build).await;
+    assert!(
+        log.contains("dist/out -> /etc/passwd leaves the workspace; not followed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[gitweave] artifacts: stored 3 files ("),
+        "{log}"
+    );
+
+    let list: ArtifactList =
+        serde_json::from_value(app.get_json(&format!("/jobs/{build}/artifacts")).await)
+            .expect("artifact list");
+    let paths: Vec<&str> = list.artifacts.iter().map(|a| a.path.as_str()).collect();
+    assert_eq!(paths, ["dist/a.txt", "dist/sub/b.bin", "report.txt"]);
+    let a = &list.artifacts[0];
+    assert_eq!(a.size, 16);
+    assert_eq!(a.sha256, sha256_hex(b"hello artifacts\n"));
+
+    // One artifact.emitted per file, with its path, size and sha256.
+    let events = app.events(run.id).await;
+    let emitted: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == EventType::ArtifactEmitted.as_str())
+        .collect();
+    assert_eq!(emitted.len(), 3, "{events:#?}");
+    for (e, listed) in emitted.iter().zip(&list.artifacts) {
+        let data = e.data.clone().expect("data");
+        assert_eq!(e.job_id, Some(build));
+        assert_eq!(data["path"], listed.path);
+        assert_eq!(data["size"], listed.size);
+        assert_eq!(data["sha256"], listed.sha256);
+    }
+
+    // The bytes, with the sha256 as ETag; If-None-Match; a Range; one past the end.
+    let r = app
+        .get(&format!("/jobs/{build}/artifacts/dist/a.txt"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+    assert_eq!(etag, format!("\"{}\"", a.sha256));
+    assert_eq!(
+        r.bytes().await.expect("body").as_ref(),
+        b"hello artifacts\n"
+    );
+    let url = app.api(&format!("/jobs/{build}/artifacts/dist/a.txt"));
+    let r = app
+        .http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = app
+        .http
+        .get(&url)
+        .header("range", "bytes=6-14")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers()["content-range"], "bytes 6-14/16");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), b"artifacts");
+    let r = app
+        .http
+        .get(&url)
+        .header("range", "bytes=16-")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.headers()["content-range"], "bytes */16");
+    let r = app.get(&format!("/jobs/{build}/artifacts/other.txt")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // The 3 MB file arrives whole, and artifacts.tar holds every file under its path.
+    let big = app
+        .get(&format!("/jobs/{build}/artifacts/dist/sub/b.bin"))
+        .await
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(big.len(), 3_000_000);
+    assert_eq!(sha256_hex(&big), list.artifacts[1].sha256);
+    let tar = app
+        .get(&format!("/jobs/{build}/artifacts.tar"))
+        .await
+        .bytes()
+        .await
+        .expect("tar");
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut got = Vec::new();
+    for e in archive.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let path = e.path().expect("path").to_string_lossy().into_owned();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut content).expect("read");
+        got.push((path, sha256_hex(&content)));
+    }
+    let want: Vec<(String, String)> = list
+        .artifacts
+        .iter()
+        .map(|a| (a.path.clone(), a.sha256.clone()))
+        .collect();
+    assert_eq!(got, want);
+
+    // The downstream job on the same runner found them in its workspace.
+    let use_log = log_of(&app, job_id(&run, "use")).await;
+    assert!(use_log.contains("hello artifacts"), "{use_log}");
+    assert!(use_log.contains(&list.artifacts[1].sha256), "{use_log}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_downstream_job_on_another_host_gets_the_files_checked_by_sha256() {
+    // Two runner hosts that share nothing: their own work dirs, host ids and container
+    // prefixes (so their own workspace volumes); the labels put each job on one of them.
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    let short = &Uuid::new_v4().simple().to_string()[..8];
+    let dirs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|h| std::env::temp_dir().join(format!("gitweave-art-{short}-{h}")))
+        .collect();
+    let mut runners = Vec::new();
+    for (h, dir) in ["a", "b"].iter().zip(&dirs) {
+        let prefix = format!("{}{h}-", app.prefix);
+        runners.push(runner_process_with(
+            app.pipeline_url(),
+            &format!("{}-{h}", app.runner_name),
+            &prefix,
+            &[
+                ("RUNNER_WORKDIR", dir.to_str().expect("utf-8")),
+                ("RUNNER_HOST_ID", &format!("host-{h}-{short}")),
+                ("RUNNER_LABELS", &format!("host={h}")),
+            ],
+        ));
+    }
+    let yaml = format!(
+        r#"jobs:
+  - name: build
+    image: {image}
+    runs_on: {{ host: a }}
+    artifacts: {{ paths: [out/**] }}
+    script:
+      - mkdir -p out/deep
+      - head -c 2000000 /dev/urandom > out/deep/data.bin
+      - sha256sum out/deep/data.bin > out/sum.txt
+  - name: check
+    image: {image}
+    runs_on: {{ host: b }}
+    needs: [build]
+    script:
+      - cat out/sum.txt
+      - sha256sum -c out/sum.txt
+"#,
+        image = image()
+    );
+    app.repo_with("art-hosts", "art-hosts", &yaml).await;
+    let run = ok_run(&app, "art-hosts", json!({})).await;
+    let check = log_of(&app, job_id(&run, "check")).await;
+    assert!(
+        check.contains("[gitweave] artifacts: fetched 2 files (")
+            && check.contains("out/deep/data.bin: OK"),
+        "{check}"
+    );
+    drop(runners);
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    // Both hosts' workspace volumes go with their prefixes.
+    for h in ["a", "b"] {
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker volume ls -q | grep '^{}{h}-' | xargs -r docker volume rm -f",
+                app.prefix
+            ))
+            .output();
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_artifact_and_cache_declarations_are_refused_at_upload() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    for (extra, says) in [
+        ("artifacts: { paths: [/etc/passwd] }", "is absolute"),
+        ("artifacts: { paths: [../up] }", "holds \\\"..\\\""),
+        ("artifacts: { paths: [x], expire_in: 3w }", "expire_in"),
+        ("cache: { key: k, paths: [/root/.cargo] }", "is absolute"),
+        ("cache: { key: k, paths: [a/../../b] }", "holds \\\"..\\\""),
+    ] {
+        let yaml = format!(
+            "jobs:\n  - name: j\n    image: {}\n    script: [true]\n    {extra}\n",
+            image()
+        );
+        let r = app.put_template("bad-art", &yaml).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{extra}");
+        let body = r.text().await.expect("body");
+        assert!(body.contains(says), "{extra}: {body}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_artifact_is_gone_and_the_sweeper_deletes_its_bytes() {
+    // A store of this test's own, swept every second with no grace.
+    let app = spawn_with(Options {
+        pipeline: Some(|c| {
+            c.object_store = Some(format!("file://{}", expiring_store().display()));
+            c.sweep_interval_s = 1;
+            c.object_grace_s = 0;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let yaml = format!(
+        "jobs:\n  - name: j\n    image: {}\n    artifacts: {{ paths: [f.txt], expire_in: 3s }}\n    script: [\"echo gone soon > f.txt\"]\n",
+        image()
+    );
+    app.repo_with("art-expire", "art-expire", &yaml).await;
+    let run = ok_run(&app, "art-expire", json!({})).await;
+    let job = job_id(&run, "j");
+    let list: ArtifactList =
+        serde_json::from_value(app.get_json(&format!("/jobs/{job}/artifacts")).await)
+            .expect("list");
+    let sha = list.artifacts[0].sha256.clone();
+    let object = expiring_store().join("sha256").join(&sha[..2]).join(&sha);
+    assert!(object.exists(), "{} is not in the store", object.display());
+    // The expiry is three seconds after the upload.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let r = app.get(&format!("/jobs/{job}/artifacts/f.txt")).await;
+    assert_eq!(r.status(), StatusCode::GONE);
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("artifact_expired") && body.contains("expired at"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get(&format!("/jobs/{job}/artifacts.tar"))
+            .await
+            .status(),
+        StatusCode::GONE
+    );
+    // Still listed, with its expiry.
+    let list: ArtifactList =
+        serde_json::from_value(app.get_json(&format!("/jobs/{job}/artifacts")).await)
+            .expect("list");
+    assert_eq!(list.artifacts.len(), 1);
+    // The sweeper deletes the bytes from the store; the answer stays 410.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while object.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweeper left {}",
+            object.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = app.get(&format!("/jobs/{job}/artifacts/f.txt")).await;
+    assert_eq!(r.status(), StatusCode::GONE);
+    app.shutdown().await;
+}
+
+/// The object store of the expiry test (its sweeper may delete what its database does not
+/// name, so it shares no store with the other tests).
+fn expiring_store() -> std::path::PathBuf {
+    std::env::temp_dir().join("gitweave-test-expiring-objects")
+}
+
+fn cache_template() -> String {
+    format!(
+        r#"jobs:
+  - name: deps
+    image: {image}
+    cache: {{ key: deps-v1, paths: [deps, nested/dir] }}
+    script:
+      - if [ -f deps/marker ]; then echo "HIT $(cat deps/marker) $(cat nested/dir/x)"; else echo MISS; fi
+      - mkdir -p deps nested/dir
+      - echo "$GITWEAVE_REF" > deps/marker
+      - echo nested > nested/dir/x
+"#,
+        image = image()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_is_restored_by_the_next_run_never_overwritten_and_kept_apart_by_protection() {
+    let app = spawn_with(Options::default()).await;
+    app.repo_with("art-cache", "art-cache", &cache_template())
+        .await;
+    let run_on = |git_ref: &'static str| {
+        let app = &app;
+        async move {
+            let run = ok_run(app, "art-cache", json!({ "ref": git_ref })).await;
+            log_of(app, job_id(&run, "deps")).await
+        }
+    };
+    // A branch (unprotected): miss, saved; the next run of it restores it.
+    let first = run_on("refs/heads/feature").await;
+    assert!(first.contains("MISS"), "{first}");
+    assert!(first.contains("[gitweave] cache: saved deps-v1"), "{first}");
+    let second = run_on("refs/heads/feature").await;
+    assert!(second.contains("HIT refs/heads/feature nested"), "{second}");
+    assert!(
+        second.contains("[gitweave] cache: restored deps-v1 ("),
+        "{second}"
+    );
+    // The entry exists: the second run did not write it again.
+    assert!(!second.contains("cache: saved"), "{second}");
+
+    // The default branch is protected: it never restores what the branch wrote, and saves
+    // its own; a branch run then still restores its own scope's entry first.
+    let main = run_on("refs/heads/main").await;
+    assert!(main.contains("MISS"), "{main}");
+    assert!(main.contains("[gitweave] cache: saved deps-v1"), "{main}");
+    let again = run_on("refs/heads/main").await;
+    assert!(again.contains("HIT refs/heads/main"), "{again}");
+    let branch = run_on("refs/heads/feature").await;
+    assert!(branch.contains("HIT refs/heads/feature"), "{branch}");
+    app.shutdown().await;
+}
