@@ -73,14 +73,15 @@ struct StoredLine {
     ms: f64,
 }
 
-/// Splits `… ({bytes} bytes) in {ms} ms` into what comes before ` (`, the bytes and the ms.
+/// Splits `{before} ({bytes} bytes) in {ms} ms…` into its three values; what follows ` ms`
+/// is left (a cache restored from another key of its prefix says so there). `before` holds no
+/// ` (`: a cache key cannot, and neither can a count of files.
 fn bytes_and_ms(rest: &str) -> Option<(&str, u64, f64)> {
-    let rest = rest.trim_end().strip_suffix(" ms")?;
-    let (head, ms) = rest.rsplit_once(") in ")?;
-    let (before, bytes) = head.rsplit_once(" (")?;
-    let bytes = bytes.strip_suffix(" bytes")?.parse().ok()?;
+    let (before, rest) = rest.split_once(" (")?;
+    let (bytes, rest) = rest.split_once(" bytes) in ")?;
+    let (ms, _) = rest.split_once(" ms")?;
     let ms: f64 = ms.trim().parse().ok()?;
-    (ms.is_finite() && ms >= 0.0).then_some((before, bytes, ms))
+    (ms.is_finite() && ms >= 0.0).then_some((before, bytes.trim().parse().ok()?, ms))
 }
 
 /// The first restored-cache line of a job's log.
@@ -163,9 +164,12 @@ async fn run_and_read<T>(
 ) -> anyhow::Result<(T, f64)> {
     let t0 = Instant::now();
     let t = api.trigger_templates(repo, templates).await?;
-    api.expect_success(&t.run_id, RUN_MAX).await?;
+    let ended = api.expect_success(&t.run_id, RUN_MAX).await;
     let run_ms = ms_since(t0);
     let job = t.job_ids.first().context("the run has no job")?;
+    if let Err(e) = ended {
+        return Err(e.context(log_tail(api, job).await));
+    }
     // The runner writes the line before it reports the end; a few tries cover a log still
     // being flushed to pipeline-svc.
     let mut log = String::new();
@@ -176,12 +180,28 @@ async fn run_and_read<T>(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let tail: Vec<&str> = log.lines().rev().take(5).collect();
     bail!(
-        "job {job}'s log has no `{}` line; it ends with: {}",
+        "job {job}'s log has no `{}` line; {}",
         marker.trim_end(),
+        tail_of(&log)
+    )
+}
+
+/// The last lines of a log, to say why a job failed.
+fn tail_of(log: &str) -> String {
+    let tail: Vec<&str> = log.lines().rev().take(6).collect();
+    format!(
+        "its log ends with: {}",
         tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
     )
+}
+
+/// [`tail_of`] the job's stored log.
+async fn log_tail(api: &Api, job: &str) -> String {
+    match api.raw_log(job).await {
+        Ok(log) => format!("job {job}: {}", tail_of(&String::from_utf8_lossy(&log))),
+        Err(e) => format!("job {job}'s log cannot be read: {e:#}"),
+    }
 }
 
 /// The cache entry's archive in the bench's object store.
@@ -326,9 +346,16 @@ async fn cache_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
     eprintln!("bench: W8 seeding the cache ({FILES} files, {CACHE_BYTES} bytes)");
     let t0 = Instant::now();
     let seeded = api.trigger_templates(REPO, &[SEED]).await?;
-    api.expect_success(&seeded.run_id, RUN_MAX).await?;
+    let ended = api.expect_success(&seeded.run_id, RUN_MAX).await;
     let seed_ms = ms_since(t0);
-    let archive = cache_archive(ctx).await?;
+    let seed_job = seeded.job_ids.first().cloned().unwrap_or_default();
+    if let Err(e) = ended {
+        return Err(e.context(log_tail(&api, &seed_job).await));
+    }
+    let archive = match cache_archive(ctx).await {
+        Ok(a) => a,
+        Err(e) => return Err(e.context(log_tail(&api, &seed_job).await)),
+    };
     let archive_bytes = std::fs::metadata(&archive)?.len();
     let scratch = ctx.work.join("w8-untar");
     std::fs::create_dir_all(&scratch)?;
@@ -530,6 +557,16 @@ mod tests {
         );
         let fractional = "[gitweave] cache: restored a.b_c-1 (5 bytes) in 0.5 ms";
         assert_eq!(parse_restored(fractional).map(|l| l.ms), Some(0.5));
+        let from_prefix = "[gitweave] cache: restored cargo-0123456789abcdef (77 bytes) in 12 ms \
+                           (the newest of its prefix, for key cargo-fedcba9876543210)";
+        assert_eq!(
+            parse_restored(from_prefix),
+            Some(RestoredLine {
+                key: "cargo-0123456789abcdef".into(),
+                bytes: 77,
+                ms: 12.0
+            })
+        );
     }
 
     #[test]
