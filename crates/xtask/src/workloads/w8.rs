@@ -243,6 +243,15 @@ async fn cache_archive(ctx: &Ctx) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The first line a tool prints (its version), or that it printed none.
+async fn first_line(program: &str, args: &[&str]) -> String {
+    let out = crate::machine::command_output(program, args).await;
+    match out.lines().next() {
+        Some(l) if !l.trim().is_empty() => l.trim().to_owned(),
+        _ => format!("`{program}` printed no version"),
+    }
+}
+
 /// The device of `path`.
 fn device(path: &Path) -> anyhow::Result<u64> {
     Ok(std::fs::metadata(path)
@@ -360,6 +369,11 @@ async fn cache_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
     let scratch = ctx.work.join("w8-untar");
     std::fs::create_dir_all(&scratch)?;
     let disk = docker_volume_filesystem(&scratch).await;
+    let tools = format!(
+        "{}, {}",
+        first_line("tar", &["--version"]).await,
+        first_line("zstd", &["--version"]).await
+    );
     let fresh = scratch.join("x");
 
     let mut alt = Alternation::new(&[
@@ -405,7 +419,7 @@ async fn cache_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
          `[gitweave] cache: restored {KEY} (… bytes) in … ms`: the GET of the archive from \
          pipeline-svc, its zstd decoding and its extraction into the job's workspace (a Docker \
          volume) through the engine. Baseline: `tar --zstd -xf` of the same object file, read \
-         from the bench's object store, into a fresh directory {disk}; the directory is made \
+         from the bench's object store ({tools}), into a fresh directory {disk}; the directory is made \
          before and removed after, untimed. `sync` runs (untimed) before each side. The \
          commands alternate (A B A B …).\n\n",
         fmt_ms(seed_ms),
@@ -443,6 +457,7 @@ async fn artifact_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
         "**not** on the filesystem of the object store"
     };
     let src_disk = docker_volume_filesystem(&dir).await;
+    let cp_version = first_line("cp", &["--version"]).await;
 
     let mut alt = Alternation::new(&[
         "GitWeave: artifacts stored (the runner's log line: 1 GiB streamed out of the container to pipeline-svc, sha256, into the object store)",
@@ -487,7 +502,9 @@ async fn artifact_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
          exported from the container's workspace, streamed to pipeline-svc, hashed (sha256) \
          and written into the `file://` object store, then named by its sha256 (every \
          iteration writes the whole file again: the same content only skips the final link). \
-         No fsync: the object store's local writes do none. Baseline: `cp` of a 1 GiB file \
+         No fsync: the object store's local writes do none. Baseline: `cp` ({cp_version}; \
+         GNU cp 9 clones when the filesystem can, else copies with `copy_file_range` inside \
+         the kernel) of a 1 GiB file \
          (made once with `dd`, {src_disk}) to a new file beside it, {same_fs}, no `sync` \
          timed; the copy is removed after, untimed. `sync` runs (untimed) before each side. \
          The commands alternate (A B A B …).\n\n"
