@@ -12,6 +12,7 @@ mod helpers;
 mod procs;
 
 mod artifacts;
+mod artifacts_memory;
 mod cancel_grace;
 mod cli;
 mod cli_exec;
