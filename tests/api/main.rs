@@ -13,6 +13,7 @@ mod procs;
 
 mod cancel_grace;
 mod cli;
+mod cli_artifacts;
 mod cli_exec;
 mod cli_follow;
 mod cli_repo_file;
