@@ -52,13 +52,17 @@ async fn cli(app: &TestApp, dir: &Path, args: &[&str]) -> Assert {
 
 /// Uploads `bytes` as the artifact `path` of the attempt `a`.
 async fn upload(app: &TestApp, token: &str, a: &Assignment, path: &str, bytes: Vec<u8>) {
-    let r = app
-        .http
-        .put(format!(
+    let url = url::Url::parse_with_params(
+        &format!(
             "{}/internal/v1/jobs/{}/attempts/{}/artifacts",
             app.pipeline, a.job_id, a.attempt
-        ))
-        .query(&[("path", path)])
+        ),
+        [("path", path)],
+    )
+    .expect("the upload URL");
+    let r = app
+        .http
+        .put(url)
         .bearer_auth(token)
         .body(bytes)
         .send()

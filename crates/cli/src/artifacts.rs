@@ -43,13 +43,14 @@ pub enum Dest {
     File(PathBuf),
 }
 
-/// `-o` as given (`-` is stdout), else `default`.
+/// `-o` as given (`-` is stdout; a directory: `default`'s name in it), else `default`.
 pub fn dest(
     output: Option<PathBuf>,
     default: impl FnOnce() -> anyhow::Result<PathBuf>,
 ) -> anyhow::Result<Dest> {
     match output {
         Some(p) if p.as_os_str() == "-" => Ok(Dest::Stdout),
+        Some(p) if p.is_dir() => Ok(Dest::File(p.join(default()?))),
         Some(p) => Ok(Dest::File(p)),
         None => Ok(Dest::File(default()?)),
     }
@@ -164,13 +165,15 @@ async fn get(
 }
 
 async fn all(c: &Client, out: Out, job: &str, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let dest = match output {
-        Some(o) => dest(Some(o), || bail!("-o was given"))?,
-        None => {
+    // The default name needs the job's id, which `job` may only abbreviate.
+    let name = match &output {
+        Some(o) if !o.is_dir() => None,
+        _ => {
             let j: Job = c.get(&format!("/jobs/{job}")).await?;
-            Dest::File(PathBuf::from(format!("job-{}-artifacts.tar", short(j.id))))
+            Some(PathBuf::from(format!("job-{}-artifacts.tar", short(j.id))))
         }
     };
+    let dest = dest(output, || name.context("no default file name"))?;
     let resp = c
         .send(c.request(Method::GET, &format!("/jobs/{job}/artifacts.tar")))
         .await?;
@@ -369,6 +372,11 @@ mod tests {
         assert_eq!(
             dest(None, || default_file("x/y")).ok(),
             Some(Dest::File("y".into()))
+        );
+        let dir = std::env::temp_dir();
+        assert_eq!(
+            dest(Some(dir.clone()), || default_file("x/y")).ok(),
+            Some(Dest::File(dir.join("y")))
         );
     }
 

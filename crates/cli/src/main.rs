@@ -244,7 +244,8 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// Where to write the download (`-`: stdout). Default: the artifact's file name, or
-        /// `job-<short id>-artifacts.tar` with `--all`, in the current directory.
+        /// `job-<short id>-artifacts.tar` with `--all`, in the current directory (or in FILE,
+        /// when it is a directory).
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<std::path::PathBuf>,
     },
