@@ -15,6 +15,7 @@ mod artifacts;
 mod artifacts_memory;
 mod cancel_grace;
 mod cli;
+mod cli_artifacts;
 mod cli_exec;
 mod cli_follow;
 mod cli_repo_file;
