@@ -282,7 +282,6 @@ async fn artifacts_lists_downloads_and_checks_what_a_job_kept() {
 }
 
 #[tokio::test]
-#[ignore = "needs the runner's artifact collection"]
 async fn a_real_runner_keeps_what_the_script_wrote() {
     let app = spawn_with(Default::default()).await;
     let img = image();
