@@ -419,3 +419,118 @@ async fn a_cache_is_restored_by_the_next_run_never_overwritten_and_kept_apart_by
     assert!(branch.contains("HIT refs/heads/feature"), "{branch}");
     app.shutdown().await;
 }
+
+/// `git` in `dir`, which must succeed; its stdout.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn commit_file(dir: &std::path::Path, file: &str, content: &str) -> String {
+    std::fs::write(dir.join(file), content).expect("write");
+    git(dir, &["add", file]);
+    git(dir, &["commit", "-q", "-m", file]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_files_key_follows_the_files_at_the_runs_commit() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("gitweave-art-key-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    let first = commit_file(&dir, "Cargo.lock", "v1\n");
+    let readme = commit_file(&dir, "README", "unrelated\n");
+    let bumped = commit_file(&dir, "Cargo.lock", "v2\n");
+    app.put_json(
+        "/repos/keys",
+        &json!({ "clone_url": dir.to_str().expect("utf-8") }),
+    )
+    .await;
+    let yaml = format!(
+        "jobs:\n  - name: j\n    image: {}\n    script: [true]\n    cache: {{ key: {{ files: [Cargo.lock, missing.txt], prefix: cargo }}, paths: [target] }}\n",
+        image()
+    );
+    app.template_ok("keys", &yaml).await;
+    app.attach("keys", "keys").await;
+    let token = crate::hand::runner_token(&app).await;
+    let mut keys = Vec::new();
+    for commit in [&first, &readme, &bumped] {
+        app.trigger("keys", &json!({ "commit": commit })).await;
+        let a = crate::hand::claim(&app, &token).await.expect("a job");
+        let cache = a.cache.clone().expect("the assignment's cache");
+        assert_eq!(cache.paths, ["target"]);
+        assert!(cache.save && cache.restore.is_none(), "{cache:?}");
+        keys.push(cache.key);
+        crate::hand::finish(&app, &token, &a).await;
+    }
+    assert!(
+        keys[0].starts_with("cargo-") && keys[0].len() == "cargo-".len() + 16,
+        "{keys:?}"
+    );
+    // Another file changed: the same key; Cargo.lock changed: another.
+    assert_eq!(keys[0], keys[1]);
+    assert_ne!(keys[1], keys[2]);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_keeps_to_its_size_and_the_least_recently_used_entry_goes_first() {
+    // Three entries of 24 KiB of random bytes (zstd cannot shrink them) in a repo that keeps
+    // 60 KiB, swept every second.
+    let app = spawn_with(Options {
+        pipeline: Some(|c| {
+            c.cache_max_bytes = 60 * 1024;
+            c.sweep_interval_s = 1;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let yaml = format!(
+        r#"inputs:
+  k: {{ required: true }}
+jobs:
+  - name: j
+    image: {image}
+    cache: {{ key: "lru-${{{{ inputs.k }}}}", paths: [c] }}
+    script:
+      - if [ -f c/blob ]; then echo HIT; else echo MISS; mkdir -p c; head -c 24576 /dev/urandom > c/blob; fi
+"#,
+        image = image()
+    );
+    app.repo_with("lru", "lru", &yaml).await;
+    let run_key = |k: &'static str| {
+        let app = &app;
+        async move {
+            let run = ok_run(app, "lru", json!({ "inputs": { "k": k } })).await;
+            log_of(app, job_id(&run, "j")).await
+        }
+    };
+    assert!(run_key("1").await.contains("MISS"));
+    assert!(run_key("2").await.contains("MISS"));
+    // 1 is used again: 2 is now the least recently used.
+    assert!(run_key("1").await.contains("HIT"));
+    assert!(run_key("3").await.contains("MISS"));
+    // Three entries are more than 60 KiB: the next sweep evicts 2, and only 2.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let two = run_key("2").await;
+    assert!(
+        two.contains("MISS") && two.contains("nothing to restore for key lru-2"),
+        "{two}"
+    );
+    assert!(run_key("3").await.contains("HIT"));
+    assert!(run_key("1").await.contains("HIT"));
+    app.shutdown().await;
+}

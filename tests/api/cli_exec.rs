@@ -272,7 +272,10 @@ async fn completions_and_the_man_page_name_the_commands() {
     for shell in ["bash", "zsh", "fish"] {
         let out = stdout(&gitweave(&here, &["completions", shell]).await.code(0));
         assert!(
-            out.contains("exec") && out.contains("validate"),
+            out.contains("exec")
+                && out.contains("validate")
+                && out.contains("artifacts")
+                && out.contains("--get"),
             "{shell}: {out}"
         );
     }
@@ -281,7 +284,7 @@ async fn completions_and_the_man_page_name_the_commands() {
         man.starts_with(".ie") || man.contains(".TH gitweave"),
         "{man}"
     );
-    assert!(man.contains("exec"), "{man}");
+    assert!(man.contains("exec") && man.contains("artifacts"), "{man}");
 }
 
 #[tokio::test]

@@ -12,8 +12,10 @@ mod helpers;
 mod procs;
 
 mod artifacts;
+mod artifacts_memory;
 mod cancel_grace;
 mod cli;
+mod cli_artifacts;
 mod cli_exec;
 mod cli_follow;
 mod cli_repo_file;

@@ -6,6 +6,7 @@
 //! so scripts can chain on them. Exit codes: 0 success, 1 the run (or validation) failed,
 //! 2 the CLI's own errors, 130 detached from a followed run by Ctrl-C.
 
+mod artifacts;
 mod client;
 mod commands;
 mod current_repo;
@@ -228,6 +229,26 @@ enum Command {
     },
     /// Print the man page (roff): `gitweave man > ~/.local/share/man/man1/gitweave.1`.
     Man,
+    /// List the files a job kept, or download one (`--get PATH`) or all as a tar (`--all`):
+    /// `artifacts JOB` or `artifacts RUN JOB-NAME`. A download is checked against the
+    /// listed sha256 and only then renamed into place.
+    Artifacts {
+        /// Job id or short id; with JOB-NAME, the run's.
+        job: String,
+        /// The job's name in the run (`<template>/<job>`, or `<job>` when unique).
+        name: Option<String>,
+        /// Download the artifact at this path (as listed).
+        #[arg(long, value_name = "PATH", conflicts_with = "all")]
+        get: Option<String>,
+        /// Download every artifact as one tar, each file under its path.
+        #[arg(long)]
+        all: bool,
+        /// Where to write the download (`-`: stdout). Default: the artifact's file name, or
+        /// `job-<short id>-artifacts.tar` with `--all`, in the current directory (or in FILE,
+        /// when it is a directory).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
     /// Print a job's log: `logs JOB` or `logs RUN JOB-NAME`.
     Logs {
         /// Job id or short id; with JOB-NAME, the run's.
@@ -393,6 +414,24 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { job, name, follow } => {
             let job = commands::job_of(&c, &job, name.as_deref()).await?;
             commands::logs(&c, out, &job, follow).await
+        }
+        Command::Artifacts {
+            job,
+            name,
+            get,
+            all,
+            output,
+        } => {
+            let action = match (get, all) {
+                (Some(path), _) => artifacts::Action::Get { path, output },
+                (None, true) => artifacts::Action::All { output },
+                (None, false) if output.is_some() => {
+                    anyhow::bail!("-o names where a download goes: add --get PATH or --all")
+                }
+                (None, false) => artifacts::Action::List,
+            };
+            let job = commands::job_of(&c, &job, name.as_deref()).await?;
+            artifacts::run(&c, out, &job, action).await
         }
         Command::Exec { .. }
         | Command::Validate { .. }
