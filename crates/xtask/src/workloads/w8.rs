@@ -148,7 +148,7 @@ fn restore_template(image: &str) -> String {
 
 fn big_template(image: &str) -> String {
     format!(
-        "jobs:\n  - name: big\n    image: {image}\n    artifacts: {{ paths: [big.bin], expire_in: 1h }}\n    script:\n      - dd if=/dev/zero of=big.bin bs=1M count={}\n",
+        "jobs:\n  - name: big\n    image: {image}\n    artifacts: {{ paths: [big.bin], expire_in: 1h }}\n    script:\n      - dd if=/dev/zero of=big.bin bs=1M count={}\n      - sync\n",
         BIG_BYTES >> 20
     )
 }
@@ -496,7 +496,8 @@ async fn artifact_part(ctx: &mut Ctx) -> anyhow::Result<(String, Target)> {
 
     let mut body = format!(
         "**Artifact upload.** Each iteration runs a job whose script writes a {BIG_BYTES}-byte \
-         `big.bin` (`dd if=/dev/zero bs=1M count=1024`; nothing is compressed) kept with \
+         `big.bin` (`dd if=/dev/zero bs=1M count=1024`, then `sync`, so that the upload, like the \
+         baseline, starts with nothing to write back; nothing is compressed) kept with \
          `artifacts: {{paths: [big.bin], expire_in: 1h}}`. GitWeave: the time in the runner's \
          line `[gitweave] artifacts: stored 1 files ({BIG_BYTES} bytes) in … ms`: the file \
          exported from the container's workspace, streamed to pipeline-svc, hashed (sha256) \
