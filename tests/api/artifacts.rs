@@ -534,3 +534,138 @@ jobs:
     assert!(run_key("1").await.contains("HIT"));
     app.shutdown().await;
 }
+
+/// `PUT` of `body` to a runner endpoint of the attempt `a` (`what`: `artifacts?path=…` or
+/// `cache?key=…`), with `sha256` as the announced digest when given.
+async fn put_as_runner(
+    app: &TestApp,
+    token: &str,
+    a: &gitweave_api::runner::Assignment,
+    what: &str,
+    body: &'static [u8],
+    sha256: Option<&str>,
+) -> reqwest::Response {
+    let mut rb = app
+        .http
+        .put(format!(
+            "{}/internal/v1/jobs/{}/attempts/{}/{what}",
+            app.pipeline, a.job_id, a.attempt
+        ))
+        .bearer_auth(token)
+        .body(body);
+    if let Some(s) = sha256 {
+        rb = rb.header("x-gitweave-sha256", s);
+    }
+    rb.send().await.expect("PUT")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runner_endpoints_take_only_what_the_attempt_declares_and_holds() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    let yaml = |policy: &str| {
+        format!(
+            "jobs:\n  - name: j\n    image: {}\n    script: [true]\n    artifacts: {{ paths: [out/**] }}\n    cache: {{ key: proto, paths: [c], policy: {policy} }}\n",
+            image()
+        )
+    };
+    app.create_repo("proto").await;
+    app.template_ok("proto", &yaml("pull-push")).await;
+    app.attach("proto", "proto").await;
+    let token = crate::hand::runner_token(&app).await;
+    let other = crate::hand::token(
+        &app,
+        json!({"name": "other", "capacity": 1, "engine": "docker"}),
+    )
+    .await;
+
+    app.trigger("proto", &json!({})).await;
+    let a = crate::hand::claim(&app, &token).await.expect("a job");
+    let cache = a.cache.clone().expect("cache");
+    assert!(cache.save && cache.restore.is_none(), "{cache:?}");
+    // An artifact: its digest checked; outside paths refused; another runner refused.
+    let good = sha256_hex(b"data");
+    let r = put_as_runner(
+        &app,
+        &token,
+        &a,
+        "artifacts?path=out/x",
+        b"data",
+        Some(&"0".repeat(64)),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.expect("body").contains("digest_mismatch"));
+    for bad in ["../x", "/etc/x", "out/./x", "out//x"] {
+        let r = put_as_runner(
+            &app,
+            &token,
+            &a,
+            &format!("artifacts?path={bad}"),
+            b"data",
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let r = put_as_runner(&app, &other, &a, "artifacts?path=out/x", b"data", None).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = put_as_runner(
+        &app,
+        &token,
+        &a,
+        "artifacts?path=out/x",
+        b"data",
+        Some(&good),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // The cache: only the job's own key; once.
+    let r = put_as_runner(&app, &token, &a, "cache?key=other", b"zz", None).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = put_as_runner(&app, &token, &a, "cache?key=proto", b"zz", None).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = put_as_runner(&app, &token, &a, "cache?key=proto", b"yy", None).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // An input that is no file of the run is not served.
+    let r = app
+        .http
+        .get(format!(
+            "{}/internal/v1/jobs/{}/attempts/{}/inputs/{}",
+            app.pipeline,
+            a.job_id,
+            a.attempt,
+            sha256_hex(b"not stored")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    crate::hand::finish(&app, &token, &a).await;
+    // After its end the attempt takes nothing more.
+    let r = put_as_runner(&app, &token, &a, "artifacts?path=out/y", b"late", None).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    // pull: restores, never saves; push: saves only while the key has no entry, never restores.
+    app.template_ok("proto", &yaml("pull")).await;
+    app.trigger("proto", &json!({})).await;
+    let b = crate::hand::claim(&app, &token).await.expect("a job");
+    let cache = b.cache.clone().expect("cache");
+    assert!(!cache.save, "{cache:?}");
+    assert_eq!(
+        cache.restore.as_ref().map(|r| r.sha256.clone()),
+        Some(sha256_hex(b"zz"))
+    );
+    crate::hand::finish(&app, &token, &b).await;
+    app.template_ok("proto", &yaml("push")).await;
+    app.trigger("proto", &json!({})).await;
+    let c = crate::hand::claim(&app, &token).await.expect("a job");
+    let cache = c.cache.clone().expect("cache");
+    assert!(!cache.save && cache.restore.is_none(), "{cache:?}");
+    crate::hand::finish(&app, &token, &c).await;
+    app.shutdown().await;
+}

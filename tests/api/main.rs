@@ -13,6 +13,7 @@ mod procs;
 
 mod artifacts;
 mod artifacts_memory;
+mod artifacts_s3;
 mod cancel_grace;
 mod cli;
 mod cli_artifacts;
