@@ -35,12 +35,15 @@ async fn start_moto() -> Option<(Proc, String)> {
         );
     }
     let port = free_port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
+    // In a Proc at once: killed and waited for however the test ends.
+    let moto = Proc(
+        Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server"),
+    );
     let endpoint = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     for _ in 0..300 {
@@ -56,7 +59,7 @@ async fn start_moto() -> Option<(Proc, String)> {
                 .await
                 .expect("create the bucket");
             assert!(r.status().is_success(), "bucket: {}", r.status());
-            return Some((Proc(child), endpoint));
+            return Some((moto, endpoint));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
