@@ -5,12 +5,10 @@
 
 use crate::helpers::{Proc, free_port, fresh_database, image};
 use crate::procs::{
-    gateway_process_logged, pipeline_process_logged, runner_process_logged, wait_ready,
+    ProcApi, gateway_process_logged, pipeline_process_logged, runner_process_logged, wait_ready,
 };
 use futures::StreamExt;
-use gitweave_api::public::{ArtifactList, Run};
 use gitweave_model::status::RunStatus;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use uuid::Uuid;
@@ -56,89 +54,25 @@ async fn a_2_gib_artifact_moves_with_every_service_under_64_mib() {
         &dir.join("runner.log"),
     );
     let gateway = gateway_process_logged(&pipeline, gport, &[], &dir.join("gateway.log"));
-    let api = format!("http://127.0.0.1:{gport}/api/v1");
     wait_ready(&format!("http://127.0.0.1:{gport}")).await;
-    let http = reqwest::Client::new();
-
+    let gw = ProcApi::new(&format!("http://127.0.0.1:{gport}"));
     let yaml = format!(
         "jobs:\n  - name: big\n    image: {}\n    timeout: 10m\n    artifacts: {{ paths: [big.bin], expire_in: 1h }}\n    script: [\"dd if=/dev/zero of=big.bin bs=1048576 count={} 2>/dev/null\"]\n",
         image(),
         SIZE >> 20
     );
-    assert!(
-        http.put(format!("{api}/repos/mem"))
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("repo")
-            .status()
-            .is_success()
-    );
-    let r = http
-        .put(format!("{api}/templates/mem"))
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .expect("template");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    assert!(
-        http.put(format!("{api}/repos/mem/templates/mem"))
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("attach")
-            .status()
-            .is_success()
-    );
-    let run: Run = http
-        .post(format!("{api}/repos/mem/pipelines/run"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("trigger")
-        .json()
-        .await
-        .expect("run");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    let run = loop {
-        let r: Run = http
-            .get(format!("{api}/pipelines/runs/{}", run.id))
-            .send()
-            .await
-            .expect("run")
-            .json()
-            .await
-            .expect("run json");
-        if r.status.is_terminal() {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    gw.setup("mem", &yaml).await;
+    let run = gw.run("mem", Duration::from_secs(600)).await;
     assert_eq!(run.status, RunStatus::Success, "{run:#?}");
     let job = run.jobs[0].id;
-    let list: ArtifactList = http
-        .get(format!("{api}/jobs/{job}/artifacts"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list json");
+    let list = gw.artifacts(job).await;
     assert_eq!(list.artifacts.len(), 1);
     assert_eq!(list.artifacts[0].size, SIZE);
 
     // Out again through the gateway, streamed and hashed here.
-    let r = http
-        .get(format!("{api}/jobs/{job}/artifacts/big.bin"))
+    let r = gw
+        .http
+        .get(format!("{}/jobs/{job}/artifacts/big.bin", gw.api))
         .send()
         .await
         .expect("download");

@@ -5,10 +5,8 @@
 //! the bucket under the prefix.
 
 use crate::helpers::{Proc, free_port, fresh_database, image};
-use crate::procs::{pipeline_process_logged, runner_process_logged, wait_ready};
-use gitweave_api::public::{ArtifactList, Run};
+use crate::procs::{ProcApi, pipeline_process_logged, runner_process_logged, wait_ready};
 use gitweave_model::status::RunStatus;
-use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use uuid::Uuid;
@@ -66,38 +64,6 @@ async fn start_moto() -> Option<(Proc, String)> {
     panic!("moto_server did not answer on {endpoint}");
 }
 
-async fn wait_run(http: &reqwest::Client, api: &str, id: Uuid) -> Run {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let r: Run = http
-            .get(format!("{api}/pipelines/runs/{id}"))
-            .send()
-            .await
-            .expect("run")
-            .json()
-            .await
-            .expect("run json");
-        if r.status.is_terminal() {
-            return r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "run {id} did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn log_of(http: &reqwest::Client, api: &str, job: Uuid) -> String {
-    http.get(format!("{api}/jobs/{job}/logs/raw"))
-        .send()
-        .await
-        .expect("log")
-        .text()
-        .await
-        .expect("log text")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn artifacts_and_cache_live_in_an_s3_bucket() {
     let Some((_moto, endpoint)) = start_moto().await else {
@@ -132,8 +98,7 @@ async fn artifacts_and_cache_live_in_an_s3_bucket() {
         &[("RUNNER_WORKDIR", dir.join("work").to_str().expect("utf-8"))],
         &dir.join("runner.log"),
     );
-    let api = format!("{pipeline}/api/v1");
-    let http = reqwest::Client::new();
+    let p = ProcApi::new(&pipeline);
     let yaml = format!(
         r#"jobs:
   - name: j
@@ -146,50 +111,12 @@ async fn artifacts_and_cache_live_in_an_s3_bucket() {
 "#,
         image = image()
     );
-    assert!(
-        http.put(format!("{api}/repos/s3"))
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("repo")
-            .status()
-            .is_success()
-    );
-    let r = http
-        .put(format!("{api}/templates/s3"))
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .expect("template");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    assert!(
-        http.put(format!("{api}/repos/s3/templates/s3"))
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("attach")
-            .status()
-            .is_success()
-    );
+    p.setup("s3", &yaml).await;
     let mut logs = Vec::new();
     let mut last = None;
     for _ in 0..2 {
-        let run: Run = http
-            .post(format!("{api}/repos/s3/pipelines/run"))
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("trigger")
-            .json()
-            .await
-            .expect("run");
-        let run = wait_run(&http, &api, run.id).await;
-        let log = log_of(&http, &api, run.jobs[0].id).await;
+        let run = p.run("s3", Duration::from_secs(120)).await;
+        let log = p.log(run.jobs[0].id).await;
         assert_eq!(run.status, RunStatus::Success, "{log}");
         logs.push(log);
         last = Some(run.jobs[0].id);
@@ -207,17 +134,11 @@ async fn artifacts_and_cache_live_in_an_s3_bucket() {
 
     // The 9 MB file (two multipart parts) downloads whole, with its digest.
     let job = last.expect("a job");
-    let list: ArtifactList = http
-        .get(format!("{api}/jobs/{job}/artifacts"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list json");
+    let list = p.artifacts(job).await;
     let a = &list.artifacts[0];
-    let bytes = http
-        .get(format!("{api}/jobs/{job}/artifacts/out.bin"))
+    let bytes = p
+        .http
+        .get(format!("{}/jobs/{job}/artifacts/out.bin", p.api))
         .send()
         .await
         .expect("download")
@@ -234,7 +155,8 @@ async fn artifacts_and_cache_live_in_an_s3_bucket() {
     };
     assert_eq!(digest, a.sha256);
     // It is in the bucket, under the prefix, by its sha256.
-    let listing = http
+    let listing = p
+        .http
         .get(format!(
             "{endpoint}/{BUCKET}?list-type=2&prefix=run-{short}/"
         ))

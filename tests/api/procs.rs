@@ -128,3 +128,116 @@ pub async fn wait_ready(url: &str) {
     }
     panic!("{url} never became ready");
 }
+
+/// The public API of services started as processes (no [`crate::helpers::TestApp`]): set up a
+/// repo with one template, run it to its end, read what a job kept.
+pub struct ProcApi {
+    /// `http://…/api/v1` (the gateway's or pipeline-svc's).
+    pub api: String,
+    /// A plain client.
+    pub http: reqwest::Client,
+}
+
+impl ProcApi {
+    /// The API under `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: &str) -> Self {
+        ProcApi {
+            api: format!("{base}/api/v1"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Repo `repo` with template `repo` (`yaml`) attached.
+    pub async fn setup(&self, repo: &str, yaml: &str) {
+        let api = &self.api;
+        let r = self
+            .http
+            .put(format!("{api}/repos/{repo}"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("repo");
+        assert!(r.status().is_success(), "repo: {}", r.status());
+        let r = self
+            .http
+            .put(format!("{api}/templates/{repo}"))
+            .header("content-type", "application/yaml")
+            .body(yaml.to_owned())
+            .send()
+            .await
+            .expect("template");
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+        let r = self
+            .http
+            .put(format!("{api}/repos/{repo}/templates/{repo}"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("attach");
+        assert!(r.status().is_success(), "attach: {}", r.status());
+    }
+
+    /// Triggers a run of `repo` and waits (at most `limit`) for its end.
+    pub async fn run(&self, repo: &str, limit: Duration) -> gitweave_api::public::Run {
+        let api = &self.api;
+        let run: gitweave_api::public::Run = self
+            .http
+            .post(format!("{api}/repos/{repo}/pipelines/run"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("trigger")
+            .json()
+            .await
+            .expect("run");
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let r: gitweave_api::public::Run = self
+                .http
+                .get(format!("{api}/pipelines/runs/{}", run.id))
+                .send()
+                .await
+                .expect("run")
+                .json()
+                .await
+                .expect("run json");
+            if r.status.is_terminal() {
+                return r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {} did not end",
+                run.id
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The files a job kept.
+    pub async fn artifacts(&self, job: uuid::Uuid) -> gitweave_api::public::ArtifactList {
+        self.http
+            .get(format!("{}/jobs/{job}/artifacts", self.api))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("list json")
+    }
+
+    /// A job's whole log.
+    pub async fn log(&self, job: uuid::Uuid) -> String {
+        self.http
+            .get(format!("{}/jobs/{job}/logs/raw", self.api))
+            .send()
+            .await
+            .expect("log")
+            .text()
+            .await
+            .expect("log text")
+    }
+}

@@ -16,6 +16,7 @@
 //! and the runner drains concurrently, so a slow upload never stalls the job (up to a cap).
 
 pub mod checkout;
+pub mod chunks;
 pub mod collect;
 pub mod container;
 pub mod docker;

@@ -19,10 +19,11 @@
 //! ms` (bench W8 reads these lines).
 
 use crate::client::{ClientError, PipelineClient};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use gitweave_api::runner::{ArtifactInput, Assignment, CacheAssignment};
+use gitweave_engine::chunks::ChunkWriter;
 use gitweave_engine::collect::{self, FileOut, Patterns, Sink};
 use gitweave_engine::{Engine, EngineError, OutputBuffer, Prepared, TarStream};
 use sha2::{Digest, Sha256};
@@ -156,48 +157,6 @@ fn upstream_names(inputs: &[ArtifactInput]) -> String {
     names.join(", ")
 }
 
-/// Writes into a channel of chunks from a blocking thread (the async side reads them as a
-/// stream).
-struct ChannelWriter {
-    tx: mpsc::Sender<Result<Bytes, EngineError>>,
-    buf: BytesMut,
-}
-
-impl ChannelWriter {
-    fn new(tx: mpsc::Sender<Result<Bytes, EngineError>>) -> Self {
-        ChannelWriter {
-            tx,
-            buf: BytesMut::with_capacity(CHUNK),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = self.buf.split().freeze();
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader went away"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = room.min(data.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
 /// A reader that hashes and counts what passes.
 struct Hashing<R> {
     inner: R,
@@ -233,7 +192,7 @@ async fn fetch_inputs(job: &Job<'_>, inputs: &[ArtifactInput]) -> Result<(), Str
     let inputs = inputs.to_vec();
     let err_tx = tx.clone();
     let packer = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut builder = tar::Builder::new(ChannelWriter::new(tx));
+        let mut builder = tar::Builder::new(ChunkWriter::new(tx, CHUNK));
         for i in &inputs {
             let body = handle
                 .block_on(client.download_input(a.job_id, a.attempt, &i.sha256))
@@ -334,7 +293,7 @@ async fn restore(job: &Job<'_>, sha256: &str) -> Result<(), String> {
             hash: Sha256::new(),
             len: 0,
         };
-        let mut out = ChannelWriter::new(tx);
+        let mut out = ChunkWriter::new(tx, CHUNK);
         {
             let mut z =
                 zstd::stream::read::Decoder::new(&mut hashing).map_err(|e| format!("zstd: {e}"))?;
@@ -514,7 +473,7 @@ async fn pack_and_send(
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let err_tx = tx.clone();
     let packer = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let writer = ChannelWriter::new(tx);
+        let writer = ChunkWriter::new(tx, CHUNK);
         let mut z = zstd::stream::write::Encoder::new(writer, ZSTD_LEVEL)
             .map_err(|e| format!("zstd: {e}"))?;
         z.include_checksum(true).map_err(|e| format!("zstd: {e}"))?;

@@ -8,6 +8,7 @@
 //!
 //! [`Engine::export`]: crate::Engine::export
 
+use crate::chunks::ChunkWriter;
 use crate::collect::components;
 use crate::{EngineError, TarStream};
 use bytes::Bytes;
@@ -44,10 +45,7 @@ pub(super) async fn export(dir: &Path, rel: &str) -> Result<Option<TarStream>, E
     let (tx, rx) = mpsc::channel::<Result<Bytes, EngineError>>(IN_FLIGHT);
     let what = format!("exporting {rel}");
     tokio::task::spawn_blocking(move || {
-        let mut w = ChunkWriter {
-            buf: Vec::with_capacity(CHUNK),
-            tx: tx.clone(),
-        };
+        let mut w = ChunkWriter::new(tx.clone(), CHUNK);
         let built = (|| {
             let mut b = tar::Builder::new(&mut w);
             append_tree(&mut b, &path, &name)?;
@@ -66,39 +64,6 @@ pub(super) async fn export(dir: &Path, rel: &str) -> Result<Option<TarStream>, E
         rx.recv().await.map(|chunk| (chunk, rx))
     });
     Ok(Some(stream.boxed()))
-}
-
-/// Writes a tar archive in chunks into a channel; the channel's reader gone is `BrokenPipe`.
-struct ChunkWriter {
-    buf: Vec<u8>,
-    tx: mpsc::Sender<Result<Bytes, EngineError>>,
-}
-
-impl ChunkWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
 }
 
 /// Appends `src` (whatever it is, links not followed) under `name`, and under a directory
