@@ -6,7 +6,7 @@
 //! `422`s, and a cache saved after a success, restored by the next run, never overwritten, and
 //! kept apart between protected and unprotected refs.
 
-use crate::helpers::{Options, TestApp, image, spawn_with};
+use crate::helpers::{Options, TestApp, image, no_runner, spawn_with};
 use crate::procs::runner_process_with;
 use gitweave_api::public::{ArtifactList, Run};
 use gitweave_model::status::{EventType, RunStatus};
@@ -206,11 +206,7 @@ async fn a_job_keeps_its_files_and_they_download_with_etag_range_and_tar() {
 async fn a_downstream_job_on_another_host_gets_the_files_checked_by_sha256() {
     // Two runner hosts that share nothing: their own work dirs, host ids and container
     // prefixes (so their own workspace volumes); the labels put each job on one of them.
-    let app = spawn_with(Options {
-        runner: None,
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(no_runner()).await;
     let short = &Uuid::new_v4().simple().to_string()[..8];
     let dirs: Vec<_> = ["a", "b"]
         .iter()
@@ -277,11 +273,7 @@ async fn a_downstream_job_on_another_host_gets_the_files_checked_by_sha256() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_artifact_and_cache_declarations_are_refused_at_upload() {
-    let app = spawn_with(Options {
-        runner: None,
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(no_runner()).await;
     for (extra, says) in [
         ("artifacts: { paths: [/etc/passwd] }", "is absolute"),
         ("artifacts: { paths: [../up] }", "holds \\\"..\\\""),
@@ -361,10 +353,13 @@ async fn an_expired_artifact_is_gone_and_the_sweeper_deletes_its_bytes() {
     app.shutdown().await;
 }
 
-/// The object store of the expiry test (its sweeper may delete what its database does not
-/// name, so it shares no store with the other tests).
+/// The object store of the expiry test: its sweeper deletes what its database does not name,
+/// so it shares no store with the other tests, nor with another test process on the machine.
 fn expiring_store() -> std::path::PathBuf {
-    std::env::temp_dir().join("gitweave-test-expiring-objects")
+    std::env::temp_dir().join(format!(
+        "gitweave-test-expiring-objects-{}",
+        std::process::id()
+    ))
 }
 
 fn cache_template() -> String {
@@ -442,11 +437,7 @@ fn commit_file(dir: &std::path::Path, file: &str, content: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_files_key_follows_the_files_at_the_runs_commit() {
-    let app = spawn_with(Options {
-        runner: None,
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(no_runner()).await;
     let dir = std::env::temp_dir().join(format!("gitweave-art-key-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
     git(&dir, &["init", "-q", "-b", "main"]);
@@ -561,11 +552,7 @@ async fn put_as_runner(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_runner_endpoints_take_only_what_the_attempt_declares_and_holds() {
-    let app = spawn_with(Options {
-        runner: None,
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(no_runner()).await;
     let yaml = |policy: &str| {
         format!(
             "jobs:\n  - name: j\n    image: {}\n    script: [true]\n    artifacts: {{ paths: [out/**] }}\n    cache: {{ key: proto, paths: [c], policy: {policy} }}\n",

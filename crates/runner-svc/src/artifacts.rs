@@ -184,6 +184,23 @@ fn body_reader(
     SyncIoBridge::new(StreamReader::new(stream))
 }
 
+/// Waits for a blocking producer of a chunk channel; when it failed, tells the channel's
+/// reader with an error item, so a cut stream is never taken for a whole one.
+async fn producer_done(
+    producer: tokio::task::JoinHandle<Result<(), String>>,
+    err_tx: mpsc::Sender<Result<Bytes, EngineError>>,
+    what: &str,
+) -> Result<(), String> {
+    let r = producer
+        .await
+        .map_err(|e| format!("the {what} stopped: {e}"))
+        .and_then(|r| r);
+    if let Err(why) = &r {
+        let _ = err_tx.send(Err(EngineError::Engine(why.clone()))).await;
+    }
+    r
+}
+
 /// One tar stream of every input, each fetched as it is written and checked on the way.
 async fn fetch_inputs(job: &Job<'_>, inputs: &[ArtifactInput]) -> Result<(), String> {
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
@@ -230,18 +247,7 @@ async fn fetch_inputs(job: &Job<'_>, inputs: &[ArtifactInput]) -> Result<(), Str
     });
     let tar: TarStream = tokio_stream::wrappers::ReceiverStream::new(rx).boxed();
     let imported = job.engine.import(job.prepared, tar);
-    let packed = async {
-        let r = packer
-            .await
-            .map_err(|e| format!("the input packer stopped: {e}"))
-            .and_then(|r| r);
-        if let Err(why) = &r {
-            // The import must not take a cut stream for a whole one.
-            let _ = err_tx.send(Err(EngineError::Engine(why.clone()))).await;
-        }
-        drop(err_tx);
-        r
-    };
+    let packed = producer_done(packer, err_tx, "input packer");
     let (imported, packed) = tokio::join!(imported, packed);
     packed.map_err(|why| format!("the job's inputs could not be put into its workspace: {why}"))?;
     imported.map_err(|e| format!("the job's inputs could not be put into its workspace: {e}"))
@@ -310,17 +316,7 @@ async fn restore(job: &Job<'_>, sha256: &str) -> Result<(), String> {
     });
     let tar: TarStream = tokio_stream::wrappers::ReceiverStream::new(rx).boxed();
     let imported = job.engine.import(job.prepared, tar);
-    let decoded = async {
-        let r = decoder
-            .await
-            .map_err(|e| format!("the decoder stopped: {e}"))
-            .and_then(|r| r);
-        if let Err(why) = &r {
-            let _ = err_tx.send(Err(EngineError::Engine(why.clone()))).await;
-        }
-        drop(err_tx);
-        r
-    };
+    let decoded = producer_done(decoder, err_tx, "decoder");
     let (imported, decoded) = tokio::join!(imported, decoded);
     decoded?;
     imported.map_err(|e| e.to_string())
@@ -530,17 +526,7 @@ async fn pack_and_send(
         &cache.key,
         reqwest::Body::wrap_stream(body),
     );
-    let packed = async {
-        let r = packer
-            .await
-            .map_err(|e| format!("the packer stopped: {e}"))
-            .and_then(|r| r);
-        if let Err(why) = &r {
-            let _ = err_tx.send(Err(EngineError::Engine(why.clone()))).await;
-        }
-        drop(err_tx);
-        r
-    };
+    let packed = producer_done(packer, err_tx, "packer");
     let (sent, packed) = tokio::join!(sent, packed);
     let stored = match sent {
         Ok(s) => s,
