@@ -32,6 +32,18 @@ fn containers(filters: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Volumes no container uses (an anonymous volume whose container went without `-v`).
+fn dangling_volumes() -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", "dangling=true"])
+        .output()
+        .expect("docker volume ls");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The service containers of a job.
 fn services_of(job: Uuid) -> Vec<String> {
     containers(&[format!("gitweave.job={job}"), "gitweave.service".to_owned()])
@@ -113,11 +125,20 @@ async fn a_job_reaches_its_postgres_service_by_name_and_on_localhost_and_its_log
         ),
     )
     .await;
+    let dangling_before = dangling_volumes();
     let run = app.trigger("shop", &json!({})).await;
     let done = app.wait_run(run.id, LIMIT).await;
     let job = only_job(&done);
     let log = log_text(&app.raw_log(job.id).await);
     assert_eq!(done.status, RunStatus::Success, "{done:#?}\n{log}");
+    // The anonymous volume of Postgres' data directory went with its container.
+    let left = settled_run(run.id).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let new: Vec<String> = dangling_volumes()
+        .into_iter()
+        .filter(|v| !dangling_before.contains(v))
+        .collect();
+    assert!(new.is_empty(), "volumes left by the service: {new:?}");
     assert!(log.contains("\n42\n"), "psql -h db answered: {log}");
     assert!(log.contains("\non localhost\n"), "psql -h localhost: {log}");
     assert!(log.contains("127.0.0.1\tdb"), "db is 127.0.0.1: {log}");

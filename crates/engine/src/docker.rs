@@ -621,9 +621,11 @@ impl Engine for DockerEngine {
 
     async fn collect(&self, prepared: &Prepared) -> Result<(), EngineError> {
         self.remove_services(&prepared.handle).await;
+        // `v`: anonymous volumes its image declares go with it (the workspace is a named
+        // volume, which `v` never removes).
         let force = RemoveContainerOptionsBuilder::default()
             .force(true)
-            .v(false)
+            .v(true)
             .build();
         match self
             .docker
@@ -721,7 +723,10 @@ impl Engine for DockerEngine {
             if !is_job && !is_sandbox {
                 continue;
             }
-            let force = RemoveContainerOptionsBuilder::default().force(true).build();
+            let force = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
             match self.docker.remove_container(&id, Some(force)).await {
                 // Sandboxes outlive jobs by design; only job containers count as left behind.
                 Ok(()) => removed += usize::from(is_job),

@@ -411,7 +411,12 @@ impl JobServices {
     /// their buffers, then removes the namespace.
     pub(super) async fn remove(&self, docker: &Docker) {
         for svc in &self.containers {
-            let force = RemoveContainerOptionsBuilder::default().force(true).build();
+            // `v`: the anonymous volumes its image declares (Postgres' data directory) go
+            // with it; a service keeps nothing.
+            let force = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
             match docker.remove_container(&svc.id, Some(force)).await {
                 Ok(()) => {}
                 Err(e) if status_of(&e) == Some(404) => {}

@@ -99,7 +99,7 @@ async fn baseline(i: usize) -> anyhow::Result<()> {
         .await
     }
     .await;
-    let removed = run_quiet("docker", &["rm", "-f", &name], None).await;
+    let removed = run_quiet("docker", &["rm", "-f", "-v", &name], None).await;
     result.and(removed)
 }
 
