@@ -331,7 +331,7 @@ pub async fn after_script(job: &Job<'_>, succeeded: bool) -> Result<(), String> 
         let started = Instant::now();
         let patterns = Patterns::new(&artifacts.paths)
             .map_err(|e| format!("artifacts.paths cannot be used: {e}"))?;
-        let mut sink = Uploads { job, stored: 0 };
+        let mut sink = Uploads { job };
         let found = collect::collect(job.engine, job.prepared, &patterns, &mut sink).await;
         let found = found.map_err(|e| format!("collecting the artifacts failed: {e}"))?;
         for note in &found.notes {
@@ -357,7 +357,6 @@ pub async fn after_script(job: &Job<'_>, succeeded: bool) -> Result<(), String> 
 /// Streams each collected file to pipeline-svc.
 struct Uploads<'a, 'b> {
     job: &'a Job<'b>,
-    stored: usize,
 }
 
 #[async_trait::async_trait]
@@ -392,7 +391,6 @@ impl Sink for Uploads<'_, '_> {
         }
         job.held
             .record(&job.a.workspace, &file.path, &stored.sha256);
-        self.stored += 1;
         Ok(())
     }
 }
