@@ -42,6 +42,9 @@ pub struct Objects {
     /// The directory of a `file://` store: its sweep reads the temporaries folder itself, since
     /// a local write that crashed leaves a staging file the store's listing hides.
     local_root: Option<PathBuf>,
+    /// The part size of its multipart writes ([`put::S3_PART_BYTES`] or
+    /// [`put::LOCAL_PART_BYTES`]).
+    part_bytes: usize,
 }
 
 impl std::fmt::Debug for Objects {
@@ -105,6 +108,7 @@ impl Objects {
                     prefix: Path::default(),
                     url: parsed.to_string(),
                     local_root: Some(dir),
+                    part_bytes: put::LOCAL_PART_BYTES,
                 })
             }
             "s3" => {
@@ -173,6 +177,7 @@ impl Objects {
                     prefix,
                     url,
                     local_root: None,
+                    part_bytes: put::S3_PART_BYTES,
                 })
             }
             other => Err(invalid(format!(

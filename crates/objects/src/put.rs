@@ -9,10 +9,14 @@ use sha2::{Digest, Sha256};
 
 use crate::{Objects, PutError, key};
 
-/// The size of one part of a multipart write, and the most a small write holds before it
-/// becomes one (S3 wants parts of at least 5 MiB but the last).
-pub(crate) const PART_BYTES: usize = 8 * 1024 * 1024;
-/// Parts uploading at once; with the part being filled, memory stays near 3 parts per write.
+/// The size of one part of a multipart write to S3, and the most a small write holds before
+/// it becomes one (S3 wants parts of at least 5 MiB but the last).
+pub(crate) const S3_PART_BYTES: usize = 8 * 1024 * 1024;
+/// The same for a local directory, which has no minimum: a part there is only a positioned
+/// write into the staging file, so small parts cost nothing and keep memory low.
+pub(crate) const LOCAL_PART_BYTES: usize = 1024 * 1024;
+/// Parts uploading at once; with the part being filled, memory stays near 3 parts per write
+/// (24 MiB to S3, 3 MiB to a directory).
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// An object as stored.
@@ -45,7 +49,7 @@ impl Temp {
 
 impl Objects {
     /// Streams `body` into the store: written under a temporary name `tmp/<uuid>` (multipart,
-    /// parts of 8 MiB, so memory stays bounded whatever the size), sha256 and size computed
+    /// parts of 8 MiB to S3 and 1 MiB to a directory, so memory stays bounded whatever the size), sha256 and size computed
     /// while writing. When `expect` is Some and differs: [`PutError::Mismatch`]; past
     /// `max_bytes`: [`PutError::TooLarge`], reading stops at once. Either way the temporary
     /// is removed. Otherwise the object ends up under its final name
@@ -88,11 +92,12 @@ impl Objects {
                 Temp::Small(mut chunks, held) => {
                     let held = held + chunk.len();
                     chunks.push(chunk);
-                    if held < PART_BYTES {
+                    if held < self.part_bytes {
                         Temp::Small(chunks, held)
                     } else {
                         let upload = self.store.put_multipart(&temp).await?;
-                        let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+                        let mut upload =
+                            WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
                         for chunk in chunks {
                             upload.put(chunk);
                         }

@@ -13,7 +13,6 @@ use futures::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use sha2::{Digest, Sha256};
 
-use crate::put::PART_BYTES;
 use crate::{Objects, ObjectsError, PutError, key};
 
 const MIB: usize = 1024 * 1024;
@@ -187,10 +186,11 @@ pub(super) async fn exercise(objects: &Objects, outside: &impl Outside) {
             Ok::<_, std::io::Error>(chunk(i))
         })
     };
-    let limit = (PART_BYTES + 3 * 64 * 1024) as u64;
+    let part_bytes = objects.part_bytes;
+    let limit = (part_bytes + 3 * 64 * 1024) as u64;
     let err = objects.put_stream(counted, None, limit).await.unwrap_err();
     assert_eq!(err, PutError::TooLarge { max_bytes: limit });
-    assert_eq!(pulled.load(Ordering::SeqCst), PART_BYTES / (64 * 1024) + 4);
+    assert_eq!(pulled.load(Ordering::SeqCst), part_bytes / (64 * 1024) + 4);
     assert_clean(objects, outside).await;
 
     // The body fails: nothing stored.
@@ -279,12 +279,14 @@ pub(super) async fn exercise(objects: &Objects, outside: &impl Outside) {
         (hex::encode(hasher.finalize()), size),
         (big_sha.clone(), 64 * MIB)
     );
-    // A range across a part boundary: the end of chunk 127 and the start of chunk 128.
-    let boundary = PART_BYTES as u64;
+    // A range across a part boundary: the end of the part's last 64 KiB chunk and the start
+    // of the next part's first.
+    let boundary = objects.part_bytes as u64;
+    let last = boundary / (64 * 1024) - 1;
     let across = read_all(objects, &big_sha, Some(boundary - 10..boundary + 10)).await;
     assert_eq!(
         across,
-        [&chunk(127)[64 * 1024 - 10..], &chunk(128)[..10]].concat()
+        [&chunk(last)[64 * 1024 - 10..], &chunk(last + 1)[..10]].concat()
     );
     assert_clean(objects, outside).await;
     objects.delete(&big_sha).await.unwrap();
