@@ -11,6 +11,7 @@ mod hand;
 mod helpers;
 mod procs;
 
+mod affinity;
 mod artifacts;
 mod artifacts_memory;
 mod artifacts_s3;

@@ -44,6 +44,9 @@ pub struct RunnerSlot {
     pub busy: i64,
     /// In contact within one lease.
     pub online: bool,
+    /// The host it runs on (its `RUNNER_HOST_ID`), as the claim's workspace affinity compares
+    /// it; `None` for a registration that names none (it takes no part in affinity).
+    pub host: Option<String>,
 }
 
 /// Where a queued or manual job stands.
@@ -60,8 +63,12 @@ pub enum JobWait<'a> {
         /// The attempt that will run.
         next_attempt: i32,
     },
-    /// Queued and due: a runner may take it now.
-    Runnable,
+    /// Queued and due: a runner may take it now, on one of these hosts (the hosts holding
+    /// its run's workspace, SPEC §13) while one of them has an online runner that could.
+    Runnable {
+        /// Empty before the run's first job is claimed.
+        workspace_hosts: &'a [String],
+    },
 }
 
 /// How many runners a `no_runner` message names before "and N more".
@@ -91,7 +98,7 @@ pub fn waiting(job: &JobWait<'_>, requires: &Labels, runners: &[RunnerSlot]) -> 
             WaitReason::Backoff,
             format!("attempt {next_attempt} starts in {in_secs} s (retry backoff)"),
         ),
-        JobWait::Runnable => {
+        JobWait::Runnable { workspace_hosts } => {
             let online: Vec<&RunnerSlot> = runners.iter().filter(|r| r.online).collect();
             let able: Vec<&&RunnerSlot> = online
                 .iter()
@@ -100,16 +107,37 @@ pub fn waiting(job: &JobWait<'_>, requires: &Labels, runners: &[RunnerSlot]) -> 
             if able.is_empty() {
                 return w(WaitReason::NoRunner, no_runner(requires, &online));
             }
+            // Affinity: while a host holding the run's workspace can take the job, only its
+            // runners may.
+            let holders: Vec<&&RunnerSlot> = able
+                .iter()
+                .filter(|r| r.host.as_ref().is_some_and(|h| workspace_hosts.contains(h)))
+                .copied()
+                .collect();
+            let pinned = !holders.is_empty();
+            let able = if pinned { holders } else { able };
             if able.iter().any(|r| r.busy < r.capacity) {
                 return None;
             }
             let (busy, cap) = able
                 .iter()
                 .fold((0, 0), |(b, c), r| (b + r.busy, c + r.capacity));
-            let who = if able.len() == 1 {
-                format!("the one runner with {} ({}) is busy", pairs(requires), able[0].name)
-            } else {
-                format!("all {} runners with {} are busy", able.len(), pairs(requires))
+            let who = match (pinned, able.len()) {
+                (true, 1) => format!(
+                    "the one runner with {} on the host holding the run's workspace ({} on {}) is busy",
+                    pairs(requires),
+                    able[0].name,
+                    able[0].host.as_deref().unwrap_or_default()
+                ),
+                (true, n) => format!(
+                    "all {n} runners with {} on the hosts holding the run's workspace ({}) are busy",
+                    pairs(requires),
+                    workspace_hosts.join(", ")
+                ),
+                (false, 1) => {
+                    format!("the one runner with {} ({}) is busy", pairs(requires), able[0].name)
+                }
+                (false, n) => format!("all {n} runners with {} are busy", pairs(requires)),
             };
             w(
                 WaitReason::Capacity,
@@ -185,6 +213,7 @@ mod tests {
             capacity: cap,
             busy,
             online: true,
+            host: Some("h1".into()),
         }
     }
 
@@ -195,13 +224,27 @@ mod tests {
             runner("r1", "docker", &[], 0, 1),
             runner("r2", "shell", &[], 0, 1),
         ];
-        let w = waiting(&JobWait::Runnable, &req, &rs).unwrap();
+        let w = waiting(
+            &JobWait::Runnable {
+                workspace_hosts: &[],
+            },
+            &req,
+            &rs,
+        )
+        .unwrap();
         assert_eq!(w.reason, WaitReason::NoRunner);
         assert_eq!(
             w.message,
             "no online runner has gpu=true (2 online: r1 engine=docker lacking gpu=true, r2 engine=shell)"
         );
-        let w = waiting(&JobWait::Runnable, &req, &[]).unwrap();
+        let w = waiting(
+            &JobWait::Runnable {
+                workspace_hosts: &[],
+            },
+            &req,
+            &[],
+        )
+        .unwrap();
         assert!(
             w.message.starts_with("no runner is online"),
             "{}",
@@ -209,7 +252,14 @@ mod tests {
         );
         let mut off = runner("r3", "docker", &[("gpu", "true")], 0, 1);
         off.online = false;
-        let w = waiting(&JobWait::Runnable, &req, &[off]).unwrap();
+        let w = waiting(
+            &JobWait::Runnable {
+                workspace_hosts: &[],
+            },
+            &req,
+            &[off],
+        )
+        .unwrap();
         assert_eq!(
             w.reason,
             WaitReason::NoRunner,
@@ -224,7 +274,14 @@ mod tests {
             runner("a", "docker", &[], 1, 1),
             runner("b", "docker", &[], 2, 2),
         ];
-        let w = waiting(&JobWait::Runnable, &req, &full).unwrap();
+        let w = waiting(
+            &JobWait::Runnable {
+                workspace_hosts: &[],
+            },
+            &req,
+            &full,
+        )
+        .unwrap();
         assert_eq!(w.reason, WaitReason::Capacity);
         assert_eq!(
             w.message,
@@ -234,7 +291,38 @@ mod tests {
             runner("a", "docker", &[], 1, 1),
             runner("b", "docker", &[], 1, 2),
         ];
-        assert_eq!(waiting(&JobWait::Runnable, &req, &free), None);
+        assert_eq!(
+            waiting(
+                &JobWait::Runnable {
+                    workspace_hosts: &[]
+                },
+                &req,
+                &free
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_job_pinned_to_its_workspace_host_waits_for_that_hosts_runners() {
+        let req = labels(&[("engine", "docker")]);
+        let mut away = runner("far", "docker", &[], 0, 4);
+        away.host = Some("h2".into());
+        let holder = runner("near", "docker", &[], 2, 2);
+        let hosts = ["h1".to_owned()];
+        let pinned = JobWait::Runnable {
+            workspace_hosts: &hosts,
+        };
+        let w = waiting(&pinned, &req, &[holder.clone(), away.clone()]).unwrap();
+        assert_eq!(w.reason, WaitReason::Capacity);
+        assert_eq!(
+            w.message,
+            "the one runner with engine=docker on the host holding the run's workspace (near on h1) is busy: 2 of 2 slots in use; it starts when one frees"
+        );
+        // The holder gone offline: any runner may take it, and one has a slot.
+        let mut gone = holder;
+        gone.online = false;
+        assert_eq!(waiting(&pinned, &req, &[gone, away]), None);
     }
 
     #[test]

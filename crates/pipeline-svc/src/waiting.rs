@@ -9,7 +9,9 @@ use gitweave_model::labels::{Labels, requirements};
 use gitweave_model::status::JobStatus;
 use gitweave_model::waiting::{JobWait, waiting};
 use gitweave_storage::jobs::JobRow;
+use gitweave_storage::runs;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// Fills `waiting` on `views` (the job views of `rows`, in the same order); `run` holds the
 /// rows of the whole run, to name unfinished dependencies.
@@ -21,6 +23,8 @@ pub async fn fill(
 ) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
     let mut runners = None;
+    // The hosts holding the workspace of a row's run, read when a due job needs them.
+    let mut hosts: Option<(Uuid, Vec<String>)> = None;
     for (row, view) in rows.iter().zip(views.iter_mut()) {
         let names: Vec<String>;
         let wait = match row.status {
@@ -39,11 +43,19 @@ pub async fn fill(
                         .unwrap_or(0),
                     next_attempt: row.attempt + 1,
                 },
-                Some(_) => JobWait::Runnable,
+                Some(_) => {
+                    if hosts.as_ref().is_none_or(|(run, _)| *run != row.run_id) {
+                        let held = runs::workspace_hosts(&state.pool, row.run_id).await?;
+                        hosts = Some((row.run_id, held));
+                    }
+                    JobWait::Runnable {
+                        workspace_hosts: hosts.as_ref().map_or(&[], |(_, h)| h.as_slice()),
+                    }
+                }
             },
             _ => continue,
         };
-        let slots = if matches!(wait, JobWait::Runnable) {
+        let slots = if matches!(wait, JobWait::Runnable { .. }) {
             if runners.is_none() {
                 runners = Some(crate::routes::runner_slots(state).await?);
             }

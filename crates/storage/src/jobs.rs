@@ -373,8 +373,7 @@ pub struct Claimed {
 }
 
 /// Claims the oldest runnable job for a live (not revoked) runner: marks it running with a new
-/// attempt and a lease, and
-/// records it, all in one statement (it needs no transaction of its own): the job's
+/// attempt and a lease, adds the runner's host to the run's `workspace_hosts`, and records it, all in one statement (it needs no transaction of its own): the job's
 /// `job.started` event by `actor`, and when the run was still `queued`, the run's move to
 /// `running` with its `run.state_changed` event, exactly as the orchestrator writes them.
 ///
@@ -389,38 +388,62 @@ pub struct Claimed {
 /// Under READ COMMITTED, the run's row is re-read when its lock is granted, and the event
 /// sequence is bumped on that newest version, so sequence numbers stay gapless and ordered
 /// with whatever committed while the claim waited.
+///
+/// Workspace affinity (SPEC §13): once a job of a run has been claimed, the run's other jobs
+/// go only to runners on a host in its `workspace_hosts` (the claimers' `host_id`s; a runner
+/// registered without one takes no part in affinity) while one of those hosts has a runner
+/// that is not revoked, was seen within `host_live_ms` and carries every label the job needs;
+/// when none has, any runner may take it and its host joins the list (its workspace is made
+/// again from the checkout and the artifacts the job depends on).
 pub async fn claim(
     e: impl PgExecutor<'_>,
     runner_id: Uuid,
     lease_ms: i64,
+    host_live_ms: i64,
     actor: &str,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as!(
         Claimed,
         r#"WITH me AS (
-               -- The runner, while it is live and below its registered capacity.
-               SELECT labels FROM runners
+               -- The runner, while it is live and below its registered capacity, and its host
+               -- (NULL when it names none: it takes no part in affinity).
+               SELECT labels, host_id AS host FROM runners
                WHERE id = $1 AND revoked_at IS NULL
                  AND capacity > (SELECT count(*) FROM jobs
                                  WHERE runner_id = $1 AND status = 'running')
            ),
            cand AS (
-               SELECT j.run_id FROM jobs j, me
+               -- Affinity (SPEC §13): a run's jobs go to the hosts holding its workspace while
+               -- one of them has a live runner that could take the job, else anywhere.
+               SELECT j.run_id FROM jobs j JOIN pipeline_runs wr ON wr.id = j.run_id, me
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
                  AND j.requires <@ me.labels
+                 AND (cardinality(wr.workspace_hosts) = 0 OR me.host = ANY(wr.workspace_hosts)
+                      OR NOT EXISTS (SELECT 1 FROM runners h
+                                     WHERE h.host_id = ANY(wr.workspace_hosts)
+                                       AND h.revoked_at IS NULL
+                                       AND h.last_seen_at > now() - make_interval(secs => $6::float8 / 1000)
+                                       AND j.requires <@ h.labels))
                ORDER BY j.runnable_at, j.run_id, j.position
                LIMIT 1
            ),
            run AS (
                SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id, r.job_count, r.clone_url,
-                      r.pull_request
+                      r.pull_request, r.workspace_hosts
                FROM pipeline_runs r JOIN cand ON r.id = cand.run_id
                FOR UPDATE OF r
            ),
            next AS (
+               -- The affinity rule again, on the run's row as its lock found it.
                SELECT j.id, j.runnable_at FROM jobs j JOIN run ON j.run_id = run.id, me
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
                  AND j.requires <@ me.labels
+                 AND (cardinality(run.workspace_hosts) = 0 OR me.host = ANY(run.workspace_hosts)
+                      OR NOT EXISTS (SELECT 1 FROM runners h
+                                     WHERE h.host_id = ANY(run.workspace_hosts)
+                                       AND h.revoked_at IS NULL
+                                       AND h.last_seen_at > now() - make_interval(secs => $6::float8 / 1000)
+                                       AND j.requires <@ h.labels))
                ORDER BY j.runnable_at, j.position
                LIMIT 1
                FOR UPDATE OF j SKIP LOCKED
@@ -443,9 +466,12 @@ pub async fn claim(
                UPDATE pipeline_runs r
                SET event_seq = r.event_seq + CASE WHEN starts.run_starts THEN 2 ELSE 1 END,
                    status = CASE WHEN starts.run_starts THEN 'running' ELSE r.status END,
+                   workspace_hosts = CASE WHEN me.host IS NULL OR me.host = ANY(r.workspace_hosts)
+                                          THEN r.workspace_hosts
+                                          ELSE r.workspace_hosts || me.host END,
                    started_at = CASE WHEN starts.run_starts THEN COALESCE(r.started_at, now())
                                      ELSE r.started_at END
-               FROM run, starts
+               FROM run, starts, me
                WHERE r.id = run.id
                RETURNING r.event_seq
            ),
@@ -474,7 +500,8 @@ pub async fn claim(
         lease_ms as f64,
         actor,
         EventType::JobStarted.as_str(),
-        EventType::RunStateChanged.as_str()
+        EventType::RunStateChanged.as_str(),
+        host_live_ms as f64
     )
     .fetch_optional(e)
     .await
@@ -482,14 +509,26 @@ pub async fn claim(
 
 /// Whether any job that `runner_id` may take is runnable now (a claim that found nothing
 /// lost a race, or there is nothing for it).
-pub async fn any_runnable(e: impl PgExecutor<'_>, runner_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn any_runnable(
+    e: impl PgExecutor<'_>,
+    runner_id: Uuid,
+    host_live_ms: i64,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT EXISTS (
-               SELECT 1 FROM jobs j, runners r
-               WHERE r.id = $1 AND j.status = 'queued' AND j.runnable_at IS NOT NULL
-                 AND j.runnable_at <= now() AND j.requires <@ r.labels
+               SELECT 1 FROM jobs j JOIN pipeline_runs wr ON wr.id = j.run_id,
+                   (SELECT labels, host_id AS host FROM runners WHERE id = $1) me
+               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL
+                 AND j.runnable_at <= now() AND j.requires <@ me.labels
+                 AND (cardinality(wr.workspace_hosts) = 0 OR me.host = ANY(wr.workspace_hosts)
+                      OR NOT EXISTS (SELECT 1 FROM runners h
+                                     WHERE h.host_id = ANY(wr.workspace_hosts)
+                                       AND h.revoked_at IS NULL
+                                       AND h.last_seen_at > now() - make_interval(secs => $2::float8 / 1000)
+                                       AND j.requires <@ h.labels))
            ) AS "exists!""#,
-        runner_id
+        runner_id,
+        host_live_ms as f64
     )
     .fetch_one(e)
     .await

@@ -129,6 +129,18 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunRow>, sql
     .await
 }
 
+/// The runner hosts holding a piece of the run's workspace (SPEC §13), in the order they first
+/// took one of its jobs; empty before its first claim, or for a run that does not exist.
+pub async fn workspace_hosts(e: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar!(
+        "SELECT workspace_hosts FROM pipeline_runs WHERE id = $1",
+        id
+    )
+    .fetch_optional(e)
+    .await?
+    .unwrap_or_default())
+}
+
 /// Locks a run's row: every change to a run and its jobs' plan happens under this lock, so
 /// two finishing jobs of one run cannot plan over each other. Returns the status.
 pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunStatus>, sqlx::Error> {

@@ -18,6 +18,13 @@ use uuid::Uuid;
 /// Claims a runner makes in one request before it waits for a wake-up.
 const CLAIM_TRIES: u32 = 4;
 
+/// How recently a runner must have been seen for its host to keep the jobs of the runs whose
+/// workspace it holds: one lease, plus the time a runner in contact may go without its
+/// `last_seen_at` being written ([`crate::state::RUNNER_RECHECK`]).
+fn host_live_ms(state: &AppState) -> i64 {
+    (state.config.lease_ms + crate::state::RUNNER_RECHECK.as_millis() as u64) as i64
+}
+
 /// Claims one job for a runner, or `None` when nothing is runnable right now.
 pub async fn claim(
     state: &AppState,
@@ -31,11 +38,12 @@ pub async fn claim(
     let mut tries = 0;
     let mut c = loop {
         let lease_ms = state.config.lease_ms as i64;
-        if let Some(c) = jobs::claim(&state.pool, runner.id, lease_ms, &actor).await? {
+        let live_ms = host_live_ms(state);
+        if let Some(c) = jobs::claim(&state.pool, runner.id, lease_ms, live_ms, &actor).await? {
             break c;
         }
         tries += 1;
-        if tries >= CLAIM_TRIES || !jobs::any_runnable(&state.pool, runner.id).await? {
+        if tries >= CLAIM_TRIES || !jobs::any_runnable(&state.pool, runner.id, live_ms).await? {
             return Ok(None);
         }
     };

@@ -55,6 +55,7 @@ pub(crate) async fn slots(state: &AppState) -> Result<Vec<RunnerSlot>, ApiError>
         .await?
         .into_iter()
         .map(|s| RunnerSlot {
+            host: s.row.host_id.clone(),
             name: s.row.name,
             labels: s.labels,
             capacity: i64::from(s.row.capacity),
