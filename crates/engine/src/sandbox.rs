@@ -56,7 +56,7 @@ for net in 10.0.0.0/8 100.64.0.0/10 169.254.0.0/16 172.16.0.0/12 192.168.0.0/16 
   ip route add prohibit "$net"
 done"#;
 
-/// What of the guard's output an error quotes, at most.
+/// What of a sandbox exec's output (the guard's) an error quotes, at most.
 const GUARD_OUTPUT_MAX: usize = 4096;
 
 /// Processes a sandbox may hold (its `sh`, a `sleep`, `init`).
@@ -297,7 +297,7 @@ impl Sandboxes {
     }
 
     /// Tops the warm pool up in the background.
-    fn refill_later(self: &Arc<Self>) {
+    pub(crate) fn refill_later(self: &Arc<Self>) {
         let this = Arc::clone(self);
         self.refills.spawn(async move {
             {
@@ -377,6 +377,53 @@ impl Sandboxes {
         let mut labels: HashMap<String, String> = self.labels.iter().cloned().collect();
         labels.insert(LABEL_SANDBOX.to_owned(), self.runner.clone());
         labels
+    }
+
+    /// A warm pod given to one job with services (SPEC §12) for its own, never returned to
+    /// the pool nor shared with its run's other jobs (remove it with [`Sandboxes::remove`]):
+    /// `hosts` are appended to its sandbox's `/etc/hosts` as `127.0.0.1` first, which every
+    /// container joining the namespace sees. Taking one costs an exec where
+    /// [`Sandboxes::start_for_job`] costs a container's create and start. `None` when no
+    /// sandbox is warm (or the pool makes none).
+    pub(crate) async fn take_warm_for_job(
+        self: &Arc<Self>,
+        hosts: &[String],
+    ) -> Result<Option<Pod>, DockerError> {
+        let pod = {
+            let mut state = self.state.lock().await;
+            if !self.kind.sandbox || state.disabled {
+                return Ok(None);
+            }
+            let mut found = None;
+            while let Some(candidate) = state.warm.pop() {
+                if self.is_alive(&candidate).await {
+                    found = Some(candidate);
+                    break;
+                }
+                self.remove(&candidate).await;
+            }
+            found
+        };
+        let Some(pod) = pod else { return Ok(None) };
+        let sandbox = pod.sandbox.clone().unwrap_or_default();
+        // The names are arguments of the script, never part of it.
+        let mut cmd = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            r#"for h in "$@"; do printf '127.0.0.1\t%s\n' "$h"; done >> /etc/hosts"#.to_owned(),
+            "sh".to_owned(),
+        ];
+        cmd.extend(hosts.iter().cloned());
+        if let Err(e) = self
+            .exec_checked(&sandbox, cmd, "naming the services in /etc/hosts")
+            .await
+        {
+            self.remove(&pod).await;
+            return Err(e);
+        }
+        // The pool is topped up when this job's container has exited ([`Sandboxes::release`]
+        // of its run), not now, beside the services' start.
+        Ok(Some(pod))
     }
 
     /// A pod of this kind for one job with services (SPEC §12), never pooled nor shared with
@@ -482,12 +529,36 @@ impl Sandboxes {
     /// Makes the private address ranges and the gateway's own address unreachable from the
     /// sandbox's namespace ([`EGRESS_GUARD`]), before any job joins it.
     async fn guard(&self, sandbox: &str) -> Result<(), DockerError> {
+        let cmd = vec!["/bin/sh".into(), "-c".into(), EGRESS_GUARD.into()];
+        self.exec_checked(sandbox, cmd, "setting the run network's guard routes in the sandbox")
+            .await
+            .map_err(|e| match e {
+                DockerError::DockerResponseServerError { status_code, message } => {
+                    DockerError::DockerResponseServerError {
+                        status_code,
+                        message: format!(
+                            "{message}; with RUNNER_JOB_EGRESS=true the helper image {} needs `ip` (iproute2 or BusyBox)",
+                            self.image
+                        ),
+                    }
+                }
+                other => other,
+            })
+    }
+
+    /// Runs `cmd` in the sandbox; anything but exit 0 is an error quoting its output.
+    async fn exec_checked(
+        &self,
+        sandbox: &str,
+        cmd: Vec<String>,
+        what: &str,
+    ) -> Result<(), DockerError> {
         let exec = self
             .docker
             .create_exec(
                 sandbox,
                 ExecConfig {
-                    cmd: Some(vec!["/bin/sh".into(), "-c".into(), EGRESS_GUARD.into()]),
+                    cmd: Some(cmd),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     ..Default::default()
@@ -509,9 +580,8 @@ impl Sandboxes {
             code => Err(DockerError::DockerResponseServerError {
                 status_code: 500,
                 message: format!(
-                    "the run network's guard routes could not be set in the sandbox (exit {code:?}): {}; with RUNNER_JOB_EGRESS=true the helper image {} needs `ip` (iproute2 or BusyBox)",
-                    String::from_utf8_lossy(&said).trim(),
-                    self.image
+                    "{what} failed (exit {code:?}): {}",
+                    String::from_utf8_lossy(&said).trim()
                 ),
             }),
         }

@@ -1,8 +1,10 @@
 //! A job's services on the Docker engine (SPEC §12).
 //!
 //! A job with services gets a network namespace of its own, not its run's: a sandbox
-//! container of the helper image made for this job alone ([`Sandboxes::start_for_job`]),
-//! whose `/etc/hosts` maps every service's name to `127.0.0.1`. The service containers and
+//! container of the helper image for this job alone — a warm one of the run pool, taken out of
+//! it for good ([`Sandboxes::take_warm_for_job`]), else one made now
+//! ([`Sandboxes::start_for_job`]) — whose `/etc/hosts` maps every service's name to
+//! `127.0.0.1`. The service containers and
 //! then the job's container join it (`network_mode: container:<sandbox>`), so the job reaches
 //! each service on `localhost` and by name, and nothing else does: two jobs, of one run or of
 //! two, never share a service's ports or names. Without egress the namespace has only
@@ -104,31 +106,12 @@ impl DockerEngine {
                 },
                 other => other,
             })?;
-        let pods = Sandboxes::new(
-            self.docker.clone(),
-            &self.helper_image,
-            &self.runner,
-            &self.prefix,
-            vec![
-                (LABEL_RUNNER.to_owned(), self.runner.clone()),
-                (LABEL_RUN.to_owned(), spec.workspace.clone()),
-            ],
-            PodKind {
-                sandbox: true,
-                egress: self.egress,
-            },
-            0,
-        );
         let hosts: Vec<String> = spec
             .services
             .iter()
             .map(|s| s.name.as_str().to_owned())
             .collect();
-        let pod = pods.start_for_job(&hosts).await.map_err(|e| {
-            EngineError::Engine(format!(
-                "making the job's network namespace for its services failed: {e}"
-            ))
-        })?;
+        let (pods, pod) = self.services_pod(spec, &hosts).await?;
         let mode = pod.mode();
         let mut held = JobServices {
             pods,
@@ -151,6 +134,46 @@ impl DockerEngine {
             }
         }
         Ok((mode, held))
+    }
+
+    /// The job's own namespace: a warm sandbox of the run pool when one is ready (an exec
+    /// names the services in its `/etc/hosts`), else a sandbox made now with them as
+    /// `extra_hosts`. Returns the pool that removes it with the pod.
+    async fn services_pod(
+        &self,
+        spec: &JobSpec,
+        hosts: &[String],
+    ) -> Result<(Arc<Sandboxes>, crate::sandbox::Pod), EngineError> {
+        if let Some(pool) = &self.sandboxes {
+            match pool.take_warm_for_job(hosts).await {
+                Ok(Some(pod)) => return Ok((pool.clone(), pod)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "a warm sandbox could not take the job's services; making one")
+                }
+            }
+        }
+        let pods = Sandboxes::new(
+            self.docker.clone(),
+            &self.helper_image,
+            &self.runner,
+            &self.prefix,
+            vec![
+                (LABEL_RUNNER.to_owned(), self.runner.clone()),
+                (LABEL_RUN.to_owned(), spec.workspace.clone()),
+            ],
+            PodKind {
+                sandbox: true,
+                egress: self.egress,
+            },
+            0,
+        );
+        let pod = pods.start_for_job(hosts).await.map_err(|e| {
+            EngineError::Engine(format!(
+                "making the job's network namespace for its services failed: {e}"
+            ))
+        })?;
+        Ok((pods, pod))
     }
 
     async fn create_service(
@@ -427,6 +450,8 @@ impl JobServices {
         }
         self.drain().await;
         self.pods.remove(&self.pod).await;
+        // A pod taken warm from the run pool leaves a place there.
+        self.pods.refill_later();
     }
 }
 

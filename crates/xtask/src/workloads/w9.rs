@@ -1,7 +1,7 @@
 //! W9: a job with a Postgres service (SPEC §12): trigger → the service ready and the job's
 //! `select 1` done, run `success` seen through the API; against `docker run` of the same
 //! Postgres container polled with `pg_isready` until it is ready, then `docker run` of the
-//! client in its namespace, then its removal.
+//! client in its namespace, then its kill (its removal follows, untimed, as the runner's does).
 
 use super::{Alternation, Ctx, run_quiet, timed};
 use crate::report::{Section, Target, timing_table};
@@ -33,11 +33,16 @@ fn template() -> String {
     )
 }
 
+fn server_name(i: usize) -> String {
+    format!("gitweave-bench-w9-{}-{i}", std::process::id())
+}
+
 /// The same work by hand: the server, polled until ready, the client in its namespace, and
-/// the server's removal (`docker rm -f`: the runner kills its service before it reports the
-/// job's end and removes it after, so the baseline's removal stands for that kill).
+/// the server killed (`docker kill`), as the runner kills its service before it reports the
+/// job's end. The runner removes the service after the report; [`remove`] does the same for
+/// the baseline, outside its timing.
 async fn baseline(i: usize) -> anyhow::Result<()> {
-    let name = format!("gitweave-bench-w9-{}-{i}", std::process::id());
+    let name = server_name(i);
     run_quiet(
         "docker",
         &[
@@ -99,8 +104,13 @@ async fn baseline(i: usize) -> anyhow::Result<()> {
         .await
     }
     .await;
-    let removed = run_quiet("docker", &["rm", "-f", "-v", &name], None).await;
-    result.and(removed)
+    let killed = run_quiet("docker", &["kill", &name], None).await;
+    result.and(killed)
+}
+
+/// Removes a baseline's server with its anonymous volume (Postgres' data directory), untimed.
+async fn remove(i: usize) -> anyhow::Result<()> {
+    run_quiet("docker", &["rm", "-f", "-v", &server_name(i)], None).await
 }
 
 /// Runs W9.
@@ -108,7 +118,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     ctx.api.setup_pipeline(REPO, &template()).await?;
     let mut alt = Alternation::new(&[
         "GitWeave: trigger → Postgres service ready, `select 1`, run success (API)",
-        "docker run postgres, pg_isready polled, docker run psql, docker rm -f",
+        "docker run postgres, pg_isready polled, docker run psql, docker kill",
     ]);
     let api = ctx.api.clone();
     let gitweave = || async {
@@ -119,13 +129,16 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     // Warm-up (not measured): page cache, image layers, connection pools.
     if !ctx.smoke {
         gitweave().await?;
-        baseline(0).await?;
+        let warm = baseline(0).await;
+        remove(0).await?;
+        warm?;
     }
     let n = ctx.iterations(5, 1);
     for i in 1..=n {
         eprintln!("bench: W9 iteration {i}/{n}");
         alt.record(0, timed(gitweave()).await);
         alt.record(1, timed(baseline(i)).await);
+        remove(i).await?;
     }
     let mut body = String::from(
         "A job whose service is the real `postgres:15-bookworm` (initdb included), and whose \
@@ -134,10 +147,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
          connections). GitWeave: `POST /repos/bench-w9/pipelines/run` through the gateway until \
          the run is seen `success`; that includes the job's own network namespace, the service's \
          start, the readiness polls (every 100 ms), the job's container and the service's \
-         kill (SIGKILL; its removal follows the report, as the baseline's `docker rm -f` is \
-         timed) before the end is reported. Baseline: `docker run -d` of the server, `docker \
-         exec … pg_isready` every 100 ms until it answers, `docker run --rm --network \
-         container:<server>` of `psql`, then `docker rm -f` of the server. The commands \
+         kill (SIGKILL) before the end is reported; its removal follows the report, untimed. \
+         Baseline: `docker run -d` of the server, `docker exec … pg_isready` every 100 ms until \
+         it answers, `docker run --rm --network container:<server>` of `psql`, then `docker \
+         kill` of the server; its removal (`docker rm -f -v`, with Postgres' data volume) \
+         follows, untimed, as GitWeave's does. The commands \
          alternate (A B A B …).\n\n",
     );
     body.push_str(&timing_table(&alt.rows(), 1));
