@@ -381,8 +381,8 @@ impl Sandboxes {
 
     /// A warm pod given to one job with services (SPEC §12) for its own, never returned to
     /// the pool nor shared with its run's other jobs (remove it with [`Sandboxes::remove`]):
-    /// `hosts` are appended to its sandbox's `/etc/hosts` as `127.0.0.1` first, which every
-    /// container joining the namespace sees. Taking one costs an exec where
+    /// before anything joins it, each of `hosts` is appended to its sandbox's `/etc/hosts` as
+    /// `127.0.0.1`, which every container joining the namespace sees. Taking one costs an exec where
     /// [`Sandboxes::start_for_job`] costs a container's create and start. `None` when no
     /// sandbox is warm (or the pool makes none).
     pub(crate) async fn take_warm_for_job(
@@ -421,8 +421,8 @@ impl Sandboxes {
             self.remove(&pod).await;
             return Err(e);
         }
-        // The pool is topped up when this job's container has exited ([`Sandboxes::release`]
-        // of its run), not now, beside the services' start.
+        // The pool is topped up once the services are removed (after the job's report), not
+        // now, beside the services' start.
         Ok(Some(pod))
     }
 

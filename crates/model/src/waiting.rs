@@ -196,6 +196,11 @@ fn no_runner(requires: &Labels, online: &[&RunnerSlot]) -> String {
 mod tests {
     use super::*;
 
+    /// A due job of a run whose workspace no host holds yet.
+    const ANYWHERE: JobWait<'static> = JobWait::Runnable {
+        workspace_hosts: &[],
+    };
+
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
             .iter()
@@ -224,27 +229,13 @@ mod tests {
             runner("r1", "docker", &[], 0, 1),
             runner("r2", "shell", &[], 0, 1),
         ];
-        let w = waiting(
-            &JobWait::Runnable {
-                workspace_hosts: &[],
-            },
-            &req,
-            &rs,
-        )
-        .unwrap();
+        let w = waiting(&ANYWHERE, &req, &rs).unwrap();
         assert_eq!(w.reason, WaitReason::NoRunner);
         assert_eq!(
             w.message,
             "no online runner has gpu=true (2 online: r1 engine=docker lacking gpu=true, r2 engine=shell)"
         );
-        let w = waiting(
-            &JobWait::Runnable {
-                workspace_hosts: &[],
-            },
-            &req,
-            &[],
-        )
-        .unwrap();
+        let w = waiting(&ANYWHERE, &req, &[]).unwrap();
         assert!(
             w.message.starts_with("no runner is online"),
             "{}",
@@ -252,14 +243,7 @@ mod tests {
         );
         let mut off = runner("r3", "docker", &[("gpu", "true")], 0, 1);
         off.online = false;
-        let w = waiting(
-            &JobWait::Runnable {
-                workspace_hosts: &[],
-            },
-            &req,
-            &[off],
-        )
-        .unwrap();
+        let w = waiting(&ANYWHERE, &req, &[off]).unwrap();
         assert_eq!(
             w.reason,
             WaitReason::NoRunner,
@@ -274,14 +258,7 @@ mod tests {
             runner("a", "docker", &[], 1, 1),
             runner("b", "docker", &[], 2, 2),
         ];
-        let w = waiting(
-            &JobWait::Runnable {
-                workspace_hosts: &[],
-            },
-            &req,
-            &full,
-        )
-        .unwrap();
+        let w = waiting(&ANYWHERE, &req, &full).unwrap();
         assert_eq!(w.reason, WaitReason::Capacity);
         assert_eq!(
             w.message,
@@ -291,16 +268,7 @@ mod tests {
             runner("a", "docker", &[], 1, 1),
             runner("b", "docker", &[], 1, 2),
         ];
-        assert_eq!(
-            waiting(
-                &JobWait::Runnable {
-                    workspace_hosts: &[]
-                },
-                &req,
-                &free
-            ),
-            None
-        );
+        assert_eq!(waiting(&ANYWHERE, &req, &free), None);
     }
 
     #[test]

@@ -373,8 +373,9 @@ pub struct Claimed {
 }
 
 /// Claims the oldest runnable job for a live (not revoked) runner: marks it running with a new
-/// attempt and a lease, adds the runner's host to the run's `workspace_hosts`, and records it, all in one statement (it needs no transaction of its own): the job's
-/// `job.started` event by `actor`, and when the run was still `queued`, the run's move to
+/// attempt and a lease, adds the runner's host to the run's `workspace_hosts`, and records
+/// it, all in one statement (it needs no transaction of its own): the job's `job.started`
+/// event by `actor`, and when the run was still `queued`, the run's move to
 /// `running` with its `run.state_changed` event, exactly as the orchestrator writes them.
 ///
 /// Lock order is the run first, then the job, as everywhere else (finish, cancel and re-plan
