@@ -11,6 +11,7 @@
 #   KEEP_STACK=1          leave the stack running at the end (default: down -v)
 #   GITWEAVE_API_TOKEN    passed to the gateway and pipeline-svc, and sent as the bearer token
 #                         (default unset)
+#   GITWEAVE_CARGO_PROFILE  the images' Cargo profile (default ci-image; release as users build)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +20,10 @@ cd "$ROOT"
 PROJECT=gitweave-e2e
 export GATEWAY_PORT=${GATEWAY_PORT:-18080}
 export RUNNER_PULL_POLICY=never
+# The images' Cargo profile: `ci-image` (Cargo.toml: no optimisation, no debug info) unless the
+# caller asks for another; this run drives the stack, it does not measure it, and the build is
+# most of its time. `docker compose up --build` alone builds `release`.
+export GITWEAVE_CARGO_PROFILE=${GITWEAVE_CARGO_PROFILE:-ci-image}
 # Set: passed to the gateway and sent as the bearer token. Empty: unset, so the gateway
 # runs without auth (compose passes the variable through only when it is set).
 if [ -n "${GITWEAVE_API_TOKEN:-}" ]; then
