@@ -64,11 +64,14 @@ impl Drop for Hosts {
         for d in &self.dirs {
             let _ = std::fs::remove_dir_all(d);
         }
+        // A killed runner leaves its warm sandboxes running: its containers go first, then
+        // both hosts' workspace volumes.
         for p in &self.prefixes {
             let _ = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!(
-                    "docker volume ls -q | grep '^{p}' | xargs -r docker volume rm -f"
+                    "docker ps -aq --filter 'name=^/{p}' | xargs -r docker rm -f -v; \
+                     docker volume ls -q | grep '^{p}' | xargs -r docker volume rm -f"
                 ))
                 .output();
         }

@@ -4,8 +4,8 @@
 //! container of the helper image for this job alone — a warm one of the run pool, taken out of
 //! it for good ([`Sandboxes::take_warm_for_job`]), else one made now
 //! ([`Sandboxes::start_for_job`]) — whose `/etc/hosts` maps every service's name to
-//! `127.0.0.1`. The service containers and
-//! then the job's container join it (`network_mode: container:<sandbox>`), so the job reaches
+//! `127.0.0.1`. The service containers and then the job's container join it
+//! (`network_mode: container:<sandbox>`), so the job reaches
 //! each service on `localhost` and by name, and nothing else does: two jobs, of one run or of
 //! two, never share a service's ports or names. Without egress the namespace has only
 //! loopback, as a job's always has; with egress it gets a network of its own behind the guard.
