@@ -4,7 +4,7 @@
 //! share nothing: their own work dirs, host ids and container prefixes (so their own
 //! workspace volumes), on the real Docker engine.
 
-use crate::helpers::{Options, Proc, TestApp, image, no_runner, spawn_with};
+use crate::helpers::{Options, Proc, TestApp, image, job_named, no_runner, spawn_with};
 use crate::procs::runner_process_with;
 use gitweave_api::public::Run;
 use gitweave_model::status::{JobStatus, RunStatus};
@@ -88,24 +88,19 @@ async fn started_by(app: &TestApp, run: Uuid) -> BTreeMap<Uuid, String> {
         .collect()
 }
 
-fn job_id(run: &Run, name: &str) -> Uuid {
-    run.jobs
-        .iter()
-        .find(|j| j.name.ends_with(&format!("/{name}")))
-        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
-        .id
-}
-
-async fn logs(app: &TestApp, run: &Run) -> String {
-    let mut all = String::new();
-    for j in &run.jobs {
-        all.push_str(&format!(
-            "--- {} ---\n{}\n",
-            j.name,
-            String::from_utf8_lossy(&app.raw_log(j.id).await)
-        ));
+/// Fails, showing every job's log, unless the run succeeded.
+async fn assert_success(app: &TestApp, run: &Run) {
+    if run.status != RunStatus::Success {
+        let mut all = String::new();
+        for j in &run.jobs {
+            all.push_str(&format!(
+                "--- {} ---\n{}\n",
+                j.name,
+                String::from_utf8_lossy(&app.raw_log(j.id).await)
+            ));
+        }
+        panic!("run ended {:?}: {run:#?}\n{all}", run.status);
     }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,12 +134,7 @@ async fn the_jobs_of_a_run_stay_on_the_host_holding_its_workspace() {
     for _ in 0..4 {
         let run = app.trigger("aff", &json!({})).await;
         let run = app.wait_run(run.id, LIMIT).await;
-        assert_eq!(
-            run.status,
-            RunStatus::Success,
-            "{run:#?}\n{}",
-            logs(&app, &run).await
-        );
+        assert_success(&app, &run).await;
         let by = started_by(&app, run.id).await;
         let runners: std::collections::BTreeSet<_> = by.values().cloned().collect();
         assert_eq!(by.len(), 4, "{by:?}");
@@ -182,56 +172,32 @@ async fn when_the_host_is_lost_the_next_job_runs_elsewhere_on_a_rebuilt_workspac
     );
     app.repo_with("aff-lost", "aff-lost", &yaml).await;
     let run = app.trigger("aff-lost", &json!({})).await;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let blocked = loop {
-        let r = app.run(run.id).await;
-        if r.status == RunStatus::Blocked {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never blocked: {r:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(job(&blocked, "ship"), JobStatus::Manual);
-    let build = job_id(&blocked, "build");
+    let blocked = app.wait_status(run.id, RunStatus::Blocked, LIMIT).await;
+    assert_eq!(job_named(&blocked, "ship").status, JobStatus::Manual);
+    let build = job_named(&blocked, "build").id;
     let builder = started_by(&app, run.id).await[&build].clone();
     let lost = usize::from(builder.ends_with("-b"));
     hosts.kill(lost);
 
     let r = app
         .post_json(
-            &format!("/jobs/{}/approve", job_id(&blocked, "ship")),
+            &format!("/jobs/{}/approve", job_named(&blocked, "ship").id),
             &json!({"reason": "ship it"}),
         )
         .await;
     assert_eq!(r.status(), 200);
     let done = app.wait_run(run.id, LIMIT).await;
-    assert_eq!(
-        done.status,
-        RunStatus::Success,
-        "{done:#?}\n{}",
-        logs(&app, &done).await
-    );
+    assert_success(&app, &done).await;
     let by = started_by(&app, run.id).await;
-    let shipper = &by[&job_id(&done, "ship")];
+    let shipper = &by[&job_named(&done, "ship").id];
     assert_ne!(shipper, &builder, "the lost host cannot have run it");
     // Its workspace was made again: the artifact fetched and checked, the scratch file that
     // only the lost host had is not there.
-    let log = String::from_utf8_lossy(&app.raw_log(job_id(&done, "ship")).await).into_owned();
+    let log = String::from_utf8_lossy(&app.raw_log(job_named(&done, "ship").id).await).into_owned();
     assert!(
         log.contains("[gitweave] artifacts: fetched 1 files (") && log.contains("built-here"),
         "{log}"
     );
     drop(hosts);
     app.shutdown().await;
-}
-
-fn job(run: &Run, name: &str) -> JobStatus {
-    run.jobs
-        .iter()
-        .find(|j| j.name.ends_with(&format!("/{name}")))
-        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
-        .status
 }

@@ -6,7 +6,7 @@
 //! `422`s, and a cache saved after a success, restored by the next run, never overwritten, and
 //! kept apart between protected and unprotected refs.
 
-use crate::helpers::{Options, TestApp, image, no_runner, spawn_with};
+use crate::helpers::{Options, TestApp, image, job_named, no_runner, spawn_with};
 use crate::procs::runner_process_with;
 use gitweave_api::public::{ArtifactList, Run};
 use gitweave_model::status::{EventType, RunStatus};
@@ -39,14 +39,6 @@ async fn ok_run(app: &TestApp, repo: &str, body: serde_json::Value) -> Run {
         panic!("run {} ended {:?}: {run:#?}", run.id, run.status);
     }
     run
-}
-
-fn job_id(run: &Run, name: &str) -> Uuid {
-    run.jobs
-        .iter()
-        .find(|j| j.name.ends_with(&format!("/{name}")))
-        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
-        .id
 }
 
 async fn log_of(app: &TestApp, job: Uuid) -> String {
@@ -85,7 +77,7 @@ async fn a_job_keeps_its_files_and_they_download_with_etag_range_and_tar() {
     app.repo_with("art-keep", "art-keep", &build_template())
         .await;
     let run = ok_run(&app, "art-keep", json!({})).await;
-    let build = job_id(&run, "build");
+    let build = job_named(&run, "build").id;
 
     // The log says which link was not followed and what was stored.
     let log = log_of(&app, build).await;
@@ -196,7 +188,7 @@ async fn a_job_keeps_its_files_and_they_download_with_etag_range_and_tar() {
     assert_eq!(got, want);
 
     // The downstream job on the same runner found them in its workspace.
-    let use_log = log_of(&app, job_id(&run, "use")).await;
+    let use_log = log_of(&app, job_named(&run, "use").id).await;
     assert!(use_log.contains("hello artifacts"), "{use_log}");
     assert!(use_log.contains(&list.artifacts[1].sha256), "{use_log}");
     app.shutdown().await;
@@ -248,7 +240,7 @@ async fn a_downstream_job_on_another_host_gets_the_files_checked_by_sha256() {
     );
     app.repo_with("art-hosts", "art-hosts", &yaml).await;
     let run = ok_run(&app, "art-hosts", json!({})).await;
-    let check = log_of(&app, job_id(&run, "check")).await;
+    let check = log_of(&app, job_named(&run, "check").id).await;
     assert!(
         check.contains("[gitweave] artifacts: fetched 2 files (")
             && check.contains("out/deep/data.bin: OK"),
@@ -311,7 +303,7 @@ async fn an_expired_artifact_is_gone_and_the_sweeper_deletes_its_bytes() {
     );
     app.repo_with("art-expire", "art-expire", &yaml).await;
     let run = ok_run(&app, "art-expire", json!({})).await;
-    let job = job_id(&run, "j");
+    let job = job_named(&run, "j").id;
     let list: ArtifactList =
         serde_json::from_value(app.get_json(&format!("/jobs/{job}/artifacts")).await)
             .expect("list");
@@ -387,7 +379,7 @@ async fn a_cache_is_restored_by_the_next_run_never_overwritten_and_kept_apart_by
         let app = &app;
         async move {
             let run = ok_run(app, "art-cache", json!({ "ref": git_ref })).await;
-            log_of(app, job_id(&run, "deps")).await
+            log_of(app, job_named(&run, "deps").id).await
         }
     };
     // A branch (unprotected): miss, saved; the next run of it restores it.
@@ -506,7 +498,7 @@ jobs:
         let app = &app;
         async move {
             let run = ok_run(app, "lru", json!({ "inputs": { "k": k } })).await;
-            log_of(app, job_id(&run, "j")).await
+            log_of(app, job_named(&run, "j").id).await
         }
     };
     assert!(run_key("1").await.contains("MISS"));

@@ -1,20 +1,13 @@
 //! Jobs really run: Docker containers (and host processes with the shell engine), in order,
 //! fail-closed, with the SPEC's environment and one workspace per run.
 
-use crate::helpers::{EngineKind, Options, image, spawn_app, spawn_with};
+use crate::helpers::{EngineKind, Options, image, job_named, spawn_app, spawn_with};
 use gitweave_api::public::Run;
 use gitweave_model::status::{ErrorClass, JobStatus, RunStatus};
 use serde_json::json;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn job<'a>(run: &'a Run, name: &str) -> &'a gitweave_api::public::Job {
-    run.jobs
-        .iter()
-        .find(|j| j.name == name)
-        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
-}
 
 fn assert_sequential(run: &Run) {
     let started: Vec<_> = run.jobs.iter().filter(|j| j.started_at.is_some()).collect();
@@ -90,7 +83,7 @@ jobs:
     }
     assert_sequential(&run);
 
-    let write = job(&run, "build/write");
+    let write = job_named(&run, "build/write");
     let log = String::from_utf8(app.raw_log(write.id).await).expect("utf8");
     assert!(
         log.contains(
@@ -110,12 +103,14 @@ jobs:
         log.starts_with("$ echo \"built by"),
         "each line is echoed before it runs: {log}"
     );
-    let read = String::from_utf8(app.raw_log(job(&run, "build/read").id).await).expect("utf8");
+    let read =
+        String::from_utf8(app.raw_log(job_named(&run, "build/read").id).await).expect("utf8");
     assert!(
         read.contains("built by build/write"),
         "later jobs see the workspace: {read}"
     );
-    let check = String::from_utf8(app.raw_log(job(&run, "test/check").id).await).expect("utf8");
+    let check =
+        String::from_utf8(app.raw_log(job_named(&run, "test/check").id).await).expect("utf8");
     assert!(
         check.contains("built by build/write"),
         "later stages see the workspace: {check}"
@@ -177,13 +172,13 @@ async fn a_failed_job_skips_everything_after_it_and_fails_the_run() {
     let run = app.trigger("r", &json!({})).await;
     let run = app.wait_run(run.id, LIMIT).await;
     assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
-    assert_eq!(job(&run, "build/ok").status, JobStatus::Success);
-    let lint = job(&run, "build/flaky-lint");
+    assert_eq!(job_named(&run, "build/ok").status, JobStatus::Success);
+    let lint = job_named(&run, "build/flaky-lint");
     assert_eq!(
         (lint.status, lint.exit_code, lint.error_class),
         (JobStatus::Failed, Some(7), Some(ErrorClass::ExitCode))
     );
-    let boom = job(&run, "build/boom");
+    let boom = job_named(&run, "build/boom");
     assert_eq!(
         (boom.status, boom.exit_code, boom.error_class),
         (JobStatus::Failed, Some(3), Some(ErrorClass::ExitCode))
@@ -194,18 +189,18 @@ async fn a_failed_job_skips_everything_after_it_and_fails_the_run() {
         log.contains("before") && !log.contains("\nnever"),
         "stops at the first failing line: {log}"
     );
-    let after = job(&run, "build/after");
+    let after = job_named(&run, "build/after");
     assert_eq!(
         (after.status, after.attempt, after.started_at),
         (JobStatus::Skipped, 0, None)
     );
     assert_eq!(
-        job(&run, "build/cleanup").status,
+        job_named(&run, "build/cleanup").status,
         JobStatus::Success,
         "when: always still runs"
     );
     assert_eq!(
-        job(&run, "deploy/ship").status,
+        job_named(&run, "deploy/ship").status,
         JobStatus::Skipped,
         "later stages are skipped"
     );
@@ -330,13 +325,16 @@ async fn the_jobs_of_a_run_share_one_network_namespace_and_other_runs_get_their_
         let run = app.trigger("net", &json!({})).await;
         let run = app.wait_run(run.id, LIMIT).await;
         assert_eq!(run.status, RunStatus::Success, "{run:#?}");
-        let a = app.raw_log(job(&run, "t/a").id).await;
+        let a = app.raw_log(job_named(&run, "t/a").id).await;
         assert!(
             String::from_utf8_lossy(&a).contains("\n0\n"),
             "without RUNNER_JOB_EGRESS a run's namespace has only loopback: {}",
             String::from_utf8_lossy(&a)
         );
-        let (a, b) = (netns(a), netns(app.raw_log(job(&run, "t/b").id).await));
+        let (a, b) = (
+            netns(a),
+            netns(app.raw_log(job_named(&run, "t/b").id).await),
+        );
         assert_eq!(a, b, "two jobs of one run share its namespace");
         seen.push(a);
     }

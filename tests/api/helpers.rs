@@ -7,6 +7,7 @@
 //! that runner's unique name and prefix, and is removed when the test ends, pass or fail.
 
 use gitweave_api::public::{LogsPage, Run};
+use gitweave_model::status::RunStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -261,6 +262,15 @@ pub fn no_runner() -> Options {
         runner: None,
         ..Options::default()
     }
+}
+
+/// The job of `run` named `name`: its whole `<template>/<job>` name, or its name in its
+/// template.
+pub fn job_named<'a>(run: &'a Run, name: &str) -> &'a gitweave_api::public::Job {
+    run.jobs
+        .iter()
+        .find(|j| j.name == name || j.name.ends_with(&format!("/{name}")))
+        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
 }
 
 /// An error response's status, `code` and `message`.
@@ -543,6 +553,22 @@ impl TestApp {
         let r = self.get(&format!("/pipelines/runs/{id}")).await;
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.expect("run JSON")
+    }
+
+    /// Polls the run until its status is `status` (every 50 ms, at most `limit`).
+    pub async fn wait_status(&self, id: Uuid, status: RunStatus, limit: Duration) -> Run {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let run = self.run(id).await;
+            if run.status == status {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} never became {status:?}: {run:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Polls a run until it ends (at most `limit`).

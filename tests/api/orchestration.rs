@@ -1,7 +1,7 @@
 //! Orchestration: DAG, manual gates, retries, timeouts, cancel, rerun, events and replay,
 //! lost runners, many runners.
 
-use crate::helpers::{EngineKind, Options, image, spawn_app, spawn_with};
+use crate::helpers::{EngineKind, Options, image, job_named, spawn_app, spawn_with};
 use gitweave_api::public::Run;
 use gitweave_api::runner::{Assignment, RegisterResponse};
 use gitweave_model::status::{ErrorClass, JobStatus, RunStatus};
@@ -10,13 +10,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn job<'a>(run: &'a Run, name: &str) -> &'a gitweave_api::public::Job {
-    run.jobs
-        .iter()
-        .find(|j| j.name == name)
-        .unwrap_or_else(|| panic!("no job {name} in {run:#?}"))
-}
 
 #[tokio::test]
 async fn needs_run_independent_jobs_in_parallel_and_wait_for_what_they_need() {
@@ -43,10 +36,10 @@ async fn needs_run_independent_jobs_in_parallel_and_wait_for_what_they_need() {
     let run = app.wait_run(run.id, LIMIT).await;
     assert_eq!(run.status, RunStatus::Success, "{run:#?}");
     let (a, b, c, d) = (
-        job(&run, "dag/a"),
-        job(&run, "dag/b"),
-        job(&run, "dag/c"),
-        job(&run, "dag/d"),
+        job_named(&run, "dag/a"),
+        job_named(&run, "dag/b"),
+        job_named(&run, "dag/c"),
+        job_named(&run, "dag/d"),
     );
     let t = |j: &gitweave_api::public::Job| {
         (j.started_at.expect("started"), j.ended_at.expect("ended"))
@@ -91,23 +84,15 @@ async fn a_manual_job_blocks_the_run_until_approved_with_a_recorded_reason() {
     )
     .await;
     let run = app.trigger("r", &json!({})).await;
-    let ship = job(&run, "release/ship").id;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let blocked = loop {
-        let r = app.run(run.id).await;
-        if r.status == RunStatus::Blocked {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never blocked: {r:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(job(&blocked, "release/ship").status, JobStatus::Manual);
+    let ship = job_named(&run, "release/ship").id;
+    let blocked = app.wait_status(run.id, RunStatus::Blocked, LIMIT).await;
+    assert_eq!(
+        job_named(&blocked, "release/ship").status,
+        JobStatus::Manual
+    );
     let r = app
         .post_json(
-            &format!("/jobs/{}/approve", job(&blocked, "release/build").id),
+            &format!("/jobs/{}/approve", job_named(&blocked, "release/build").id),
             &json!({}),
         )
         .await;
@@ -263,12 +248,12 @@ async fn cancel_stops_running_containers_and_cancels_queued_jobs_and_rerun_start
     assert_eq!(r.status(), 202);
     let done = app.wait_run(run.id, Duration::from_secs(30)).await;
     assert_eq!(done.status, RunStatus::Canceled, "{done:#?}");
-    let s = job(&done, "long/sleeper");
+    let s = job_named(&done, "long/sleeper");
     assert_eq!(
         (s.status, s.error_class),
         (JobStatus::Canceled, Some(ErrorClass::Canceled))
     );
-    assert_eq!(job(&done, "long/next").status, JobStatus::Canceled);
+    assert_eq!(job_named(&done, "long/next").status, JobStatus::Canceled);
     assert_eq!(
         app.settled_containers().await,
         Vec::<String>::new(),
@@ -657,9 +642,9 @@ async fn a_skipped_job_names_only_the_upstream_jobs_that_did_not_succeed() {
     let run = app.trigger("r", &json!({})).await;
     let run = app.wait_run(run.id, LIMIT).await;
     assert_eq!(run.status, RunStatus::Failed, "{run:#?}");
-    assert_eq!(job(&run, "dag/a").status, JobStatus::Success);
-    assert_eq!(job(&run, "dag/b").status, JobStatus::Failed);
-    let c = job(&run, "dag/c");
+    assert_eq!(job_named(&run, "dag/a").status, JobStatus::Success);
+    assert_eq!(job_named(&run, "dag/b").status, JobStatus::Failed);
+    let c = job_named(&run, "dag/c");
     assert_eq!(c.status, JobStatus::Skipped);
     let events = app.events(run.id).await;
     let skipped = events

@@ -201,14 +201,7 @@ impl Sandboxes {
                 self.remove(&pod).await;
             }
         }
-        let mut pod = None;
-        while let Some(candidate) = state.warm.pop() {
-            if self.is_alive(&candidate).await {
-                pod = Some(candidate);
-                break;
-            }
-            self.remove(&candidate).await;
-        }
+        let pod = self.pop_warm(&mut state).await;
         // None warm (more runs at once than slots + 1, or the pool is still filling): make one
         // now, under the lock, so two jobs of this run do not make two.
         let pod = match pod {
@@ -232,6 +225,18 @@ impl Sandboxes {
         // No refill here: starting a sandbox now would compete with this job's own container
         // start. The pool is topped up when a job's container has exited and when a run ends.
         Ok(mode)
+    }
+
+    /// A warm pod that still runs, taken out of the pool; dead ones met on the way are
+    /// removed.
+    async fn pop_warm(&self, state: &mut State) -> Option<Pod> {
+        while let Some(candidate) = state.warm.pop() {
+            if self.is_alive(&candidate).await {
+                return Some(candidate);
+            }
+            self.remove(&candidate).await;
+        }
+        None
     }
 
     /// Makes a pod; when the sandbox image is missing, stops making sandboxes and makes one
@@ -394,15 +399,7 @@ impl Sandboxes {
             if !self.kind.sandbox || state.disabled {
                 return Ok(None);
             }
-            let mut found = None;
-            while let Some(candidate) = state.warm.pop() {
-                if self.is_alive(&candidate).await {
-                    found = Some(candidate);
-                    break;
-                }
-                self.remove(&candidate).await;
-            }
-            found
+            self.pop_warm(&mut state).await
         };
         let Some(pod) = pod else { return Ok(None) };
         let sandbox = pod.sandbox.clone().unwrap_or_default();

@@ -419,12 +419,8 @@ pub async fn claim(
                SELECT j.run_id FROM jobs j JOIN pipeline_runs wr ON wr.id = j.run_id, me
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
                  AND j.requires <@ me.labels
-                 AND (cardinality(wr.workspace_hosts) = 0 OR me.host = ANY(wr.workspace_hosts)
-                      OR NOT EXISTS (SELECT 1 FROM runners h
-                                     WHERE h.host_id = ANY(wr.workspace_hosts)
-                                       AND h.revoked_at IS NULL
-                                       AND h.last_seen_at > now() - make_interval(secs => $6::float8 / 1000)
-                                       AND j.requires <@ h.labels))
+                 AND workspace_affinity_allows(wr.workspace_hosts, me.host, j.requires,
+                                               $6::float8)
                ORDER BY j.runnable_at, j.run_id, j.position
                LIMIT 1
            ),
@@ -439,12 +435,8 @@ pub async fn claim(
                SELECT j.id, j.runnable_at FROM jobs j JOIN run ON j.run_id = run.id, me
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
                  AND j.requires <@ me.labels
-                 AND (cardinality(run.workspace_hosts) = 0 OR me.host = ANY(run.workspace_hosts)
-                      OR NOT EXISTS (SELECT 1 FROM runners h
-                                     WHERE h.host_id = ANY(run.workspace_hosts)
-                                       AND h.revoked_at IS NULL
-                                       AND h.last_seen_at > now() - make_interval(secs => $6::float8 / 1000)
-                                       AND j.requires <@ h.labels))
+                 AND workspace_affinity_allows(run.workspace_hosts, me.host, j.requires,
+                                               $6::float8)
                ORDER BY j.runnable_at, j.position
                LIMIT 1
                FOR UPDATE OF j SKIP LOCKED
@@ -521,12 +513,8 @@ pub async fn any_runnable(
                    (SELECT labels, host_id AS host FROM runners WHERE id = $1) me
                WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL
                  AND j.runnable_at <= now() AND j.requires <@ me.labels
-                 AND (cardinality(wr.workspace_hosts) = 0 OR me.host = ANY(wr.workspace_hosts)
-                      OR NOT EXISTS (SELECT 1 FROM runners h
-                                     WHERE h.host_id = ANY(wr.workspace_hosts)
-                                       AND h.revoked_at IS NULL
-                                       AND h.last_seen_at > now() - make_interval(secs => $2::float8 / 1000)
-                                       AND j.requires <@ h.labels))
+                 AND workspace_affinity_allows(wr.workspace_hosts, me.host, j.requires,
+                                               $2::float8)
            ) AS "exists!""#,
         runner_id,
         host_live_ms as f64
