@@ -424,15 +424,19 @@ async fn register(app: &crate::helpers::TestApp) -> String {
     r.json::<RegisterResponse>().await.expect("json").token
 }
 
-async fn claim(app: &crate::helpers::TestApp, token: &str) -> Assignment {
-    let r = app
-        .http
+/// One long-poll claim (at most 5 s).
+async fn claim_once(app: &crate::helpers::TestApp, token: &str) -> reqwest::Response {
+    app.http
         .post(format!("{}/internal/v1/runners/claim", app.pipeline))
         .bearer_auth(token)
         .json(&json!({"wait_ms": 5000}))
         .send()
         .await
-        .expect("claim");
+        .expect("claim")
+}
+
+async fn claim(app: &crate::helpers::TestApp, token: &str) -> Assignment {
+    let r = claim_once(app, token).await;
     assert_eq!(r.status(), 200);
     r.json().await.expect("assignment")
 }
@@ -461,7 +465,11 @@ async fn a_lost_runner_is_detected_its_job_retried_or_failed_and_its_writes_refu
     let run = app.trigger("r", &json!({"templates": ["retrying"]})).await;
     let a = claim(&app, &token).await;
     // The runner goes silent (no heartbeat): within the lease plus a reaper period the job is
-    // taken back and offered again, as attempt 2.
+    // taken back and offered again, as attempt 2. The long-poll the runner had open ends
+    // without it: it began before the loss, so its answer could go to a connection nobody
+    // reads (a host cut off). Asked again, the runner gets attempt 2.
+    let before = claim_once(&app, &token).await;
+    assert_eq!(before.status(), 204, "a long-poll older than the loss");
     let again = claim(&app, &token).await;
     assert_eq!((again.job_id, again.attempt), (a.job_id, 2));
     let events = app.events(run.id).await;

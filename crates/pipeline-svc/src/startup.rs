@@ -94,6 +94,7 @@ impl App {
             stopping_runners: Arc::default(),
             claim_locks: Arc::default(),
             runner_contact: Arc::default(),
+            runner_lost: Arc::default(),
             metrics,
             settled: Arc::new(
                 crate::settled::Settled::new(SETTLED_BUDGET).with_retention(retention),

@@ -56,6 +56,10 @@ pub struct AppState {
     /// When each runner registration last reached this instance (any authenticated call, and
     /// every second of a waiting long-poll): whether it is `online` (SPEC §13).
     pub runner_contact: Arc<RwLock<HashMap<Uuid, std::time::Instant>>>,
+    /// When this instance's reaper last took an attempt back from each runner: the runner's
+    /// long-polls that began before then end without a job (its `lost_at` in the database
+    /// holds for every instance; this ends the waiting at once).
+    pub runner_lost: Arc<RwLock<HashMap<Uuid, std::time::Instant>>>,
     /// The repos' git mirrors in `PIPELINE_DATA_DIR/mirrors` (SPEC §9).
     pub mirrors: Arc<crate::mirror::Mirrors>,
     /// Artifacts and cache archives (SPEC §11): `PIPELINE_OBJECT_STORE`.
@@ -106,6 +110,27 @@ impl AppState {
                 c.remove(id);
             }
         }
+        if let Ok(mut c) = self.runner_lost.write() {
+            for id in ids {
+                c.remove(id);
+            }
+        }
+    }
+
+    /// Records that the reaper took an attempt back from `runner`, and wakes the long-polls
+    /// so that the runner's older ones end.
+    pub fn runner_lost(&self, runner: Uuid) {
+        if let Ok(mut c) = self.runner_lost.write() {
+            c.insert(runner, std::time::Instant::now());
+        }
+        self.wake_all_runners();
+    }
+
+    /// Whether `runner` was lost after `since` (a long-poll's start).
+    pub fn lost_since(&self, runner: Uuid, since: std::time::Instant) -> bool {
+        self.runner_lost
+            .read()
+            .is_ok_and(|c| c.get(&runner).is_some_and(|at| *at > since))
     }
 
     /// Records that a runner is in contact now.

@@ -396,11 +396,16 @@ pub struct Claimed {
 /// that is not revoked, was seen within `host_live_ms` and carries every label the job needs;
 /// when none has, any runner may take it and its host joins the list (its workspace is made
 /// again from the checkout and the artifacts the job depends on).
+///
+/// `waited_ms` is how long the runner's claim request has been waiting: a request older than
+/// the runner's last loss (`lost_at`) gets nothing, since its answer may go to a connection
+/// nobody reads any more (a host cut off keeps its long-poll open on this side).
 pub async fn claim(
     e: impl PgExecutor<'_>,
     runner_id: Uuid,
     lease_ms: i64,
     host_live_ms: i64,
+    waited_ms: i64,
     actor: &str,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as!(
@@ -410,6 +415,8 @@ pub async fn claim(
                -- (NULL when it names none: it takes no part in affinity).
                SELECT labels, host_id AS host FROM runners
                WHERE id = $1 AND revoked_at IS NULL
+                 AND (lost_at IS NULL
+                      OR lost_at < now() - make_interval(secs => $7::float8 / 1000))
                  AND capacity > (SELECT count(*) FROM jobs
                                  WHERE runner_id = $1 AND status = 'running')
            ),
@@ -494,7 +501,8 @@ pub async fn claim(
         actor,
         EventType::JobStarted.as_str(),
         EventType::RunStateChanged.as_str(),
-        host_live_ms as f64
+        host_live_ms as f64,
+        waited_ms as f64
     )
     .fetch_optional(e)
     .await
@@ -708,6 +716,8 @@ pub struct Expired {
     /// The attempt that was lost.
     pub attempt: i32,
     /// The runner that held it.
+    pub runner_id: Option<Uuid>,
+    /// Its name.
     pub runner_name: Option<String>,
 }
 
@@ -715,7 +725,7 @@ pub struct Expired {
 pub async fn expired(e: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Expired>, sqlx::Error> {
     sqlx::query_as!(
         Expired,
-        r#"SELECT j.id, j.run_id, j.attempt, r.name AS "runner_name?"
+        r#"SELECT j.id, j.run_id, j.attempt, j.runner_id, r.name AS "runner_name?"
            FROM jobs j LEFT JOIN runners r ON r.id = j.runner_id
            WHERE j.status = 'running' AND j.lease_expires_at < now()
            ORDER BY j.lease_expires_at LIMIT $1"#,

@@ -86,6 +86,15 @@ pub async fn register(
     })
 }
 
+/// Records that the reaper took an attempt back from runner `id` (its lease ran out): claim
+/// requests it sent before now get no job ([`crate::jobs::claim`]).
+pub async fn mark_lost(e: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE runners SET lost_at = now() WHERE id = $1", id)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
 /// A live (not revoked) runner's name and token hash, touching `last_seen_at`.
 pub async fn authenticate(
     e: impl PgExecutor<'_>,

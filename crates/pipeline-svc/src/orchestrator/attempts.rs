@@ -25,10 +25,12 @@ fn host_live_ms(state: &AppState) -> i64 {
     (state.config.lease_ms + crate::state::RUNNER_RECHECK.as_millis() as u64) as i64
 }
 
-/// Claims one job for a runner, or `None` when nothing is runnable right now.
+/// Claims one job for a runner, or `None` when nothing is runnable right now. `waited` is how
+/// long the runner's request has been waiting (see [`jobs::claim`]).
 pub async fn claim(
     state: &AppState,
     runner: &RunnerIdentity,
+    waited: Duration,
 ) -> Result<Option<Assignment>, ApiError> {
     // A claim that waited for a run whose last runnable job another runner took finds
     // nothing; look again while anything is runnable (a few times, then the long-poll waits).
@@ -39,7 +41,10 @@ pub async fn claim(
     let mut c = loop {
         let lease_ms = state.config.lease_ms as i64;
         let live_ms = host_live_ms(state);
-        if let Some(c) = jobs::claim(&state.pool, runner.id, lease_ms, live_ms, &actor).await? {
+        let waited_ms = waited.as_millis() as i64;
+        if let Some(c) =
+            jobs::claim(&state.pool, runner.id, lease_ms, live_ms, waited_ms, &actor).await?
+        {
             break c;
         }
         tries += 1;

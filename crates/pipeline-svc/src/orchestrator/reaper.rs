@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use gitweave_model::status::{ErrorClass, EventType, JobStatus};
 use gitweave_storage::events::NewEvent;
-use gitweave_storage::{jobs, runs};
+use gitweave_storage::{jobs, runners, runs};
 
 /// Fails (or retries) the attempts whose runner stopped renewing their lease, with a
 /// `runner.lost` event. Returns how many were taken back.
@@ -63,7 +63,13 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
         let EndOutcome::Recorded(outcome) = outcome else {
             continue;
         };
+        if let Some(id) = e.runner_id {
+            runners::mark_lost(&mut *tx, id).await?;
+        }
         tx.commit().await?;
+        if let Some(id) = e.runner_id {
+            state.runner_lost(id);
+        }
         outcome.after_commit(state, e.id, e.run_id);
         tracing::warn!(job.id = %e.id, attempt = e.attempt, runner.name = runner, "runner lost; attempt taken back");
         reaped += 1;

@@ -135,20 +135,26 @@ async fn claim(
     let body = body.map_err(body_error)?;
     let req: Option<ClaimRequest> = parse_json(&body)?;
     let wait = Duration::from_millis(req.map_or(0, |r| r.wait_ms)).min(MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + wait;
+    let began = tokio::time::Instant::now();
+    let deadline = began + wait;
     loop {
         // Register interest before looking, so a wake-up between the look and the wait is
         // not lost.
         let woken = state.jobs_ready.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        if state.is_stopping(runner.id) || state.is_shutting_down() {
+        // A runner lost while this request waited may be cut off: the answer could go to a
+        // connection nobody reads. It gets no job; a runner that is there asks again.
+        if state.is_stopping(runner.id)
+            || state.is_shutting_down()
+            || state.lost_since(runner.id, began.into_std())
+        {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         let claimed = {
             let lock = state.claim_lock(runner.id);
             let _turn = lock.lock().await;
-            orchestrator::claim(&state, &runner).await?
+            orchestrator::claim(&state, &runner, began.elapsed()).await?
         };
         if let Some(a) = claimed {
             return Ok(Json(a).into_response());
