@@ -18,7 +18,7 @@
 //! bytes) in {ms} ms` and `[gitweave] artifacts: stored {files} files ({bytes} bytes) in {ms}
 //! ms` (bench W8 reads these lines).
 
-use crate::client::{ClientError, PipelineClient};
+use crate::client::{ClientError, PipelineClient, UploadBody};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -38,6 +38,10 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between a blocking packer and the async side.
 const IN_FLIGHT: usize = 8;
+
+/// An artifact file up to this size is read whole before it is sent, so its upload can be
+/// tried again through an outage of pipeline-svc; a larger one is streamed once.
+const RETRYABLE_BYTES: usize = 4 << 20;
 /// zstd level of cache archives: fast to make, and decoding speed hardly depends on it.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -364,18 +368,37 @@ impl Sink for Uploads<'_, '_> {
     async fn file(&mut self, file: FileOut) -> Result<(), String> {
         let job = self.job;
         let hash = std::sync::Arc::new(Mutex::new(Sha256::new()));
-        let h = hash.clone();
-        let body = file.body.inspect_ok(move |chunk| {
-            h.lock().unwrap_or_else(|p| p.into_inner()).update(chunk);
-        });
+        let mut rest = file.body;
+        let (mut head, mut held, mut whole) = (Vec::new(), 0, false);
+        while held <= RETRYABLE_BYTES {
+            match rest.next().await {
+                Some(Ok(chunk)) => {
+                    held += chunk.len();
+                    head.push(chunk);
+                }
+                Some(Err(e)) => return Err(format!("reading {}: {e}", file.path)),
+                None => {
+                    whole = true;
+                    break;
+                }
+            }
+        }
+        for chunk in &head {
+            hash.lock().unwrap_or_else(|p| p.into_inner()).update(chunk);
+        }
+        let body = if whole {
+            UploadBody::Whole(Bytes::from(head.concat()))
+        } else {
+            let h = hash.clone();
+            let rest = rest.inspect_ok(move |chunk| {
+                h.lock().unwrap_or_else(|p| p.into_inner()).update(chunk);
+            });
+            let body = futures::stream::iter(head.into_iter().map(Ok)).chain(rest);
+            UploadBody::Stream(reqwest::Body::wrap_stream(body))
+        };
         let stored = job
             .client
-            .upload_artifact(
-                job.a.job_id,
-                job.a.attempt,
-                &file.path,
-                reqwest::Body::wrap_stream(body),
-            )
+            .upload_artifact(job.a.job_id, job.a.attempt, &file.path, body)
             .await
             .map_err(|e| e.to_string())?;
         let sent = hex(&hash

@@ -39,6 +39,15 @@ impl ClientError {
     }
 }
 
+/// What an upload sends: bytes in hand, sent again on a retry, or a stream, which can be read
+/// only once.
+pub enum UploadBody {
+    /// The whole file or archive.
+    Whole(Bytes),
+    /// Read as it is sent.
+    Stream(reqwest::Body),
+}
+
 /// A registered runner's connection to pipeline-svc.
 #[derive(Debug, Clone)]
 pub struct PipelineClient {
@@ -268,27 +277,28 @@ impl PipelineClient {
                 .map_err(transient)?;
             check(resp).await
         };
+        // Through an outage of pipeline-svc, as long as a log chunk would be retried.
         let resp = call
-            .retry(persistent().with_max_times(5))
-            .when(ClientError::is_transient)
+            .retry(persistent())
+            .when(self.retry_until(tokio::time::Instant::now()))
+            .notify(|e, d| tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "download failed; retrying"))
             .await?;
         Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
     }
 
-    /// Streams one artifact file of the attempt to pipeline-svc (not retried: the body is
-    /// read once).
+    /// Sends one artifact file of the attempt to pipeline-svc (see [`Self::upload`]).
     pub async fn upload_artifact(
         &self,
         job: Uuid,
         attempt: i32,
         path: &str,
-        body: reqwest::Body,
+        body: UploadBody,
     ) -> Result<Stored, ClientError> {
         let url = self.url(&format!(
             "/jobs/{job}/attempts/{attempt}/artifacts?path={}",
             query_escape(path)
         ));
-        self.upload(&url, body).await
+        self.upload(job, attempt, &url, body).await
     }
 
     /// Streams the attempt's cache archive to pipeline-svc.
@@ -303,10 +313,41 @@ impl PipelineClient {
             "/jobs/{job}/attempts/{attempt}/cache?key={}",
             query_escape(key)
         ));
-        self.upload(&url, body).await
+        self.upload(job, attempt, &url, UploadBody::Stream(body))
+            .await
     }
 
-    async fn upload(&self, url: &str, body: reqwest::Body) -> Result<Stored, ClientError> {
+    /// Bytes in hand are retried through an outage, as a log chunk is. A stream cannot be
+    /// sent twice: it waits until pipeline-svc answers a heartbeat of the attempt (retried the
+    /// same way), so an outage that began before the upload costs nothing, then goes once.
+    async fn upload(
+        &self,
+        job: Uuid,
+        attempt: i32,
+        url: &str,
+        body: UploadBody,
+    ) -> Result<Stored, ClientError> {
+        let since = tokio::time::Instant::now();
+        match body {
+            UploadBody::Whole(bytes) => {
+                let call = || self.upload_once(url, reqwest::Body::from(bytes.clone()));
+                call.retry(persistent())
+                    .when(self.retry_until(since))
+                    .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "upload failed; retrying"))
+                    .await
+            }
+            UploadBody::Stream(body) => {
+                let beat = || self.heartbeat(job, attempt);
+                beat.retry(persistent())
+                    .when(self.retry_until(since))
+                    .notify(|e, d| tracing::warn!(job.id = %job, error = %e, retry_in_ms = d.as_millis() as u64, "pipeline-svc does not answer before an upload; retrying"))
+                    .await?;
+                self.upload_once(url, body).await
+            }
+        }
+    }
+
+    async fn upload_once(&self, url: &str, body: reqwest::Body) -> Result<Stored, ClientError> {
         let resp = self
             .http
             .put(url)
