@@ -27,6 +27,7 @@ mod deletion;
 mod envelopes;
 mod execution;
 mod faults;
+mod fleet;
 mod follow;
 mod gateway;
 mod gateway_paths;

@@ -41,7 +41,7 @@ pub fn runner_process(pipeline: &str, name: &str, prefix: &str) -> Proc {
 
 /// [`runner_process`] with extra environment (which wins over the defaults).
 pub fn runner_process_with(pipeline: &str, name: &str, prefix: &str, env: &[(&str, &str)]) -> Proc {
-    runner(pipeline, name, prefix, env, &Output::Inherit)
+    runner(None, pipeline, name, prefix, env, &Output::Inherit)
 }
 
 /// [`runner_process_with`] writing everything it logs to `log`.
@@ -52,11 +52,38 @@ pub fn runner_process_logged(
     env: &[(&str, &str)],
     log: &Path,
 ) -> Proc {
-    runner(pipeline, name, prefix, env, &Output::File(log))
+    runner(None, pipeline, name, prefix, env, &Output::File(log))
 }
 
-fn runner(pipeline: &str, name: &str, prefix: &str, env: &[(&str, &str)], out: &Output) -> Proc {
-    let mut cmd = Command::new(bin("runner-svc"));
+/// [`runner_process_logged`] inside network namespace `netns` (`ip netns exec`, which
+/// replaces itself with runner-svc: the child is the runner).
+pub fn runner_process_in(
+    netns: &str,
+    pipeline: &str,
+    name: &str,
+    prefix: &str,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Proc {
+    runner(Some(netns), pipeline, name, prefix, env, &Output::File(log))
+}
+
+fn runner(
+    netns: Option<&str>,
+    pipeline: &str,
+    name: &str,
+    prefix: &str,
+    env: &[(&str, &str)],
+    out: &Output,
+) -> Proc {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin("runner-svc"));
+            c
+        }
+        None => Command::new(bin("runner-svc")),
+    };
     cmd.env("PIPELINE_SVC_URL", pipeline)
         .env("RUNNER_NAME", name)
         .env("RUNNER_CONTAINER_PREFIX", prefix)
@@ -183,38 +210,87 @@ impl ProcApi {
 
     /// Triggers a run of `repo` and waits (at most `limit`) for its end.
     pub async fn run(&self, repo: &str, limit: Duration) -> gitweave_api::public::Run {
-        let api = &self.api;
-        let run: gitweave_api::public::Run = self
+        let run = self.trigger(repo).await;
+        self.wait_end(run.id, limit).await
+    }
+
+    /// Triggers a run of `repo` (an empty body) and returns the `201` answer.
+    pub async fn trigger(&self, repo: &str) -> gitweave_api::public::Run {
+        let r = self
             .http
-            .post(format!("{api}/repos/{repo}/pipelines/run"))
+            .post(format!("{}/repos/{repo}/pipelines/run", self.api))
             .json(&serde_json::json!({}))
             .send()
             .await
-            .expect("trigger")
+            .expect("trigger");
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED, "trigger");
+        r.json().await.expect("run")
+    }
+
+    /// The run as stored now.
+    pub async fn get_run(&self, id: uuid::Uuid) -> gitweave_api::public::Run {
+        self.http
+            .get(format!("{}/pipelines/runs/{id}", self.api))
+            .send()
+            .await
+            .expect("run")
             .json()
             .await
-            .expect("run");
+            .expect("run json")
+    }
+
+    /// Waits (at most `limit`) for run `id` to end; a request that fails (the service being
+    /// restarted) is tried again.
+    pub async fn wait_end(&self, id: uuid::Uuid, limit: Duration) -> gitweave_api::public::Run {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let r: gitweave_api::public::Run = self
+            let got = self
                 .http
-                .get(format!("{api}/pipelines/runs/{}", run.id))
+                .get(format!("{}/pipelines/runs/{id}", self.api))
+                .timeout(Duration::from_secs(10))
                 .send()
-                .await
-                .expect("run")
-                .json()
-                .await
-                .expect("run json");
-            if r.status.is_terminal() {
-                return r;
+                .await;
+            if let Ok(r) = got
+                && r.status().is_success()
+                && let Ok(run) = r.json::<gitweave_api::public::Run>().await
+                && run.status.is_terminal()
+            {
+                return run;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "run {} did not end",
-                run.id
+                "run {id} did not end within {limit:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A run's events, in order.
+    pub async fn events(&self, run: uuid::Uuid) -> Vec<gitweave_api::public::Event> {
+        let text = self
+            .http
+            .get(format!("{}/pipelines/runs/{run}/events", self.api))
+            .send()
+            .await
+            .expect("events")
+            .text()
+            .await
+            .expect("events text");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("event JSON"))
+            .collect()
+    }
+
+    /// `GET /runners`.
+    pub async fn runners(&self) -> gitweave_api::public::RunnerList {
+        self.http
+            .get(format!("{}/runners", self.api))
+            .send()
+            .await
+            .expect("runners")
+            .json()
+            .await
+            .expect("runners json")
     }
 
     /// The files a job kept.
