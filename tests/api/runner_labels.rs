@@ -217,7 +217,7 @@ async fn a_real_runner_with_runner_labels_runs_what_matches_and_leaves_the_rest_
     )
     .await;
     let name = format!("labels-{}", uuid::Uuid::new_v4().simple());
-    let _runner = runner_process_with(
+    let runner = runner_process_with(
         app.pipeline_url(),
         &name,
         &format!("{name}-"),
@@ -242,6 +242,15 @@ async fn a_real_runner_with_runner_labels_runs_what_matches_and_leaves_the_rest_
         assert!(tokio::time::Instant::now() < deadline, "{view:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    runner.terminate().await;
+    // The run never ends (`elsewhere` has no runner), so the runner keeps its workspace
+    // volume, as it should: the test removes it.
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker volume ls -q | grep '^{name}-' | xargs -r docker volume rm -f"
+        ))
+        .output();
     app.shutdown().await;
 }
 
