@@ -17,6 +17,12 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
         let Some(locked) = runs::lock_state(&mut *tx, e.run_id).await? else {
             continue;
         };
+        // The runner's row before the job's, as a registration that takes the name over
+        // locks them (runner, then its jobs): no lock cycle. Undone with the rest when the
+        // attempt turns out not to be lost after all.
+        if let Some(id) = e.runner_id {
+            runners::mark_lost(&mut *tx, id).await?;
+        }
         // Re-check under the lock: the runner may have finished in the meantime.
         let Some(held) = jobs::holding(&mut *tx, e.id).await? else {
             continue;
@@ -63,9 +69,6 @@ pub async fn reap_expired(state: &AppState) -> Result<usize, ApiError> {
         let EndOutcome::Recorded(outcome) = outcome else {
             continue;
         };
-        if let Some(id) = e.runner_id {
-            runners::mark_lost(&mut *tx, id).await?;
-        }
         tx.commit().await?;
         if let Some(id) = e.runner_id {
             state.runner_lost(id);
