@@ -24,8 +24,10 @@ case "$cmd" in
       as_pg "$pgbin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
     fi
     # fsync off: a throw-away cluster for tests; durability is not what is tested here.
+    # PG_THROWAWAY_OPTS: more server options, e.g. for profiling
+    # ("-c shared_preload_libraries=pg_stat_statements").
     as_pg "$pgbin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 ${PG_THROWAWAY_OPTS:-}" \
       start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;

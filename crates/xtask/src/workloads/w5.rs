@@ -38,6 +38,43 @@ fn parallel_template(image: &str, n: usize) -> String {
     y
 }
 
+/// `GITWEAVE_BENCH_W5_HOOK`: a shell command run (and waited for) before and after each case
+/// with the phase (`a-start-0`, `a-end-0`, `b-start-0`, …) as `$1`, and `PIPELINE_PID`,
+/// `POSTGRES_PID` and `DATABASE_URL` in its environment: for profiling by hand (snapshot
+/// `pg_stat_statements`, start and stop `perf`). Its time is outside the measured cases.
+struct Hook {
+    pipeline_pid: Option<u32>,
+    postgres_pid: Option<u32>,
+    database_url: String,
+}
+
+impl Hook {
+    async fn run(&self, phase: &str) {
+        let Ok(cmd) = std::env::var("GITWEAVE_BENCH_W5_HOOK") else {
+            return;
+        };
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cmd} \"$1\""))
+            .arg("w5-hook")
+            .arg(phase)
+            .env(
+                "PIPELINE_PID",
+                self.pipeline_pid.map(|p| p.to_string()).unwrap_or_default(),
+            )
+            .env(
+                "POSTGRES_PID",
+                self.postgres_pid.map(|p| p.to_string()).unwrap_or_default(),
+            )
+            .env("DATABASE_URL", &self.database_url)
+            .status()
+            .await;
+        if !matches!(&status, Ok(s) if s.success()) {
+            eprintln!("bench: W5 hook for {phase}: {status:?}");
+        }
+    }
+}
+
 /// Runs W5 (swaps the docker runner for four shell runners, and back).
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     let n = ctx.iterations(1000, 40);
@@ -68,6 +105,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     }
     let pipeline_pid = ctx.stack.pipeline.pid();
     let postgres_pid = ctx.stack.postgres_pid();
+    let hook = Hook {
+        pipeline_pid,
+        postgres_pid,
+        database_url: ctx.stack.database_url.clone(),
+    };
     // CPU seconds of pipeline-svc and of Postgres (postmaster and backends) so far.
     let cpu = move || {
         (
@@ -89,6 +131,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     let mut errors = Vec::new();
     for round in 0..rounds {
         eprintln!("bench: W5 round {}/{rounds}", round + 1);
+        hook.run(&format!("a-start-{round}")).await;
         let t = Instant::now();
         let before = cpu();
         let r = async {
@@ -104,6 +147,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
             }
             Err(e) => errors.push(format!("one run of {n} jobs: {e:#}")),
         }
+        hook.run(&format!("a-end-{round}")).await;
+        hook.run(&format!("b-start-{round}")).await;
 
         let t = Instant::now();
         let before = cpu();
@@ -143,6 +188,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
                 }
             }
         }
+        hook.run(&format!("b-end-{round}")).await;
         if ok {
             many_runs.push(n as f64 / (ms_since(t) / 1000.0));
             cpu_many.push(per_job(before, cpu()));
