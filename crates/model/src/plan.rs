@@ -316,6 +316,23 @@ pub fn shortcut(s: &Summary) -> Option<RunStatus> {
     })
 }
 
+/// Whether a change of job `x`'s state alone cannot have made a pending job ready, as the
+/// database checks it (`gitweave_storage::jobs::plan_summary`, with `n` another unfinished
+/// job of `x`'s stage): `x` is not pending itself, `n` is not terminal, and every pending job
+/// that depends on `x` also depends on `n`. The plan was a fixpoint before `x` changed, so no other pending job is
+/// ready either, and [`shortcut`] may treat the pending jobs as if there were none. This
+/// spares re-reading a run whose second stage waits on every job of its first each time one
+/// of them ends (bench/FINDINGS.md #21).
+pub fn unmoved_by(nodes: &[Node], x: usize, n: usize) -> bool {
+    x != n
+        && nodes.get(x).is_some_and(|x| x.state != JobState::Pending)
+        && nodes.get(n).is_some_and(|n| !n.state.is_terminal())
+        && nodes
+            .iter()
+            .filter(|d| d.state == JobState::Pending && d.depends_on.contains(&x))
+            .all(|d| d.depends_on.contains(&n))
+}
+
 /// The run's status from its jobs' states (a canceled run is marked by the caller).
 pub fn run_status(nodes: &[Node]) -> RunStatus {
     let all_terminal = nodes.iter().all(|n| n.state.is_terminal());
@@ -643,6 +660,53 @@ mod tests {
                 prop_assert!(step.actions.is_empty(), "{:?}", step.actions);
                 prop_assert_eq!(step.run_status, status);
             }
+        }
+
+        /// From a fixpoint of the plan, one job's new state: when [`unmoved_by`] holds, the
+        /// shortcut (told that no pending job is ready) agrees with the whole plan.
+        #[test]
+        fn a_change_unmoved_by_agrees_with_the_whole_plan(
+            s in scenario(),
+            states in proptest::collection::vec(any_state(), 12),
+            x in 0usize..12,
+            n in 0usize..12,
+            to in any_state(),
+        ) {
+            let mut nodes: Vec<Node> = (0..s.deps.len())
+                .map(|i| Node {
+                    state: states[i],
+                    depends_on: s.deps[i].clone(),
+                    allow_failure: s.allow_failure[i],
+                    when: s.when[i],
+                })
+                .collect();
+            let step = advance(&nodes);
+            nodes = step.applied(&nodes);
+            let (x, n) = (x % nodes.len(), n % nodes.len());
+            nodes[x].state = to;
+            if unmoved_by(&nodes, x, n) {
+                let kinds = Summary { pending: false, ..Summary::of(&nodes) };
+                if let Some(status) = shortcut(&kinds) {
+                    let step = advance(&nodes);
+                    prop_assert!(step.actions.is_empty(), "{:?}", step.actions);
+                    prop_assert_eq!(step.run_status, status);
+                }
+            }
+        }
+
+        /// A second stage waiting on every job of the first is unmoved while the first runs.
+        #[test]
+        fn a_stage_barrier_is_unmoved_until_its_last_job(first in 2usize..20, second in 1usize..20) {
+            let mut nodes: Vec<Node> = (0..first)
+                .map(|_| Node { state: JobState::Running, depends_on: vec![], allow_failure: false, when: When::OnSuccess })
+                .collect();
+            nodes.extend((0..second).map(|_| Node { state: JobState::Pending, depends_on: (0..first).collect(), allow_failure: false, when: When::OnSuccess }));
+            for x in 0..first - 1 {
+                nodes[x].state = JobState::Success;
+                prop_assert!(unmoved_by(&nodes, x, first - 1));
+            }
+            nodes[first - 1].state = JobState::Success;
+            prop_assert!(!unmoved_by(&nodes, first - 1, first - 2), "the last one moves the stage");
         }
 
         /// A run of many parallel jobs is settled by the counts while its jobs run.

@@ -235,22 +235,50 @@ pub struct PlanSummary {
     pub cancel_requested: bool,
     /// Some job is queued, not yet offered.
     pub pending: bool,
+    /// Some pending job may be ready to be decided: `pending`, unless the change of the job
+    /// the summary was asked about cannot have made one ready
+    /// (`gitweave_model::plan::unmoved_by`).
+    pub pending_ready: bool,
     /// Some job is offered or running.
     pub active: bool,
     /// Some job is running or ended.
     pub started: bool,
 }
 
-/// Summarises a run's jobs for the planner; `None` if the run does not exist.
+/// Summarises a run's jobs for the planner; `None` if the run does not exist. `changed`: the
+/// one job whose state changed since the plan was last a fixpoint, if the caller knows it.
 pub async fn plan_summary(
     e: impl PgExecutor<'_>,
     run_id: Uuid,
+    changed: Option<Uuid>,
 ) -> Result<Option<PlanSummary>, sqlx::Error> {
     sqlx::query_as!(
         PlanSummary,
         r#"SELECT r.cancel_requested,
                   EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
                                                  AND j.runnable_at IS NULL) AS "pending!",
+                  (EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
+                                                  AND j.runnable_at IS NULL)
+                   AND NOT EXISTS (
+                       -- plan::unmoved_by: x is the changed job (not pending itself), n the
+                       -- last unfinished job of its stage besides it, and every pending job
+                       -- that waits on x waits on n too.
+                       SELECT 1 FROM jobs x
+                       CROSS JOIN LATERAL (
+                           SELECT n.position FROM jobs n
+                           WHERE n.run_id = x.run_id AND n.stage = x.stage
+                             AND n.position <> x.position
+                             AND n.status IN ('queued', 'running', 'manual')
+                           ORDER BY n.position DESC LIMIT 1
+                       ) n
+                       WHERE x.id = $2 AND x.run_id = r.id
+                         AND NOT (x.status = 'queued' AND x.runnable_at IS NULL)
+                         AND NOT EXISTS (
+                             SELECT 1 FROM jobs d
+                             WHERE d.run_id = r.id AND d.status = 'queued'
+                               AND d.runnable_at IS NULL
+                               AND x.position = ANY(d.depends_on)
+                               AND NOT (n.position = ANY(d.depends_on))))) AS "pending_ready!",
                   (EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'running')
                    OR EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
                                                      AND j.runnable_at IS NOT NULL)) AS "active!",
@@ -259,7 +287,8 @@ pub async fn plan_summary(
                          ) AS "started!"
            FROM pipeline_runs r
            WHERE r.id = $1"#,
-        run_id
+        run_id,
+        changed
     )
     .fetch_optional(e)
     .await

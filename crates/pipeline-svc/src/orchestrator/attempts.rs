@@ -470,7 +470,7 @@ pub async fn end_attempt(
             ..NewEvent::new(EventType::GateFailed, ACTOR)
         });
     }
-    let advanced = advance_locked(tx, current, ACTOR).await?;
+    let advanced = advance_locked(tx, current, ACTOR, Some(e.job_id)).await?;
     Ok(EndOutcome::Recorded(Ended {
         finished: recorded,
         status: if retry { JobStatus::Queued } else { status },

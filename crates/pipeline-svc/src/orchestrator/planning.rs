@@ -39,15 +39,19 @@ pub async fn advance(tx: &mut RunTx, actor: &str) -> Result<Advanced, ApiError> 
     let Some(current) = runs::lock(&mut **tx, run_id).await? else {
         return Err(ApiError::not_found("run", run_id));
     };
-    advance_locked(tx, current, actor).await
+    advance_locked(tx, current, actor, None).await
 }
 
 /// [`advance`] for a caller that already holds the run's lock and read its status (which only
-/// this transaction can have changed since).
+/// this transaction can have changed since). `changed`: the one job whose state this
+/// transaction changed since the plan was last a fixpoint, when there is exactly one (a job's
+/// end), so the planner may tell from it alone that nothing is to be released
+/// (`plan::unmoved_by`).
 pub async fn advance_locked(
     tx: &mut RunTx,
     current: RunStatus,
     actor: &str,
+    changed: Option<Uuid>,
 ) -> Result<Advanced, ApiError> {
     let run_id = tx.run_id();
     if current.is_terminal() {
@@ -56,12 +60,12 @@ pub async fn advance_locked(
             run_status: Some(current),
         });
     }
-    let summary = jobs::plan_summary(&mut **tx, run_id)
+    let summary = jobs::plan_summary(&mut **tx, run_id, changed)
         .await?
         .ok_or_else(|| ApiError::not_found("run", run_id))?;
     if !summary.cancel_requested {
         let kinds = plan::Summary {
-            pending: summary.pending,
+            pending: summary.pending_ready,
             active: summary.active,
             started: summary.started,
         };
