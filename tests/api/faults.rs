@@ -4,7 +4,7 @@
 //! whose job writes on through an outage of pipeline-svc, and pipeline-svc and a runner stopped
 //! together.
 
-use crate::helpers::{Options, free_port, fresh_database, image, spawn_with};
+use crate::helpers::{Options, containers_of_job, free_port, fresh_database, image, spawn_with};
 use crate::procs::{
     pipeline_process, pipeline_process_with, runner_process, runner_process_with, wait_ready,
 };
@@ -20,28 +20,12 @@ const LIMIT: Duration = Duration::from_secs(120);
 async fn settled_containers_of(job: uuid::Uuid) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let left = containers_of(job);
+        let left = containers_of_job(job);
         if left.is_empty() || tokio::time::Instant::now() >= deadline {
             return left;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn containers_of(job: uuid::Uuid) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gitweave.job={job}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
 }
 
 async fn wait_status(app: &crate::helpers::TestApp, run: uuid::Uuid, want: JobStatus) {
@@ -89,7 +73,7 @@ async fn a_runner_killed_mid_job_is_detected_and_its_job_retried_by_the_restarte
     runner.0.kill().expect("SIGKILL the runner");
     let _ = runner.0.wait();
     assert_eq!(
-        containers_of(job).len(),
+        containers_of_job(job).len(),
         1,
         "the killed runner's container is still there"
     );
@@ -473,7 +457,7 @@ async fn a_runner_stopped_with_sigterm_hands_back_a_job_that_outlasts_its_grace(
         "handed back, not failed: {events:#?}"
     );
     assert!(
-        containers_of(job).is_empty(),
+        containers_of_job(job).is_empty(),
         "the stopped runner left the job's container"
     );
     assert_eq!(app.all_containers_of_runner(), Vec::<String>::new());

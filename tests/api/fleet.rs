@@ -8,7 +8,7 @@
 //! Needs root (network namespaces) and the Docker engine: the jobs' containers are made by
 //! each host's runner through the engine's socket, which a network namespace does not hide.
 
-use crate::helpers::{Proc, free_port, fresh_database, image};
+use crate::helpers::{Proc, containers_of_job, free_port, fresh_database, image};
 use crate::procs::{ProcApi, pipeline_process_logged, runner_process_in, wait_ready};
 use gitweave_api::public::{Event, Run};
 use gitweave_model::status::{JobStatus, RunStatus};
@@ -343,23 +343,6 @@ fn remove_containers(prefix: &str) {
         .output();
 }
 
-/// The containers of `job` (any attempt, any host).
-fn containers_of(job: uuid::Uuid) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gitweave.job={job}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The `job.started` events of a run: (job, attempt) → actor.
 fn starts(events: &[Event]) -> BTreeMap<(uuid::Uuid, i32), String> {
     events
@@ -576,7 +559,7 @@ async fn a_host_cut_off_past_its_lease_is_lost_its_job_retried_elsewhere_and_its
     );
     // The cut host's job ran on all along; its container is still there.
     assert!(
-        !containers_of(job).is_empty(),
+        !containers_of_job(job).is_empty(),
         "attempt 1's container runs on"
     );
 
@@ -599,7 +582,7 @@ async fn a_host_cut_off_past_its_lease_is_lost_its_job_retried_elsewhere_and_its
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !containers_of(job).is_empty() {
+    while !containers_of_job(job).is_empty() {
         assert!(
             Instant::now() < deadline,
             "attempt 1's container was never removed"

@@ -242,6 +242,27 @@ pub fn bin(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// The ids of every container, running or not, that carries all of `labels` (`key=value`).
+pub fn containers_labelled(labels: &[String]) -> Vec<String> {
+    let mut args = vec!["ps".to_owned(), "-aq".to_owned()];
+    for l in labels {
+        args.extend(["--filter".to_owned(), format!("label={l}")]);
+    }
+    let out = std::process::Command::new("docker")
+        .args(&args)
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The containers of `job`: any attempt, any runner.
+pub fn containers_of_job(job: Uuid) -> Vec<String> {
+    containers_labelled(&[format!("gitweave.job={job}")])
+}
+
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -757,23 +778,9 @@ impl TestApp {
     }
 
     fn containers(&self, labels: &[&str]) -> Vec<String> {
-        let mut args = vec![
-            "ps".to_owned(),
-            "-aq".to_owned(),
-            "--filter".to_owned(),
-            format!("label=gitweave.runner={}", self.runner_name),
-        ];
-        for l in labels {
-            args.extend(["--filter".to_owned(), format!("label={l}")]);
-        }
-        let out = std::process::Command::new("docker")
-            .args(&args)
-            .output()
-            .expect("docker ps");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
+        let mut all = vec![format!("gitweave.runner={}", self.runner_name)];
+        all.extend(labels.iter().map(|l| (*l).to_owned()));
+        containers_labelled(&all)
     }
 
     /// Stops every service (runner first, so it can report what it runs) and waits for them.

@@ -227,16 +227,21 @@ impl ProcApi {
         r.json().await.expect("run")
     }
 
-    /// The run as stored now.
-    pub async fn get_run(&self, id: uuid::Uuid) -> gitweave_api::public::Run {
+    /// `GET` of `path` under the API, as JSON.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(format!("{}/pipelines/runs/{id}", self.api))
+            .get(format!("{}{path}", self.api))
             .send()
             .await
-            .expect("run")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .json()
             .await
-            .expect("run json")
+            .unwrap_or_else(|e| panic!("GET {path}: not the JSON expected: {e}"))
+    }
+
+    /// The run as stored now.
+    pub async fn get_run(&self, id: uuid::Uuid) -> gitweave_api::public::Run {
+        self.get_json(&format!("/pipelines/runs/{id}")).await
     }
 
     /// Waits (at most `limit`) for run `id` to end; a request that fails (the service being
@@ -283,26 +288,12 @@ impl ProcApi {
 
     /// `GET /runners`.
     pub async fn runners(&self) -> gitweave_api::public::RunnerList {
-        self.http
-            .get(format!("{}/runners", self.api))
-            .send()
-            .await
-            .expect("runners")
-            .json()
-            .await
-            .expect("runners json")
+        self.get_json("/runners").await
     }
 
     /// The files a job kept.
     pub async fn artifacts(&self, job: uuid::Uuid) -> gitweave_api::public::ArtifactList {
-        self.http
-            .get(format!("{}/jobs/{job}/artifacts", self.api))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("list json")
+        self.get_json(&format!("/jobs/{job}/artifacts")).await
     }
 
     /// A job's whole log.

@@ -18,21 +18,12 @@ const POSTGRES: &str = "postgres:15-bookworm";
 
 /// Containers labelled with `label` (e.g. `gitweave.job=<id>`), running or not.
 fn containers(filters: &[String]) -> Vec<String> {
-    let mut args = vec!["ps".to_owned(), "-aq".to_owned()];
-    for f in filters {
-        args.extend(["--filter".to_owned(), format!("label={f}")]);
-    }
-    let out = Command::new("docker")
-        .args(&args)
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    crate::helpers::containers_labelled(filters)
 }
 
-/// Volumes no container uses (an anonymous volume whose container went without `-v`).
+/// Anonymous volumes no container uses (one whose container went without `-v`). Named ones
+/// are left out: a run's workspace volume is unused between its jobs, and other tests' runs
+/// come and go meanwhile.
 fn dangling_volumes() -> Vec<String> {
     let out = Command::new("docker")
         .args(["volume", "ls", "-q", "--filter", "dangling=true"])
@@ -40,6 +31,7 @@ fn dangling_volumes() -> Vec<String> {
         .expect("docker volume ls");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_owned)
         .collect()
 }

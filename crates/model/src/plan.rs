@@ -627,6 +627,18 @@ mod tests {
         unreachable!("a run of at most 12 jobs ends within 100 steps");
     }
 
+    /// The jobs of `s`, job `i` in `states[i]`.
+    fn nodes_in(s: &Scenario, states: &[JobState]) -> Vec<Node> {
+        (0..s.deps.len())
+            .map(|i| Node {
+                state: states[i],
+                depends_on: s.deps[i].clone(),
+                allow_failure: s.allow_failure[i],
+                when: s.when[i],
+            })
+            .collect()
+    }
+
     fn any_state() -> impl Strategy<Value = JobState> {
         prop_oneof![
             Just(JobState::Pending),
@@ -647,14 +659,7 @@ mod tests {
             s in scenario(),
             states in proptest::collection::vec(any_state(), 12),
         ) {
-            let nodes: Vec<Node> = (0..s.deps.len())
-                .map(|i| Node {
-                    state: states[i],
-                    depends_on: s.deps[i].clone(),
-                    allow_failure: s.allow_failure[i],
-                    when: s.when[i],
-                })
-                .collect();
+            let nodes = nodes_in(&s, &states);
             if let Some(status) = shortcut(&Summary::of(&nodes)) {
                 let step = advance(&nodes);
                 prop_assert!(step.actions.is_empty(), "{:?}", step.actions);
@@ -672,14 +677,7 @@ mod tests {
             n in 0usize..12,
             to in any_state(),
         ) {
-            let mut nodes: Vec<Node> = (0..s.deps.len())
-                .map(|i| Node {
-                    state: states[i],
-                    depends_on: s.deps[i].clone(),
-                    allow_failure: s.allow_failure[i],
-                    when: s.when[i],
-                })
-                .collect();
+            let mut nodes = nodes_in(&s, &states);
             let step = advance(&nodes);
             nodes = step.applied(&nodes);
             let (x, n) = (x % nodes.len(), n % nodes.len());
