@@ -135,6 +135,33 @@ pub fn dependencies(jobs: &[StageJob], dag: &[bool]) -> Vec<Vec<usize>> {
     out
 }
 
+/// For each job, the stage it waits on as a whole, if any: `Some(t)` when its dependencies
+/// include every job of stage `t` (the stage of its first dependency), as the first jobs of a
+/// stage wait on the whole stage before. `stages[i]` is job `i`'s stage, `deps` what
+/// [`dependencies`] made. Stored with the job (`jobs.needs_stage`), it lets the database see
+/// that such a job also waits on any other job of that stage without searching its list
+/// ([`unmoved_by`], bench/FINDINGS.md #27).
+pub fn whole_stage_needs<D: AsRef<[usize]>>(stages: &[usize], deps: &[D]) -> Vec<Option<usize>> {
+    let mut size = std::collections::HashMap::<usize, usize>::new();
+    for &s in stages {
+        *size.entry(s).or_default() += 1;
+    }
+    deps.iter()
+        .map(|d| {
+            let d = d.as_ref();
+            let t = *stages.get(*d.first()?)?;
+            let mut of_t: Vec<usize> = d
+                .iter()
+                .copied()
+                .filter(|&k| stages.get(k) == Some(&t))
+                .collect();
+            of_t.sort_unstable();
+            of_t.dedup();
+            (of_t.len() == size[&t]).then_some(t)
+        })
+        .collect()
+}
+
 /// A job "taints" its dependents when it ended without success that counts: failed (unless
 /// `allow_failure`), skipped or canceled — or when anything upstream of it did. Tainted
 /// dependents are skipped unless they are `when: always`.
@@ -322,7 +349,9 @@ pub fn shortcut(s: &Summary) -> Option<RunStatus> {
 /// that depends on `x` also depends on `n`. The plan was a fixpoint before `x` changed, so no other pending job is
 /// ready either, and [`shortcut`] may treat the pending jobs as if there were none. This
 /// spares re-reading a run whose second stage waits on every job of its first each time one
-/// of them ends (bench/FINDINGS.md #21).
+/// of them ends (bench/FINDINGS.md #21). The database takes a pending job that waits on the
+/// whole of `x`'s stage ([`whole_stage_needs`]) as waiting on `n` without searching its list,
+/// which is the same answer when `n` is of that stage (#27).
 pub fn unmoved_by(nodes: &[Node], x: usize, n: usize) -> bool {
     x != n
         && nodes.get(x).is_some_and(|x| x.state != JobState::Pending)
@@ -652,6 +681,58 @@ mod tests {
         ]
     }
 
+    /// What the database checks for [`unmoved_by`] (`jobs::plan_summary`): a pending job that
+    /// waits on the whole stage of `x` (`needs_stage`) is taken as waiting on `n` without a
+    /// search of its list.
+    fn unmoved_by_with_stage_needs(
+        nodes: &[Node],
+        needs_stage: &[Option<usize>],
+        stages: &[usize],
+        x: usize,
+        n: usize,
+    ) -> bool {
+        x != n
+            && nodes[x].state != JobState::Pending
+            && !nodes[n].state.is_terminal()
+            && nodes.iter().zip(needs_stage).all(|(d, need)| {
+                d.state != JobState::Pending
+                    || *need == Some(stages[x])
+                    || !d.depends_on.contains(&x)
+                    || d.depends_on.contains(&n)
+            })
+    }
+
+    /// Stages of up to 5 templates of 1 to 4 jobs each, some with `needs`.
+    fn staged() -> impl Strategy<Value = (Vec<StageJob>, Vec<bool>)> {
+        proptest::collection::vec((1usize..5, any::<bool>()), 1..6).prop_flat_map(|sizes| {
+            let jobs: usize = sizes.iter().map(|s| s.0).sum();
+            let dag: Vec<bool> = sizes.iter().map(|s| s.1).collect();
+            (
+                Just(sizes),
+                Just(dag),
+                proptest::collection::vec(proptest::collection::vec(0usize..4, 0..3), jobs),
+            )
+                .prop_map(|(sizes, dag, needs)| {
+                    let mut out = Vec::new();
+                    let mut start = 0;
+                    for (stage, &(size, _)) in sizes.iter().enumerate() {
+                        for k in 0..size {
+                            let mut need: Vec<usize> = needs[start + k]
+                                .iter()
+                                .map(|&o| start + o % size)
+                                .filter(|&p| p != start + k)
+                                .collect();
+                            need.sort_unstable();
+                            need.dedup();
+                            out.push(StageJob { stage, needs: need });
+                        }
+                        start += size;
+                    }
+                    (out, dag)
+                })
+        })
+    }
+
     proptest! {
         /// Whenever the counts settle the plan, the whole plan agrees: no action, same status.
         #[test]
@@ -705,6 +786,55 @@ mod tests {
             }
             nodes[first - 1].state = JobState::Success;
             prop_assert!(!unmoved_by(&nodes, first - 1, first - 2), "the last one moves the stage");
+        }
+
+        /// `whole_stage_needs` names a stage only when every job of it is a dependency, and
+        /// names it for the first jobs of a stage after the first.
+        #[test]
+        fn whole_stage_needs_names_only_whole_stages((jobs, dag) in staged()) {
+            let deps = dependencies(&jobs, &dag);
+            let stages: Vec<usize> = jobs.iter().map(|j| j.stage).collect();
+            let needs = whole_stage_needs(&stages, &deps);
+            for (i, need) in needs.iter().enumerate() {
+                if let Some(t) = need {
+                    for (k, &s) in stages.iter().enumerate() {
+                        if s == *t {
+                            prop_assert!(deps[i].contains(&k), "job {} needs stage {} but not {}", i, t, k);
+                        }
+                    }
+                }
+                let first_of_stage = i == 0 || stages[i - 1] != stages[i];
+                let waits_on_previous = if dag[stages[i]] { jobs[i].needs.is_empty() } else { first_of_stage };
+                if stages[i] > 0 && waits_on_previous {
+                    prop_assert_eq!(*need, Some(stages[i] - 1));
+                }
+            }
+        }
+
+        /// The database's form of [`unmoved_by`] (whole-stage dependents not searched) agrees
+        /// with it whenever `n` is of `x`'s stage, as `plan_summary` always picks it.
+        #[test]
+        fn unmoved_by_with_stage_needs_agrees(
+            (jobs, dag) in staged(),
+            states in proptest::collection::vec(any_state(), 20),
+            x in 0usize..20,
+            n in 0usize..20,
+        ) {
+            let deps = dependencies(&jobs, &dag);
+            let stages: Vec<usize> = jobs.iter().map(|j| j.stage).collect();
+            let needs = whole_stage_needs(&stages, &deps);
+            let nodes: Vec<Node> = deps
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Node { state: states[i], depends_on: d.clone(), allow_failure: false, when: When::OnSuccess })
+                .collect();
+            let (x, n) = (x % nodes.len(), n % nodes.len());
+            if stages[x] == stages[n] {
+                prop_assert_eq!(
+                    unmoved_by_with_stage_needs(&nodes, &needs, &stages, x, n),
+                    unmoved_by(&nodes, x, n)
+                );
+            }
         }
 
         /// A run of many parallel jobs is settled by the counts while its jobs run.

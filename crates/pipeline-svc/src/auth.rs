@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -61,6 +62,8 @@ pub struct RunnerIdentity {
     pub id: Uuid,
     /// Its name (the `actor` of its events is `runner:<name>`).
     pub name: String,
+    /// Its whole label set.
+    pub labels: Arc<gitweave_model::labels::Labels>,
 }
 
 impl RunnerIdentity {
@@ -86,15 +89,18 @@ pub async fn runner(state: &AppState, headers: &HeaderMap) -> Result<RunnerIdent
     let known = match cached {
         Some(k) => k,
         None => {
-            let (name, token_hash) = gitweave_storage::runners::authenticate(&state.pool, id)
+            let found = gitweave_storage::runners::authenticate(&state.pool, id)
                 .await?
                 .ok_or_else(|| {
                     state.forget_runners(&[id]);
                     unauthorized()
                 })?;
             let found = KnownRunner {
-                token_hash,
-                name,
+                token_hash: found.token_hash,
+                name: found.name,
+                // Written by registration from a label map; an unreadable one wakes nothing
+                // label-specific (its polls still find jobs by themselves).
+                labels: Arc::new(serde_json::from_value(found.labels).unwrap_or_default()),
                 checked_at: Instant::now(),
             };
             if let Ok(mut c) = state.runner_cache.write() {
@@ -108,6 +114,7 @@ pub async fn runner(state: &AppState, headers: &HeaderMap) -> Result<RunnerIdent
         Ok(RunnerIdentity {
             id,
             name: known.name,
+            labels: known.labels,
         })
     } else {
         Err(unauthorized())

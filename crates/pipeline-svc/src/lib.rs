@@ -25,6 +25,7 @@ pub mod state;
 pub mod sweeper;
 pub mod views;
 pub mod waiting;
+pub mod wakeups;
 
 pub use config::Config;
 pub use startup::App;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 
 /// A built, bound, not yet serving pipeline-svc.
 pub struct App {
@@ -87,7 +87,7 @@ impl App {
         let state = AppState {
             pool,
             config: Arc::new(config),
-            jobs_ready: Arc::new(Notify::new()),
+            waiters: Arc::default(),
             job_updates,
             run_updates,
             runner_cache: Arc::default(),

@@ -5,7 +5,7 @@ use gitweave_http::Metrics;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// A runner's token hash and name, cached after an authentication.
@@ -15,6 +15,8 @@ pub struct KnownRunner {
     pub token_hash: Vec<u8>,
     /// Its name.
     pub name: String,
+    /// Its whole label set (fixed at registration): which jobs' releases wake its polls.
+    pub labels: Arc<gitweave_model::labels::Labels>,
     /// When the database last said this registration is live.
     pub checked_at: std::time::Instant,
 }
@@ -31,8 +33,9 @@ pub struct AppState {
     pub pool: PgPool,
     /// Settings.
     pub config: Arc<Config>,
-    /// Woken whenever a job may have become claimable; runners' long-polls wait on it.
-    pub jobs_ready: Arc<Notify>,
+    /// The runners' waiting claim long-polls, woken by the labels of the jobs that became
+    /// claimable.
+    pub waiters: Arc<crate::wakeups::Waiters>,
     /// Job ids whose log grew or that ended; log followers wait on it.
     pub job_updates: broadcast::Sender<Uuid>,
     /// Run ids that got new events; event followers wait on it.
@@ -67,18 +70,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Tells waiting runners that `jobs` jobs became claimable.
-    pub fn wake_runners(&self, jobs: usize) {
-        // One waiting runner per released job, not all of them: every extra wake-up is an
-        // empty claim transaction (bench/FINDINGS.md #6).
-        for _ in 0..jobs.min(256) {
-            self.jobs_ready.notify_one();
-        }
+    /// Tells waiting runners that jobs with these requirements became claimable: one poll
+    /// per job, of a runner that carries its labels (bench/FINDINGS.md #6, #25).
+    pub fn wake_runners(&self, requires: &[gitweave_model::labels::Labels]) {
+        self.waiters.wake_for(requires);
+    }
+
+    /// Tells `jobs` waiting polls, whatever their labels, that jobs became claimable (when
+    /// the jobs' requirements are not at hand).
+    pub fn wake_any_runners(&self, jobs: usize) {
+        self.waiters.wake_any(jobs);
     }
 
     /// Wakes every waiting long-poll (a runner stopping must see it at once).
     pub fn wake_all_runners(&self) {
-        self.jobs_ready.notify_waiters();
+        self.waiters.wake_all();
     }
 
     /// The service stops: every waiting long-poll answers "no job" now, and new ones at once.

@@ -78,22 +78,7 @@ pub async fn append_all(
     if evs.is_empty() {
         return Ok(());
     }
-    let mut types = Vec::with_capacity(evs.len());
-    let mut job_ids = Vec::with_capacity(evs.len());
-    let mut actors = Vec::with_capacity(evs.len());
-    let mut attempts = Vec::with_capacity(evs.len());
-    let mut classes = Vec::with_capacity(evs.len());
-    let mut reasons = Vec::with_capacity(evs.len());
-    let mut data = Vec::with_capacity(evs.len());
-    for e in evs {
-        types.push(e.event_type.as_str());
-        job_ids.push(e.job_id);
-        actors.push(e.actor.as_str());
-        attempts.push(e.attempt);
-        classes.push(e.error_class.map(ErrorClass::as_str));
-        reasons.push(e.reason.as_deref());
-        data.push(e.data.as_ref());
-    }
+    let c = Columns::of(evs);
     sqlx::query!(
         "WITH s AS (
              UPDATE pipeline_runs SET event_seq = event_seq + cardinality($2::text[])
@@ -107,17 +92,53 @@ pub async fn append_all(
                  WITH ORDINALITY AS e(event_type, job_id, actor, attempt, error_class,
                                       reason, data, n)",
         run_id,
-        &types as &[&str],
-        &job_ids as &[Option<Uuid>],
-        &actors as &[&str],
-        &attempts as &[Option<i32>],
-        &classes as &[Option<&str>],
-        &reasons as &[Option<&str>],
-        &data as &[Option<&serde_json::Value>],
+        &c.types as &[&str],
+        &c.job_ids as &[Option<Uuid>],
+        &c.actors as &[&str],
+        &c.attempts as &[Option<i32>],
+        &c.classes as &[Option<&str>],
+        &c.reasons as &[Option<&str>],
+        &c.data as &[Option<&serde_json::Value>],
     )
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Events as the column arrays that [`append_all`] (and `jobs::plan_summary`, which appends
+/// in the same statement) unnest.
+pub(crate) struct Columns<'a> {
+    pub(crate) types: Vec<&'a str>,
+    pub(crate) job_ids: Vec<Option<Uuid>>,
+    pub(crate) actors: Vec<&'a str>,
+    pub(crate) attempts: Vec<Option<i32>>,
+    pub(crate) classes: Vec<Option<&'a str>>,
+    pub(crate) reasons: Vec<Option<&'a str>>,
+    pub(crate) data: Vec<Option<&'a serde_json::Value>>,
+}
+
+impl<'a> Columns<'a> {
+    pub(crate) fn of(evs: &'a [NewEvent]) -> Self {
+        let mut c = Columns {
+            types: Vec::with_capacity(evs.len()),
+            job_ids: Vec::with_capacity(evs.len()),
+            actors: Vec::with_capacity(evs.len()),
+            attempts: Vec::with_capacity(evs.len()),
+            classes: Vec::with_capacity(evs.len()),
+            reasons: Vec::with_capacity(evs.len()),
+            data: Vec::with_capacity(evs.len()),
+        };
+        for e in evs {
+            c.types.push(e.event_type.as_str());
+            c.job_ids.push(e.job_id);
+            c.actors.push(e.actor.as_str());
+            c.attempts.push(e.attempt);
+            c.classes.push(e.error_class.map(ErrorClass::as_str));
+            c.reasons.push(e.reason.as_deref());
+            c.data.push(e.data.as_ref());
+        }
+        c
+    }
 }
 
 /// A run's events after `after`, in order.

@@ -69,6 +69,8 @@ pub struct NewJob<'a> {
     pub spec: &'a serde_json::Value,
     /// Positions it waits for.
     pub depends_on: &'a [i32],
+    /// The stage it waits on as a whole, if any (`gitweave_model::plan::whole_stage_needs`).
+    pub needs_stage: Option<i32>,
     /// Whether its failure neither stops nor fails the run (copied out of `spec` for the planner).
     pub allow_failure: bool,
     /// `on_success`, `manual` or `always` (copied out of `spec` for the planner).
@@ -122,6 +124,7 @@ pub async fn insert_all(
         Vec::with_capacity(n),
     );
     let (mut whens, mut statuses) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut needs_stages = Vec::with_capacity(n);
     let (mut released, mut terminal) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for j in jobs {
         ids.push(j.id);
@@ -142,6 +145,7 @@ pub async fn insert_all(
                 .join(",")
         ));
         allow.push(j.allow_failure);
+        needs_stages.push(j.needs_stage);
         whens.push(j.when);
         statuses.push(j.status.as_str());
         released.push(j.released);
@@ -150,15 +154,17 @@ pub async fn insert_all(
     let mut rows = sqlx::query_as!(
         JobRow,
         r#"INSERT INTO jobs (id, run_id, position, stage, template, template_version, name, spec,
-                           depends_on, allow_failure, run_when, status, runnable_at, ended_at)
+                           depends_on, allow_failure, run_when, status, runnable_at, ended_at,
+                           needs_stage)
            SELECT j.id, $1, j.position, j.stage, j.template, j.version, j.name, j.spec,
                   j.deps::int4[], j.allow, j.run_when, j.status,
-                  CASE WHEN j.released THEN now() END, CASE WHEN j.terminal THEN now() END
+                  CASE WHEN j.released THEN now() END, CASE WHEN j.terminal THEN now() END,
+                  j.needs_stage
            FROM UNNEST($2::uuid[], $3::int4[], $4::int4[], $5::text[], $6::int4[], $7::text[],
                        $8::jsonb[], $9::text[], $10::bool[], $11::text[], $12::text[],
-                       $13::bool[], $14::bool[])
+                       $13::bool[], $14::bool[], $15::int4[])
                 AS j(id, position, stage, template, version, name, spec, deps, allow, run_when,
-                     status, released, terminal)
+                     status, released, terminal, needs_stage)
            RETURNING id, run_id, position, stage, template, name, spec, depends_on,
                      status AS "status: JobStatus", exit_code,
                      error_class AS "error_class: ErrorClass", reason, attempt, runnable_at, runner_id, log_end,
@@ -176,7 +182,8 @@ pub async fn insert_all(
         &whens as &[&str],
         &statuses as &[&str],
         &released,
-        &terminal
+        &terminal,
+        &needs_stages as &[Option<i32>]
     )
     .fetch_all(e)
     .await?;
@@ -247,36 +254,66 @@ pub struct PlanSummary {
 
 /// Summarises a run's jobs for the planner; `None` if the run does not exist. `changed`: the
 /// one job whose state changed since the plan was last a fixpoint, if the caller knows it.
+///
+/// `events` (the transaction's events so far, under the run's lock) are appended in the same
+/// statement, as [`crate::events::append_all`] would: a job's end is then recorded in three
+/// round trips under the run's lock instead of four (bench/FINDINGS.md #28). The summary
+/// reads the run as the statement began, which the append changes only in `event_seq`.
 pub async fn plan_summary(
     e: impl PgExecutor<'_>,
     run_id: Uuid,
     changed: Option<Uuid>,
+    events: &[crate::events::NewEvent],
 ) -> Result<Option<PlanSummary>, sqlx::Error> {
+    let c = crate::events::Columns::of(events);
     sqlx::query_as!(
         PlanSummary,
-        r#"SELECT r.cancel_requested,
+        r#"WITH s AS (
+               UPDATE pipeline_runs SET event_seq = event_seq + cardinality($3::text[])
+               WHERE id = $1 AND cardinality($3::text[]) > 0 RETURNING event_seq
+           ),
+           appended AS (
+               INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, error_class,
+                                   reason, data)
+               SELECT $1, s.event_seq - cardinality($3::text[]) + e.n, e.event_type, e.job_id,
+                      e.actor, e.attempt, e.error_class, e.reason, e.data
+               FROM s, UNNEST($3::text[], $4::uuid[], $5::text[], $6::int4[], $7::text[],
+                              $8::text[], $9::jsonb[])
+                       WITH ORDINALITY AS e(event_type, job_id, actor, attempt, error_class,
+                                            reason, data, n)
+           )
+           SELECT r.cancel_requested,
                   EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
                                                  AND j.runnable_at IS NULL) AS "pending!",
                   (EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
                                                   AND j.runnable_at IS NULL)
                    AND NOT EXISTS (
-                       -- plan::unmoved_by: x is the changed job (not pending itself), n the
-                       -- last unfinished job of its stage besides it, and every pending job
-                       -- that waits on x waits on n too.
+                       -- plan::unmoved_by: x is the changed job (not pending itself), n another
+                       -- unfinished job of its stage (one running if there is one: a look-up
+                       -- of the few running jobs, else the last queued or manual one), and
+                       -- every pending job that waits on x waits on n too. A pending job that
+                       -- waits on x's whole stage (needs_stage) waits on n without a search of
+                       -- its list.
                        SELECT 1 FROM jobs x
                        CROSS JOIN LATERAL (
-                           SELECT n.position FROM jobs n
-                           WHERE n.run_id = x.run_id AND n.stage = x.stage
-                             AND n.position <> x.position
-                             AND n.status IN ('queued', 'running', 'manual')
-                           ORDER BY n.position DESC LIMIT 1
+                           SELECT COALESCE(
+                               (SELECT n.position FROM jobs n
+                                WHERE n.run_id = x.run_id AND n.status = 'running'
+                                  AND n.stage = x.stage AND n.position <> x.position
+                                LIMIT 1),
+                               (SELECT n.position FROM jobs n
+                                WHERE n.run_id = x.run_id AND n.stage = x.stage
+                                  AND n.position <> x.position
+                                  AND n.status IN ('queued', 'manual')
+                                ORDER BY n.position DESC LIMIT 1)) AS position
                        ) n
-                       WHERE x.id = $2 AND x.run_id = r.id
+                       WHERE x.id = $2 AND x.run_id = r.id AND n.position IS NOT NULL
                          AND NOT (x.status = 'queued' AND x.runnable_at IS NULL)
                          AND NOT EXISTS (
                              SELECT 1 FROM jobs d
                              WHERE d.run_id = r.id AND d.status = 'queued'
                                AND d.runnable_at IS NULL
+                               AND d.needs_stage IS DISTINCT FROM x.stage
                                AND x.position = ANY(d.depends_on)
                                AND NOT (n.position = ANY(d.depends_on))))) AS "pending_ready!",
                   (EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'running')
@@ -288,7 +325,14 @@ pub async fn plan_summary(
            FROM pipeline_runs r
            WHERE r.id = $1"#,
         run_id,
-        changed
+        changed,
+        &c.types as &[&str],
+        &c.job_ids as &[Option<Uuid>],
+        &c.actors as &[&str],
+        &c.attempts as &[Option<i32>],
+        &c.classes as &[Option<&str>],
+        &c.reasons as &[Option<&str>],
+        &c.data as &[Option<&serde_json::Value>],
     )
     .fetch_optional(e)
     .await
@@ -324,24 +368,25 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, sql
     .await
 }
 
-/// Offers queued jobs to runners (now, or after a retry backoff), in one statement.
+/// Offers queued jobs to runners (now, or after a retry backoff), in one statement; answers
+/// the `requires` of each job it offered, for the wake-ups.
 pub async fn release_all(
     e: impl PgExecutor<'_>,
     ids: &[Uuid],
     delay_ms: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<serde_json::Value>, sqlx::Error> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    sqlx::query!(
-        "UPDATE jobs SET runnable_at = now() + make_interval(secs => $2::float8 / 1000)
-         WHERE id = ANY($1) AND status = 'queued'",
+    sqlx::query_scalar!(
+        r#"UPDATE jobs SET runnable_at = now() + make_interval(secs => $2::float8 / 1000)
+           WHERE id = ANY($1) AND status = 'queued'
+           RETURNING requires AS "requires!""#,
         ids,
         delay_ms as f64
     )
-    .execute(e)
-    .await?;
-    Ok(())
+    .fetch_all(e)
+    .await
 }
 
 /// Sets a job's status without running it (`skipped`, `manual`, `canceled`); a terminal
@@ -467,15 +512,22 @@ pub async fn claim(
                FOR UPDATE OF r
            ),
            next AS (
-               -- The affinity rule again, on the run's row as its lock found it.
-               SELECT j.id, j.runnable_at FROM jobs j JOIN run ON j.run_id = run.id, me
-               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
-                 AND j.requires <@ me.labels
-                 AND workspace_affinity_allows(run.workspace_hosts, me.host, j.requires,
-                                               $6::float8)
-               ORDER BY j.runnable_at, j.position
-               LIMIT 1
-               FOR UPDATE OF j SKIP LOCKED
+               -- The affinity rule again, on the run's row as its lock found it. A LATERAL
+               -- keyed by the run, so `jobs_run_status` (run_id, status, runnable_at,
+               -- position) yields the run's jobs in this order and the scan stops at the first
+               -- row it can lock, instead of reading and sorting all of them under the run's
+               -- lock (bench/FINDINGS.md #22).
+               SELECT n.id, n.runnable_at FROM run, me, LATERAL (
+                   SELECT j.id, j.runnable_at FROM jobs j
+                   WHERE j.run_id = run.id AND j.status = 'queued'
+                     AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
+                     AND j.requires <@ me.labels
+                     AND workspace_affinity_allows(run.workspace_hosts, me.host, j.requires,
+                                                   $6::float8)
+                   ORDER BY j.runnable_at, j.position
+                   LIMIT 1
+                   FOR UPDATE OF j SKIP LOCKED
+               ) n
            ),
            claimed AS (
                UPDATE jobs SET status = 'running', attempt = attempt + 1, runner_id = $1,
@@ -667,6 +719,67 @@ pub async fn finish(
     .await
 }
 
+/// [`crate::runs::lock_of_job`] and then [`finish`], in one statement: locks the job's run
+/// (waiting for it, as every writer of the run does, run first), then records the end under
+/// the same guard. `None` when the job does not exist; else the run as its lock found it, and
+/// what was recorded (`None` when the guard refused the end: see [`holding`]). A round trip
+/// less under the run's lock for a job's end that needs nothing of the job first (a success;
+/// bench/FINDINGS.md #28). Under READ COMMITTED the update re-checks its guard on the newest
+/// version of the job's row, so an attempt taken back while it waited is refused as before.
+pub async fn finish_locking_run(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    o: &Outcome<'_>,
+    guard: Option<&Guard>,
+) -> Result<Option<(crate::runs::Locked, Option<Finished>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"WITH run AS (
+               SELECT r.id, r.status, r.cancel_requested FROM pipeline_runs r
+               WHERE r.id = (SELECT run_id FROM jobs WHERE id = $1)
+               FOR UPDATE
+           ),
+           recorded AS (
+               UPDATE jobs SET status = $2, exit_code = $3, error_class = $4, reason = $5,
+                   ended_at = now(), lease_expires_at = NULL, log_truncated = $9
+               FROM run
+               WHERE jobs.id = $1 AND jobs.run_id = run.id
+                 AND ($6::uuid IS NULL
+                      OR (jobs.runner_id = $6 AND jobs.attempt = $7 AND jobs.status = 'running'
+                          AND jobs.log_end = $8))
+               RETURNING jobs.requires,
+                         EXTRACT(EPOCH FROM (jobs.ended_at - jobs.started_at))::float8 AS ran_secs
+           )
+           SELECT run.id AS "id!", run.status AS "status!: RunStatus",
+                  run.cancel_requested AS "cancel_requested!",
+                  recorded.requires AS "requires?", recorded.ran_secs,
+                  recorded.requires IS NOT NULL AS "recorded!"
+           FROM run LEFT JOIN recorded ON true"#,
+        id,
+        o.status.as_str(),
+        o.exit_code,
+        o.error_class.map(ErrorClass::as_str),
+        o.reason,
+        guard.map(|g| g.runner_id),
+        guard.map(|g| g.attempt),
+        guard.map(|g| g.log_end),
+        o.log_truncated
+    )
+    .fetch_optional(e)
+    .await?;
+    Ok(row.map(|r| {
+        let locked = crate::runs::Locked {
+            id: r.id,
+            status: r.status,
+            cancel_requested: r.cancel_requested,
+        };
+        let finished = r.requires.filter(|_| r.recorded).map(|requires| Finished {
+            requires,
+            ran_secs: r.ran_secs,
+        });
+        (locked, finished)
+    }))
+}
+
 /// What [`finish`] recorded.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -780,15 +893,19 @@ pub async fn extend_running_leases(
     Ok(r.rows_affected())
 }
 
-/// Takes a manual job out of `manual` and offers it to runners; false if it was not manual.
-pub async fn approve(e: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query!(
-        "UPDATE jobs SET status = 'queued', runnable_at = now() WHERE id = $1 AND status = 'manual'",
+/// Takes a manual job out of `manual` and offers it to runners; answers its `requires` (for
+/// the wake-up), or `None` if it was not manual.
+pub async fn approve(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"UPDATE jobs SET status = 'queued', runnable_at = now() WHERE id = $1 AND status = 'manual'
+           RETURNING requires AS "requires!""#,
         id
     )
-    .execute(e)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .fetch_optional(e)
+    .await
 }
 
 /// The queued jobs of one requirement set ([`queue_depth`]).

@@ -99,15 +99,26 @@ pub async fn mark_lost(e: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Err
 pub async fn authenticate(
     e: impl PgExecutor<'_>,
     id: Uuid,
-) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
-    let row = sqlx::query!(
+) -> Result<Option<Authenticated>, sqlx::Error> {
+    sqlx::query_as!(
+        Authenticated,
         "UPDATE runners SET last_seen_at = now() WHERE id = $1 AND revoked_at IS NULL
-         RETURNING name, token_hash",
+         RETURNING name, token_hash, labels",
         id
     )
     .fetch_optional(e)
-    .await?;
-    Ok(row.map(|r| (r.name, r.token_hash)))
+    .await
+}
+
+/// A live registration, as [`authenticate`] finds it.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Its name.
+    pub name: String,
+    /// SHA-256 of its token's secret.
+    pub token_hash: Vec<u8>,
+    /// Its whole label set (fixed at registration).
+    pub labels: serde_json::Value,
 }
 
 /// A live (not revoked) registration, as `GET /runners` and the waiting rules see it.

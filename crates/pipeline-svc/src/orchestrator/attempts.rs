@@ -157,20 +157,42 @@ async fn fail_at_claim(
 
 /// Records `end` in one transaction: the run's lock first, found through the job in one
 /// statement, then [`end_attempt`] under it (few statements: every other job of the run waits
-/// for the lock), then the commit and the wake-ups. Answers the run's status as locked, and
-/// `None` when the same end was already recorded (nothing changed, nothing committed).
+/// for the lock), then the commit and the wake-ups. A success needs nothing of the job before
+/// it is recorded, so its record is made in the statement that takes the lock. Answers the
+/// run's status as locked, and `None` when the same end was already recorded (nothing
+/// changed, nothing committed).
 async fn record_end(
     state: &AppState,
     end: EndAttempt,
 ) -> Result<(RunStatus, Option<Ended>), ApiError> {
     let job_id = end.job_id;
     let mut tx = state.pool.begin().await?;
-    let locked = runs::lock_of_job(&mut *tx, job_id)
+    let (locked, recorded) = if end.class.is_none() {
+        let (status, reason) = outcome_of(&end);
+        let (locked, recorded) = jobs::finish_locking_run(
+            &mut *tx,
+            job_id,
+            &jobs::Outcome {
+                status,
+                exit_code: end.exit_code,
+                error_class: end.class,
+                reason: reason.as_deref(),
+                log_truncated: end.log_truncated,
+            },
+            end.guard.as_ref(),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
+        (locked, Some(recorded))
+    } else {
+        let locked = runs::lock_of_job(&mut *tx, job_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job", job_id))?;
+        (locked, None)
+    };
     let run_id = locked.id;
     let mut tx = RunTx::new(tx, run_id);
-    match end_attempt(&mut tx, state, &locked, end).await? {
+    match end_attempt_recorded(&mut tx, state, &locked, end, recorded).await? {
         EndOutcome::Recorded(ended) => {
             tx.commit().await?;
             ended.after_commit(state, job_id, run_id);
@@ -342,15 +364,22 @@ impl Ended {
                 secs,
             );
         }
-        if self.advanced.released > 0 {
-            state.wake_runners(self.advanced.released);
+        if !self.advanced.released.is_empty() {
+            state.wake_runners(&self.advanced.released);
         }
         if let Some(delay) = self.retry_after {
-            // The retry becomes claimable after its backoff: wake the runners then.
-            let wake = state.jobs_ready.clone();
+            // The retry becomes claimable after its backoff: wake a runner for it then.
+            let requires: Option<gitweave_model::labels::Labels> = self
+                .finished
+                .as_ref()
+                .and_then(|f| serde_json::from_value(f.requires.clone()).ok());
+            let waiters = state.waiters.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay + Duration::from_millis(5)).await;
-                wake.notify_one();
+                match requires {
+                    Some(r) => waiters.wake_for([&r]),
+                    None => waiters.wake_any(1),
+                };
             });
         }
     }
@@ -366,13 +395,36 @@ pub async fn end_attempt(
     run: &runs::Locked,
     e: EndAttempt,
 ) -> Result<EndOutcome, ApiError> {
-    let canceling = run.cancel_requested;
-    let current = run.status;
+    end_attempt_recorded(tx, state, run, e, None).await
+}
+
+/// The job's status after `e`, and the reason recorded with it.
+fn outcome_of(e: &EndAttempt) -> (JobStatus, Option<String>) {
     let status = match e.class {
         None => JobStatus::Success,
         Some(ErrorClass::Canceled) => JobStatus::Canceled,
         Some(_) => JobStatus::Failed,
     };
+    let reason = e.reason.clone().or_else(|| match (e.class, e.exit_code) {
+        (Some(ErrorClass::ExitCode), Some(code)) => Some(format!("exit code {code}")),
+        (Some(c), _) => Some(c.to_string()),
+        (None, _) => None,
+    });
+    (status, reason)
+}
+
+/// [`end_attempt`]; `recorded`: what the caller's [`jobs::finish_locking_run`] recorded of
+/// this end already (the job's row is then not written again), `None` when it has not run.
+async fn end_attempt_recorded(
+    tx: &mut RunTx,
+    state: &AppState,
+    run: &runs::Locked,
+    e: EndAttempt,
+    recorded: Option<Option<jobs::Finished>>,
+) -> Result<EndOutcome, ApiError> {
+    let canceling = run.cancel_requested;
+    let current = run.status;
+    let (status, reason) = outcome_of(&e);
     // Only a failure needs the job's spec (its retry policy and allow_failure).
     let failed = if status == JobStatus::Failed {
         let job = jobs::get(&mut **tx, e.job_id)
@@ -385,24 +437,24 @@ pub async fn end_attempt(
     } else {
         None
     };
-    let reason = e.reason.clone().or_else(|| match (e.class, e.exit_code) {
-        (Some(ErrorClass::ExitCode), Some(code)) => Some(format!("exit code {code}")),
-        (Some(c), _) => Some(c.to_string()),
-        (None, _) => None,
-    });
-    let recorded = jobs::finish(
-        &mut **tx,
-        e.job_id,
-        &jobs::Outcome {
-            status,
-            exit_code: e.exit_code,
-            error_class: e.class,
-            reason: reason.as_deref(),
-            log_truncated: e.log_truncated,
-        },
-        e.guard.as_ref(),
-    )
-    .await?;
+    let recorded = match recorded {
+        Some(recorded) => recorded,
+        None => {
+            jobs::finish(
+                &mut **tx,
+                e.job_id,
+                &jobs::Outcome {
+                    status,
+                    exit_code: e.exit_code,
+                    error_class: e.class,
+                    reason: reason.as_deref(),
+                    log_truncated: e.log_truncated,
+                },
+                e.guard.as_ref(),
+            )
+            .await?
+        }
+    };
     if let Some(guard) = &e.guard
         && recorded.is_none()
     {
@@ -542,7 +594,8 @@ pub async fn hand_back(
     tx.commit().await?;
     state.job_changed(job_id);
     state.run_changed(run_id);
-    state.wake_runners(1);
+    // Its requirements are not at hand here (a rare path: a runner stopping).
+    state.wake_any_runners(1);
     tracing::info!(job.id = %job_id, attempt, runner.name = %runner.name, "attempt handed back; job queued again");
     Ok(())
 }

@@ -46,21 +46,25 @@ pub async fn approve(
         .ok_or_else(|| ApiError::not_found("job", job_id))?;
     let mut tx = RunTx::begin(state, job.run_id).await?;
     runs::lock(&mut *tx, job.run_id).await?;
-    if !jobs::approve(&mut *tx, job_id).await? {
+    let Some(requires) = jobs::approve(&mut *tx, job_id).await? else {
         return Err(ApiError::Conflict(
             error_code::NOT_MANUAL,
             format!("job {job_id} is {}, not waiting for approval", job.status),
         ));
-    }
+    };
     tx.record(NewEvent {
         job_id: Some(job_id),
         reason: Some(reason.unwrap_or("approved").to_owned()),
         ..NewEvent::new(EventType::JobManualApproved, actor)
     });
-    advance(&mut tx, actor).await?;
+    let mut advanced = advance(&mut tx, actor).await?;
     tx.commit().await?;
     state.run_changed(job.run_id);
-    state.wake_runners(1);
+    // The approved job (made from a label map), and whatever the re-plan released.
+    advanced
+        .released
+        .push(serde_json::from_value(requires).unwrap_or_default());
+    state.wake_runners(&advanced.released);
     Ok(job.run_id)
 }
 

@@ -3,6 +3,7 @@
 
 use super::RunTx;
 use crate::error::ApiError;
+use gitweave_model::labels::Labels;
 use gitweave_model::plan::{self, Action, JobState, Node};
 use gitweave_model::status::{EventType, JobStatus, RunStatus};
 use gitweave_model::template::When;
@@ -11,10 +12,10 @@ use gitweave_storage::{jobs, runs};
 use uuid::Uuid;
 
 /// What [`advance`] did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Advanced {
-    /// How many jobs were offered to runners.
-    pub released: usize,
+    /// The requirements of each job offered to runners (whom to wake).
+    pub released: Vec<Labels>,
     /// The run's status now.
     pub run_status: Option<RunStatus>,
 }
@@ -56,11 +57,14 @@ pub async fn advance_locked(
     let run_id = tx.run_id();
     if current.is_terminal() {
         return Ok(Advanced {
-            released: 0,
+            released: Vec::new(),
             run_status: Some(current),
         });
     }
-    let summary = jobs::plan_summary(&mut **tx, run_id, changed)
+    // The events recorded so far are written with the summary (one round trip less under
+    // the run's lock); the summary's own are written at the commit.
+    let events = tx.take_events();
+    let summary = jobs::plan_summary(&mut **tx, run_id, changed, &events)
         .await?
         .ok_or_else(|| ApiError::not_found("run", run_id))?;
     if !summary.cancel_requested {
@@ -74,7 +78,7 @@ pub async fn advance_locked(
                 set_run_status(tx, current, status, actor, None).await?;
             }
             return Ok(Advanced {
-                released: 0,
+                released: Vec::new(),
                 run_status: Some(status),
             });
         }
@@ -124,12 +128,16 @@ pub async fn advance_locked(
         }
     }
     // Released jobs have no event: they stay `queued` and become claimable.
-    jobs::release_all(&mut **tx, &released, 0).await?;
+    let released = jobs::release_all(&mut **tx, &released, 0).await?;
     if step.run_status != current {
         set_run_status(tx, current, step.run_status, actor, None).await?;
     }
     Ok(Advanced {
-        released: released.len(),
+        // The column is made from a label map (`runs_on` with the engine).
+        released: released
+            .into_iter()
+            .map(|r| serde_json::from_value(r).unwrap_or_default())
+            .collect(),
         run_status: Some(step.run_status),
     })
 }
@@ -225,12 +233,12 @@ async fn settle_cancel(
     if !running {
         set_run_status(tx, current, RunStatus::Canceled, actor, Some("canceled")).await?;
         return Ok(Advanced {
-            released: 0,
+            released: Vec::new(),
             run_status: Some(RunStatus::Canceled),
         });
     }
     Ok(Advanced {
-        released: 0,
+        released: Vec::new(),
         run_status: Some(current),
     })
 }

@@ -45,6 +45,13 @@ impl RunTx {
         self.events.push(event);
     }
 
+    /// Takes the events recorded so far, for a caller that writes them itself in this
+    /// transaction (`jobs::plan_summary` appends them with its read); the rest are written at
+    /// the commit, after them.
+    pub fn take_events(&mut self) -> Vec<NewEvent> {
+        std::mem::take(&mut self.events)
+    }
+
     /// Rolls back, recorded events and all.
     pub async fn rollback(self) -> Result<(), ApiError> {
         self.tx.rollback().await?;

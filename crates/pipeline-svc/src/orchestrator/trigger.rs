@@ -421,13 +421,21 @@ pub async fn trigger(state: &AppState, p: TriggerParams) -> Result<Triggered, Ap
 pub(crate) async fn written(state: &AppState, w: &Write<'_>) -> Result<Triggered, ApiError> {
     let triggered = write(state, w).await?;
     if let Triggered::Created(c) = &triggered {
-        let released = w.planned.run.released();
         state.metrics.inc(
             "gitweave_runs_triggered_total",
             &format!("trigger=\"{}\"", w.params.trigger),
         );
-        if released > 0 {
-            state.wake_runners(released);
+        // The released jobs' requirements, as the `requires` column derives them.
+        let released: Vec<_> = w
+            .planned
+            .run
+            .jobs
+            .iter()
+            .filter(|j| j.state == gitweave_model::plan::JobState::Released)
+            .map(|j| gitweave_model::labels::requirements(&j.job.runs_on))
+            .collect();
+        if !released.is_empty() {
+            state.wake_runners(&released);
         }
         tracing::info!(run.id = %c.run.id, repo = %w.repo.name, jobs = w.planned.run.jobs.len(), "run created");
     }

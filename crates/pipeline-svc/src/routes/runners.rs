@@ -137,12 +137,11 @@ async fn claim(
     let wait = Duration::from_millis(req.map_or(0, |r| r.wait_ms)).min(MAX_WAIT);
     let began = tokio::time::Instant::now();
     let deadline = began + wait;
+    // Woken by the release of a job this runner's labels satisfy (or by a stop).
+    let waiting = state.waiters.register(runner.labels.clone());
     loop {
-        // Register interest before looking, so a wake-up between the look and the wait is
-        // not lost.
-        let woken = state.jobs_ready.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
+        // Armed before looking, so a wake-up between the look and the wait is not lost.
+        waiting.arm();
         // A runner lost while this request waited may be cut off: the answer could go to a
         // connection nobody reads. It gets no job; a runner that is there asks again.
         if state.is_stopping(runner.id)
@@ -166,7 +165,7 @@ async fn claim(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         let nap = (deadline - now).min(RECHECK);
-        let _ = tokio::time::timeout(nap, woken).await;
+        let _ = tokio::time::timeout(nap, waiting.woken()).await;
     }
 }
 

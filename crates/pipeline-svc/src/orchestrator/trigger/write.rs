@@ -42,6 +42,9 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
         .iter()
         .map(|j| j.depends_on.iter().map(|&i| i as i32).collect())
         .collect();
+    let stages: Vec<usize> = plan.jobs.iter().map(|j| j.stage).collect();
+    let deps: Vec<&[usize]> = plan.jobs.iter().map(|j| j.depends_on.as_slice()).collect();
+    let needs_stage = gitweave_model::plan::whole_stage_needs(&stages, &deps);
     let new_jobs: Vec<jobs::NewJob<'_>> = plan
         .jobs
         .iter()
@@ -57,6 +60,7 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
                 name: &j.name,
                 spec: &specs[i],
                 depends_on: &depends_on[i],
+                needs_stage: needs_stage[i].map(|s| s as i32),
                 allow_failure: j.job.allow_failure,
                 when: j.job.when.as_str(),
                 status: j.state.status(),
