@@ -30,6 +30,23 @@ impl Runner {
         Some(r.json().await.expect("assignment"))
     }
 
+    /// A claim with the runner's id for the request, sent again (`repeat`) or not.
+    async fn claim_as(&self, wait_ms: u64, claim_id: &str, repeat: bool) -> Option<Assignment> {
+        let r = self
+            .http
+            .post(format!("{}/internal/v1/runners/claim", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"wait_ms": wait_ms, "claim_id": claim_id, "repeat": repeat}))
+            .send()
+            .await
+            .expect("claim");
+        if r.status() == 204 {
+            return None;
+        }
+        assert_eq!(r.status(), 200);
+        Some(r.json().await.expect("assignment"))
+    }
+
     async fn append(&self, a: &Assignment, offset: i64, data: &str) -> (u16, Value) {
         let r = self
             .http
@@ -402,6 +419,63 @@ async fn a_repeated_finish_answers_what_was_recorded() {
         .filter(|e| e.event_type == "job.succeeded")
         .count();
     assert_eq!(succeeded, 1, "recorded once: {events:?}");
+    app.assert_replays(run.id).await;
+    app.shutdown().await;
+}
+
+/// A claim whose answer never reached its runner (pipeline-svc died between the commit and
+/// the reply) is sent again under the same id: the same attempt comes back, with no second
+/// `job.started`, and only to that runner; a new id, or one whose attempt has ended, claims
+/// anew.
+#[tokio::test]
+async fn a_repeated_claim_gets_the_same_attempt_back() {
+    let app = spawn_with(Options {
+        runner: None,
+        ..Options::default()
+    })
+    .await;
+    let runners = two_runners(&app, "repeat").await;
+    let img = image();
+    app.repo_with(
+        "r",
+        "t",
+        &format!(
+            "jobs:\n  - {{ name: a, image: {img}, script: [x] }}\n  - {{ name: b, image: {img}, script: [y] }}\n"
+        ),
+    )
+    .await;
+    let run = app.trigger("r", &json!({})).await;
+    let (holder, other) = (&runners[0], &runners[1]);
+    let id = "0190a5b8-0000-7000-8000-00000000c1a1";
+    let first = holder.claim_as(5_000, id, false).await.expect("job a");
+    let again = holder
+        .claim_as(5_000, id, true)
+        .await
+        .expect("the same again");
+    assert_eq!(
+        (again.job_id, again.attempt),
+        (first.job_id, first.attempt),
+        "the repeat answers the attempt the first try took"
+    );
+    assert_eq!(again.name, first.name);
+    // Another runner repeating that id gets nothing of it: job b waits for a.
+    assert!(other.claim_as(0, id, true).await.is_none());
+    let started = |events: &[gitweave_api::public::Event]| {
+        events
+            .iter()
+            .filter(|e| e.event_type == "job.started")
+            .count()
+    };
+    assert_eq!(started(&app.events(run.id).await), 1, "one job.started");
+    // Once that attempt has ended, the id takes nothing back: a repeat claims anew (b).
+    assert_eq!(runner_append_ok(holder, &first, "hi").await, 2);
+    let (s, _) = holder
+        .finish(&first, json!({"exit_code": 0, "log_end": 2}))
+        .await;
+    assert_eq!(s, 200);
+    let b = holder.claim_as(5_000, id, true).await.expect("job b");
+    assert_ne!(b.job_id, first.job_id);
+    assert_eq!(started(&app.events(run.id).await), 2);
     app.assert_replays(run.id).await;
     app.shutdown().await;
 }

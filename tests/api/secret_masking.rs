@@ -89,7 +89,7 @@ async fn the_runner_sets_secrets_and_masks_them_in_everything_the_job_prints() {
         held: Default::default(),
     };
     let mut a = client
-        .claim(Duration::from_secs(10))
+        .claim(Duration::from_secs(10), uuid::Uuid::new_v4(), false)
         .await
         .expect("claim")
         .expect("an assignment");

@@ -50,6 +50,14 @@ pub struct RegisterResponse {
 pub struct ClaimRequest {
     /// Long-poll budget; the server caps it.
     pub wait_ms: u64,
+    /// The runner's id for this claim. A job it takes is marked with it, so the same request
+    /// sent again after its answer was lost gets the same attempt back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<uuid::Uuid>,
+    /// This request repeats one whose answer never arrived (same `claim_id`): the attempt it
+    /// took, if it took one and still holds it, is answered again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeat: bool,
 }
 
 /// A job handed to a runner (`200`; `204` means none within the wait).

@@ -176,14 +176,23 @@ impl PipelineClient {
         format!("{}/internal/v1{path}", self.base)
     }
 
-    /// Long-polls for a job (`None`: nothing within the wait).
-    pub async fn claim(&self, wait: Duration) -> Result<Option<Assignment>, ClientError> {
+    /// Long-polls for a job (`None`: nothing within the wait). `claim_id` names the request;
+    /// `repeat` says it is sent again after its answer never arrived, so the attempt it took
+    /// (if any) comes back instead of waiting out its lease as lost.
+    pub async fn claim(
+        &self,
+        wait: Duration,
+        claim_id: Uuid,
+        repeat: bool,
+    ) -> Result<Option<Assignment>, ClientError> {
         let resp = self
             .http
             .post(self.url("/runners/claim"))
             .bearer_auth(&self.token)
             .json(&ClaimRequest {
                 wait_ms: wait.as_millis() as u64,
+                claim_id: Some(claim_id),
+                repeat,
             })
             .timeout(wait + Duration::from_secs(10))
             .send()

@@ -235,11 +235,19 @@ async fn run_slot(
     abandon: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // A claim whose answer never arrived is sent again under the same id: if it took a job,
+    // the same attempt comes back (pipeline-svc died between its commit and its reply).
+    let mut claim_id = uuid::Uuid::new_v4();
+    let mut repeat = false;
     while !stop.is_cancelled() {
         let claimed = tokio::select! {
-            claimed = executor.client.claim(CLAIM_WAIT) => claimed,
+            claimed = executor.client.claim(CLAIM_WAIT, claim_id, repeat) => claimed,
             () = abandon.cancelled() => break,
         };
+        if claimed.is_ok() {
+            claim_id = uuid::Uuid::new_v4();
+            repeat = false;
+        }
         match claimed {
             Ok(Some(a)) => {
                 backoff = Duration::from_millis(100);
@@ -247,12 +255,16 @@ async fn run_slot(
             }
             Ok(None) => {}
             Err(e) => {
+                // Only a request that may have reached pipeline-svc can have taken a job;
+                // sending the id again is harmless either way.
+                repeat = true;
                 tracing::warn!(slot, error = %e, retry_in_ms = backoff.as_millis() as u64, "claiming failed");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {},
                     () = stop.cancelled() => break,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // At most a second: the claim may hold a job whose lease runs meanwhile.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }

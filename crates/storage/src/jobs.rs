@@ -474,6 +474,9 @@ pub struct Claimed {
 /// `waited_ms` is how long the runner's claim request has been waiting: a request older than
 /// the runner's last loss (`lost_at`) gets nothing, since its answer may go to a connection
 /// nobody reads any more (a host cut off keeps its long-poll open on this side).
+///
+/// `claim_id` (the runner's id for its request) is stored with the attempt, for
+/// [`claimed_again`].
 pub async fn claim(
     e: impl PgExecutor<'_>,
     runner_id: Uuid,
@@ -481,6 +484,7 @@ pub async fn claim(
     host_live_ms: i64,
     waited_ms: i64,
     actor: &str,
+    claim_id: Option<Uuid>,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as!(
         Claimed,
@@ -531,6 +535,7 @@ pub async fn claim(
            ),
            claimed AS (
                UPDATE jobs SET status = 'running', attempt = attempt + 1, runner_id = $1,
+                   claim_id = $8,
                    lease_expires_at = now() + make_interval(secs => $2::float8 / 1000),
                    started_at = now(), ended_at = NULL, exit_code = NULL, error_class = NULL,
                    reason = NULL, log_end = 0, log_truncated = false, runnable_at = NULL
@@ -583,7 +588,32 @@ pub async fn claim(
         EventType::JobStarted.as_str(),
         EventType::RunStateChanged.as_str(),
         host_live_ms as f64,
-        waited_ms as f64
+        waited_ms as f64,
+        claim_id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// The attempt that claim `claim_id` of `runner_id` took, while that runner still holds it:
+/// the same request sent again after its answer was lost gets it back ([`claim`]).
+/// `waited_secs` is 0 and `run_status` the run's status now.
+pub async fn claimed_again(
+    e: impl PgExecutor<'_>,
+    runner_id: Uuid,
+    claim_id: Uuid,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as!(
+        Claimed,
+        r#"SELECT j.id, j.run_id, j.attempt, j.name, j.spec,
+                  r.status AS "run_status!: RunStatus", p.name AS repo,
+                  r.ref AS git_ref, r.commit_sha, r.clone_url, r.job_count AS run_jobs,
+                  r.pull_request IS NOT NULL AS "pull_request!",
+                  j.requires, 0::float8 AS "waited_secs!", j.depends_on, r.repo_id
+           FROM jobs j JOIN pipeline_runs r ON r.id = j.run_id JOIN repos p ON p.id = r.repo_id
+           WHERE j.runner_id = $1 AND j.status = 'running' AND j.claim_id = $2"#,
+        runner_id,
+        claim_id
     )
     .fetch_optional(e)
     .await

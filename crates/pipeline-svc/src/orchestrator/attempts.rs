@@ -25,25 +25,52 @@ fn host_live_ms(state: &AppState) -> i64 {
     (state.config.lease_ms + crate::state::RUNNER_RECHECK.as_millis() as u64) as i64
 }
 
+/// The runner's claim request: its id for the request, and whether it repeats one whose
+/// answer never arrived (`gitweave_api::runner::ClaimRequest`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClaimOf {
+    /// Stored with the attempt taken.
+    pub claim_id: Option<Uuid>,
+    /// Answer the attempt this id took, if the runner still holds it, before claiming anew.
+    pub repeat: bool,
+}
+
 /// Claims one job for a runner, or `None` when nothing is runnable right now. `waited` is how
-/// long the runner's request has been waiting (see [`jobs::claim`]).
+/// long the runner's request has been waiting (see [`jobs::claim`]). A repeated request
+/// (`of.repeat`) whose first try took an attempt gets that attempt again, unchanged.
 pub async fn claim(
     state: &AppState,
     runner: &RunnerIdentity,
     waited: Duration,
+    of: ClaimOf,
 ) -> Result<Option<Assignment>, ApiError> {
+    if of.repeat
+        && let Some(id) = of.claim_id
+        && let Some(c) = jobs::claimed_again(&state.pool, runner.id, id).await?
+    {
+        tracing::info!(job.id = %c.id, run.id = %c.run_id, attempt = c.attempt, runner.name = %runner.name, "claim repeated; the same attempt answered again");
+        return assignment(state, c, false).await;
+    }
     // A claim that waited for a run whose last runnable job another runner took finds
     // nothing; look again while anything is runnable (a few times, then the long-poll waits).
     // The claim is one statement with its events (`job.started`, and the run's move to
     // `running` on its first claim), so it needs no transaction around it.
     let actor = runner.actor();
     let mut tries = 0;
-    let mut c = loop {
+    let c = loop {
         let lease_ms = state.config.lease_ms as i64;
         let live_ms = host_live_ms(state);
         let waited_ms = waited.as_millis() as i64;
-        if let Some(c) =
-            jobs::claim(&state.pool, runner.id, lease_ms, live_ms, waited_ms, &actor).await?
+        if let Some(c) = jobs::claim(
+            &state.pool,
+            runner.id,
+            lease_ms,
+            live_ms,
+            waited_ms,
+            &actor,
+            of.claim_id,
+        )
+        .await?
         {
             break c;
         }
@@ -53,7 +80,18 @@ pub async fn claim(
         }
     };
     state.run_changed(c.run_id);
+    tracing::info!(job.id = %c.id, run.id = %c.run_id, attempt = c.attempt, runner.name = %runner.name, "job claimed");
+    assignment(state, c, true).await
+}
 
+/// What the runner gets for a claimed attempt: the job with its secrets, inputs, cache and
+/// predefined variables. `first`: the claim took it now (counted in the metrics), not a
+/// repeated request answered again.
+async fn assignment(
+    state: &AppState,
+    mut c: jobs::Claimed,
+    first: bool,
+) -> Result<Option<Assignment>, ApiError> {
     let job: ExpandedJob = serde_json::from_value(std::mem::take(&mut c.spec))
         .map_err(|e| ApiError::Internal(format!("job {} spec does not load: {e}", c.id)))?;
     let secrets = match super::job_secrets::resolve(
@@ -96,13 +134,14 @@ pub async fn claim(
     for (k, v) in predefined {
         env.insert(k.to_owned(), v);
     }
-    state.metrics.inc("gitweave_jobs_started_total", "");
-    state.metrics.observe(
-        "gitweave_job_queue_wait_seconds",
-        &crate::fleet_metrics::requires_label(&c.requires),
-        c.waited_secs,
-    );
-    tracing::info!(job.id = %c.id, run.id = %c.run_id, attempt = c.attempt, runner.name = %runner.name, "job claimed");
+    if first {
+        state.metrics.inc("gitweave_jobs_started_total", "");
+        state.metrics.observe(
+            "gitweave_job_queue_wait_seconds",
+            &crate::fleet_metrics::requires_label(&c.requires),
+            c.waited_secs,
+        );
+    }
     Ok(Some(Assignment {
         job_id: c.id,
         run_id: c.run_id,

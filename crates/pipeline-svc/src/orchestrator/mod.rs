@@ -15,7 +15,8 @@ mod trigger;
 
 pub use artifacts::{CacheScope, cache_scope};
 pub use attempts::{
-    EndAttempt, EndOutcome, Ended, claim, end_attempt, finish, hand_back, retry_delay, stale,
+    ClaimOf, EndAttempt, EndOutcome, Ended, claim, end_attempt, finish, hand_back, retry_delay,
+    stale,
 };
 pub use control::{approve, cancel, rerun};
 pub use job_secrets::protected_matcher;

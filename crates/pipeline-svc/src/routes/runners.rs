@@ -134,7 +134,11 @@ async fn claim(
     let runner = auth::runner(&state, &headers).await?;
     let body = body.map_err(body_error)?;
     let req: Option<ClaimRequest> = parse_json(&body)?;
-    let wait = Duration::from_millis(req.map_or(0, |r| r.wait_ms)).min(MAX_WAIT);
+    let wait = Duration::from_millis(req.as_ref().map_or(0, |r| r.wait_ms)).min(MAX_WAIT);
+    let mut of = req.map_or_else(orchestrator::ClaimOf::default, |r| orchestrator::ClaimOf {
+        claim_id: r.claim_id,
+        repeat: r.repeat,
+    });
     let began = tokio::time::Instant::now();
     let deadline = began + wait;
     // Woken by the release of a job this runner's labels satisfy (or by a stop).
@@ -153,8 +157,10 @@ async fn claim(
         let claimed = {
             let lock = state.claim_lock(runner.id);
             let _turn = lock.lock().await;
-            orchestrator::claim(&state, &runner, began.elapsed()).await?
+            orchestrator::claim(&state, &runner, began.elapsed(), of).await?
         };
+        // Its first look answered the repeat: the rest are ordinary looks.
+        of.repeat = false;
         if let Some(a) = claimed {
             return Ok(Json(a).into_response());
         }
