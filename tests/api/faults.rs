@@ -4,7 +4,9 @@
 //! whose job writes on through an outage of pipeline-svc, and pipeline-svc and a runner stopped
 //! together.
 
-use crate::helpers::{Options, containers_of_job, free_port, fresh_database, image, spawn_with};
+use crate::helpers::{
+    Options, containers_matching, containers_of_job, free_port, fresh_database, image, spawn_with,
+};
 use crate::procs::{
     pipeline_process, pipeline_process_with, runner_process, runner_process_with, wait_ready,
 };
@@ -475,21 +477,7 @@ async fn a_runner_stopped_with_sigterm_hands_back_a_job_that_outlasts_its_grace(
 }
 
 fn exited_containers_of(job: uuid::Uuid) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gitweave.job={job}"),
-            "--filter",
-            "status=exited",
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    containers_matching(&[format!("label=gitweave.job={job}"), "status=exited".into()])
 }
 
 /// SPEC §15: a runner that cannot reach pipeline-svc keeps running its job — here one that

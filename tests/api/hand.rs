@@ -33,11 +33,26 @@ pub async fn runner_token(app: &TestApp) -> String {
 
 /// One claim waiting up to `wait_ms`: the assignment, or `None` on 204.
 pub async fn claim_within(app: &TestApp, token: &str, wait_ms: u64) -> Option<Assignment> {
-    let r = app
-        .http
-        .post(format!("{}/internal/v1/runners/claim", app.pipeline))
+    claim_posting(
+        &app.http,
+        &app.pipeline,
+        token,
+        &json!({ "wait_ms": wait_ms }),
+    )
+    .await
+}
+
+/// Posts a claim request `body` to pipeline-svc at `base`: the assignment, or `None` on 204.
+pub async fn claim_posting(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Option<Assignment> {
+    let r = http
+        .post(format!("{base}/internal/v1/runners/claim"))
         .bearer_auth(token)
-        .json(&json!({ "wait_ms": wait_ms }))
+        .json(body)
         .send()
         .await
         .expect("claim");

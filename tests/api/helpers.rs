@@ -244,9 +244,16 @@ pub fn bin(name: &str) -> std::path::PathBuf {
 
 /// The ids of every container, running or not, that carries all of `labels` (`key=value`).
 pub fn containers_labelled(labels: &[String]) -> Vec<String> {
+    let filters: Vec<String> = labels.iter().map(|l| format!("label={l}")).collect();
+    containers_matching(&filters)
+}
+
+/// The ids of every container, running or not, that passes all of `filters` (`docker ps
+/// --filter`, e.g. `label=k=v`, `status=exited`).
+pub fn containers_matching(filters: &[String]) -> Vec<String> {
     let mut args = vec!["ps".to_owned(), "-aq".to_owned()];
-    for l in labels {
-        args.extend(["--filter".to_owned(), format!("label={l}")]);
+    for f in filters {
+        args.extend(["--filter".to_owned(), f.clone()]);
     }
     let out = std::process::Command::new("docker")
         .args(&args)

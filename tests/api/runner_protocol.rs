@@ -1,6 +1,7 @@
 //! The internal runner protocol, driven by hand: registration tokens, claims, log chunks that
 //! are idempotent by offset, gaps and stale writes refused, finish only with the whole log.
 
+use crate::hand::claim_posting;
 use crate::helpers::{EngineKind, Options, TestApp, image, spawn_with};
 use gitweave_api::runner::{Assignment, RegisterResponse};
 use gitweave_model::status::RunStatus;
@@ -15,36 +16,14 @@ struct Runner {
 
 impl Runner {
     async fn claim(&self, wait_ms: u64) -> Option<Assignment> {
-        let r = self
-            .http
-            .post(format!("{}/internal/v1/runners/claim", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({"wait_ms": wait_ms}))
-            .send()
-            .await
-            .expect("claim");
-        if r.status() == 204 {
-            return None;
-        }
-        assert_eq!(r.status(), 200);
-        Some(r.json().await.expect("assignment"))
+        let body = json!({"wait_ms": wait_ms});
+        claim_posting(&self.http, &self.base, &self.token, &body).await
     }
 
     /// A claim with the runner's id for the request, sent again (`repeat`) or not.
     async fn claim_as(&self, wait_ms: u64, claim_id: &str, repeat: bool) -> Option<Assignment> {
-        let r = self
-            .http
-            .post(format!("{}/internal/v1/runners/claim", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({"wait_ms": wait_ms, "claim_id": claim_id, "repeat": repeat}))
-            .send()
-            .await
-            .expect("claim");
-        if r.status() == 204 {
-            return None;
-        }
-        assert_eq!(r.status(), 200);
-        Some(r.json().await.expect("assignment"))
+        let body = json!({"wait_ms": wait_ms, "claim_id": claim_id, "repeat": repeat});
+        claim_posting(&self.http, &self.base, &self.token, &body).await
     }
 
     async fn append(&self, a: &Assignment, offset: i64, data: &str) -> (u16, Value) {

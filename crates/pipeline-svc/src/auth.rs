@@ -98,9 +98,7 @@ pub async fn runner(state: &AppState, headers: &HeaderMap) -> Result<RunnerIdent
             let found = KnownRunner {
                 token_hash: found.token_hash,
                 name: found.name,
-                // Written by registration from a label map; an unreadable one wakes nothing
-                // label-specific (its polls still find jobs by themselves).
-                labels: Arc::new(serde_json::from_value(found.labels).unwrap_or_default()),
+                labels: Arc::new(crate::wakeups::labels_of(&found.labels)),
                 checked_at: Instant::now(),
             };
             if let Ok(mut c) = state.runner_cache.write() {

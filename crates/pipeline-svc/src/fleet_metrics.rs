@@ -27,7 +27,7 @@ pub fn label_set(labels: &Labels) -> String {
 
 /// `requires="…"` for a job's stored requirements (a JSON object of label → value).
 pub fn requires_label(requires: &serde_json::Value) -> String {
-    let labels: Labels = serde_json::from_value(requires.clone()).unwrap_or_default();
+    let labels = crate::wakeups::labels_of(requires);
     format!("requires=\"{}\"", label_value(&label_set(&labels)))
 }
 

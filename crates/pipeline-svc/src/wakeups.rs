@@ -13,6 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
+/// A label set as the database stores it (`runners.labels`, `jobs.requires`: a JSON object
+/// of label → value, written from a label map). One that does not read is empty: as a
+/// job's requirements it wakes any runner, as a runner's labels it satisfies only a job that
+/// needs nothing.
+pub fn labels_of(stored: &serde_json::Value) -> Labels {
+    serde_json::from_value(stored.clone()).unwrap_or_default()
+}
+
 /// The claim long-polls waiting on this instance.
 #[derive(Default)]
 pub struct Waiters {
@@ -100,13 +108,9 @@ impl Waiters {
     }
 
     /// How many polls are registered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -201,6 +205,6 @@ mod tests {
         assert!(was_woken(&a).await && was_woken(&b).await);
         drop(a);
         drop(b);
-        assert!(w.is_empty());
+        assert_eq!(w.len(), 0);
     }
 }

@@ -408,17 +408,15 @@ impl Ended {
         }
         if let Some(delay) = self.retry_after {
             // The retry becomes claimable after its backoff: wake a runner for it then.
-            let requires: Option<gitweave_model::labels::Labels> = self
+            let requires = self
                 .finished
                 .as_ref()
-                .and_then(|f| serde_json::from_value(f.requires.clone()).ok());
+                .map(|f| crate::wakeups::labels_of(&f.requires))
+                .unwrap_or_default();
             let waiters = state.waiters.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay + Duration::from_millis(5)).await;
-                match requires {
-                    Some(r) => waiters.wake_for([&r]),
-                    None => waiters.wake_any(1),
-                };
+                waiters.wake_for([&requires]);
             });
         }
     }

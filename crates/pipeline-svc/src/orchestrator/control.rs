@@ -61,9 +61,7 @@ pub async fn approve(
     tx.commit().await?;
     state.run_changed(job.run_id);
     // The approved job (made from a label map), and whatever the re-plan released.
-    advanced
-        .released
-        .push(serde_json::from_value(requires).unwrap_or_default());
+    advanced.released.push(crate::wakeups::labels_of(&requires));
     state.wake_runners(&advanced.released);
     Ok(job.run_id)
 }

@@ -133,11 +133,7 @@ pub async fn advance_locked(
         set_run_status(tx, current, step.run_status, actor, None).await?;
     }
     Ok(Advanced {
-        // The column is made from a label map (`runs_on` with the engine).
-        released: released
-            .into_iter()
-            .map(|r| serde_json::from_value(r).unwrap_or_default())
-            .collect(),
+        released: released.iter().map(crate::wakeups::labels_of).collect(),
         run_status: Some(step.run_status),
     })
 }
