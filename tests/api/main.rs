@@ -38,6 +38,7 @@ mod logs;
 mod metrics;
 mod orchestration;
 mod pipeline_access;
+mod pool;
 mod raw_http;
 mod readme_tour;
 mod reads;

@@ -40,13 +40,14 @@ pub struct PoolConfig {
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
 ///
-/// sqlx pings every connection when it goes back to the pool, and by default once more when
-/// it leaves it: two round trips per query on top of the query itself. A connection that came
-/// back less than this long ago passed its release ping just now. For it to be dead, Postgres
-/// must have gone away within this window, and then it cannot be back yet (a restart takes far
-/// longer), so a fresh connection would fail as well. Connections that sat idle through a
-/// restart are older than this and are pinged (bench/FINDINGS.md #4; the Postgres-restart fault
-/// test).
+/// Upstream sqlx pings every connection when it goes back to the pool, and by default once
+/// more when it leaves it: two round trips per query on top of the query itself. The vendored
+/// sqlx-core (vendor/README.md) pings on release only a connection with unsent writes (a
+/// dropped transaction's ROLLBACK), and the pool does not test on acquire, except a connection
+/// idle this long: one that sat idle through a Postgres restart is found dead here rather than
+/// by a request (the Postgres-restart fault test). One that broke during the exchange just
+/// before its release fails the next query on it, once: Postgres went away within this
+/// window, so a fresh connection would fail as well (bench/FINDINGS.md #4, #26).
 pub const PING_IF_IDLE_FOR: Duration = Duration::from_millis(100);
 
 /// Opens a lazily-connecting pool: the service starts (and answers `/healthz`) even while
