@@ -2,8 +2,8 @@
 //!
 //! Each claim long-poll registers itself with its runner's labels while it lasts. A released
 //! job wakes one waiting poll whose runner carries every label the job needs, not any poll: a
-//! `zone=b` runner woken for a `zone=a` job claims nothing (an empty claim statement and an
-//! `any_runnable` look-up, bench/FINDINGS.md #25), while the job waits for a `zone=a` runner
+//! `zone=b` runner woken for a `zone=a` job claims nothing (an empty claim statement,
+//! bench/FINDINGS.md #25), while the job waits for a `zone=a` runner
 //! to come back by itself. Workspace affinity and capacity are not known here: a woken runner
 //! may still find that the claim statement gives the job to another, which the claim's own
 //! re-check and the pollers' one-second recheck cover.

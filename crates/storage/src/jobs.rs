@@ -456,9 +456,10 @@ pub struct Claimed {
 /// take the run's row lock first), so a claim cannot deadlock with them. The claim **waits**
 /// for its run's lock instead of skipping the run: a re-plan holds it only for a few
 /// statements, and skipping made a runner idle whenever another job of the same run was being
-/// claimed or finished (a run of many parallel jobs then starved its runners). Returns `None`
-/// when the run it waited for had nothing left; call [`any_runnable`] to tell that from an
-/// empty queue.
+/// claimed or finished (a run of many parallel jobs then starved its runners). Answers
+/// [`Look::Raced`] when the run it waited for had nothing left for it, and [`Look::Empty`]
+/// when nothing was runnable for this runner at all (or it is not live, or at its capacity),
+/// in the same statement: no second look-up tells the two apart.
 ///
 /// Under READ COMMITTED, the run's row is re-read when its lock is granted, and the event
 /// sequence is bumped on that newest version, so sequence numbers stay gapless and ordered
@@ -485,9 +486,8 @@ pub async fn claim(
     waited_ms: i64,
     actor: &str,
     claim_id: Option<Uuid>,
-) -> Result<Option<Claimed>, sqlx::Error> {
-    sqlx::query_as!(
-        Claimed,
+) -> Result<Look, sqlx::Error> {
+    let row = sqlx::query!(
         r#"WITH me AS (
                -- The runner, while it is live and below its registered capacity, and its host
                -- (NULL when it names none: it takes no part in affinity).
@@ -573,15 +573,24 @@ pub async fn claim(
                ) AS ev(back, event_type, job_id, attempt, data)
                WHERE ev.event_type = $4 OR starts.run_starts
            )
-           SELECT claimed.id AS "id!", claimed.run_id AS "run_id!", claimed.attempt AS "attempt!",
-                  claimed.name AS "name!", claimed.spec AS "spec!",
-                  run.status AS "run_status!: RunStatus", p.name AS "repo!",
-                  run.ref AS "git_ref!", run.commit_sha, run.clone_url,
-                  run.job_count AS "run_jobs!",
-                  run.pull_request IS NOT NULL AS "pull_request!",
-                  claimed.requires AS "requires!", claimed.waited_secs AS "waited_secs!",
-                  claimed.depends_on AS "depends_on!", run.repo_id AS "repo_id!"
-           FROM claimed, run JOIN repos p ON p.id = run.repo_id"#,
+           -- One row whatever happened: `queued` says whether `cand` found anything, the
+           -- rest is the claimed job's or NULL.
+           SELECT EXISTS (SELECT 1 FROM cand) AS "queued!",
+                  c.id AS "id?", c.run_id AS "run_id?", c.attempt AS "attempt?",
+                  c.name AS "name?", c.spec AS "spec?",
+                  c.run_status AS "run_status?: RunStatus", c.repo AS "repo?",
+                  c.git_ref AS "git_ref?", c.commit_sha, c.clone_url,
+                  c.run_jobs AS "run_jobs?", c.pull_request AS "pull_request?",
+                  c.requires AS "requires?", c.waited_secs AS "waited_secs?",
+                  c.depends_on AS "depends_on?", c.repo_id AS "repo_id?"
+           FROM (SELECT) AS one LEFT JOIN (
+               SELECT claimed.id, claimed.run_id, claimed.attempt, claimed.name, claimed.spec,
+                      run.status AS run_status, p.name AS repo, run.ref AS git_ref,
+                      run.commit_sha, run.clone_url, run.job_count AS run_jobs,
+                      run.pull_request IS NOT NULL AS pull_request, claimed.requires,
+                      claimed.waited_secs, claimed.depends_on, run.repo_id
+               FROM claimed, run JOIN repos p ON p.id = run.repo_id
+           ) AS c ON true"#,
         runner_id,
         lease_ms as f64,
         actor,
@@ -591,8 +600,45 @@ pub async fn claim(
         waited_ms as f64,
         claim_id
     )
-    .fetch_optional(e)
-    .await
+    .fetch_one(e)
+    .await?;
+    let claimed = (|| {
+        Some(Claimed {
+            id: row.id?,
+            run_id: row.run_id?,
+            attempt: row.attempt?,
+            name: row.name?,
+            spec: row.spec?,
+            run_status: row.run_status?,
+            repo: row.repo?,
+            git_ref: row.git_ref?,
+            commit_sha: row.commit_sha,
+            clone_url: row.clone_url,
+            run_jobs: row.run_jobs?,
+            pull_request: row.pull_request?,
+            requires: row.requires?,
+            waited_secs: row.waited_secs?,
+            depends_on: row.depends_on?,
+            repo_id: row.repo_id?,
+        })
+    })();
+    Ok(match claimed {
+        Some(c) => Look::Claimed(Box::new(c)),
+        None if row.queued => Look::Raced,
+        None => Look::Empty,
+    })
+}
+
+/// What one [`claim`] statement found.
+#[derive(Debug)]
+pub enum Look {
+    /// It took this job.
+    Claimed(Box<Claimed>),
+    /// A job was runnable for the runner, but by the time the claim held its run's lock
+    /// another runner had taken the last of them: look again.
+    Raced,
+    /// Nothing was runnable for the runner (or it is not live, or at its capacity): wait.
+    Empty,
 }
 
 /// The attempt that claim `claim_id` of `runner_id` took, while that runner still holds it:
@@ -616,29 +662,6 @@ pub async fn claimed_again(
         claim_id
     )
     .fetch_optional(e)
-    .await
-}
-
-/// Whether any job that `runner_id` may take is runnable now (a claim that found nothing
-/// lost a race, or there is nothing for it).
-pub async fn any_runnable(
-    e: impl PgExecutor<'_>,
-    runner_id: Uuid,
-    host_live_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (
-               SELECT 1 FROM jobs j JOIN pipeline_runs wr ON wr.id = j.run_id,
-                   (SELECT labels, host_id AS host FROM runners WHERE id = $1) me
-               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL
-                 AND j.runnable_at <= now() AND j.requires <@ me.labels
-                 AND workspace_affinity_allows(wr.workspace_hosts, me.host, j.requires,
-                                               $2::float8)
-           ) AS "exists!""#,
-        runner_id,
-        host_live_ms as f64
-    )
-    .fetch_one(e)
     .await
 }
 

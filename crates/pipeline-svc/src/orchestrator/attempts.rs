@@ -52,31 +52,33 @@ pub async fn claim(
         return assignment(state, c, false).await;
     }
     // A claim that waited for a run whose last runnable job another runner took finds
-    // nothing; look again while anything is runnable (a few times, then the long-poll waits).
-    // The claim is one statement with its events (`job.started`, and the run's move to
-    // `running` on its first claim), so it needs no transaction around it.
+    // nothing, and says so (`Raced`): look again, a few times, then the long-poll waits. The
+    // claim is one statement with its events (`job.started`, and the run's move to `running`
+    // on its first claim), so it needs no transaction around it.
     let actor = runner.actor();
     let mut tries = 0;
     let c = loop {
         let lease_ms = state.config.lease_ms as i64;
-        let live_ms = host_live_ms(state);
         let waited_ms = waited.as_millis() as i64;
-        if let Some(c) = jobs::claim(
+        match jobs::claim(
             &state.pool,
             runner.id,
             lease_ms,
-            live_ms,
+            host_live_ms(state),
             waited_ms,
             &actor,
             of.claim_id,
         )
         .await?
         {
-            break c;
-        }
-        tries += 1;
-        if tries >= CLAIM_TRIES || !jobs::any_runnable(&state.pool, runner.id, live_ms).await? {
-            return Ok(None);
+            jobs::Look::Claimed(c) => break *c,
+            jobs::Look::Empty => return Ok(None),
+            jobs::Look::Raced => {
+                tries += 1;
+                if tries >= CLAIM_TRIES {
+                    return Ok(None);
+                }
+            }
         }
     };
     state.run_changed(c.run_id);
