@@ -398,3 +398,55 @@ async fn a_queued_job_says_why_it_waits_and_the_reason_follows_the_fleet() {
     assert!(waiting(&view, "t/gpu").is_null());
     app.shutdown().await;
 }
+
+/// The claim walks the due jobs oldest first until one the runner may take: a runner finds
+/// its job behind many it cannot take, and runners that can take the old ones get them in
+/// pipeline order (bench/FINDINGS.md #29).
+#[tokio::test]
+async fn a_claim_finds_its_job_behind_many_it_cannot_take_and_keeps_the_queue_order() {
+    let app = spawn_with(no_runner()).await;
+    let img = image();
+    // 30 parallel zone=a jobs (`end` makes the template a DAG), triggered first.
+    let mut many = String::from("jobs:\n");
+    for i in 0..30 {
+        many.push_str(&format!(
+            "  - {{ name: a{i:02}, image: {img}, runs_on: {{zone: a}}, script: [x] }}\n"
+        ));
+    }
+    let all: Vec<String> = (0..30).map(|i| format!("a{i:02}")).collect();
+    many.push_str(&format!(
+        "  - {{ name: end, image: {img}, script: [x], needs: [{}] }}\n",
+        all.join(", ")
+    ));
+    app.repo_with("old", "many", &many).await;
+    app.repo_with(
+        "new",
+        "one",
+        &format!("jobs:\n  - {{ name: b, image: {img}, runs_on: {{zone: b}}, script: [x] }}\n"),
+    )
+    .await;
+    let old = app.trigger("old", &json!({})).await;
+    let new = app.trigger("new", &json!({})).await;
+    let zone_b = token(
+        &app,
+        json!({"name": "zb", "capacity": 1, "engine": "docker", "labels": {"zone": "b"}}),
+    )
+    .await;
+    let zone_a = token(
+        &app,
+        json!({"name": "za", "capacity": 30, "engine": "docker", "labels": {"zone": "a"}}),
+    )
+    .await;
+    let b = claim_within(&app, &zone_b, 2_000)
+        .await
+        .expect("the zone=b job behind 30 zone=a ones");
+    assert_eq!((b.run_id, b.name.as_str()), (new.id, "one/b"));
+    for want in &all[..3] {
+        let a = claim_within(&app, &zone_a, 2_000)
+            .await
+            .expect("a zone=a job");
+        assert_eq!(a.run_id, old.id);
+        assert_eq!(a.name, format!("many/{want}"), "pipeline order");
+    }
+    app.shutdown().await;
+}

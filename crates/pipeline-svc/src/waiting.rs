@@ -14,17 +14,18 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Fills `waiting` on `views` (the job views of `rows`, in the same order); `run` holds the
-/// rows of the whole run, to name unfinished dependencies.
+/// rows of the whole run, to name unfinished dependencies. `hosts`: the hosts holding the
+/// workspace of the rows' run when the caller knows them (a run just made holds none yet),
+/// else they are read when a due job needs them.
 pub async fn fill(
     state: &AppState,
     run: &[JobRow],
     rows: &[&JobRow],
     views: &mut [Job],
+    mut hosts: Option<(Uuid, Vec<String>)>,
 ) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
     let mut runners = None;
-    // The hosts holding the workspace of a row's run, read when a due job needs them.
-    let mut hosts: Option<(Uuid, Vec<String>)> = None;
     for (row, view) in rows.iter().zip(views.iter_mut()) {
         let names: Vec<String>;
         let wait = match row.status {

@@ -488,7 +488,7 @@ pub async fn claim(
     claim_id: Option<Uuid>,
 ) -> Result<Look, sqlx::Error> {
     let row = sqlx::query!(
-        r#"WITH me AS (
+        r#"WITH RECURSIVE me AS (
                -- The runner, while it is live and below its registered capacity, and its host
                -- (NULL when it names none: it takes no part in affinity).
                SELECT labels, host_id AS host FROM runners
@@ -498,16 +498,50 @@ pub async fn claim(
                  AND capacity > (SELECT count(*) FROM jobs
                                  WHERE runner_id = $1 AND status = 'running')
            ),
+           walk AS (
+               -- The due jobs in `jobs_claimable` order, one index step at a time, until one
+               -- this runner may take (`fits`): its labels, and affinity (SPEC §13: a run's
+               -- jobs go to the hosts holding its workspace while one of them has a live
+               -- runner that could take the job, else anywhere). Written as a walk so that no
+               -- statistics can turn it into a read and sort of every due job: a filter on
+               -- labels is estimated so selective that the planner did exactly that, about
+               -- 1 ms a claim at 1,000 due jobs (bench/FINDINGS.md #29).
+               -- Each step is a one-table ordered LIMIT 1 on that index; `fits` is computed
+               -- on its row in a second LATERAL, with plain columns as the arguments of
+               -- `workspace_affinity_allows`, so that the planner inlines it.
+               SELECT n.runnable_at, n.run_id, n.position, f.fits
+               FROM me, LATERAL (
+                   SELECT j.runnable_at, j.run_id, j.position, j.requires FROM jobs j
+                   WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL
+                     AND j.runnable_at <= now()
+                   ORDER BY j.runnable_at, j.run_id, j.position
+                   LIMIT 1
+               ) n, LATERAL (
+                   SELECT n.requires <@ me.labels
+                          AND workspace_affinity_allows(wr.workspace_hosts, me.host, n.requires,
+                                                        $6::float8) AS fits
+                   FROM pipeline_runs wr WHERE wr.id = n.run_id
+               ) f
+               UNION ALL
+               SELECT n.runnable_at, n.run_id, n.position, f.fits
+               FROM walk w, me, LATERAL (
+                   SELECT j.runnable_at, j.run_id, j.position, j.requires FROM jobs j
+                   WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL
+                     AND j.runnable_at <= now()
+                     AND (j.runnable_at, j.run_id, j.position)
+                         > (w.runnable_at, w.run_id, w.position)
+                   ORDER BY j.runnable_at, j.run_id, j.position
+                   LIMIT 1
+               ) n, LATERAL (
+                   SELECT n.requires <@ me.labels
+                          AND workspace_affinity_allows(wr.workspace_hosts, me.host, n.requires,
+                                                        $6::float8) AS fits
+                   FROM pipeline_runs wr WHERE wr.id = n.run_id
+               ) f
+               WHERE NOT w.fits
+           ),
            cand AS (
-               -- Affinity (SPEC §13): a run's jobs go to the hosts holding its workspace while
-               -- one of them has a live runner that could take the job, else anywhere.
-               SELECT j.run_id FROM jobs j JOIN pipeline_runs wr ON wr.id = j.run_id, me
-               WHERE j.status = 'queued' AND j.runnable_at IS NOT NULL AND j.runnable_at <= now()
-                 AND j.requires <@ me.labels
-                 AND workspace_affinity_allows(wr.workspace_hosts, me.host, j.requires,
-                                               $6::float8)
-               ORDER BY j.runnable_at, j.run_id, j.position
-               LIMIT 1
+               SELECT run_id FROM walk WHERE fits LIMIT 1
            ),
            run AS (
                SELECT r.id, r.status, r.ref, r.commit_sha, r.repo_id, r.job_count, r.clone_url,

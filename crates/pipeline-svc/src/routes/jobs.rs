@@ -48,7 +48,7 @@ async fn with_waiting(state: &AppState, job: &JobRow) -> Result<Job, ApiError> {
     let mut view = [views::job(job)?];
     if matches!(job.status, JobStatus::Queued | JobStatus::Manual) {
         let run = jobs::of_run(&state.pool, job.run_id).await?;
-        crate::waiting::fill(state, &run, &[job], &mut view).await?;
+        crate::waiting::fill(state, &run, &[job], &mut view, None).await?;
     }
     let [view] = view;
     Ok(view)

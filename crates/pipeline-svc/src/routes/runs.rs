@@ -42,7 +42,7 @@ pub(crate) async fn load(state: &AppState, id: Uuid) -> Result<Run, ApiError> {
     let mut view = views::run(&run, &jobs)?;
     if !run.status.is_terminal() {
         let rows: Vec<&jobs::JobRow> = jobs.iter().collect();
-        crate::waiting::fill(state, &jobs, &rows, &mut view.jobs).await?;
+        crate::waiting::fill(state, &jobs, &rows, &mut view.jobs, None).await?;
     }
     Ok(view)
 }
@@ -82,11 +82,13 @@ async fn trigger(
 pub(crate) async fn made(state: &AppState, t: &Triggered) -> Result<Run, ApiError> {
     match t {
         Triggered::Created(c) => {
-            // The same view a GET shows, `waiting` included.
+            // The same view a GET shows, `waiting` included. As it committed, no runner had
+            // claimed any of its jobs: no host holds its workspace.
             let mut view = views::run(&c.run, &c.jobs)?;
             if !c.run.status.is_terminal() {
                 let rows: Vec<&jobs::JobRow> = c.jobs.iter().collect();
-                crate::waiting::fill(state, &c.jobs, &rows, &mut view.jobs).await?;
+                let hosts = Some((c.run.id, Vec::new()));
+                crate::waiting::fill(state, &c.jobs, &rows, &mut view.jobs, hosts).await?;
             }
             Ok(view)
         }
@@ -167,7 +169,7 @@ async fn list(
         let mut view = views::run(r, jobs)?;
         if !r.status.is_terminal() {
             let refs: Vec<&jobs::JobRow> = jobs.iter().collect();
-            crate::waiting::fill(&state, jobs, &refs, &mut view.jobs).await?;
+            crate::waiting::fill(&state, jobs, &refs, &mut view.jobs, None).await?;
         }
         runs.push(view);
     }
