@@ -102,11 +102,15 @@ pub struct PlanRow {
 }
 
 /// Inserts a run's jobs in one statement and returns them as stored, in pipeline order.
+/// `events` (the trigger's events so far, about the run and these jobs) are appended in the
+/// same statement, as [`crate::events::append_all`] would (bench/FINDINGS.md #30).
 pub async fn insert_all(
     e: impl PgExecutor<'_>,
     run_id: Uuid,
     jobs: &[NewJob<'_>],
+    events: &[crate::events::NewEvent],
 ) -> Result<Vec<JobRow>, sqlx::Error> {
+    let c = crate::events::Columns::of(events);
     let n = jobs.len();
     let (mut ids, mut positions, mut stages) = (
         Vec::with_capacity(n),
@@ -153,22 +157,45 @@ pub async fn insert_all(
     }
     let mut rows = sqlx::query_as!(
         JobRow,
-        r#"INSERT INTO jobs (id, run_id, position, stage, template, template_version, name, spec,
-                           depends_on, allow_failure, run_when, status, runnable_at, ended_at,
-                           needs_stage)
-           SELECT j.id, $1, j.position, j.stage, j.template, j.version, j.name, j.spec,
-                  j.deps::int4[], j.allow, j.run_when, j.status,
-                  CASE WHEN j.released THEN now() END, CASE WHEN j.terminal THEN now() END,
-                  j.needs_stage
-           FROM UNNEST($2::uuid[], $3::int4[], $4::int4[], $5::text[], $6::int4[], $7::text[],
-                       $8::jsonb[], $9::text[], $10::bool[], $11::text[], $12::text[],
-                       $13::bool[], $14::bool[], $15::int4[])
-                AS j(id, position, stage, template, version, name, spec, deps, allow, run_when,
-                     status, released, terminal, needs_stage)
-           RETURNING id, run_id, position, stage, template, name, spec, depends_on,
-                     status AS "status: JobStatus", exit_code,
-                     error_class AS "error_class: ErrorClass", reason, attempt, runnable_at, runner_id, log_end,
-                     started_at, ended_at, log_truncated, handed_back"#,
+        r#"WITH inserted AS (
+               INSERT INTO jobs (id, run_id, position, stage, template, template_version, name,
+                                 spec, depends_on, allow_failure, run_when, status, runnable_at,
+                                 ended_at, needs_stage)
+               SELECT j.id, $1, j.position, j.stage, j.template, j.version, j.name, j.spec,
+                      j.deps::int4[], j.allow, j.run_when, j.status,
+                      CASE WHEN j.released THEN now() END, CASE WHEN j.terminal THEN now() END,
+                      j.needs_stage
+               FROM UNNEST($2::uuid[], $3::int4[], $4::int4[], $5::text[], $6::int4[],
+                           $7::text[], $8::jsonb[], $9::text[], $10::bool[], $11::text[],
+                           $12::text[], $13::bool[], $14::bool[], $15::int4[])
+                    AS j(id, position, stage, template, version, name, spec, deps, allow,
+                         run_when, status, released, terminal, needs_stage)
+               RETURNING id, run_id, position, stage, template, name, spec, depends_on, status,
+                         exit_code, error_class, reason, attempt, runnable_at, runner_id,
+                         log_end, started_at, ended_at, log_truncated, handed_back
+           ),
+           s AS (
+               UPDATE pipeline_runs SET event_seq = event_seq + cardinality($16::text[])
+               WHERE id = $1 AND cardinality($16::text[]) > 0 RETURNING event_seq
+           ),
+           appended AS (
+               -- Their jobs' rows are this statement's: the foreign key is checked at its end.
+               INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, error_class,
+                                   reason, data)
+               SELECT $1, s.event_seq - cardinality($16::text[]) + e.n, e.event_type, e.job_id,
+                      e.actor, e.attempt, e.error_class, e.reason, e.data
+               FROM s, UNNEST($16::text[], $17::uuid[], $18::text[], $19::int4[], $20::text[],
+                              $21::text[], $22::jsonb[])
+                       WITH ORDINALITY AS e(event_type, job_id, actor, attempt, error_class,
+                                            reason, data, n)
+           )
+           SELECT id AS "id!", run_id AS "run_id!", position AS "position!", stage AS "stage!",
+                  template AS "template!", name AS "name!", spec AS "spec!",
+                  depends_on AS "depends_on!", status AS "status!: JobStatus", exit_code,
+                  error_class AS "error_class: ErrorClass", reason, attempt AS "attempt!",
+                  runnable_at, runner_id, log_end AS "log_end!", started_at, ended_at,
+                  log_truncated AS "log_truncated!", handed_back AS "handed_back!"
+           FROM inserted"#,
         run_id,
         &ids,
         &positions,
@@ -183,7 +210,14 @@ pub async fn insert_all(
         &statuses as &[&str],
         &released,
         &terminal,
-        &needs_stages as &[Option<i32>]
+        &needs_stages as &[Option<i32>],
+        &c.types as &[&str],
+        &c.job_ids as &[Option<Uuid>],
+        &c.actors as &[&str],
+        &c.attempts as &[Option<i32>],
+        &c.classes as &[Option<&str>],
+        &c.reasons as &[Option<&str>],
+        &c.data as &[Option<&serde_json::Value>],
     )
     .fetch_all(e)
     .await?;

@@ -217,20 +217,42 @@ pub async fn list(
 }
 
 /// Sets the status; stamps `started_at` on the first move out of `queued` and `ended_at` on a
-/// terminal status.
+/// terminal status. `events` (the transaction's events so far, under the run's lock) are
+/// appended in the same statement, as [`crate::events::append_all`] would: the run's end is
+/// then one round trip, not two (bench/FINDINGS.md #30).
 pub async fn set_status(
     e: impl PgExecutor<'_>,
     id: Uuid,
     status: RunStatus,
+    events: &[crate::events::NewEvent],
 ) -> Result<(), sqlx::Error> {
+    let c = crate::events::Columns::of(events);
     sqlx::query!(
-        "UPDATE pipeline_runs SET status = $2,
-             started_at = CASE WHEN $2 <> 'queued' THEN COALESCE(started_at, now()) ELSE started_at END,
-             ended_at = CASE WHEN $3 THEN now() ELSE NULL END
-         WHERE id = $1",
+        "WITH s AS (
+             UPDATE pipeline_runs SET status = $2,
+                 started_at = CASE WHEN $2 <> 'queued' THEN COALESCE(started_at, now())
+                                   ELSE started_at END,
+                 ended_at = CASE WHEN $3 THEN now() ELSE NULL END,
+                 event_seq = event_seq + cardinality($4::text[])
+             WHERE id = $1 RETURNING event_seq
+         )
+         INSERT INTO events (run_id, seq, event_type, job_id, actor, attempt, error_class, reason, data)
+         SELECT $1, s.event_seq - cardinality($4::text[]) + e.n, e.event_type, e.job_id,
+                e.actor, e.attempt, e.error_class, e.reason, e.data
+         FROM s, UNNEST($4::text[], $5::uuid[], $6::text[], $7::int4[], $8::text[],
+                        $9::text[], $10::jsonb[])
+                 WITH ORDINALITY AS e(event_type, job_id, actor, attempt, error_class,
+                                      reason, data, n)",
         id,
         status.as_str(),
-        status.is_terminal()
+        status.is_terminal(),
+        &c.types as &[&str],
+        &c.job_ids as &[Option<Uuid>],
+        &c.actors as &[&str],
+        &c.attempts as &[Option<i32>],
+        &c.classes as &[Option<&str>],
+        &c.reasons as &[Option<&str>],
+        &c.data as &[Option<&serde_json::Value>],
     )
     .execute(e)
     .await?;

@@ -147,11 +147,13 @@ pub async fn set_run_status(
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
     let run_id = tx.run_id();
-    runs::set_status(&mut **tx, run_id, to).await?;
     tx.record(run_status_event(from, to, actor, reason));
     if to.is_terminal() {
         tx.record(run_completed_event(to, actor));
     }
+    // Written with the status, after the events recorded before them.
+    let events = tx.take_events();
+    runs::set_status(&mut **tx, run_id, to, &events).await?;
     Ok(())
 }
 

@@ -111,7 +111,6 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
             return Ok(Triggered::DuplicateDelivery(run_id));
         }
     }
-    let jobs = jobs::insert_all(&mut *tx, run_id, &new_jobs).await?;
     tx.record(NewEvent {
         reason: Some(format!(
             "{} trigger of {} at {}",
@@ -151,6 +150,9 @@ pub(super) async fn write(state: &AppState, w: &Write<'_>) -> Result<Triggered, 
             tx.record(run_completed_event(plan.run_status, &p.actor));
         }
     }
+    // The jobs and every event above in one statement.
+    let events = tx.take_events();
+    let jobs = jobs::insert_all(&mut *tx, run_id, &new_jobs, &events).await?;
     tx.commit().await?;
     Ok(Triggered::Created(Box::new(CreatedRun { run, jobs })))
 }
