@@ -44,6 +44,7 @@ mod readme_tour;
 mod reads;
 mod repos;
 mod retention;
+mod run_end;
 mod runner_env;
 mod runner_labels;
 mod runner_protocol;

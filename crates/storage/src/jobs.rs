@@ -319,37 +319,8 @@ pub async fn plan_summary(
            SELECT r.cancel_requested,
                   EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
                                                  AND j.runnable_at IS NULL) AS "pending!",
-                  (EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
-                                                  AND j.runnable_at IS NULL)
-                   AND NOT EXISTS (
-                       -- plan::unmoved_by: x is the changed job (not pending itself), n another
-                       -- unfinished job of its stage (one running if there is one: a look-up
-                       -- of the few running jobs, else the last queued or manual one), and
-                       -- every pending job that waits on x waits on n too. A pending job that
-                       -- waits on x's whole stage (needs_stage) waits on n without a search of
-                       -- its list.
-                       SELECT 1 FROM jobs x
-                       CROSS JOIN LATERAL (
-                           SELECT COALESCE(
-                               (SELECT n.position FROM jobs n
-                                WHERE n.run_id = x.run_id AND n.status = 'running'
-                                  AND n.stage = x.stage AND n.position <> x.position
-                                LIMIT 1),
-                               (SELECT n.position FROM jobs n
-                                WHERE n.run_id = x.run_id AND n.stage = x.stage
-                                  AND n.position <> x.position
-                                  AND n.status IN ('queued', 'manual')
-                                ORDER BY n.position DESC LIMIT 1)) AS position
-                       ) n
-                       WHERE x.id = $2 AND x.run_id = r.id AND n.position IS NOT NULL
-                         AND NOT (x.status = 'queued' AND x.runnable_at IS NULL)
-                         AND NOT EXISTS (
-                             SELECT 1 FROM jobs d
-                             WHERE d.run_id = r.id AND d.status = 'queued'
-                               AND d.runnable_at IS NULL
-                               AND d.needs_stage IS DISTINCT FROM x.stage
-                               AND x.position = ANY(d.depends_on)
-                               AND NOT (n.position = ANY(d.depends_on))))) AS "pending_ready!",
+                  -- plan::unmoved_by (migrations/20261209000100_finish_in_one_statement.sql)
+                  run_pending_ready(r.id, $2) AS "pending_ready!",
                   (EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'running')
                    OR EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.status = 'queued'
                                                      AND j.runnable_at IS NOT NULL)) AS "active!",
@@ -898,6 +869,82 @@ pub async fn finish_locking_run(
             ran_secs: r.ran_secs,
         });
         (locked, finished)
+    }))
+}
+
+/// What [`finish_success_settled`] recorded.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    /// The job's run.
+    pub run_id: Uuid,
+    /// The run's status as its lock found it.
+    pub locked_status: RunStatus,
+    /// The run's status now.
+    pub run_status: RunStatus,
+    /// What was recorded of the job.
+    pub finished: Finished,
+}
+
+/// Records a runner's report that its attempt succeeded, with `events` (the job's own) and the
+/// run's new status and its events, in one statement outside any transaction block, when
+/// that needs nothing of the planner (`finish_success_settled` in
+/// migrations/20261209000100_finish_in_one_statement.sql: a round trip instead of four to six,
+/// bench/FINDINGS.md #31). `None`: nothing was written, because the job does not exist, the
+/// guard refused the end (see [`holding`]), or the run needs its planner (a cancel, an ended
+/// run, a pending job this end may have made ready); the caller then takes the transaction
+/// that does all of that, as it does for any `o` that is not a success. `planner`: the actor
+/// of the run's events.
+pub async fn finish_success_settled(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    o: &Outcome<'_>,
+    guard: &Guard,
+    planner: &str,
+    events: &[crate::events::NewEvent],
+) -> Result<Option<Settled>, sqlx::Error> {
+    if o.status != JobStatus::Success || o.error_class.is_some() {
+        return Ok(None);
+    }
+    let c = crate::events::Columns::of(events);
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", run_id AS "run_id!",
+                  locked_status AS "locked_status!: RunStatus",
+                  run_status AS "run_status: RunStatus", requires, ran_secs
+           FROM finish_success_settled($1, $2, $3, $4, $5, $6, $7, $8, $9::text[], $10::uuid[],
+                                       $11::text[], $12::int4[], $13::text[], $14::text[],
+                                       $15::jsonb[])"#,
+        id,
+        guard.runner_id,
+        guard.attempt,
+        guard.log_end,
+        o.exit_code,
+        o.reason,
+        o.log_truncated,
+        planner,
+        &c.types as &[&str],
+        &c.job_ids as &[Option<Uuid>],
+        &c.actors as &[&str],
+        &c.attempts as &[Option<i32>],
+        &c.classes as &[Option<&str>],
+        &c.reasons as &[Option<&str>],
+        &c.data as &[Option<&serde_json::Value>],
+    )
+    .fetch_optional(e)
+    .await?;
+    Ok(row.and_then(|r| {
+        let recorded = r.outcome == "recorded";
+        match (recorded, r.run_status, r.requires) {
+            (true, Some(run_status), Some(requires)) => Some(Settled {
+                run_id: r.run_id,
+                locked_status: r.locked_status,
+                run_status,
+                finished: Finished {
+                    requires,
+                    ran_secs: r.ran_secs,
+                },
+            }),
+            _ => None,
+        }
     }))
 }
 

@@ -196,17 +196,55 @@ async fn fail_at_claim(
     Ok(())
 }
 
-/// Records `end` in one transaction: the run's lock first, found through the job in one
-/// statement, then [`end_attempt`] under it (few statements: every other job of the run waits
-/// for the lock), then the commit and the wake-ups. A success needs nothing of the job before
-/// it is recorded, so its record is made in the statement that takes the lock. Answers the
-/// run's status as locked, and `None` when the same end was already recorded (nothing
-/// changed, nothing committed).
+/// Records `end`. A runner's success that needs nothing of the planner but the run's new
+/// status is one statement ([`jobs::finish_success_settled`]). Anything else is one
+/// transaction: the run's lock first, found through the job in one statement, then
+/// [`end_attempt`] under it (few statements: every other job of the run waits for the lock),
+/// then the commit and the wake-ups. A success needs nothing of the job before it is
+/// recorded, so its record is made in the statement that takes the lock. Answers the run's
+/// status as locked, and `None` when the same end was already recorded (nothing changed,
+/// nothing committed).
 async fn record_end(
     state: &AppState,
     end: EndAttempt,
 ) -> Result<(RunStatus, Option<Ended>), ApiError> {
     let job_id = end.job_id;
+    if end.class.is_none()
+        && let Some(guard) = &end.guard
+    {
+        let (status, reason) = outcome_of(&end);
+        let outcome = jobs::Outcome {
+            status,
+            exit_code: end.exit_code,
+            error_class: end.class,
+            reason: reason.as_deref(),
+            log_truncated: end.log_truncated,
+        };
+        let event = end_event(&end, status, reason.clone());
+        if let Some(settled) = jobs::finish_success_settled(
+            &state.pool,
+            job_id,
+            &outcome,
+            guard,
+            ACTOR,
+            std::slice::from_ref(&event),
+        )
+        .await?
+        {
+            let ended = Ended {
+                status,
+                finished: Some(settled.finished),
+                attempt_status: status,
+                retry_after: None,
+                advanced: Advanced {
+                    released: Vec::new(),
+                    run_status: Some(settled.run_status),
+                },
+            };
+            ended.after_commit(state, job_id, settled.run_id);
+            return Ok((settled.locked_status, Some(ended)));
+        }
+    }
     let mut tx = state.pool.begin().await?;
     let (locked, recorded) = if end.class.is_none() {
         let (status, reason) = outcome_of(&end);
@@ -437,6 +475,24 @@ pub async fn end_attempt(
     end_attempt_recorded(tx, state, run, e, None).await
 }
 
+/// The event of the end `e`, which leaves the job `status` (`job.succeeded`, `job.failed`,
+/// `job.canceled`).
+fn end_event(e: &EndAttempt, status: JobStatus, reason: Option<String>) -> NewEvent {
+    let event_type = match status {
+        JobStatus::Success => EventType::JobSucceeded,
+        JobStatus::Canceled => EventType::JobCanceled,
+        _ => EventType::JobFailed,
+    };
+    NewEvent {
+        job_id: Some(e.job_id),
+        attempt: Some(e.attempt),
+        error_class: e.class,
+        reason,
+        data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
+        ..NewEvent::new(event_type, e.actor.clone())
+    }
+}
+
 /// The job's status after `e`, and the reason recorded with it.
 fn outcome_of(e: &EndAttempt) -> (JobStatus, Option<String>) {
     let status = match e.class {
@@ -505,19 +561,7 @@ async fn end_attempt_recorded(
         }
         return Err(refusal(e.job_id, &held, guard));
     }
-    let event_type = match status {
-        JobStatus::Success => EventType::JobSucceeded,
-        JobStatus::Canceled => EventType::JobCanceled,
-        _ => EventType::JobFailed,
-    };
-    tx.record(NewEvent {
-        job_id: Some(e.job_id),
-        attempt: Some(e.attempt),
-        error_class: e.class,
-        reason,
-        data: e.exit_code.map(|c| serde_json::json!({ "exit_code": c })),
-        ..NewEvent::new(event_type, e.actor.clone())
-    });
+    tx.record(end_event(&e, status, reason));
     let retry = !canceling
         && failed
             .as_ref()
