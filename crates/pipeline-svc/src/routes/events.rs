@@ -59,6 +59,8 @@ struct EventLog {
     first: Option<Vec<events::EventRow>>,
     /// `run.completed` was sent, or the run is known to have ended: end once caught up.
     completed: bool,
+    /// `run.completed`, the last event of a run, was sent: nothing is left to read.
+    sent_last: bool,
     /// The run's status was asked, or need not be: asked once, only by a stream whose first
     /// page was empty (it may have started after the end).
     asked: bool,
@@ -69,7 +71,8 @@ impl EventLog {
     fn frames(&mut self, rows: Vec<events::EventRow>) -> Bytes {
         let mut out = String::new();
         for e in rows {
-            self.completed |= e.event_type == EventType::RunCompleted;
+            self.sent_last |= e.event_type == EventType::RunCompleted;
+            self.completed |= self.sent_last;
             let e = view(e);
             self.after = e.seq;
             let json = serde_json::to_string(&e).unwrap_or_default();
@@ -89,15 +92,29 @@ impl EventLog {
 
 impl Source for EventLog {
     async fn next(&mut self) -> Result<Step, std::io::Error> {
+        if self.sent_last {
+            return Ok(Step::End);
+        }
         loop {
-            let rows = match self.first.take() {
-                Some(first) => first,
-                None => events::list(&self.state.pool, self.run_id, self.after, PAGE)
-                    .await
-                    .map_err(std::io::Error::other)?,
+            // The first page was read before the stream began: changes since may have been
+            // dropped (`follow::Source`), so it is always followed by a read.
+            let (rows, read_now) = match self.first.take() {
+                Some(first) => (first, false),
+                None => (
+                    events::list(&self.state.pool, self.run_id, self.after, PAGE)
+                        .await
+                        .map_err(std::io::Error::other)?,
+                    true,
+                ),
             };
             if !rows.is_empty() {
-                return Ok(Step::Send(self.frames(rows)));
+                let caught_up = read_now && (rows.len() as i64) < PAGE;
+                let frames = self.frames(rows);
+                return Ok(if caught_up && self.follow && !self.completed {
+                    Step::SendAndWait(frames)
+                } else {
+                    Step::Send(frames)
+                });
             }
             if !self.follow || self.completed {
                 return Ok(Step::End);
@@ -169,6 +186,7 @@ async fn list(
         after,
         first: Some(first),
         completed: false,
+        sent_last: false,
         asked: known,
     };
     let stream = follow::stream(source, watch, keep_alive);
