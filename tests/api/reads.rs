@@ -45,12 +45,12 @@ async fn an_offset_past_the_end_of_an_ended_jobs_log_is_416_with_the_real_end() 
     app.shutdown().await;
 }
 
-/// The run's `pipeline-svc` request waiting for the lock on `jobs`, once it has read the run.
+/// The run's `pipeline-svc` request waiting for the lock on `jobs` (`runs::get_with_jobs`).
 async fn wait_until_blocked_on_jobs(watcher: &mut PgConnection) {
     for _ in 0..600 {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM jobs WHERE run_id = $1 ORDER BY position%'",
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM jobs j%JOIN pipeline_runs r ON r.id = j.run_id%'",
         )
         .fetch_one(&mut *watcher)
         .await
@@ -63,10 +63,10 @@ async fn wait_until_blocked_on_jobs(watcher: &mut PgConnection) {
     panic!("GET /pipelines/runs/{{id}} never waited for the jobs table");
 }
 
-/// A change committed between the read of a run and the read of its jobs does not show in one
-/// half only. Deterministic: the test holds an exclusive lock on `jobs`, so the request reads
-/// the run and then waits (seen in `pg_stat_activity`); the test then changes the run and its
-/// job together and commits, and only then can the request read the jobs.
+/// A change committed while the run is being read does not show in one half only (the run
+/// and its jobs). Deterministic: the test holds an exclusive lock on `jobs`, so the request
+/// waits for it (seen in `pg_stat_activity`); the test then changes the run and its job
+/// together and commits, and only then can the request read.
 #[tokio::test]
 async fn a_run_and_its_jobs_are_read_from_one_snapshot() {
     let db = fresh_database().await;

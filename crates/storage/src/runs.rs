@@ -129,6 +129,83 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunRow>, sql
     .await
 }
 
+/// A run and its jobs in pipeline order, read by one statement, so they agree with each other
+/// (a run never shows `queued` next to a `running` job that its claim committed in between)
+/// without a transaction of four round trips around two reads. A run without jobs is read
+/// again on its own. `None`: no such run.
+pub async fn get_with_jobs(
+    e: &mut sqlx::PgConnection,
+    id: Uuid,
+) -> Result<Option<(RunRow, Vec<crate::jobs::JobRow>)>, sqlx::Error> {
+    use crate::jobs::JobRow;
+    use gitweave_model::status::{ErrorClass, JobStatus};
+    let rows = sqlx::query!(
+        r#"SELECT r.id AS run_id, r.repo_id, p.name AS repo, r.ref AS git_ref, r.commit_sha,
+                  r.status AS "run_status: RunStatus", r.trigger AS "trigger: Trigger",
+                  r.templates, r.inputs, r.created_at, r.started_at AS run_started_at,
+                  r.ended_at AS run_ended_at, r.source, r.error, r.pull_request,
+                  j.id, j.position, j.stage, j.template, j.name, j.spec, j.depends_on,
+                  j.status AS "status: JobStatus", j.exit_code,
+                  j.error_class AS "error_class: ErrorClass", j.reason, j.attempt,
+                  j.runnable_at, j.runner_id, j.log_end, j.started_at, j.ended_at,
+                  j.log_truncated, j.handed_back
+           FROM jobs j
+           JOIN pipeline_runs r ON r.id = j.run_id
+           JOIN repos p ON p.id = r.repo_id
+           WHERE j.run_id = $1
+           ORDER BY j.position"#,
+        id
+    )
+    .fetch_all(&mut *e)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(get(e, id).await?.map(|run| (run, Vec::new())));
+    };
+    let run = RunRow {
+        id: first.run_id,
+        repo_id: first.repo_id,
+        repo: first.repo.clone(),
+        git_ref: first.git_ref.clone(),
+        commit_sha: first.commit_sha.clone(),
+        status: first.run_status,
+        trigger: first.trigger,
+        templates: first.templates.clone(),
+        inputs: first.inputs.clone(),
+        created_at: first.created_at,
+        started_at: first.run_started_at,
+        ended_at: first.run_ended_at,
+        source: first.source.clone(),
+        error: first.error.clone(),
+        pull_request: first.pull_request.clone(),
+    };
+    let jobs = rows
+        .into_iter()
+        .map(|j| JobRow {
+            id: j.id,
+            run_id: j.run_id,
+            position: j.position,
+            stage: j.stage,
+            template: j.template,
+            name: j.name,
+            spec: j.spec,
+            depends_on: j.depends_on,
+            status: j.status,
+            exit_code: j.exit_code,
+            error_class: j.error_class,
+            reason: j.reason,
+            attempt: j.attempt,
+            runnable_at: j.runnable_at,
+            runner_id: j.runner_id,
+            log_end: j.log_end,
+            started_at: j.started_at,
+            ended_at: j.ended_at,
+            log_truncated: j.log_truncated,
+            handed_back: j.handed_back,
+        })
+        .collect();
+    Ok(Some((run, jobs)))
+}
+
 /// The runner hosts holding a piece of the run's workspace (SPEC §13), in the order they first
 /// took one of its jobs; empty before its first claim, or for a run that does not exist.
 pub async fn workspace_hosts(e: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<String>, sqlx::Error> {

@@ -30,15 +30,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/pipelines/runs/{id}/rerun", post(rerun))
 }
 
-/// Loads a run as the API shows it: the run and its jobs from one snapshot, so a run never
+/// Loads a run as the API shows it: the run and its jobs from one statement, so a run never
 /// shows `queued` next to a `running` job that its claim committed in between.
 pub(crate) async fn load(state: &AppState, id: Uuid) -> Result<Run, ApiError> {
-    let mut tx = gitweave_storage::snapshot(&state.pool).await?;
-    let run = runs::get(&mut *tx, id)
+    let mut conn = state.pool.acquire().await?;
+    let (run, jobs) = runs::get_with_jobs(&mut conn, id)
         .await?
         .ok_or_else(|| ApiError::not_found("run", id))?;
-    let jobs = jobs::of_run(&mut *tx, id).await?;
-    tx.commit().await?;
+    drop(conn);
     let mut view = views::run(&run, &jobs)?;
     if !run.status.is_terminal() {
         let rows: Vec<&jobs::JobRow> = jobs.iter().collect();
