@@ -70,6 +70,11 @@ pub async fn claim(app: &TestApp, token: &str) -> Option<Assignment> {
 
 /// Reports the attempt a success with an empty log.
 pub async fn finish(app: &TestApp, token: &str, a: &Assignment) {
+    finish_with(app, token, a, json!({"log_end": 0, "exit_code": 0})).await;
+}
+
+/// Reports the end of the attempt with `body` (a `FinishRequest`); expects 200.
+pub async fn finish_with(app: &TestApp, token: &str, a: &Assignment, body: Value) {
     let r = app
         .http
         .post(format!(
@@ -77,9 +82,9 @@ pub async fn finish(app: &TestApp, token: &str, a: &Assignment) {
             app.pipeline, a.job_id, a.attempt
         ))
         .bearer_auth(token)
-        .json(&json!({"log_end": 0, "exit_code": 0}))
+        .json(&body)
         .send()
         .await
         .expect("finish");
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
 }

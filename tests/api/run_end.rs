@@ -2,12 +2,12 @@
 //! in one statement (`finish_success_settled`, bench/FINDINGS.md #31): jobs ending together
 //! end their run once, and the run's status and events are those the planner gives.
 
-use crate::hand;
+use crate::hand::{self, finish_with};
 use crate::helpers::{Options, TestApp, image, spawn_with};
 use gitweave_api::public::Event;
 use gitweave_api::runner::Assignment;
 use gitweave_model::status::RunStatus;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 async fn app() -> TestApp {
@@ -16,22 +16,6 @@ async fn app() -> TestApp {
         ..Options::default()
     })
     .await
-}
-
-/// Reports the end of attempt `a` with `body` (200 expected).
-async fn finish_with(app: &TestApp, token: &str, a: &Assignment, body: Value) {
-    let r = app
-        .http
-        .post(format!(
-            "{}/internal/v1/jobs/{}/attempts/{}/finish",
-            app.pipeline, a.job_id, a.attempt
-        ))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("finish");
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
 }
 
 /// Claims until `n` assignments are held.
