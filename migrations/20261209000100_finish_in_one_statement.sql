@@ -139,12 +139,15 @@ BEGIN
             ev_data := array_append(ev_data, NULL::jsonb);
         END IF;
     END IF;
-    -- The job's end, the run's status and every event, in one statement.
+    -- The job's end, the run's status and every event, in one statement. The guard again, on
+    -- the job's row as the update finds it (a log chunk does not take the run's lock): when
+    -- it no longer holds, nothing is written.
     WITH done AS (
         UPDATE jobs jb SET status = 'success', exit_code = finish_success_settled.exit_code,
             error_class = NULL, reason = finish_success_settled.reason, ended_at = now(),
             lease_expires_at = NULL, log_truncated = finish_success_settled.log_truncated
-        WHERE jb.id = job
+        WHERE jb.id = job AND jb.runner_id = runner AND jb.attempt = attempt
+          AND jb.status = 'running' AND jb.log_end = log_end
         RETURNING jb.requires, EXTRACT(EPOCH FROM (jb.ended_at - jb.started_at))::float8 AS secs
     ),
     moved AS (
@@ -152,6 +155,7 @@ BEGIN
             started_at = COALESCE(pr.started_at, now()),
             ended_at = CASE WHEN v_to IN ('success', 'failed') THEN now() ELSE NULL END,
             event_seq = pr.event_seq + cardinality(ev_types)
+        FROM done
         WHERE pr.id = r.id
         RETURNING pr.event_seq
     ),
@@ -166,6 +170,12 @@ BEGIN
                                              reason, data, n)
     )
     SELECT done.requires, done.secs INTO requires, ran_secs FROM done;
+    IF NOT FOUND THEN
+        outcome := 'refused';
+        run_status := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
     outcome := 'recorded';
     RETURN NEXT;
 END
