@@ -209,17 +209,17 @@ async fn record_end(
     end: EndAttempt,
 ) -> Result<(RunStatus, Option<Ended>), ApiError> {
     let job_id = end.job_id;
+    let (status, reason) = outcome_of(&end);
+    let outcome = jobs::Outcome {
+        status,
+        exit_code: end.exit_code,
+        error_class: end.class,
+        reason: reason.as_deref(),
+        log_truncated: end.log_truncated,
+    };
     if end.class.is_none()
         && let Some(guard) = &end.guard
     {
-        let (status, reason) = outcome_of(&end);
-        let outcome = jobs::Outcome {
-            status,
-            exit_code: end.exit_code,
-            error_class: end.class,
-            reason: reason.as_deref(),
-            log_truncated: end.log_truncated,
-        };
         let event = end_event(&end, status, reason.clone());
         if let Some(settled) = jobs::finish_success_settled(
             &state.pool,
@@ -247,21 +247,10 @@ async fn record_end(
     }
     let mut tx = state.pool.begin().await?;
     let (locked, recorded) = if end.class.is_none() {
-        let (status, reason) = outcome_of(&end);
-        let (locked, recorded) = jobs::finish_locking_run(
-            &mut *tx,
-            job_id,
-            &jobs::Outcome {
-                status,
-                exit_code: end.exit_code,
-                error_class: end.class,
-                reason: reason.as_deref(),
-                log_truncated: end.log_truncated,
-            },
-            end.guard.as_ref(),
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("job", job_id))?;
+        let (locked, recorded) =
+            jobs::finish_locking_run(&mut *tx, job_id, &outcome, end.guard.as_ref())
+                .await?
+                .ok_or_else(|| ApiError::not_found("job", job_id))?;
         (locked, Some(recorded))
     } else {
         let locked = runs::lock_of_job(&mut *tx, job_id)
